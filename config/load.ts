@@ -1,0 +1,103 @@
+/**
+ * Loads the config once: import the file → apply CLI overrides → fill defaults
+ * → validate → resolve paths → deep-freeze. Any problem is PLT_CONFIG_INVALID
+ * with a message naming the file, the field and what was expected.
+ */
+import { existsSync } from "node:fs";
+import { basename, dirname, isAbsolute, resolve } from "node:path";
+import { Value } from "@sinclair/typebox/value";
+import { PlinthError } from "../runtime/errors";
+import type { UserConfig } from "./index";
+import { ConfigSchema, type Config } from "./schema";
+
+export const DEFAULT_CONFIG_FILE = "platform.config.ts";
+
+export interface LoadOptions {
+  /** Explicit config file (from --config); must exist. */
+  file?: string;
+  /** Where to look for platform.config.ts and resolve relative CLI paths. */
+  cwd?: string;
+  /** CLI flags, applied over the file. Paths in them are relative to `cwd`. */
+  overrides?: UserConfig;
+}
+
+export interface LoadedConfig {
+  config: Readonly<Config>;
+  /** The file the config came from, or null when only defaults and flags were used. */
+  file: string | null;
+}
+
+export async function loadConfig(options: LoadOptions = {}): Promise<LoadedConfig> {
+  const cwd = options.cwd ?? process.cwd();
+  const file = findFile(options.file, cwd);
+  const label = file ? basename(file) : "defaults";
+  const fromFile = file ? await importConfig(file) : {};
+  const merged = merge(merge({}, fromFile), options.overrides ?? {});
+
+  const config = Value.Default(ConfigSchema, structuredClone(merged)) as Config;
+  const errors = [...Value.Errors(ConfigSchema, config)];
+  if (errors.length > 0) {
+    const lines = errors.slice(0, 10).map((e) => `  ${fieldName(e.path)}: ${e.message}, got ${JSON.stringify(e.value)}`);
+    throw new PlinthError("PLT_CONFIG_INVALID", `${label}: invalid config\n${lines.join("\n")}`, {
+      data: errors.map((e) => ({ field: fieldName(e.path), message: e.message })),
+    });
+  }
+
+  const base = file ? dirname(file) : cwd;
+  const pathBase = (key: "plugins" | "data") => (options.overrides?.[key]?.dir ? cwd : base);
+  config.plugins.dir = absolute(config.plugins.dir, pathBase("plugins"));
+  config.data.dir = absolute(config.data.dir, pathBase("data"));
+  return { config: deepFreeze(config), file };
+}
+
+function findFile(explicit: string | undefined, cwd: string): string | null {
+  if (explicit) {
+    const path = absolute(explicit, cwd);
+    if (!existsSync(path)) throw new PlinthError("PLT_CONFIG_INVALID", `${explicit}: config file not found`);
+    return path;
+  }
+  const path = resolve(cwd, DEFAULT_CONFIG_FILE);
+  return existsSync(path) ? path : null;
+}
+
+async function importConfig(file: string): Promise<Record<string, unknown>> {
+  let mod: { default?: unknown };
+  try {
+    mod = await import(file);
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    throw new PlinthError("PLT_CONFIG_INVALID", `${basename(file)}: cannot load: ${reason}`, { cause: err });
+  }
+  if (!isObject(mod.default)) {
+    throw new PlinthError("PLT_CONFIG_INVALID", `${basename(file)}: must export default defineConfig({...})`);
+  }
+  return mod.default;
+}
+
+function fieldName(path: string): string {
+  return path.replace(/^\//, "").replaceAll("/", ".") || "(root)";
+}
+
+function absolute(path: string, base: string): string {
+  return isAbsolute(path) ? path : resolve(base, path);
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function merge(target: Record<string, unknown>, source: Record<string, unknown>): Record<string, unknown> {
+  for (const [key, value] of Object.entries(source)) {
+    if (value === undefined) continue;
+    target[key] = isObject(value) && isObject(target[key]) ? merge({ ...target[key] }, value) : isObject(value) ? merge({}, value) : value;
+  }
+  return target;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === "object" && value !== null) {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}

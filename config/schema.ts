@@ -1,0 +1,72 @@
+/**
+ * The platform config schema (TypeBox) with a default for every field.
+ * Unknown fields are rejected so that a typo is an error, not a silent no-op.
+ */
+import { Type as t, type Static } from "@sinclair/typebox";
+
+const port = (d: number) => t.Integer({ minimum: 0, maximum: 65535, default: d });
+const ms = (d: number, minimum = 1) => t.Integer({ minimum, default: d });
+const section = <T extends Parameters<typeof t.Object>[0]>(props: T) =>
+  t.Object(props, { additionalProperties: false, default: {} });
+
+export const ConfigSchema = t.Object(
+  {
+    gateway: section({
+      host: t.String({ minLength: 1, default: "127.0.0.1" }),
+      port: port(3000),
+      /** Largest accepted request body; larger bodies get 413 PLT_BODY_TOO_LARGE. */
+      maxBodyBytes: t.Integer({ minimum: 1, default: 1024 * 1024 }),
+      /** Time a gateway request may take end to end (504 PLT_TIMEOUT after). */
+      requestTimeoutMs: ms(30_000),
+    }),
+    broker: section({
+      host: t.String({ minLength: 1, default: "127.0.0.1" }),
+      /** MQTT over TCP. */
+      port: port(1883),
+      /** Path on the gateway's HTTP port that serves MQTT over WebSocket; "" turns it off. */
+      websocketPath: t.String({ pattern: "^(/.*)?$", default: "/mqtt" }),
+    }),
+    plugins: section({
+      dir: t.String({ minLength: 1, default: "./plugins" }),
+      /** Per-plugin configuration, handed to the plugin as `ctx.config`. */
+      config: t.Record(t.String(), t.Unknown(), { default: {} }),
+    }),
+    data: section({
+      /** Each service keeps `<dir>/<service>.sqlite`. */
+      dir: t.String({ minLength: 1, default: "./data" }),
+    }),
+    calls: section({
+      /** Default timeout of a service-to-service or gateway-to-service call. */
+      timeoutMs: ms(5_000),
+    }),
+    breaker: section({
+      /** Consecutive failures (5xx or timeouts) that open a target's breaker. */
+      failureThreshold: t.Integer({ minimum: 1, default: 5 }),
+      /** How long an open breaker rejects calls before letting a probe through. */
+      resetTimeoutMs: ms(10_000),
+      /** Probe calls allowed at once while half-open. */
+      halfOpenMaxCalls: t.Integer({ minimum: 1, default: 1 }),
+    }),
+    workers: section({
+      /** First restart delay after a crash; doubles on each crash in a row. */
+      restartDelayMs: ms(100, 0),
+      /** Crashes in a row after which a service is marked failed and left stopped. */
+      maxRestarts: t.Integer({ minimum: 0, default: 5 }),
+      /** Time a plugin has to load, migrate and report ready. */
+      startTimeoutMs: ms(10_000),
+    }),
+    log: section({
+      level: t.Union([t.Literal("debug"), t.Literal("info"), t.Literal("warn"), t.Literal("error"), t.Literal("silent")], {
+        default: "info",
+      }),
+      format: t.Union([t.Literal("pretty"), t.Literal("json")], { default: "pretty" }),
+    }),
+    shutdown: section({
+      /** Time in-flight requests get to finish on SIGINT/SIGTERM. */
+      graceMs: ms(10_000, 0),
+    }),
+  },
+  { additionalProperties: false },
+);
+
+export type Config = Static<typeof ConfigSchema>;

@@ -1,0 +1,111 @@
+/**
+ * Circuit breaker: closed → (failureThreshold failures in a row) → open →
+ * (resetTimeoutMs) → half-open → a probe succeeds → closed, or fails → open.
+ * Only failures that `isFailure` accepts count: server errors and timeouts,
+ * never a caller's 4xx. Time comes from an injected clock.
+ */
+import { PlinthError } from "../errors";
+
+export type BreakerState = "closed" | "open" | "half-open";
+
+export interface Clock {
+  now(): number;
+}
+export const systemClock: Clock = { now: () => performance.now() };
+
+export interface BreakerOptions {
+  failureThreshold: number;
+  resetTimeoutMs: number;
+  halfOpenMaxCalls: number;
+}
+
+export interface BreakerSnapshot {
+  state: BreakerState;
+  failures: number;
+  /** When an open breaker lets the next probe through (clock time), or null. */
+  retryAt: number | null;
+  opened: number;
+}
+
+/** A failure of the callee (5xx or timeout), as opposed to a fault of the caller (4xx). */
+export function isFailure(err: unknown): boolean {
+  if (!(err instanceof PlinthError)) return true;
+  if (err.code === "PLT_BREAKER_OPEN") return false;
+  return err.status >= 500;
+}
+
+export class CircuitBreaker {
+  private current: BreakerState = "closed";
+  private failures = 0;
+  private openedAt = 0;
+  private probes = 0;
+  private timesOpened = 0;
+
+  constructor(
+    readonly name: string,
+    private readonly options: BreakerOptions,
+    private readonly clock: Clock = systemClock,
+    private readonly onChange: (state: BreakerState, breaker: CircuitBreaker) => void = () => {},
+  ) {}
+
+  get state(): BreakerState {
+    if (this.current === "open" && this.clock.now() - this.openedAt >= this.options.resetTimeoutMs) {
+      this.transition("half-open");
+    }
+    return this.current;
+  }
+
+  snapshot(): BreakerSnapshot {
+    const state = this.state;
+    return {
+      state,
+      failures: this.failures,
+      retryAt: state === "open" ? this.openedAt + this.options.resetTimeoutMs : null,
+      opened: this.timesOpened,
+    };
+  }
+
+  /** Runs `fn` if the breaker lets it through; otherwise fails at once with PLT_BREAKER_OPEN. */
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    const state = this.state;
+    if (state === "open" || (state === "half-open" && this.probes >= this.options.halfOpenMaxCalls)) {
+      throw new PlinthError("PLT_BREAKER_OPEN", `circuit breaker for "${this.name}" is open`, {
+        data: { service: this.name, retryInMs: Math.max(0, Math.ceil(this.openedAt + this.options.resetTimeoutMs - this.clock.now())) },
+      });
+    }
+    const probing = state === "half-open";
+    if (probing) this.probes++;
+    try {
+      const value = await fn();
+      this.success();
+      return value;
+    } catch (err) {
+      if (isFailure(err)) this.failure();
+      else if (probing) this.success();
+      throw err;
+    } finally {
+      if (probing) this.probes = Math.max(0, this.probes - 1);
+    }
+  }
+
+  private success(): void {
+    this.failures = 0;
+    if (this.current !== "closed") this.transition("closed");
+  }
+
+  private failure(): void {
+    this.failures++;
+    if (this.current === "half-open" || (this.current === "closed" && this.failures >= this.options.failureThreshold)) {
+      this.openedAt = this.clock.now();
+      this.timesOpened++;
+      this.transition("open");
+    }
+  }
+
+  private transition(to: BreakerState): void {
+    if (this.current === to) return;
+    this.current = to;
+    if (to === "half-open") this.probes = 0;
+    this.onChange(to, this);
+  }
+}

@@ -1,0 +1,54 @@
+/**
+ * The embedded MQTT broker: aedes, listening on TCP; WebSocket connections are
+ * handed over by the gateway (see ws.ts). start() resolves once listening.
+ */
+import { createServer, type Server as NetServer, type Socket } from "node:net";
+import type { Duplex } from "node:stream";
+import { Aedes } from "aedes";
+import type { Config } from "../../config/schema";
+import type { Logger } from "../log";
+import { aclHooks } from "./acl";
+import { createBus, type Bus } from "./bus";
+
+export interface Broker {
+  readonly aedes: Aedes;
+  readonly bus: Bus;
+  /** The TCP port actually bound (differs from config when it asked for 0). */
+  readonly port: number;
+  /** Hands a connection (e.g. a WebSocket stream) to the broker. */
+  handle(stream: Duplex): void;
+  close(): Promise<void>;
+}
+
+export async function startBroker(config: Config["broker"], log: Logger): Promise<Broker> {
+  const aedes = await Aedes.createBroker({ ...aclHooks(log) });
+  aedes.on("clientError", (client, err) => log.debug("client error", { client: client.id, error: err.message }));
+  aedes.on("connectionError", (client, err) => log.debug("connection error", { client: client?.id, error: err.message }));
+
+  const server: NetServer = createServer((socket: Socket) => {
+    socket.setNoDelay(true);
+    aedes.handle(socket);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(config.port, config.host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const address = server.address();
+  const port = typeof address === "object" && address ? address.port : config.port;
+  log.info("broker listening", { url: `mqtt://${config.host}:${port}` });
+
+  return {
+    aedes,
+    bus: createBus(aedes),
+    port,
+    handle: (stream) => aedes.handle(stream),
+    async close() {
+      // aedes first: it disconnects the clients, which lets the TCP server close.
+      await new Promise<void>((resolve) => aedes.close(() => resolve()));
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

@@ -1,0 +1,47 @@
+/**
+ * The runtime's own publish/subscribe on the embedded broker: in-process, no
+ * socket on the path. Subscribers see what outside clients publish too.
+ */
+import type { Aedes, AedesPublishPacket } from "aedes";
+
+export type BusHandler = (topic: string, payload: Buffer) => void;
+
+export interface Bus {
+  publish(topic: string, payload: string | Buffer, options?: { qos?: 0 | 1; retain?: boolean }): Promise<void>;
+  /** Subscribes an in-process handler to an MQTT topic filter; returns the unsubscribe function. */
+  subscribe(filter: string, handler: BusHandler): Promise<() => Promise<void>>;
+}
+
+export function createBus(aedes: Aedes): Bus {
+  return {
+    publish(topic, payload, options = {}) {
+      return new Promise((resolve, reject) => {
+        aedes.publish(
+          {
+            cmd: "publish",
+            topic,
+            payload: typeof payload === "string" ? Buffer.from(payload) : payload,
+            qos: options.qos ?? 1,
+            retain: options.retain ?? false,
+            dup: false,
+          },
+          (err) => (err ? reject(err) : resolve()),
+        );
+      });
+    },
+    subscribe(filter, handler) {
+      const deliver = (packet: AedesPublishPacket, done: () => void) => {
+        try {
+          handler(packet.topic, packet.payload as Buffer);
+        } finally {
+          done();
+        }
+      };
+      return new Promise((resolve) => {
+        aedes.subscribe(filter, deliver, () =>
+          resolve(() => new Promise<void>((done) => aedes.unsubscribe(filter, deliver, () => done()))),
+        );
+      });
+    },
+  };
+}

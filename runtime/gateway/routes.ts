@@ -1,0 +1,31 @@
+/**
+ * `/api/<service>/<path>`: match the plugin's route, read the body, hand the
+ * request to the service through its breaker, and turn the reply into HTTP.
+ */
+import type { Config } from "../../config/schema";
+import type { Loader } from "../loader/loader";
+import { readBody } from "./body";
+
+export const API_PREFIX = "/api/";
+
+export function apiHandler(loader: Loader, config: Config["gateway"]) {
+  return async (request: Request, path: string, query: Record<string, string | undefined>): Promise<Response> => {
+    const rest = path.slice(API_PREFIX.length);
+    const slash = rest.indexOf("/");
+    const service = slash < 0 ? rest : rest.slice(0, slash);
+    const subpath = slash < 0 ? "/" : rest.slice(slash);
+    const match = loader.match(decodeURIComponent(service), request.method, subpath);
+    for (const [k, v] of Object.entries(match.params)) match.params[k] = decodeURIComponent(v);
+
+    const body = await readBody(request, config.maxBodyBytes);
+    const reply = await loader.http(
+      match,
+      { query: query as Record<string, string>, headers: request.headers.toJSON(), body },
+      config.requestTimeoutMs,
+    );
+    if (reply.status === 204 || reply.status === 304 || request.method === "HEAD") {
+      return new Response(null, { status: reply.status, headers: reply.headers });
+    }
+    return Response.json(reply.body, { status: reply.status, headers: reply.headers });
+  };
+}

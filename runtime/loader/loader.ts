@@ -1,0 +1,237 @@
+/**
+ * Starts every plugin (built-in services first in the list, then the plugins
+ * folder) in its own worker, reports the ones that fail with file and reason,
+ * and routes calls, HTTP requests and events between them. All cross-service
+ * traffic passes a per-target circuit breaker.
+ */
+import { mkdirSync } from "node:fs";
+import { relative } from "node:path";
+import Memoirist from "memoirist";
+import type { Config } from "../../config/schema";
+import { builtinServiceNames } from "../../services/names";
+import { Breakers, parseTarget } from "../breaker/call";
+import type { Bus } from "../broker/bus";
+import { PlinthError, type WireError } from "../errors";
+import type { Logger } from "../log";
+import { EVENT_TYPE, Topics, eventSource, eventType, type CloudEvent, type Manifest } from "../protocol";
+import type { EmitRequest, HttpRequest, HttpResponse, PluginSource } from "../worker/channel";
+import { WorkerHost, type CallMessage } from "../worker/host";
+import { discoverPlugins } from "./discover";
+
+export interface Service {
+  readonly name: string;
+  readonly origin: string;
+  readonly host: WorkerHost;
+  router: Memoirist<number>;
+  unsubscribe: Array<() => Promise<void>>;
+}
+
+export interface LoadFailure {
+  origin: string;
+  error: WireError;
+}
+
+export interface RouteMatch {
+  service: Service;
+  route: number;
+  params: Record<string, string>;
+}
+
+export class Loader {
+  readonly services = new Map<string, Service>();
+  readonly failures: LoadFailure[] = [];
+
+  constructor(
+    private readonly config: Readonly<Config>,
+    private readonly bus: Bus,
+    readonly breakers: Breakers,
+    private readonly log: Logger,
+  ) {}
+
+  async start(): Promise<void> {
+    mkdirSync(this.config.data.dir, { recursive: true });
+    const sources: Array<{ origin: string; source: PluginSource }> = [
+      ...builtinServiceNames.map((name) => ({ origin: `builtin:${name}`, source: { kind: "builtin", name } as const })),
+      ...discoverPlugins(this.config.plugins.dir).map((path) => ({
+        origin: relative(process.cwd(), path) || path,
+        source: { kind: "file", path } as const,
+      })),
+    ];
+    const hosts = sources.map(({ origin, source }) => ({ origin, host: this.createHost(source, origin) }));
+    const results = await Promise.allSettled(hosts.map(({ host }) => host.start()));
+    for (const [i, result] of results.entries()) {
+      const { origin, host } = hosts[i]!;
+      if (result.status === "rejected") {
+        this.reportFailure(origin, PlinthError.from(result.reason, "PLT_PLUGIN_LOAD"));
+        continue;
+      }
+      const existing = this.services.get(result.value.name);
+      if (existing) {
+        await host.stop();
+        this.reportFailure(
+          origin,
+          new PlinthError("PLT_PLUGIN_DUPLICATE", `service name "${result.value.name}" is already taken by ${existing.origin}`),
+        );
+        continue;
+      }
+      await this.register(origin, host, result.value);
+    }
+    for (const service of this.services.values()) {
+      const missing = service.host.manifest!.needs.filter((n) => !this.services.has(n));
+      if (missing.length) this.log.warn("service needs missing services", { service: service.name, missing });
+    }
+  }
+
+  async stop(): Promise<void> {
+    const services = [...this.services.values()];
+    this.services.clear();
+    await Promise.all(services.map(async (s) => {
+      await Promise.all(s.unsubscribe.map((u) => u()));
+      await s.host.stop();
+    }));
+  }
+
+  /** Finds the service and route for `METHOD /api/<service><path>`. */
+  match(serviceName: string, method: string, path: string): RouteMatch {
+    const service = this.services.get(serviceName);
+    if (!service) throw new PlinthError("PLT_SERVICE_NOT_FOUND", `no service "${serviceName}"`);
+    const normalized = path.length > 1 ? path.replace(/\/+$/, "") || "/" : "/";
+    const found = service.router.find(method, normalized);
+    if (!found) throw new PlinthError("PLT_NOT_FOUND", `no route ${method} ${normalized} in service "${serviceName}"`);
+    return { service, route: found.store, params: found.params };
+  }
+
+  /** Gateway → service, through the target's breaker. */
+  http(match: RouteMatch, req: Omit<HttpRequest, "route" | "params">, timeoutMs: number): Promise<HttpResponse> {
+    const message = { t: "http" as const, req: { ...req, route: match.route, params: match.params } };
+    return this.breakers.guard(match.service.name, () => match.service.host.request(message, timeoutMs)) as Promise<HttpResponse>;
+  }
+
+  /** Service → service (or gateway → action), through the target's breaker. */
+  call(caller: string | null, target: string, params: unknown, timeoutMs = this.config.calls.timeoutMs): Promise<unknown> {
+    const { service: name, action } = parseTarget(target);
+    if (name === "$node") return Promise.resolve(this.nodeAction(action));
+    const service = this.services.get(name);
+    if (!service) return Promise.reject(new PlinthError("PLT_SERVICE_NOT_FOUND", `no service "${name}" (calling ${target})`));
+    return this.breakers.guard(name, () => service.host.request({ t: "action", action, params, caller }, timeoutMs));
+  }
+
+  /** The state of every service and every plugin that failed to load. */
+  describe() {
+    const breakers = this.breakers.snapshot();
+    return {
+      services: [...this.services.values()].map((s) => ({
+        name: s.name,
+        version: s.host.manifest?.version,
+        origin: s.origin,
+        state: s.host.state,
+        restarts: s.host.restarts,
+        breaker: breakers[s.name]?.state ?? "closed",
+        routes: s.host.manifest?.routes.map((r) => `${r.method} /api/${s.name}${r.path === "/" ? "" : r.path}`) ?? [],
+        actions: s.host.manifest?.actions ?? [],
+        subscriptions: s.host.manifest?.subscriptions ?? [],
+        needs: s.host.manifest?.needs ?? [],
+        ...(s.host.lastError ? { lastError: s.host.lastError } : {}),
+      })),
+      failed: this.failures.map((f) => ({ origin: f.origin, error: f.error })),
+    };
+  }
+
+  private nodeAction(action: string): unknown {
+    if (action === "services") return this.describe();
+    if (action === "breakers") return this.breakers.snapshot();
+    throw new PlinthError("PLT_ACTION_NOT_FOUND", `$node has no action "${action}"`);
+  }
+
+  private reportFailure(origin: string, error: PlinthError): void {
+    this.failures.push({ origin, error: error.toWire() });
+    this.log.error("plugin failed to load", { plugin: origin, code: error.code, reason: error.message });
+  }
+
+  private createHost(source: PluginSource, origin: string): WorkerHost {
+    const log = this.log.child(source.kind === "builtin" ? source.name : origin);
+    return new WorkerHost({
+      source,
+      dataDir: this.config.data.dir,
+      log,
+      logFormat: this.config.log.format,
+      configFor: (name) => (this.config.plugins.config[name] as Record<string, unknown> | undefined) ?? {},
+      startTimeoutMs: this.config.workers.startTimeoutMs,
+      restartDelayMs: this.config.workers.restartDelayMs,
+      maxRestarts: this.config.workers.maxRestarts,
+      onCall: (from, call: CallMessage) => this.call(from, call.target, call.params, call.timeoutMs),
+      onEvents: (from, events) => this.publish(from, events),
+      onReady: (manifest) => {
+        const service = this.services.get(manifest.name);
+        if (service) service.router = buildRouter(manifest);
+      },
+      onStateChange: (state, reason) => log.info("service state", { state, reason: reason?.message }),
+    });
+  }
+
+  private async register(origin: string, host: WorkerHost, manifest: Manifest): Promise<void> {
+    const service: Service = { name: manifest.name, origin, host, router: buildRouter(manifest), unsubscribe: [] };
+    this.services.set(manifest.name, service);
+    for (const [index, filter] of manifest.subscriptions.entries()) {
+      service.unsubscribe.push(await this.bus.subscribe(filter, (topic, payload) => this.deliver(service, index, topic, payload)));
+    }
+    this.log.info("service ready", { service: manifest.name, version: manifest.version, from: origin });
+  }
+
+  /** Publishes a service's events in its own namespace: the topic and source come from the host, never the worker. */
+  private publish(service: string, events: EmitRequest[]): void {
+    for (const e of events) {
+      if (typeof e.type !== "string" || !EVENT_TYPE.test(e.type)) {
+        this.log.error("event dropped: invalid type", { service, type: e.type });
+        continue;
+      }
+      const envelope: CloudEvent = {
+        specversion: "1.0",
+        id: e.id,
+        source: eventSource(service),
+        type: eventType(service, e.type),
+        time: e.time,
+        datacontenttype: "application/json",
+        data: e.data,
+      };
+      this.bus.publish(Topics.event(service, e.type), JSON.stringify(envelope)).catch((err: Error) =>
+        this.log.error("event publish failed", { service, type: e.type, error: err.message }),
+      );
+    }
+  }
+
+  private deliver(service: Service, subscription: number, topic: string, payload: Buffer): void {
+    const event = toCloudEvent(topic, payload);
+    service.host
+      .request({ t: "event", subscription, topic, event }, this.config.calls.timeoutMs)
+      .catch((err: PlinthError) => this.log.warn("event handler failed", { service: service.name, topic, id: event.id, error: err.message }));
+  }
+}
+
+function buildRouter(manifest: Manifest): Memoirist<number> {
+  const router = new Memoirist<number>();
+  manifest.routes.forEach((r, i) => router.add(r.method, r.path, i));
+  return router;
+}
+
+/** Events from services are CloudEvents already; other MQTT messages get wrapped in one. */
+function toCloudEvent(topic: string, payload: Buffer): CloudEvent {
+  const text = payload.toString("utf8");
+  let data: unknown = text;
+  try {
+    data = JSON.parse(text);
+  } catch {}
+  if (typeof data === "object" && data !== null && (data as { specversion?: unknown }).specversion === "1.0") {
+    return data as CloudEvent;
+  }
+  return {
+    specversion: "1.0",
+    id: Bun.randomUUIDv7(),
+    source: "mqtt",
+    type: "mqtt.message",
+    time: new Date().toISOString(),
+    datacontenttype: "application/json",
+    subject: topic,
+    data,
+  };
+}

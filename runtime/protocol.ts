@@ -1,0 +1,84 @@
+/**
+ * Every MQTT topic and message envelope the platform uses, in one file.
+ * Imported by the host and by workers: keep it free of dependencies.
+ */
+
+/** Service names: lower-case, start with a letter; used in topics, URLs and file names. */
+export const SERVICE_NAME = /^[a-z][a-z0-9-]{0,62}$/;
+/** Event types: one or more topic levels of safe characters (no wildcards, no empty levels). */
+export const EVENT_TYPE = /^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/;
+
+export const Topics = {
+  /** Root of all service events; only services (never clients) publish under it. */
+  eventsRoot: "events",
+  /** The topic a service's event of `type` is published on: its own namespace. */
+  event: (service: string, type: string) => `events/${service}/${type}`,
+  /** Platform announcements (breaker transitions, service states); read-only for clients. */
+  platformRoot: "$platform",
+  breaker: (service: string) => `$platform/breakers/${service}`,
+} as const;
+
+export interface RouteInfo {
+  method: string;
+  path: string;
+}
+
+/** What a worker reports about its plugin once loaded: plain data, no functions. */
+export interface Manifest {
+  name: string;
+  version: string;
+  description?: string;
+  routes: RouteInfo[];
+  actions: string[];
+  subscriptions: string[];
+  needs: string[];
+}
+
+/** A CloudEvents 1.0 JSON envelope (https://github.com/cloudevents/spec). */
+export interface CloudEvent<T = unknown> {
+  specversion: "1.0";
+  id: string;
+  source: string;
+  type: string;
+  time: string;
+  datacontenttype: "application/json";
+  subject?: string;
+  data: T;
+}
+
+export function eventType(service: string, type: string): string {
+  return `${service}.${type.replaceAll("/", ".")}`;
+}
+
+export function eventSource(service: string): string {
+  return `plinth/${service}`;
+}
+
+/**
+ * Checks an MQTT topic filter.
+ * [MQTT-4.7.1-2] '#' must be the last character and occupy a whole level;
+ * [MQTT-4.7.1-3] '+' must occupy a whole level; [MQTT-4.7.3-1] non-empty.
+ */
+export function isValidTopicFilter(filter: string): boolean {
+  if (filter.length === 0 || filter.length > 65535 || filter.includes("\u0000")) return false;
+  const levels = filter.split("/");
+  for (let i = 0; i < levels.length; i++) {
+    const level = levels[i]!;
+    if (level.includes("#") && (level !== "#" || i !== levels.length - 1)) return false;
+    if (level.includes("+") && level !== "+") return false;
+  }
+  return true;
+}
+
+/** Does an MQTT topic filter match a topic name ([MQTT-4.7.2-1]: '$' topics are not matched by leading wildcards). */
+export function topicMatches(filter: string, topic: string): boolean {
+  if (topic.startsWith("$") && (filter.startsWith("#") || filter.startsWith("+"))) return false;
+  const f = filter.split("/");
+  const t = topic.split("/");
+  for (let i = 0; i < f.length; i++) {
+    if (f[i] === "#") return true;
+    if (i >= t.length) return false;
+    if (f[i] !== "+" && f[i] !== t[i]) return false;
+  }
+  return f.length === t.length;
+}

@@ -1,0 +1,35 @@
+/**
+ * Builds the `ctx` handed to plugin handlers. The transport (how `call`
+ * reaches other services) is injected by the worker entry.
+ */
+import type { Database } from "bun:sqlite";
+import { PlinthError } from "../errors";
+import type { Logger } from "../log";
+import { EVENT_TYPE } from "../protocol";
+import type { CallOptions, Context } from "./define";
+
+export interface PendingEvent {
+  id: string;
+  type: string;
+  time: string;
+  data: unknown;
+}
+
+export interface ContextBase {
+  service: string;
+  db: Database;
+  log: Logger;
+  config: Readonly<Record<string, unknown>>;
+  call: <T = unknown>(target: string, params?: unknown, options?: CallOptions) => Promise<T>;
+}
+
+/** A handler's context: the shared base plus `emit`, which collects into `events`. */
+export function createContext<X extends object>(base: ContextBase, extra: X, events: PendingEvent[]): Context & X {
+  const emit = (type: string, data?: unknown) => {
+    if (typeof type !== "string" || !EVENT_TYPE.test(type)) {
+      throw new PlinthError("PLT_EVENT_INVALID", `emit: invalid event type ${JSON.stringify(type)} (letters, digits, '_', '.', '-', levels split by '/')`);
+    }
+    events.push({ id: Bun.randomUUIDv7(), type, time: new Date().toISOString(), data: data ?? null });
+  };
+  return { ...base, ...extra, emit };
+}

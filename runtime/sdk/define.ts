@@ -1,0 +1,111 @@
+/**
+ * The shape of a plugin, as its author writes it. `definePlugin` is an identity
+ * function that gives the object its types; the worker validates it at load.
+ */
+import type { Database } from "bun:sqlite";
+import type { Static, TSchema } from "@sinclair/typebox";
+import type { Logger } from "../log";
+import type { CloudEvent } from "../protocol";
+
+export interface CallOptions {
+  /** Milliseconds before the call fails with PLT_TIMEOUT (default: config calls.timeoutMs). */
+  timeoutMs?: number;
+}
+
+/** What every handler gets. */
+export interface Context {
+  /** This service's name. */
+  readonly service: string;
+  /** This service's own SQLite database (`data/<service>.sqlite`, WAL). */
+  readonly db: Database;
+  readonly log: Logger;
+  /** `plugins.config.<service>` from platform.config.ts. */
+  readonly config: Readonly<Record<string, unknown>>;
+  /** Calls `"service.action"` through the platform (timeout + circuit breaker). */
+  call<T = unknown>(target: string, params?: unknown, options?: CallOptions): Promise<T>;
+  /**
+   * Publishes a CloudEvent on `events/<service>/<type>` once the handler has
+   * succeeded; a handler that throws emits nothing.
+   */
+  emit(type: string, data?: unknown): void;
+}
+
+export interface RouteContext<B = unknown, Q = Record<string, string>, P = Record<string, string>> extends Context {
+  readonly body: B;
+  readonly query: Q;
+  /** Path parameters (`/:id`), URL-decoded. */
+  readonly params: P;
+  readonly headers: Readonly<Record<string, string>>;
+  /** Response status (default 200, or 204 when the handler returns nothing) and headers. */
+  readonly set: { status?: number; headers: Record<string, string> };
+}
+
+export interface ActionContext<P = unknown> extends Context {
+  readonly params: P;
+  /** The calling service, or null when the gateway called. */
+  readonly caller: string | null;
+}
+
+export interface EventContext<D = unknown> extends Context {
+  readonly event: CloudEvent<D>;
+  readonly topic: string;
+}
+
+type Awaitable<T> = T | Promise<T>;
+
+export interface RouteSpec<B extends TSchema = TSchema, Q extends TSchema = TSchema, P extends TSchema = TSchema> {
+  /** TypeBox schema of the JSON body; a mismatch answers 400 PLT_VALIDATION naming the paths. */
+  body?: B;
+  /** TypeBox schema of the query string (values are converted to the schema's types). */
+  query?: Q;
+  /** TypeBox schema of the path parameters (converted like the query). */
+  params?: P;
+  handler(ctx: RouteContext<Static<B>, Static<Q>, Static<P>>): Awaitable<unknown>;
+}
+
+export interface ActionSpec<P extends TSchema = TSchema> {
+  params?: P;
+  handler(ctx: ActionContext<Static<P>>): Awaitable<unknown>;
+}
+
+export interface EventSpec {
+  handler(ctx: EventContext): Awaitable<void>;
+}
+
+export type RouteHandler = (ctx: RouteContext) => Awaitable<unknown>;
+export type ActionHandler = (ctx: ActionContext<any>) => Awaitable<unknown>;
+export type EventHandler = (ctx: EventContext<any>) => Awaitable<void>;
+
+export interface PluginDefinition {
+  /** Unique service name: lower-case letters, digits and '-'. Routes live under /api/<name>. */
+  name: string;
+  /** Semantic version of the plugin. */
+  version: string;
+  description?: string;
+  /** Services this one calls; shown in /health and used to report missing dependencies. */
+  needs?: string[];
+  /** SQL run in order, once each, against the service's own database. Append only. */
+  migrations?: string[];
+  /** HTTP routes: `"METHOD /path"` (path relative to /api/<name>, `:param` segments) → handler. */
+  routes?: Record<string, RouteSpec<any, any, any> | RouteHandler>;
+  /** Actions other services (and the gateway) call as `"<name>.<action>"`. */
+  actions?: Record<string, ActionSpec<any> | ActionHandler>;
+  /** MQTT topic filters (e.g. `events/orders/#`) → handler receiving the CloudEvent. */
+  subscribe?: Record<string, EventSpec | EventHandler>;
+}
+
+export function definePlugin<const P extends PluginDefinition>(plugin: P): P {
+  return plugin;
+}
+
+/** Declares a route with typed body, query and params from its schemas. */
+export function route<B extends TSchema = TSchema, Q extends TSchema = TSchema, P extends TSchema = TSchema>(
+  spec: RouteSpec<B, Q, P>,
+): RouteSpec<B, Q, P> {
+  return spec;
+}
+
+/** Declares an action with typed params from its schema. */
+export function action<P extends TSchema = TSchema>(spec: ActionSpec<P>): ActionSpec<P> {
+  return spec;
+}

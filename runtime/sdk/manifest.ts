@@ -1,0 +1,71 @@
+/**
+ * Validates a plugin's default export inside its worker and reduces it to the
+ * plain Manifest the host needs. Every problem is named in one error.
+ */
+import { PlinthError } from "../errors";
+import { EVENT_TYPE, SERVICE_NAME, isValidTopicFilter, type Manifest, type RouteInfo } from "../protocol";
+import type { PluginDefinition } from "./define";
+
+const METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"] as const;
+const ROUTE_KEY = /^([A-Z]+) (\/[A-Za-z0-9_.~:/-]*)$/;
+const SEMVER = /^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$/;
+
+export function parseRouteKey(key: string): RouteInfo | null {
+  const m = ROUTE_KEY.exec(key);
+  if (!m || !(METHODS as readonly string[]).includes(m[1]!)) return null;
+  const path = m[2]!.length > 1 ? m[2]!.replace(/\/+$/, "") : m[2]!;
+  return { method: m[1]!, path };
+}
+
+const handlerOf = (v: unknown) => (typeof v === "function" ? v : (v as { handler?: unknown } | null)?.handler);
+
+export function validatePlugin(value: unknown): { plugin: PluginDefinition; manifest: Manifest } {
+  const problems: string[] = [];
+  const p = value as Partial<PluginDefinition> | null;
+  if (typeof p !== "object" || p === null) {
+    throw new PlinthError("PLT_PLUGIN_INVALID", "default export must be definePlugin({ name, version, ... })");
+  }
+  if (typeof p.name !== "string" || !SERVICE_NAME.test(p.name)) {
+    problems.push(`name: expected lower-case letters, digits and '-' starting with a letter, got ${JSON.stringify(p.name)}`);
+  }
+  if (typeof p.version !== "string" || !SEMVER.test(p.version)) {
+    problems.push(`version: expected a semantic version like "1.0.0", got ${JSON.stringify(p.version)}`);
+  }
+  if (p.migrations !== undefined && (!Array.isArray(p.migrations) || p.migrations.some((m) => typeof m !== "string"))) {
+    problems.push("migrations: expected an array of SQL strings");
+  }
+  if (p.needs !== undefined && (!Array.isArray(p.needs) || p.needs.some((n) => typeof n !== "string" || !SERVICE_NAME.test(n)))) {
+    problems.push("needs: expected an array of service names");
+  }
+  const routes: RouteInfo[] = [];
+  for (const [key, spec] of Object.entries(p.routes ?? {})) {
+    const info = parseRouteKey(key);
+    if (!info) problems.push(`routes["${key}"]: expected "METHOD /path" with METHOD one of ${METHODS.join(", ")}`);
+    else routes.push(info);
+    if (typeof handlerOf(spec) !== "function") problems.push(`routes["${key}"]: expected a handler function`);
+  }
+  for (const [key, spec] of Object.entries(p.actions ?? {})) {
+    if (!EVENT_TYPE.test(key) || key.includes("/")) problems.push(`actions["${key}"]: invalid action name`);
+    if (typeof handlerOf(spec) !== "function") problems.push(`actions["${key}"]: expected a handler function`);
+  }
+  for (const [filter, spec] of Object.entries(p.subscribe ?? {})) {
+    if (!isValidTopicFilter(filter)) problems.push(`subscribe["${filter}"]: not a valid MQTT topic filter`);
+    if (typeof handlerOf(spec) !== "function") problems.push(`subscribe["${filter}"]: expected a handler function`);
+  }
+  if (problems.length > 0) {
+    throw new PlinthError("PLT_PLUGIN_INVALID", `invalid plugin definition: ${problems.join("; ")}`, { data: problems });
+  }
+  const plugin = p as PluginDefinition;
+  return {
+    plugin,
+    manifest: {
+      name: plugin.name,
+      version: plugin.version,
+      ...(plugin.description ? { description: plugin.description } : {}),
+      routes,
+      actions: Object.keys(plugin.actions ?? {}),
+      subscriptions: Object.keys(plugin.subscribe ?? {}),
+      needs: plugin.needs ?? [],
+    },
+  };
+}

@@ -1,0 +1,50 @@
+/**
+ * The only message format between the host (main thread) and a plugin worker.
+ * Messages travel by structured clone; no JSON encoding happens here.
+ */
+import type { WireError } from "../errors";
+import type { CloudEvent, Manifest } from "../protocol";
+
+/** Where the worker finds its plugin: a file on disk or a built-in service bundled in the binary. */
+export type PluginSource = { kind: "file"; path: string } | { kind: "builtin"; name: string };
+
+export interface HttpRequest {
+  route: number;
+  params: Record<string, string>;
+  query: Record<string, string>;
+  headers: Record<string, string>;
+  body: unknown;
+}
+
+export interface HttpResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: unknown;
+}
+
+/** An event the worker asks the host to publish; the host decides its topic and source. */
+export interface EmitRequest {
+  id: string;
+  type: string;
+  time: string;
+  data: unknown;
+}
+
+export type HostMessage =
+  | { t: "init"; source: PluginSource; dataDir: string; logLevel: string; logFormat: string }
+  /** Sent right after "ready": the plugin's own section of `plugins.config`, and nobody else's. */
+  | { t: "configure"; config: Record<string, unknown> }
+  | { t: "http"; id: number; req: HttpRequest }
+  | { t: "action"; id: number; action: string; params: unknown; caller: string | null }
+  | { t: "event"; id: number; subscription: number; topic: string; event: CloudEvent }
+  | { t: "reply"; id: number; ok: true; value: unknown }
+  | { t: "reply"; id: number; ok: false; error: WireError }
+  | { t: "stop" };
+
+export type WorkerMessage =
+  | { t: "ready"; manifest: Manifest }
+  | { t: "failed"; error: WireError }
+  | { t: "result"; id: number; ok: true; value: unknown; events: EmitRequest[] }
+  | { t: "result"; id: number; ok: false; error: WireError }
+  | { t: "call"; id: number; target: string; params: unknown; timeoutMs?: number }
+  | { t: "stopped" };

@@ -1,0 +1,205 @@
+/**
+ * Runs inside a plugin's Bun Worker: loads the plugin, opens its own SQLite
+ * file, applies migrations, then serves the host's requests. Must stay light:
+ * no aedes, Elysia or MQTT.js here.
+ */
+import { Database } from "bun:sqlite";
+import { join } from "node:path";
+import type { TSchema } from "@sinclair/typebox";
+import { TypeCompiler, type TypeCheck } from "@sinclair/typebox/compiler";
+import { Value } from "@sinclair/typebox/value";
+import { builtinServices } from "../../services/index";
+import { PlinthError } from "../errors";
+import { createLogger, type LogFormat, type LogLevel, type Logger } from "../log";
+import { createContext, type ContextBase, type PendingEvent } from "../sdk/context";
+import type { PluginDefinition } from "../sdk/define";
+import { validatePlugin } from "../sdk/manifest";
+import { registerSdkModule } from "../sdk/module";
+import type { HostMessage, HttpRequest, PluginSource, WorkerMessage } from "./channel";
+
+declare const self: Worker;
+
+type Handler = (ctx: any) => unknown;
+/** A schema with its compiled check; `convert` first coerces strings (query, path params). */
+interface Validator {
+  schema: TSchema;
+  check: TypeCheck<TSchema>;
+}
+interface Compiled {
+  handler: Handler;
+  body?: Validator;
+  query?: Validator;
+  params?: Validator;
+}
+
+let base: ContextBase;
+let db: Database | undefined;
+let log: Logger = createLogger();
+let routes: Compiled[] = [];
+let actions = new Map<string, Compiled>();
+let subscriptions: Compiled[] = [];
+let nextCall = 1;
+const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+
+const post = (msg: WorkerMessage) => self.postMessage(msg);
+
+function compile(spec: unknown): Compiled {
+  if (typeof spec === "function") return { handler: spec as Handler };
+  const s = spec as { handler: Handler } & Partial<Record<"body" | "query" | "params", TSchema>>;
+  const compiled: Compiled = { handler: s.handler };
+  for (const key of ["body", "query", "params"] as const) {
+    const schema = s[key];
+    if (schema) compiled[key] = { schema, check: TypeCompiler.Compile(schema) };
+  }
+  return compiled;
+}
+
+/** Validates `value` (converting strings to the schema's types when `convert`); 400 PLT_VALIDATION naming each failing path. */
+function validate(where: string, validator: Validator | undefined, value: unknown, convert = false): unknown {
+  if (!validator) return value;
+  const candidate = convert ? Value.Convert(validator.schema, structuredClone(value)) : value;
+  if (validator.check.Check(candidate)) return candidate;
+  const errors = [...validator.check.Errors(candidate)].slice(0, 10).map((e) => ({ path: where + e.path, message: e.message }));
+  const summary = errors.map((e) => `${e.path}: ${e.message}`).join("; ");
+  throw new PlinthError("PLT_VALIDATION", `invalid ${where}: ${summary}`, { data: errors });
+}
+
+async function loadDefinition(source: PluginSource): Promise<unknown> {
+  if (source.kind === "builtin") {
+    const load = builtinServices[source.name];
+    if (!load) throw new PlinthError("PLT_PLUGIN_LOAD", `no built-in service "${source.name}"`);
+    return (await load()).default;
+  }
+  registerSdkModule();
+  const mod = (await import(source.path)) as { default?: unknown };
+  return mod.default;
+}
+
+function openDatabase(dataDir: string, plugin: PluginDefinition): Database {
+  const database = new Database(join(dataDir, `${plugin.name}.sqlite`), { create: true, strict: true });
+  database.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;");
+  database.exec("CREATE TABLE IF NOT EXISTS _plinth_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)");
+  const applied = (database.query("SELECT COUNT(*) AS n FROM _plinth_migrations").get() as { n: number }).n;
+  const migrations = plugin.migrations ?? [];
+  for (let i = applied; i < migrations.length; i++) {
+    try {
+      database.transaction(() => {
+        database.exec(migrations[i]!);
+        database.query("INSERT INTO _plinth_migrations (version, applied_at) VALUES (?, ?)").run(i + 1, new Date().toISOString());
+      })();
+    } catch (err) {
+      database.close();
+      throw new PlinthError("PLT_MIGRATION_FAILED", `migration ${i + 1} failed: ${(err as Error).message}`, { cause: err });
+    }
+  }
+  return database;
+}
+
+async function init(msg: Extract<HostMessage, { t: "init" }>): Promise<void> {
+  try {
+    const { plugin, manifest } = validatePlugin(await loadDefinition(msg.source));
+    log = createLogger({ name: plugin.name, level: msg.logLevel as LogLevel, format: msg.logFormat as LogFormat });
+    db = openDatabase(msg.dataDir, plugin);
+    routes = Object.values(plugin.routes ?? {}).map(compile);
+    actions = new Map(Object.entries(plugin.actions ?? {}).map(([k, v]) => [k, compile(v)]));
+    subscriptions = Object.values(plugin.subscribe ?? {}).map(compile);
+    base = {
+      service: plugin.name,
+      db,
+      log,
+      config: Object.freeze({}),
+      call: (target, params, options) =>
+        new Promise((resolve, reject) => {
+          const id = nextCall++;
+          pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+          post({ t: "call", id, target, params, ...(options?.timeoutMs ? { timeoutMs: options.timeoutMs } : {}) });
+        }),
+    };
+    post({ t: "ready", manifest });
+  } catch (err) {
+    post({ t: "failed", error: PlinthError.from(err, "PLT_PLUGIN_LOAD").toWire() });
+  }
+}
+
+/** Runs one handler; its emitted events travel back with its result, only on success. */
+async function run(id: number, what: string, handler: () => { fn: Handler; extra: object }): Promise<void> {
+  const events: PendingEvent[] = [];
+  try {
+    const { fn, extra } = handler();
+    const ctx = createContext(base, extra, events);
+    const value = await fn(ctx);
+    post({ t: "result", id, ok: true, value: "set" in ctx ? httpResult(ctx.set as HttpSet, value) : value, events });
+  } catch (err) {
+    const error = PlinthError.from(err);
+    if (!(err instanceof PlinthError)) {
+      log.error(`${what} threw`, { error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+      post({ t: "result", id, ok: false, error: { ...error.toWire(), message: `${base.service}: ${what} failed` } });
+    } else {
+      post({ t: "result", id, ok: false, error: error.toWire() });
+    }
+  }
+}
+
+interface HttpSet {
+  status?: number;
+  headers: Record<string, string>;
+}
+
+function httpResult(set: HttpSet, body: unknown) {
+  return { status: set.status ?? (body === undefined ? 204 : 200), headers: set.headers, body: body ?? null };
+}
+
+function httpHandler(req: HttpRequest) {
+  const route = routes[req.route];
+  if (!route) throw new PlinthError("PLT_NOT_FOUND", "route not found");
+  const extra = {
+    body: validate("body", route.body, req.body),
+    query: validate("query", route.query, req.query, true),
+    params: validate("params", route.params, req.params, true),
+    headers: req.headers,
+    set: { headers: {} } as HttpSet,
+  };
+  return { fn: route.handler, extra };
+}
+
+self.onmessage = (e: MessageEvent<HostMessage>) => {
+  const msg = e.data;
+  switch (msg.t) {
+    case "init":
+      void init(msg);
+      break;
+    case "configure":
+      base = { ...base, config: Object.freeze({ ...msg.config }) };
+      break;
+    case "http":
+      void run(msg.id, `route ${msg.req.route}`, () => httpHandler(msg.req));
+      break;
+    case "action":
+      void run(msg.id, `action ${msg.action}`, () => {
+        const action = actions.get(msg.action);
+        if (!action) throw new PlinthError("PLT_ACTION_NOT_FOUND", `${base.service} has no action "${msg.action}"`);
+        const params = validate("params", action.params, msg.params);
+        return { fn: action.handler, extra: { params, caller: msg.caller } };
+      });
+      break;
+    case "event":
+      void run(msg.id, `subscription ${msg.topic}`, () => {
+        const sub = subscriptions[msg.subscription];
+        if (!sub) throw new PlinthError("PLT_INTERNAL", `unknown subscription ${msg.subscription}`);
+        return { fn: sub.handler, extra: { event: msg.event, topic: msg.topic } };
+      });
+      break;
+    case "reply": {
+      const waiter = pending.get(msg.id);
+      if (!waiter) break;
+      pending.delete(msg.id);
+      if (msg.ok) waiter.resolve(msg.value);
+      else waiter.reject(PlinthError.fromWire(msg.error));
+      break;
+    }
+    case "stop":
+      db?.close();
+      post({ t: "stopped" });
+      break;
+  }
+};

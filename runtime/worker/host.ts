@@ -1,0 +1,246 @@
+/**
+ * One Bun Worker per plugin: spawn it, pass requests with timeouts, restart it
+ * with backoff when it crashes, give up after too many crashes in a row, and
+ * stop it cleanly. Knows nothing about HTTP routing or breakers.
+ */
+import { PlinthError, type WireError } from "../errors";
+import type { Logger } from "../log";
+import type { Manifest } from "../protocol";
+import type { EmitRequest, HostMessage, PluginSource, WorkerMessage } from "./channel";
+
+export type HostState = "starting" | "ready" | "restarting" | "failed" | "stopping" | "stopped";
+
+/** A request to the plugin, without the id the host assigns. */
+export type HostRequest =
+  | Omit<Extract<HostMessage, { t: "http" }>, "id">
+  | Omit<Extract<HostMessage, { t: "action" }>, "id">
+  | Omit<Extract<HostMessage, { t: "event" }>, "id">;
+
+export type CallMessage = Extract<WorkerMessage, { t: "call" }>;
+
+export interface HostOptions {
+  source: PluginSource;
+  dataDir: string;
+  log: Logger;
+  logFormat: string;
+  /** Looks up the plugin's own section of `plugins.config` once its name is known. */
+  configFor: (name: string) => Record<string, unknown>;
+  startTimeoutMs: number;
+  restartDelayMs: number;
+  maxRestarts: number;
+  /** A call the plugin makes through ctx.call. */
+  onCall: (from: string, call: CallMessage) => Promise<unknown>;
+  /** Events a handler emitted, after it succeeded. */
+  onEvents: (from: string, events: EmitRequest[]) => void;
+  /** Every (re)start that reached ready, with the manifest the plugin reported. */
+  onReady?: (manifest: Manifest) => void;
+  /** A state change after start (crash, restart, failed). */
+  onStateChange?: (state: HostState, reason?: WireError) => void;
+}
+
+interface Pending {
+  resolve: (value: unknown) => void;
+  reject: (error: PlinthError) => void;
+  timer: Timer;
+}
+
+// From source: next to this file. In the compiled binary, entry.ts is a second entrypoint and
+// lives at its path relative to the entrypoints' common root (runtime/), i.e. ./worker/entry.ts.
+const ENTRY = import.meta.url.includes("/$bunfs/") ? "./worker/entry.ts" : new URL("./entry.ts", import.meta.url).href;
+const STABLE_AFTER_MS = 60_000;
+
+export class WorkerHost {
+  state: HostState = "starting";
+  manifest: Manifest | null = null;
+  lastError: WireError | null = null;
+  restarts = 0;
+  private worker: Worker | null = null;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private crashesInRow = 0;
+  private lastCrashAt = 0;
+  private restartTimer: Timer | null = null;
+  private stopped: (() => void) | null = null;
+
+  constructor(private readonly options: HostOptions) {}
+
+  get name(): string {
+    return this.manifest?.name ?? (this.options.source.kind === "file" ? this.options.source.path : this.options.source.name);
+  }
+
+  /** Starts the worker; resolves with the manifest once the plugin is loaded and migrated. */
+  start(): Promise<Manifest> {
+    return new Promise((resolve, reject) => {
+      const worker = new Worker(ENTRY);
+      this.worker = worker;
+      const timer = setTimeout(() => {
+        settle(new PlinthError("PLT_PLUGIN_LOAD", `did not report ready within ${this.options.startTimeoutMs} ms`));
+      }, this.options.startTimeoutMs);
+      let settled = false;
+      const settle = (error: PlinthError | null, manifest?: Manifest) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        if (error) {
+          this.lastError = error.toWire();
+          this.state = "failed";
+          worker.terminate();
+          reject(error);
+        } else {
+          resolve(manifest!);
+        }
+      };
+
+      worker.onmessage = (e: MessageEvent<WorkerMessage>) => {
+        const msg = e.data;
+        if (msg.t === "ready") {
+          this.manifest = msg.manifest;
+          this.post({ t: "configure", config: this.options.configFor(msg.manifest.name) });
+          this.state = "ready";
+          this.options.onReady?.(msg.manifest);
+          settle(null, msg.manifest);
+        } else if (msg.t === "failed") {
+          settle(PlinthError.fromWire(msg.error));
+        } else {
+          this.receive(msg);
+        }
+      };
+      worker.addEventListener("error", (e: ErrorEvent) => {
+        const error = new PlinthError("PLT_PLUGIN_LOAD", e.message || "worker error");
+        if (!settled) return settle(error);
+        this.crashed(error);
+      });
+      worker.addEventListener("close", () => {
+        if (this.worker !== worker) return;
+        this.worker = null;
+        if (!settled) return settle(new PlinthError("PLT_PLUGIN_LOAD", "worker exited during start"));
+        if (this.stopped) return this.stopped();
+        this.crashed(new PlinthError("PLT_SERVICE_UNAVAILABLE", "worker exited"));
+      });
+      this.post({
+        t: "init",
+        source: this.options.source,
+        dataDir: this.options.dataDir,
+        logLevel: this.options.log.level,
+        logFormat: this.options.logFormat,
+      });
+    });
+  }
+
+  /** Sends a request to the plugin; rejects with PLT_TIMEOUT after timeoutMs. */
+  request(message: HostRequest, timeoutMs: number): Promise<unknown> {
+    if (this.state !== "ready" || !this.worker) {
+      return Promise.reject(new PlinthError("PLT_SERVICE_UNAVAILABLE", `service "${this.name}" is ${this.state}`));
+    }
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new PlinthError("PLT_TIMEOUT", `service "${this.name}" did not answer within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.pending.set(id, { resolve, reject, timer });
+      this.post({ ...message, id } as HostMessage);
+    });
+  }
+
+  /** Asks the plugin to close its database, then ends the worker. */
+  async stop(timeoutMs = 5_000): Promise<void> {
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    const worker = this.worker;
+    this.state = "stopping";
+    this.failPending(new PlinthError("PLT_SHUTTING_DOWN", `service "${this.name}" is stopping`));
+    if (worker) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, timeoutMs);
+        this.stopped = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+        this.post({ t: "stop" });
+      });
+      worker.terminate();
+    }
+    this.worker = null;
+    this.state = "stopped";
+  }
+
+  private post(message: HostMessage): void {
+    this.worker?.postMessage(message);
+  }
+
+  private receive(msg: WorkerMessage): void {
+    switch (msg.t) {
+      case "result": {
+        const waiter = this.pending.get(msg.id);
+        if (!waiter) return;
+        this.pending.delete(msg.id);
+        clearTimeout(waiter.timer);
+        if (msg.ok) {
+          if (msg.events.length > 0) this.options.onEvents(this.name, msg.events);
+          waiter.resolve(msg.value);
+        } else {
+          waiter.reject(PlinthError.fromWire(msg.error));
+        }
+        return;
+      }
+      case "call": {
+        const reply = (m: HostMessage) => this.post(m);
+        this.options.onCall(this.name, msg).then(
+          (value) => reply({ t: "reply", id: msg.id, ok: true, value }),
+          (err) => reply({ t: "reply", id: msg.id, ok: false, error: PlinthError.from(err, "PLT_INTERNAL").toWire() }),
+        );
+        return;
+      }
+      case "stopped":
+        this.stopped?.();
+        return;
+    }
+  }
+
+  private failPending(error: PlinthError): void {
+    for (const [id, waiter] of this.pending) {
+      clearTimeout(waiter.timer);
+      waiter.reject(error);
+      this.pending.delete(id);
+    }
+  }
+
+  /** A running worker died: fail its in-flight requests now, restart it with backoff or give up. */
+  private crashed(error: PlinthError): void {
+    if (this.state === "stopping" || this.state === "stopped" || this.state === "failed") return;
+    const worker = this.worker;
+    this.worker = null;
+    worker?.terminate();
+    this.lastError = error.toWire();
+    this.failPending(new PlinthError("PLT_SERVICE_UNAVAILABLE", `service "${this.name}" crashed: ${error.message}`));
+
+    const now = Date.now();
+    this.crashesInRow = now - this.lastCrashAt > STABLE_AFTER_MS ? 1 : this.crashesInRow + 1;
+    this.lastCrashAt = now;
+    const log = this.options.log;
+    if (this.crashesInRow > this.options.maxRestarts) {
+      log.error("service failed: crash loop, not restarting", { crashes: this.crashesInRow, error: error.message });
+      this.setState("failed");
+      return;
+    }
+    const delay = this.options.restartDelayMs * 2 ** (this.crashesInRow - 1);
+    log.warn("service crashed, restarting", { inMs: delay, error: error.message });
+    this.setState("restarting");
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = null;
+      this.restarts++;
+      this.start().then(
+        () => this.setState("ready"),
+        (err: PlinthError) => {
+          log.error("service failed to restart", { error: err.message });
+          this.setState("failed");
+        },
+      );
+    }, delay);
+  }
+
+  private setState(state: HostState): void {
+    this.state = state;
+    this.options.onStateChange?.(state, this.lastError ?? undefined);
+  }
+}

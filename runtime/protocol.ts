@@ -5,8 +5,13 @@
 
 /** Service names: lower-case, start with a letter; used in topics, URLs and file names. */
 export const SERVICE_NAME = /^[a-z][a-z0-9-]{0,62}$/;
-/** Event types: one or more topic levels of safe characters (no wildcards, no empty levels). */
-export const EVENT_TYPE = /^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/;
+/** Event types: one or more topic levels of safe characters (no wildcards, no empty, "." or ".." levels). */
+const EVENT_LEVEL = /^[A-Za-z0-9_.-]{1,64}$/;
+
+export function isValidEventType(type: unknown): type is string {
+  if (typeof type !== "string" || type.length > 256) return false;
+  return type.split("/").every((level) => EVENT_LEVEL.test(level) && level !== "." && level !== "..");
+}
 
 export const Topics = {
   /** Root of all service events; only services (never clients) publish under it. */

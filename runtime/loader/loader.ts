@@ -13,7 +13,7 @@ import { Breakers, parseTarget } from "../breaker/call";
 import type { Bus } from "../broker/bus";
 import { PlinthError, type WireError } from "../errors";
 import type { Logger } from "../log";
-import { EVENT_TYPE, Topics, eventSource, eventType, type CloudEvent, type Manifest } from "../protocol";
+import { Topics, isValidEventType, eventSource, eventType, type CloudEvent, type Manifest } from "../protocol";
 import type { EmitRequest, HttpRequest, HttpResponse, PluginSource } from "../worker/channel";
 import { WorkerHost, type CallMessage } from "../worker/host";
 import { discoverPlugins } from "./discover";
@@ -108,11 +108,11 @@ export class Loader {
   }
 
   /** Service → service (or gateway → action), through the target's breaker. */
-  call(caller: string | null, target: string, params: unknown, timeoutMs = this.config.calls.timeoutMs): Promise<unknown> {
+  async call(caller: string | null, target: string, params: unknown, timeoutMs = this.config.calls.timeoutMs): Promise<unknown> {
     const { service: name, action } = parseTarget(target);
-    if (name === "$node") return Promise.resolve(this.nodeAction(action));
+    if (name === "$node") return this.nodeAction(action);
     const service = this.services.get(name);
-    if (!service) return Promise.reject(new PlinthError("PLT_SERVICE_NOT_FOUND", `no service "${name}" (calling ${target})`));
+    if (!service) throw new PlinthError("PLT_SERVICE_NOT_FOUND", `no service "${name}" (calling ${target})`);
     return this.breakers.guard(name, () => service.host.request({ t: "action", action, params, caller }, timeoutMs));
   }
 
@@ -181,7 +181,7 @@ export class Loader {
   /** Publishes a service's events in its own namespace: the topic and source come from the host, never the worker. */
   private publish(service: string, events: EmitRequest[]): void {
     for (const e of events) {
-      if (typeof e.type !== "string" || !EVENT_TYPE.test(e.type)) {
+      if (!isValidEventType(e.type)) {
         this.log.error("event dropped: invalid type", { service, type: e.type });
         continue;
       }

@@ -5,7 +5,7 @@
 import type { Database } from "bun:sqlite";
 import { PlinthError } from "../errors";
 import type { Logger } from "../log";
-import { EVENT_TYPE } from "../protocol";
+import { isValidEventType } from "../protocol";
 import type { CallOptions, Context } from "./define";
 
 export interface PendingEvent {
@@ -26,7 +26,7 @@ export interface ContextBase {
 /** A handler's context: the shared base plus `emit`, which collects into `events`. */
 export function createContext<X extends object>(base: ContextBase, extra: X, events: PendingEvent[]): Context & X {
   const emit = (type: string, data?: unknown) => {
-    if (typeof type !== "string" || !EVENT_TYPE.test(type)) {
+    if (!isValidEventType(type)) {
       throw new PlinthError("PLT_EVENT_INVALID", `emit: invalid event type ${JSON.stringify(type)} (letters, digits, '_', '.', '-', levels split by '/')`);
     }
     events.push({ id: Bun.randomUUIDv7(), type, time: new Date().toISOString(), data: data ?? null });

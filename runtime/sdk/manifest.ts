@@ -3,11 +3,12 @@
  * plain Manifest the host needs. Every problem is named in one error.
  */
 import { PlinthError } from "../errors";
-import { EVENT_TYPE, SERVICE_NAME, isValidTopicFilter, type Manifest, type RouteInfo } from "../protocol";
+import { SERVICE_NAME, isValidTopicFilter, type Manifest, type RouteInfo } from "../protocol";
 import type { PluginDefinition } from "./define";
 
 const METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"] as const;
 const ROUTE_KEY = /^([A-Z]+) (\/[A-Za-z0-9_.~:/-]*)$/;
+const ACTION_NAME = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
 const SEMVER = /^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$/;
 
 export function parseRouteKey(key: string): RouteInfo | null {
@@ -45,7 +46,7 @@ export function validatePlugin(value: unknown): { plugin: PluginDefinition; mani
     if (typeof handlerOf(spec) !== "function") problems.push(`routes["${key}"]: expected a handler function`);
   }
   for (const [key, spec] of Object.entries(p.actions ?? {})) {
-    if (!EVENT_TYPE.test(key) || key.includes("/")) problems.push(`actions["${key}"]: invalid action name`);
+    if (!ACTION_NAME.test(key)) problems.push(`actions["${key}"]: invalid action name`);
     if (typeof handlerOf(spec) !== "function") problems.push(`actions["${key}"]: expected a handler function`);
   }
   for (const [filter, spec] of Object.entries(p.subscribe ?? {})) {

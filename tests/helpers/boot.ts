@@ -1,0 +1,68 @@
+/**
+ * Boots a real platform in this process on free ports (port 0), with its own
+ * plugins and data folders, and returns helpers to talk to it.
+ */
+import { loadConfig } from "../../config/load";
+import type { UserConfig } from "../../config/index";
+import { createLogger } from "../../runtime/log";
+import { startPlatform, type Platform } from "../../runtime/platform";
+import { registerSdkModule } from "../../runtime/sdk/module";
+import { writePlugins, type PluginSet } from "./plugins";
+import { tempDir } from "./tmp";
+
+export interface Booted extends AsyncDisposable {
+  platform: Platform;
+  /** http://127.0.0.1:<port> */
+  url: string;
+  mqttUrl: string;
+  wsUrl: string;
+  dataDir: string;
+  /** fetch against the gateway; JSON-encodes `json` when given. */
+  req(path: string, init?: RequestInit & { json?: unknown }): Promise<Response>;
+  stop(): Promise<void>;
+}
+
+export async function boot(plugins: PluginSet, overrides: UserConfig = {}): Promise<Booted> {
+  registerSdkModule();
+  const dir = tempDir("plinth-boot");
+  const pluginsDir = writePlugins(dir.join("plugins"), plugins);
+  const { config } = await loadConfig({
+    cwd: dir.path,
+    overrides: {
+      ...overrides,
+      gateway: { port: 0, ...overrides.gateway },
+      broker: { port: 0, ...overrides.broker },
+      plugins: { dir: pluginsDir, ...overrides.plugins },
+      data: { dir: dir.join("data") },
+      log: { level: "silent", ...overrides.log },
+    },
+  });
+  const platform = await startPlatform(config, createLogger({ level: config.log.level }));
+  const url = platform.gateway.url;
+  let stopped = false;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    await platform.stop();
+    dir[Symbol.dispose]();
+  };
+  return {
+    platform,
+    url,
+    mqttUrl: `mqtt://127.0.0.1:${platform.broker.port}`,
+    wsUrl: `ws://127.0.0.1:${platform.gateway.port}${config.broker.websocketPath}`,
+    dataDir: config.data.dir,
+    req(path, init = {}) {
+      const { json, ...rest } = init;
+      if (json === undefined) return fetch(url + path, rest);
+      return fetch(url + path, {
+        method: "POST",
+        ...rest,
+        headers: { "content-type": "application/json", ...rest.headers },
+        body: JSON.stringify(json),
+      });
+    },
+    stop,
+    [Symbol.asyncDispose]: stop,
+  };
+}

@@ -1,0 +1,83 @@
+/**
+ * Circuit breakers on real cross-service calls: the target fails, the breaker
+ * opens and answers at once without reaching it, then a probe closes it.
+ */
+import { afterEach, describe, expect, test } from "bun:test";
+import { boot, type Booted } from "../helpers/boot";
+import { connectMqtt } from "../helpers/mqtt";
+
+let p: Booted | undefined;
+afterEach(async () => {
+  await p?.stop();
+  p = undefined;
+});
+
+const breaker = { failureThreshold: 3, resetTimeoutMs: 300, halfOpenMaxCalls: 1 };
+
+describe("gateway → service breaker", () => {
+  test("opens after repeated 500s, answers 503 PLT_BREAKER_OPEN without calling, closes after a good probe", async () => {
+    p = await boot({ fixtures: ["flaky"] }, { breaker, plugins: { config: { flaky: { failFirst: 3 } } } });
+    const watcher = await connectMqtt(p.mqttUrl);
+    await watcher.subscribe("$platform/breakers/#");
+
+    for (let i = 0; i < 3; i++) {
+      const res = await p.req("/api/flaky");
+      expect(res.status).toBe(500);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe("PLT_HANDLER_ERROR");
+    }
+    const open = await p.req("/api/flaky");
+    expect(open.status).toBe(503);
+    expect(open.headers.get("retry-after")).toBe("1");
+    expect(((await open.json()) as { error: { code: string } }).error.code).toBe("PLT_BREAKER_OPEN");
+    expect((await watcher.next((m) => m.json().state === "open")).topic).toBe("$platform/breakers/flaky");
+    const health = (await (await p.req("/health")).json()) as { services: Record<string, { breaker: string }> };
+    expect(health.services.flaky?.breaker).toBe("open");
+
+    await Bun.sleep(breaker.resetTimeoutMs + 50);
+    const probe = await p.req("/api/flaky");
+    expect(probe.status).toBe(200);
+    // calls 1-3 failed, the rejected one never arrived, the probe is call 4
+    expect(await probe.json()).toEqual({ ok: true, calls: 4 });
+    expect((await watcher.next((m) => m.json().state === "closed")).json().service).toBe("flaky");
+    await watcher.end();
+  });
+});
+
+describe("service → service breaker (ctx.call)", () => {
+  test("the caller gets typed errors: handler error, then PLT_BREAKER_OPEN", async () => {
+    p = await boot({ fixtures: ["flaky", "caller"] }, { breaker, plugins: { config: { flaky: { failFirst: 10 } } } });
+    const call = async () => (await p!.req("/api/caller", { json: { target: "flaky.work" } })).json();
+    for (let i = 0; i < 3; i++) expect(await call()).toEqual({ ok: false, typed: true, code: "PLT_HANDLER_ERROR", status: 500 });
+    expect(await call()).toEqual({ ok: false, typed: true, code: "PLT_BREAKER_OPEN", status: 503 });
+  });
+
+  test("4xx answers never open the breaker", async () => {
+    p = await boot({ examples: ["inventory"], fixtures: ["caller"] }, { breaker });
+    for (let i = 0; i < 5; i++) {
+      const body = await (await p.req("/api/caller", { json: { target: "inventory.reserve", params: { sku: "plum", qty: 999 } } })).json();
+      expect(body).toEqual({ ok: false, typed: true, code: "INVENTORY_OUT_OF_STOCK", status: 409 });
+    }
+    const invalid = await (await p.req("/api/caller", { json: { target: "inventory.reserve", params: { sku: 1 } } })).json();
+    expect(invalid).toMatchObject({ code: "PLT_VALIDATION", status: 400 });
+    const ok = await (await p.req("/api/caller", { json: { target: "inventory.reserve", params: { sku: "plum", qty: 1 } } })).json();
+    expect(ok).toEqual({ ok: true, value: { sku: "plum", reserved: 1, left: 9 } });
+  });
+
+  test("unknown targets fail with typed errors", async () => {
+    p = await boot({ fixtures: ["caller"] });
+    const call = async (target: string) => (await p!.req("/api/caller", { json: { target } })).json();
+    expect(await call("ghost.work")).toMatchObject({ code: "PLT_SERVICE_NOT_FOUND", status: 404 });
+    expect(await call("caller.nothing")).toMatchObject({ code: "PLT_ACTION_NOT_FOUND", status: 404 });
+    expect(await call("no-dot")).toMatchObject({ code: "PLT_BAD_REQUEST", status: 400 });
+  });
+
+  test("a call that outlives its timeout fails fast with PLT_TIMEOUT, and timeouts count as failures", async () => {
+    p = await boot({ fixtures: ["caller", "crashy"] }, { breaker: { ...breaker, failureThreshold: 2 } });
+    const call = async () => (await p!.req("/api/caller", { json: { target: "crashy.hang", timeoutMs: 50 } })).json();
+    const started = performance.now();
+    expect(await call()).toEqual({ ok: false, typed: true, code: "PLT_TIMEOUT", status: 504 });
+    expect(performance.now() - started).toBeLessThan(1_000);
+    expect(await call()).toMatchObject({ code: "PLT_TIMEOUT" });
+    expect(await call()).toMatchObject({ code: "PLT_BREAKER_OPEN" });
+  });
+});

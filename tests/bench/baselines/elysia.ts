@@ -1,0 +1,5 @@
+/** Baseline: bare Elysia answering the same small JSON as the bench plugin's echo route. */
+import { Elysia } from "elysia";
+
+const app = new Elysia().get("/api/bench/echo", () => ({ ok: true })).listen({ port: 0, hostname: "127.0.0.1" });
+console.log(`listening http://127.0.0.1:${app.server!.port}`);

@@ -1,0 +1,20 @@
+/** Bench plugin: an echo route, a write (INSERT + event) and a read. */
+import { definePlugin, route, t } from "plinth";
+
+export default definePlugin({
+  name: "bench",
+  version: "1.0.0",
+  migrations: ["CREATE TABLE items (id INTEGER PRIMARY KEY AUTOINCREMENT, v TEXT NOT NULL)"],
+  routes: {
+    "GET /echo": () => ({ ok: true }),
+    "POST /items": route({
+      body: t.Object({ v: t.String() }),
+      handler(ctx) {
+        const row = ctx.db.query("INSERT INTO items (v) VALUES (?) RETURNING id").get(ctx.body.v);
+        ctx.emit("created", row);
+        return row;
+      },
+    }),
+    "GET /items/:id": (ctx) => ctx.db.query("SELECT * FROM items WHERE id = ?").get(Number(ctx.params.id)),
+  },
+});

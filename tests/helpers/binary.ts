@@ -1,0 +1,112 @@
+/**
+ * Runs the compiled binary (dist/plinth) as a user would: in its own folder,
+ * on free ports, reading its log to learn where it listens.
+ */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import type { Subprocess } from "bun";
+import { REPO } from "./plugins";
+
+export const BINARY = join(REPO, "dist/plinth");
+
+/** Builds dist/plinth when it is missing (npm test builds it before running the suite). */
+export function ensureBinary(): void {
+  if (existsSync(BINARY)) return;
+  const build = Bun.spawnSync([process.execPath, "scripts/build.ts"], { cwd: REPO, stdout: "inherit", stderr: "inherit" });
+  if (build.exitCode !== 0) throw new Error("building dist/plinth failed");
+}
+
+export interface Finished {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the binary to completion (for commands that exit). */
+export async function runBinary(cwd: string, args: string[], timeoutMs = 15_000): Promise<Finished> {
+  ensureBinary();
+  const proc = Bun.spawn([BINARY, ...args], { cwd, stdout: "pipe", stderr: "pipe", stdin: "ignore", timeout: timeoutMs });
+  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  return { code, stdout, stderr };
+}
+
+export interface Running extends AsyncDisposable {
+  proc: Subprocess<"ignore", "pipe", "pipe">;
+  url: string;
+  mqttUrl: string;
+  wsUrl: string;
+  /** Everything the platform logged so far. */
+  log(): string;
+  /** Resolves once the log matches `pattern`. */
+  waitForLog(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
+  /** Sends the signal and resolves with the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** Starts `plinth run` in `cwd` on free ports and waits until it is ready. */
+export async function startBinary(cwd: string, args: string[] = []): Promise<Running> {
+  ensureBinary();
+  const proc = Bun.spawn([BINARY, "run", "--port", "0", "--mqtt-port", "0", ...args], {
+    cwd,
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  let text = "";
+  const listeners = new Set<() => void>();
+  const pump = async (stream: ReadableStream<Uint8Array>) => {
+    const decoder = new TextDecoder();
+    for await (const chunk of stream) {
+      text += decoder.decode(chunk, { stream: true });
+      for (const l of listeners) l();
+    }
+  };
+  void pump(proc.stderr);
+  void pump(proc.stdout);
+
+  const waitForLog = (pattern: RegExp, timeoutMs = 10_000) =>
+    new Promise<RegExpMatchArray>((resolve, reject) => {
+      const check = () => {
+        const m = text.match(pattern);
+        if (m) {
+          listeners.delete(check);
+          clearTimeout(timer);
+          resolve(m);
+        }
+      };
+      const timer = setTimeout(() => {
+        listeners.delete(check);
+        reject(new Error(`log did not match ${pattern} within ${timeoutMs} ms; log so far:\n${text}`));
+      }, timeoutMs);
+      listeners.add(check);
+      check();
+      void proc.exited.then(() => setTimeout(check, 50));
+    });
+
+  const exited = proc.exited.then((code) => code);
+  const ready = await Promise.race([
+    waitForLog(/platform ready/),
+    exited.then((code) => {
+      throw new Error(`plinth exited with ${code} before ready:\n${text}`);
+    }),
+  ]);
+  void ready;
+  const http = text.match(/gateway listening url=(http:\/\/[\d.]+:\d+)/)![1]!;
+  const mqttUrl = text.match(/broker listening url=(mqtt:\/\/[\d.]+:\d+)/)![1]!;
+  const stop = async (signal: NodeJS.Signals = "SIGTERM") => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+    return exited;
+  };
+  return {
+    proc,
+    url: http,
+    mqttUrl,
+    wsUrl: `${http.replace("http:", "ws:")}/mqtt`,
+    log: () => text,
+    waitForLog,
+    stop,
+    [Symbol.asyncDispose]: async () => {
+      await stop("SIGKILL");
+    },
+  };
+}

@@ -34,7 +34,8 @@ export async function loadConfig(options: LoadOptions = {}): Promise<LoadedConfi
   const fromFile = file ? await importConfig(file) : {};
   const merged = merge(merge({}, fromFile), options.overrides ?? {});
 
-  const config = Value.Default(ConfigSchema, structuredClone(merged)) as Config;
+  // merge() built fresh objects, so filling in defaults does not touch the caller's values.
+  const config = Value.Default(ConfigSchema, merged) as Config;
   const errors = [...Value.Errors(ConfigSchema, config)];
   if (errors.length > 0) {
     const lines = errors.slice(0, 10).map((e) => `  ${fieldName(e.path)}: ${e.message}, got ${JSON.stringify(e.value)}`);

@@ -23,10 +23,19 @@ export interface LoggerOptions {
   write?: (line: string) => void;
 }
 
+/** JSON.stringify that never throws (BigInt, cycles): logging must not fail the caller. */
+function stringify(v: unknown): string {
+  try {
+    return JSON.stringify(v) ?? String(v);
+  } catch {
+    return JSON.stringify(String(v));
+  }
+}
+
 function formatValue(v: unknown): string {
-  if (v instanceof Error) return JSON.stringify(v.message);
-  if (typeof v === "string") return /^[\w./:@-]+$/.test(v) ? v : JSON.stringify(v);
-  return JSON.stringify(v) ?? String(v);
+  if (v instanceof Error) return stringify(v.message);
+  if (typeof v === "string") return /^[\w./:@-]+$/.test(v) ? v : stringify(v);
+  return stringify(v);
 }
 
 export function createLogger(options: LoggerOptions = {}): Logger {
@@ -41,8 +50,11 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     const time = new Date().toISOString();
     if (format === "json") {
       const record: Fields = { time, level: lvl, ...(name ? { name } : {}), msg };
-      for (const [k, v] of Object.entries(fields ?? {})) record[k] = v instanceof Error ? v.message : v;
-      write(JSON.stringify(record));
+      for (const [k, v] of Object.entries(fields ?? {})) {
+        // The record's own keys win over fields of the same name.
+        if (!(k in record)) record[k] = v instanceof Error ? v.message : typeof v === "bigint" ? String(v) : v;
+      }
+      write(stringify(record));
       return;
     }
     let line = `${time} ${lvl.toUpperCase().padEnd(5)} ${name ? `[${name}] ` : ""}${msg}`;

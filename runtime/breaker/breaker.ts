@@ -40,12 +40,13 @@ export class CircuitBreaker {
   private openedAt = 0;
   private probes = 0;
   private timesOpened = 0;
+  private generation = 0;
 
   constructor(
     readonly name: string,
     private readonly options: BreakerOptions,
     private readonly clock: Clock = systemClock,
-    private readonly onChange: (state: BreakerState, breaker: CircuitBreaker) => void = () => {},
+    private readonly onChange: (state: BreakerState, snapshot: BreakerSnapshot) => void = () => {},
   ) {}
 
   get state(): BreakerState {
@@ -56,13 +57,8 @@ export class CircuitBreaker {
   }
 
   snapshot(): BreakerSnapshot {
-    const state = this.state;
-    return {
-      state,
-      failures: this.failures,
-      retryAt: state === "open" ? this.openedAt + this.options.resetTimeoutMs : null,
-      opened: this.timesOpened,
-    };
+    void this.state; // let a due open → half-open happen first
+    return this.describe();
   }
 
   /** Runs `fn` if the breaker lets it through; otherwise fails at once with PLT_BREAKER_OPEN. */
@@ -73,39 +69,53 @@ export class CircuitBreaker {
         data: { service: this.name, retryInMs: Math.max(0, Math.ceil(this.openedAt + this.options.resetTimeoutMs - this.clock.now())) },
       });
     }
-    const probing = state === "half-open";
-    if (probing) this.probes++;
+    // A call only counts in the state it started in: a slow call that began while closed
+    // cannot close a breaker that has opened since, nor can it reopen one that is probing.
+    const generation = this.generation;
+    if (state === "half-open") this.probes++;
     try {
       const value = await fn();
-      this.success();
+      if (generation === this.generation) this.success();
       return value;
     } catch (err) {
-      if (isFailure(err)) this.failure();
-      else if (probing) this.success();
+      if (generation === this.generation) {
+        // Only the callee's failures count; a caller's 4xx shows the callee is answering.
+        if (isFailure(err)) this.failure();
+        else this.success();
+      }
       throw err;
     } finally {
-      if (probing) this.probes = Math.max(0, this.probes - 1);
+      if (state === "half-open" && generation === this.generation) this.probes--;
     }
   }
 
   private success(): void {
     this.failures = 0;
-    if (this.current !== "closed") this.transition("closed");
+    if (this.current === "half-open") this.transition("closed");
   }
 
   private failure(): void {
     this.failures++;
-    if (this.current === "half-open" || (this.current === "closed" && this.failures >= this.options.failureThreshold)) {
+    if (this.current === "half-open" || this.failures >= this.options.failureThreshold) {
       this.openedAt = this.clock.now();
       this.timesOpened++;
       this.transition("open");
     }
   }
 
+  private describe(): BreakerSnapshot {
+    return {
+      state: this.current,
+      failures: this.failures,
+      retryAt: this.current === "open" ? this.openedAt + this.options.resetTimeoutMs : null,
+      opened: this.timesOpened,
+    };
+  }
+
   private transition(to: BreakerState): void {
-    if (this.current === to) return;
     this.current = to;
-    if (to === "half-open") this.probes = 0;
-    this.onChange(to, this);
+    this.generation++;
+    this.probes = 0;
+    this.onChange(to, this.describe());
   }
 }

@@ -37,7 +37,7 @@ export class Breakers {
   get(service: string): CircuitBreaker {
     let breaker = this.byService.get(service);
     if (!breaker) {
-      breaker = new CircuitBreaker(service, this.options, this.clock, (state, b) => this.listener(service, state, b.snapshot()));
+      breaker = new CircuitBreaker(service, this.options, this.clock, (state, snapshot) => this.listener(service, state, snapshot));
       this.byService.set(service, breaker);
     }
     return breaker;

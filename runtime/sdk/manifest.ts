@@ -14,10 +14,12 @@ const SEMVER = /^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$/;
 export function parseRouteKey(key: string): RouteInfo | null {
   const m = ROUTE_KEY.exec(key);
   if (!m || !(METHODS as readonly string[]).includes(m[1]!)) return null;
-  const path = m[2]!.length > 1 ? m[2]!.replace(/\/+$/, "") : m[2]!;
+  const path = m[2]!.replace(/\/+$/, "") || "/";
+  if (path.includes("//")) return null;
   return { method: m[1]!, path };
 }
 
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 const handlerOf = (v: unknown) => (typeof v === "function" ? v : (v as { handler?: unknown } | null)?.handler);
 
 export function validatePlugin(value: unknown): { plugin: PluginDefinition; manifest: Manifest } {
@@ -38,18 +40,28 @@ export function validatePlugin(value: unknown): { plugin: PluginDefinition; mani
   if (p.needs !== undefined && (!Array.isArray(p.needs) || p.needs.some((n) => typeof n !== "string" || !SERVICE_NAME.test(n)))) {
     problems.push("needs: expected an array of service names");
   }
+  if (p.description !== undefined && typeof p.description !== "string") problems.push("description: expected a string");
+  for (const key of ["routes", "actions", "subscribe"] as const) {
+    if (p[key] !== undefined && !isRecord(p[key])) problems.push(`${key}: expected an object`);
+  }
+  const entries = (v: unknown) => (isRecord(v) ? Object.entries(v) : []);
   const routes: RouteInfo[] = [];
-  for (const [key, spec] of Object.entries(p.routes ?? {})) {
+  const seen = new Set<string>();
+  for (const [key, spec] of entries(p.routes)) {
     const info = parseRouteKey(key);
     if (!info) problems.push(`routes["${key}"]: expected "METHOD /path" with METHOD one of ${METHODS.join(", ")}`);
-    else routes.push(info);
+    else if (seen.has(`${info.method} ${info.path}`)) problems.push(`routes["${key}"]: duplicates ${info.method} ${info.path}`);
+    else {
+      seen.add(`${info.method} ${info.path}`);
+      routes.push(info);
+    }
     if (typeof handlerOf(spec) !== "function") problems.push(`routes["${key}"]: expected a handler function`);
   }
-  for (const [key, spec] of Object.entries(p.actions ?? {})) {
+  for (const [key, spec] of entries(p.actions)) {
     if (!ACTION_NAME.test(key)) problems.push(`actions["${key}"]: invalid action name`);
     if (typeof handlerOf(spec) !== "function") problems.push(`actions["${key}"]: expected a handler function`);
   }
-  for (const [filter, spec] of Object.entries(p.subscribe ?? {})) {
+  for (const [filter, spec] of entries(p.subscribe)) {
     if (!isValidTopicFilter(filter)) problems.push(`subscribe["${filter}"]: not a valid MQTT topic filter`);
     if (typeof handlerOf(spec) !== "function") problems.push(`subscribe["${filter}"]: expected a handler function`);
   }

@@ -1,11 +1,12 @@
 /**
- * The compiled binary, copied nowhere and run in an empty folder with only a
- * plugins/ folder beside it: HTTP through the gateway, events to MQTT.js over
+ * The compiled binary, copied alone into an empty folder with only a plugins/
+ * folder beside it and run from there: HTTP through the gateway, events to MQTT.js over
  * TCP and WebSocket, a broken plugin beside good ones, clean shutdown.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
-import { startBinary, type Running } from "../helpers/binary";
+import { copyFileSync } from "node:fs";
+import { BINARY, ensureBinary, startBinary, type Running } from "../helpers/binary";
 import { connectMqtt, eventually } from "../helpers/mqtt";
 import { writePlugins } from "../helpers/plugins";
 import { tempDir, type TempDir } from "../helpers/tmp";
@@ -19,7 +20,9 @@ beforeAll(async () => {
     examples: ["orders", "inventory", "notifications"],
     files: { "broken.ts": `import { definePlugin } from "plinth";\nexport default definePlugin({ name: "broken", version: "1.0.0" ;\n` },
   });
-  app = await startBinary(dir.path);
+  ensureBinary();
+  copyFileSync(BINARY, dir.join("plinth"));
+  app = await startBinary(dir.path, [], dir.join("plinth"));
 });
 
 afterAll(async () => {

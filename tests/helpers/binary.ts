@@ -44,9 +44,9 @@ export interface Running extends AsyncDisposable {
 }
 
 /** Starts `plinth run` in `cwd` on free ports and waits until it is ready. */
-export async function startBinary(cwd: string, args: string[] = []): Promise<Running> {
+export async function startBinary(cwd: string, args: string[] = [], binary = BINARY): Promise<Running> {
   ensureBinary();
-  const proc = Bun.spawn([BINARY, "run", "--port", "0", "--mqtt-port", "0", ...args], {
+  const proc = Bun.spawn([binary, "run", "--port", "0", "--mqtt-port", "0", ...args], {
     cwd,
     stdin: "ignore",
     stdout: "pipe",

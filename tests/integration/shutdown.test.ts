@@ -1,0 +1,43 @@
+/** Graceful stop: in-flight requests finish, new ones are refused, databases are closed. */
+import { expect, test } from "bun:test";
+import { Database } from "bun:sqlite";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { boot } from "../helpers/boot";
+
+const slow = `import { definePlugin } from "plinth";
+export default definePlugin({
+  name: "slow", version: "1.0.0",
+  migrations: ["CREATE TABLE done (n INTEGER)"],
+  routes: {
+    "POST /": async (ctx) => {
+      await Bun.sleep(300);
+      ctx.db.query("INSERT INTO done VALUES (1)").run();
+      return { finished: true };
+    },
+  },
+});`;
+
+test("stop() lets an in-flight request finish, then refuses connections and closes the databases", async () => {
+  const p = await boot({ files: { "slow.ts": slow } });
+  const dataDir = p.dataDir;
+  const inFlight = p.req("/api/slow", { method: "POST" });
+  await Bun.sleep(50); // the request has reached the worker
+  const stopping = p.platform.stop();
+
+  const res = await inFlight;
+  expect(res.status).toBe(200);
+  expect(await res.json()).toEqual({ finished: true });
+  await stopping;
+
+  await expect(fetch(`${p.url}/health`)).rejects.toThrow();
+  // The worker closed its connection: SQLite checkpointed the WAL into the main file and removed it.
+  expect(existsSync(join(dataDir, "slow.sqlite-wal"))).toBe(false);
+  const db = new Database(join(dataDir, "slow.sqlite"), { readonly: true });
+  try {
+    expect(db.query("SELECT COUNT(*) AS n FROM done").get()).toEqual({ n: 1 });
+  } finally {
+    db.close();
+  }
+  await p.stop();
+});

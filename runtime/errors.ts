@@ -5,6 +5,7 @@
  */
 export const ErrorCode = {
   PLT_CONFIG_INVALID: { status: 500, retryable: false },
+  PLT_LISTEN_FAILED: { status: 500, retryable: false },
   PLT_BAD_REQUEST: { status: 400, retryable: false },
   PLT_BAD_JSON: { status: 400, retryable: false },
   PLT_VALIDATION: { status: 400, retryable: false },

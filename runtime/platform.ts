@@ -27,13 +27,15 @@ export async function startPlatform(config: Readonly<Config>, log: Logger): Prom
     broker.bus.publish(Topics.breaker(service), JSON.stringify({ service, ...snapshot }), { retain: true }).catch(() => {});
   });
   const loader = new Loader(config, broker.bus, breakers, log.child("loader"));
+  let gateway: Gateway;
   try {
     await loader.start();
+    gateway = startGateway(createApp(loader, config, log.child("gateway")), broker, config, log.child("gateway"));
   } catch (err) {
+    await loader.stop();
     await broker.close();
     throw err;
   }
-  const gateway = startGateway(createApp(loader, config, log.child("gateway")), broker, config, log.child("gateway"));
   log.info("platform ready", { services: loader.services.size, failed: loader.failures.length, ms: Math.round(performance.now() - started) });
 
   let stopping: Promise<void> | null = null;

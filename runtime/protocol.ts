@@ -39,6 +39,14 @@ export interface Manifest {
   needs: string[];
 }
 
+/** An event a handler emitted, before the host gives it a topic and source. */
+export interface EmitRequest {
+  id: string;
+  type: string;
+  time: string;
+  data: unknown;
+}
+
 /** A CloudEvents 1.0 JSON envelope (https://github.com/cloudevents/spec). */
 export interface CloudEvent<T = unknown> {
   specversion: "1.0";

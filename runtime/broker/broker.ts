@@ -6,6 +6,7 @@ import { createServer, type Server as NetServer, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { Aedes } from "aedes";
 import type { Config } from "../../config/schema";
+import { PlinthError } from "../errors";
 import type { Logger } from "../log";
 import { aclHooks } from "./acl";
 import { createBus, type Bus } from "./bus";
@@ -29,13 +30,18 @@ export async function startBroker(config: Config["broker"], log: Logger): Promis
     socket.setNoDelay(true);
     aedes.handle(socket);
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(config.port, config.host, () => {
-      server.off("error", reject);
-      resolve();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(config.port, config.host, () => {
+        server.off("error", reject);
+        resolve();
+      });
     });
-  });
+  } catch (err) {
+    await new Promise<void>((resolve) => aedes.close(() => resolve()));
+    throw listenFailed("broker.port", config.host, config.port, err);
+  }
   const address = server.address();
   const port = typeof address === "object" && address ? address.port : config.port;
   log.info("broker listening", { url: `mqtt://${config.host}:${port}` });
@@ -51,4 +57,11 @@ export async function startBroker(config: Config["broker"], log: Logger): Promis
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/** A port that cannot be bound, named by its config field. */
+export function listenFailed(field: string, host: string, port: number, err: unknown): PlinthError {
+  const code = (err as { code?: string }).code;
+  const reason = code === "EADDRINUSE" ? "address already in use" : code === "EACCES" ? "permission denied" : (err as Error).message;
+  return new PlinthError("PLT_LISTEN_FAILED", `${field}: cannot listen on ${host}:${port}: ${reason}`, { cause: err });
 }

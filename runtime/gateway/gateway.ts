@@ -6,7 +6,7 @@
 import { Elysia } from "elysia";
 import type { Server } from "bun";
 import type { Config } from "../../config/schema";
-import type { Broker } from "../broker/broker";
+import { listenFailed, type Broker } from "../broker/broker";
 import { mqttWebSocketHandler, upgradeMqtt, type MqttSocketData } from "../broker/ws";
 import { PlinthError } from "../errors";
 import type { Loader } from "../loader/loader";
@@ -60,9 +60,17 @@ export function createApp(loader: Loader, config: Readonly<Config>, log: Logger)
     .all(`${API_PREFIX}*`, ({ request, path, query }) => api(request, path, query), { parse: "none" });
 }
 
+function serve(options: Bun.Serve.Options<MqttSocketData>, at: Config["gateway"]): Server<MqttSocketData> {
+  try {
+    return Bun.serve<MqttSocketData>(options);
+  } catch (err) {
+    throw listenFailed("gateway.port", at.host, at.port, err);
+  }
+}
+
 export function startGateway(app: ReturnType<typeof createApp>, broker: Broker, config: Readonly<Config>, log: Logger): Gateway {
   const wsPath = config.broker.websocketPath;
-  const server: Server<MqttSocketData> = Bun.serve<MqttSocketData>({
+  const server: Server<MqttSocketData> = serve({
     hostname: config.gateway.host,
     port: config.gateway.port,
     // Bodies are limited (with a JSON 413) by readBody; this is only the hard ceiling.
@@ -75,7 +83,7 @@ export function startGateway(app: ReturnType<typeof createApp>, broker: Broker, 
       return app.fetch(request);
     },
     websocket: mqttWebSocketHandler((stream) => broker.handle(stream)),
-  });
+  }, config.gateway);
   const url = `http://${config.gateway.host}:${server.port}`;
   log.info("gateway listening", { url, ...(wsPath ? { mqttWebSocket: `ws://${config.gateway.host}:${server.port}${wsPath}` } : {}) });
 

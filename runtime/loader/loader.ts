@@ -13,10 +13,11 @@ import { Breakers, parseTarget } from "../breaker/call";
 import type { Bus } from "../broker/bus";
 import { PlinthError, type WireError } from "../errors";
 import type { Logger } from "../log";
-import { Topics, isValidEventType, eventSource, eventType, type CloudEvent, type Manifest } from "../protocol";
-import type { EmitRequest, HttpRequest, HttpResponse, PluginSource } from "../worker/channel";
+import type { Manifest } from "../protocol";
+import type { HttpRequest, HttpResponse, PluginSource } from "../worker/channel";
 import { WorkerHost, type CallMessage } from "../worker/host";
 import { discoverPlugins } from "./discover";
+import { publishEvents, toCloudEvent } from "./events";
 
 export interface Service {
   readonly name: string;
@@ -160,7 +161,7 @@ export class Loader {
       restartDelayMs: this.config.workers.restartDelayMs,
       maxRestarts: this.config.workers.maxRestarts,
       onCall: (from, call: CallMessage) => this.call(from, call.target, call.params, call.timeoutMs),
-      onEvents: (from, events) => this.publish(from, events),
+      onEvents: (from, events) => publishEvents(this.bus, from, events, this.log),
       onReady: (manifest) => {
         const service = this.services.get(manifest.name);
         if (service) service.router = buildRouter(manifest);
@@ -178,28 +179,6 @@ export class Loader {
     this.log.info("service ready", { service: manifest.name, version: manifest.version, from: origin });
   }
 
-  /** Publishes a service's events in its own namespace: the topic and source come from the host, never the worker. */
-  private publish(service: string, events: EmitRequest[]): void {
-    for (const e of events) {
-      if (!isValidEventType(e.type)) {
-        this.log.error("event dropped: invalid type", { service, type: e.type });
-        continue;
-      }
-      const envelope: CloudEvent = {
-        specversion: "1.0",
-        id: e.id,
-        source: eventSource(service),
-        type: eventType(service, e.type),
-        time: e.time,
-        datacontenttype: "application/json",
-        data: e.data,
-      };
-      this.bus.publish(Topics.event(service, e.type), JSON.stringify(envelope)).catch((err: Error) =>
-        this.log.error("event publish failed", { service, type: e.type, error: err.message }),
-      );
-    }
-  }
-
   private deliver(service: Service, subscription: number, topic: string, payload: Buffer): void {
     const event = toCloudEvent(topic, payload);
     service.host
@@ -212,26 +191,4 @@ function buildRouter(manifest: Manifest): Memoirist<number> {
   const router = new Memoirist<number>();
   manifest.routes.forEach((r, i) => router.add(r.method, r.path, i));
   return router;
-}
-
-/** Events from services are CloudEvents already; other MQTT messages get wrapped in one. */
-function toCloudEvent(topic: string, payload: Buffer): CloudEvent {
-  const text = payload.toString("utf8");
-  let data: unknown = text;
-  try {
-    data = JSON.parse(text);
-  } catch {}
-  if (typeof data === "object" && data !== null && (data as { specversion?: unknown }).specversion === "1.0") {
-    return data as CloudEvent;
-  }
-  return {
-    specversion: "1.0",
-    id: Bun.randomUUIDv7(),
-    source: "mqtt",
-    type: "mqtt.message",
-    time: new Date().toISOString(),
-    datacontenttype: "application/json",
-    subject: topic,
-    data,
-  };
 }

@@ -5,15 +5,8 @@
 import type { Database } from "bun:sqlite";
 import { PlinthError } from "../errors";
 import type { Logger } from "../log";
-import { isValidEventType } from "../protocol";
+import { isValidEventType, type EmitRequest } from "../protocol";
 import type { CallOptions, Context } from "./define";
-
-export interface PendingEvent {
-  id: string;
-  type: string;
-  time: string;
-  data: unknown;
-}
 
 export interface ContextBase {
   service: string;
@@ -24,7 +17,7 @@ export interface ContextBase {
 }
 
 /** A handler's context: the shared base plus `emit`, which collects into `events`. */
-export function createContext<X extends object>(base: ContextBase, extra: X, events: PendingEvent[]): Context & X {
+export function createContext<X extends object>(base: ContextBase, extra: X, events: EmitRequest[]): Context & X {
   const emit = (type: string, data?: unknown) => {
     if (!isValidEventType(type)) {
       throw new PlinthError("PLT_EVENT_INVALID", `emit: invalid event type ${JSON.stringify(type)} (letters, digits, '_', '.', '-', levels split by '/')`);

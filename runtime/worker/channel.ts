@@ -3,7 +3,9 @@
  * Messages travel by structured clone; no JSON encoding happens here.
  */
 import type { WireError } from "../errors";
-import type { CloudEvent, Manifest } from "../protocol";
+import type { CloudEvent, EmitRequest, Manifest } from "../protocol";
+
+export type { EmitRequest } from "../protocol";
 
 /** Where the worker finds its plugin: a file on disk or a built-in service bundled in the binary. */
 export type PluginSource = { kind: "file"; path: string } | { kind: "builtin"; name: string };
@@ -20,14 +22,6 @@ export interface HttpResponse {
   status: number;
   headers: Record<string, string>;
   body: unknown;
-}
-
-/** An event the worker asks the host to publish; the host decides its topic and source. */
-export interface EmitRequest {
-  id: string;
-  type: string;
-  time: string;
-  data: unknown;
 }
 
 export type HostMessage =

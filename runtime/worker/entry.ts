@@ -11,11 +11,12 @@ import { Value } from "@sinclair/typebox/value";
 import { builtinServices } from "../../services/index";
 import { PlinthError } from "../errors";
 import { createLogger, type LogFormat, type LogLevel, type Logger } from "../log";
-import { createContext, type ContextBase, type PendingEvent } from "../sdk/context";
+import type { EmitRequest } from "../protocol";
+import { createContext, type ContextBase } from "../sdk/context";
 import type { PluginDefinition } from "../sdk/define";
 import { validatePlugin } from "../sdk/manifest";
 import { registerSdkModule } from "../sdk/module";
-import type { HostMessage, HttpRequest, PluginSource, WorkerMessage } from "./channel";
+import type { HostMessage, HttpRequest, HttpResponse, PluginSource, WorkerMessage } from "./channel";
 
 declare const self: Worker;
 
@@ -121,14 +122,20 @@ async function init(msg: Extract<HostMessage, { t: "init" }>): Promise<void> {
   }
 }
 
+interface Prepared {
+  fn: Handler;
+  extra: object;
+  /** Turns the handler's return value into the reply (HTTP wraps it with status and headers). */
+  finish?: (value: unknown) => unknown;
+}
+
 /** Runs one handler; its emitted events travel back with its result, only on success. */
-async function run(id: number, what: string, handler: () => { fn: Handler; extra: object }): Promise<void> {
-  const events: PendingEvent[] = [];
+async function run(id: number, what: string, prepare: () => Prepared): Promise<void> {
+  const events: EmitRequest[] = [];
   try {
-    const { fn, extra } = handler();
-    const ctx = createContext(base, extra, events);
-    const value = await fn(ctx);
-    post({ t: "result", id, ok: true, value: "set" in ctx ? httpResult(ctx.set as HttpSet, value) : value, events });
+    const { fn, extra, finish } = prepare();
+    const value = await fn(createContext(base, extra, events));
+    post({ t: "result", id, ok: true, value: finish ? finish(value) : value, events });
   } catch (err) {
     const error = PlinthError.from(err);
     if (!(err instanceof PlinthError)) {
@@ -140,26 +147,19 @@ async function run(id: number, what: string, handler: () => { fn: Handler; extra
   }
 }
 
-interface HttpSet {
-  status?: number;
-  headers: Record<string, string>;
-}
-
-function httpResult(set: HttpSet, body: unknown) {
-  return { status: set.status ?? (body === undefined ? 204 : 200), headers: set.headers, body: body ?? null };
-}
-
-function httpHandler(req: HttpRequest) {
+function httpHandler(req: HttpRequest): Prepared {
   const route = routes[req.route];
   if (!route) throw new PlinthError("PLT_NOT_FOUND", "route not found");
+  const set: { status?: number; headers: Record<string, string> } = { headers: {} };
   const extra = {
     body: validate("body", route.body, req.body),
     query: validate("query", route.query, req.query, true),
     params: validate("params", route.params, req.params, true),
     headers: req.headers,
-    set: { headers: {} } as HttpSet,
+    set,
   };
-  return { fn: route.handler, extra };
+  const finish = (body: unknown): HttpResponse => ({ status: set.status ?? (body === undefined ? 204 : 200), headers: set.headers, body: body ?? null });
+  return { fn: route.handler, extra, finish };
 }
 
 self.onmessage = (e: MessageEvent<HostMessage>) => {

@@ -45,6 +45,21 @@ describe("plinth CLI (compiled binary)", () => {
     expect(stderr).toContain("nope.config.ts: config file not found");
   });
 
+  test("a port in use stops start-up naming the config field", async () => {
+    using dir = tempDir();
+    const taken = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    try {
+      const broker = await runBinary(dir.path, ["run", "--port", "0", "--mqtt-port", String(taken.port)]);
+      expect(broker.code).toBe(1);
+      expect(broker.stderr).toContain(`PLT_LISTEN_FAILED: broker.port: cannot listen on 127.0.0.1:${taken.port}: address already in use`);
+      const gateway = await runBinary(dir.path, ["run", "--port", String(taken.port), "--mqtt-port", "0"]);
+      expect(gateway.code).toBe(1);
+      expect(gateway.stderr).toContain(`PLT_LISTEN_FAILED: gateway.port: cannot listen on 127.0.0.1:${taken.port}`);
+    } finally {
+      taken.stop(true);
+    }
+  });
+
   test("new <name> scaffolds a plugin that serves at once", async () => {
     using dir = tempDir();
     const made = await runBinary(dir.path, ["new", "billing"]);

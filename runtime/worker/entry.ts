@@ -37,6 +37,7 @@ let base: ContextBase;
 let db: Database | undefined;
 let log: Logger = createLogger();
 let routes: Compiled[] = [];
+let routeNames: string[] = [];
 let actions = new Map<string, Compiled>();
 let subscriptions: Compiled[] = [];
 let nextCall = 1;
@@ -102,6 +103,7 @@ async function init(msg: Extract<HostMessage, { t: "init" }>): Promise<void> {
     log = createLogger({ name: plugin.name, level: msg.logLevel as LogLevel, format: msg.logFormat as LogFormat });
     db = openDatabase(msg.dataDir, plugin);
     routes = Object.values(plugin.routes ?? {}).map(compile);
+    routeNames = manifest.routes.map((r) => `${r.method} ${r.path}`);
     actions = new Map(Object.entries(plugin.actions ?? {}).map(([k, v]) => [k, compile(v)]));
     subscriptions = Object.values(plugin.subscribe ?? {}).map(compile);
     base = {
@@ -172,7 +174,7 @@ self.onmessage = (e: MessageEvent<HostMessage>) => {
       base = { ...base, config: Object.freeze({ ...msg.config }) };
       break;
     case "http":
-      void run(msg.id, `route ${msg.req.route}`, () => httpHandler(msg.req));
+      void run(msg.id, `${routeNames[msg.req.route]}`, () => httpHandler(msg.req));
       break;
     case "action":
       void run(msg.id, `action ${msg.action}`, () => {

@@ -9,10 +9,11 @@ import type { AedesOptions } from "aedes";
 import type { Logger } from "../log";
 import { Topics } from "../protocol";
 
-const RESERVED = [`${Topics.eventsRoot}/`, `${Topics.platformRoot}/`, "$SYS/"];
+const RESERVED = [Topics.eventsRoot, Topics.platformRoot, "$SYS"];
 
+/** The root itself counts too: the filter `events/#` matches the topic `events` [MQTT-4.7.1-2]. */
 export function isReservedTopic(topic: string): boolean {
-  return RESERVED.some((prefix) => topic.startsWith(prefix));
+  return RESERVED.some((root) => topic === root || topic.startsWith(`${root}/`));
 }
 
 export function aclHooks(log: Logger): Pick<AedesOptions, "authorizePublish"> {

@@ -48,7 +48,7 @@ export async function startBroker(config: Config["broker"], log: Logger): Promis
 
   return {
     aedes,
-    bus: createBus(aedes),
+    bus: createBus(aedes, (err, topic) => log.error("bus subscriber threw", { topic, error: err instanceof Error ? err.message : String(err) })),
     port,
     handle: (stream) => aedes.handle(stream),
     async close() {

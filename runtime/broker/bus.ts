@@ -12,7 +12,8 @@ export interface Bus {
   subscribe(filter: string, handler: BusHandler): Promise<() => Promise<void>>;
 }
 
-export function createBus(aedes: Aedes): Bus {
+/** `onHandlerError` hears what a subscriber threw; the other subscribers still get the message. */
+export function createBus(aedes: Aedes, onHandlerError: (err: unknown, topic: string) => void = () => {}): Bus {
   return {
     publish(topic, payload, options = {}) {
       return new Promise((resolve, reject) => {
@@ -33,9 +34,10 @@ export function createBus(aedes: Aedes): Bus {
       const deliver = (packet: AedesPublishPacket, done: () => void) => {
         try {
           handler(packet.topic, packet.payload as Buffer);
-        } finally {
-          done();
+        } catch (err) {
+          onHandlerError(err, packet.topic);
         }
+        done();
       };
       return new Promise((resolve) => {
         aedes.subscribe(filter, deliver, () =>

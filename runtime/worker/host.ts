@@ -61,6 +61,8 @@ export class WorkerHost {
   private lastCrashAt = 0;
   private restartTimer: Timer | null = null;
   private stopped: (() => void) | null = null;
+  /** Settles a start() still in progress when stop() is called. */
+  private abortStart: ((error: PlinthError) => void) | null = null;
 
   constructor(private readonly options: HostOptions) {}
 
@@ -80,17 +82,21 @@ export class WorkerHost {
       const settle = (error: PlinthError | null, manifest?: Manifest) => {
         if (settled) return;
         settled = true;
+        this.abortStart = null;
         clearTimeout(timer);
         if (error) {
-          this.lastError = error.toWire();
-          this.state = "failed";
           worker.terminate();
+          if (this.state !== "stopping" && this.state !== "stopped") {
+            this.lastError = error.toWire();
+            this.state = "failed";
+          }
           reject(error);
         } else {
           resolve(manifest!);
         }
       };
 
+      this.abortStart = settle;
       worker.onmessage = (e: MessageEvent<WorkerMessage>) => {
         const msg = e.data;
         if (msg.t === "ready") {
@@ -148,7 +154,9 @@ export class WorkerHost {
     if (this.restartTimer) clearTimeout(this.restartTimer);
     const worker = this.worker;
     this.state = "stopping";
-    this.failPending(new PlinthError("PLT_SHUTTING_DOWN", `service "${this.name}" is stopping`));
+    const stopping = new PlinthError("PLT_SHUTTING_DOWN", `service "${this.name}" is stopping`);
+    this.abortStart?.(stopping);
+    this.failPending(stopping);
     if (worker) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, timeoutMs);
@@ -232,6 +240,7 @@ export class WorkerHost {
       this.start().then(
         () => this.setState("ready"),
         (err: PlinthError) => {
+          if (this.state === "stopping" || this.state === "stopped") return;
           log.error("service failed to restart", { error: err.message });
           this.setState("failed");
         },

@@ -1,0 +1,194 @@
+import { describe, expect, test } from "bun:test";
+import { PlinthError } from "../../../runtime/errors";
+import { readBody } from "../../../runtime/gateway/body";
+
+const URL_ = "http://plinth.test/api/x";
+const LIMIT = 64;
+
+function post(body: RequestInit["body"], headers: Record<string, string> = {}): Request {
+  return new Request(URL_, { method: "POST", body, headers });
+}
+
+async function rejection(p: Promise<unknown>): Promise<PlinthError> {
+  try {
+    await p;
+  } catch (err) {
+    expect(err).toBeInstanceOf(PlinthError);
+    return err as PlinthError;
+  }
+  throw new Error("expected readBody to reject");
+}
+
+/** A streamed body (no content-length) that serves `chunks` and records how far it was read and whether it was cancelled. */
+function streamed(chunks: Uint8Array[] | (() => Uint8Array), type = "application/json") {
+  const state = { pulls: 0, cancelled: false };
+  const stream = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      state.pulls++;
+      if (typeof chunks === "function") return controller.enqueue(chunks());
+      const next = chunks.shift();
+      if (next) controller.enqueue(next);
+      else controller.close();
+    },
+    cancel() {
+      state.cancelled = true;
+    },
+  });
+  const request = new Request(URL_, { method: "POST", body: stream, headers: { "content-type": type } });
+  return { request, state };
+}
+
+const bytes = (s: string) => new TextEncoder().encode(s);
+
+describe("readBody: JSON", () => {
+  test("parses an application/json body", async () => {
+    expect(await readBody(post(JSON.stringify({ a: 1, b: [true, null] }), { "content-type": "application/json" }), LIMIT)).toEqual({
+      a: 1,
+      b: [true, null],
+    });
+  });
+
+  test("accepts parameters and any letter case in the content type", async () => {
+    expect(await readBody(post(`{"x":"é"}`, { "content-type": "Application/JSON; charset=utf-8" }), LIMIT)).toEqual({ x: "é" });
+  });
+
+  test.each(["application/cloudevents+json", "application/vnd.api+json", "application/merge-patch+json; charset=utf-8"])(
+    "parses a %s body as JSON",
+    async (type) => {
+      expect(await readBody(post(`{"ok":true}`, { "content-type": type }), LIMIT)).toEqual({ ok: true });
+    },
+  );
+
+  test("JSON scalars come back as they are", async () => {
+    const json = { "content-type": "application/json" };
+    expect(await readBody(post("42", json), LIMIT)).toBe(42);
+    expect(await readBody(post(`"s"`, json), LIMIT)).toBe("s");
+    expect(await readBody(post("null", json), LIMIT)).toBeNull();
+    expect(await readBody(post("false", json), LIMIT)).toBe(false);
+  });
+
+  test("a body without a content type is read as JSON", async () => {
+    const req = post(bytes(`{"n":1}`));
+    expect(req.headers.get("content-type")).toBeNull();
+    expect(await readBody(req, LIMIT)).toEqual({ n: 1 });
+  });
+
+  test("malformed JSON rejects with PLT_BAD_JSON (400)", async () => {
+    const err = await rejection(readBody(post(`{"a":`, { "content-type": "application/json" }), LIMIT));
+    expect(err.code).toBe("PLT_BAD_JSON");
+    expect(err.status).toBe(400);
+    expect(err.message).toContain("malformed JSON");
+  });
+
+  test("malformed +json rejects with PLT_BAD_JSON", async () => {
+    expect((await rejection(readBody(post("nope", { "content-type": "application/problem+json" }), LIMIT))).code).toBe("PLT_BAD_JSON");
+  });
+
+  test("a multi-byte character split across chunks is decoded intact", async () => {
+    const all = bytes(`{"w":"日本"}`);
+    const { request } = streamed([all.slice(0, 7), all.slice(7, 8), all.slice(8)]);
+    expect(await readBody(request, LIMIT)).toEqual({ w: "日本" });
+  });
+});
+
+describe("readBody: text", () => {
+  test("text/plain returns the string", async () => {
+    expect(await readBody(post("hello world", { "content-type": "text/plain" }), LIMIT)).toBe("hello world");
+  });
+
+  test("other text/* types return the string, not parsed", async () => {
+    expect(await readBody(post(`{"a":1}`, { "content-type": "text/csv; charset=utf-8" }), LIMIT)).toBe(`{"a":1}`);
+  });
+
+  test("text/html is returned as text even when it looks like JSON", async () => {
+    expect(await readBody(post("[1,2]", { "content-type": "text/html" }), LIMIT)).toBe("[1,2]");
+  });
+});
+
+describe("readBody: empty", () => {
+  test("no body → undefined", async () => {
+    expect(await readBody(new Request(URL_), LIMIT)).toBeUndefined();
+    expect(await readBody(new Request(URL_, { method: "DELETE" }), LIMIT)).toBeUndefined();
+  });
+
+  test("an empty body → undefined, even when declared as JSON", async () => {
+    expect(await readBody(post("", { "content-type": "application/json" }), LIMIT)).toBeUndefined();
+    expect(await readBody(post(new Uint8Array(0)), LIMIT)).toBeUndefined();
+  });
+
+  test("an empty stream → undefined", async () => {
+    const { request } = streamed([]);
+    expect(await readBody(request, LIMIT)).toBeUndefined();
+  });
+
+  test("an empty body of an unsupported type → undefined, not 415", async () => {
+    expect(await readBody(post("", { "content-type": "application/x-www-form-urlencoded" }), LIMIT)).toBeUndefined();
+  });
+});
+
+describe("readBody: size limit", () => {
+  test("a body exactly at the limit is accepted", async () => {
+    const text = "x".repeat(LIMIT - 2);
+    expect(await readBody(post(JSON.stringify(text), { "content-type": "application/json" }), LIMIT)).toBe(text);
+  });
+
+  test("a content-length over the limit rejects with PLT_BODY_TOO_LARGE (413) without reading", async () => {
+    const { request, state } = streamed(() => bytes("x"));
+    request.headers.set("content-length", String(LIMIT + 1));
+    const err = await rejection(readBody(request, LIMIT));
+    expect(err.code).toBe("PLT_BODY_TOO_LARGE");
+    expect(err.status).toBe(413);
+    expect(err.data).toEqual({ maxBytes: LIMIT });
+    expect(request.bodyUsed).toBe(false);
+    expect(state.pulls).toBeLessThanOrEqual(1); // a stream may pre-fill its queue once; nothing was consumed
+  });
+
+  test("a declared oversize body is refused even though its actual bytes would fit", async () => {
+    const req = post(`{}`, { "content-type": "application/json", "content-length": String(LIMIT * 10) });
+    expect((await rejection(readBody(req, LIMIT))).code).toBe("PLT_BODY_TOO_LARGE");
+    expect(req.bodyUsed).toBe(false);
+  });
+
+  test("a streamed body over the limit rejects with PLT_BODY_TOO_LARGE", async () => {
+    const { request, state } = streamed([bytes("[" + "1,".repeat(20)), bytes("1,".repeat(20)), bytes("1,".repeat(20) + "1]")]);
+    expect(request.headers.get("content-length")).toBeNull();
+    const err = await rejection(readBody(request, LIMIT));
+    expect(err.code).toBe("PLT_BODY_TOO_LARGE");
+    expect(err.data).toEqual({ maxBytes: LIMIT });
+    expect(state.pulls).toBeGreaterThan(1);
+  });
+
+  test("an endless stream stops being read once over the limit, and is cancelled", async () => {
+    const { request, state } = streamed(() => bytes("0123456789"));
+    const err = await rejection(readBody(request, LIMIT));
+    expect(err.code).toBe("PLT_BODY_TOO_LARGE");
+    expect(state.pulls).toBeLessThan(20);
+    await Bun.sleep(0);
+    expect(state.cancelled).toBe(true);
+  });
+
+  test("a body over the limit sent without content-length (a Blob) is refused", async () => {
+    const req = post(new Blob(["y".repeat(LIMIT + 1)]), { "content-type": "text/plain" });
+    expect((await rejection(readBody(req, LIMIT))).code).toBe("PLT_BODY_TOO_LARGE");
+  });
+});
+
+describe("readBody: unsupported media types", () => {
+  test("form-urlencoded rejects with PLT_UNSUPPORTED_MEDIA_TYPE (415)", async () => {
+    const err = await rejection(readBody(post("a=1&b=2", { "content-type": "application/x-www-form-urlencoded" }), LIMIT));
+    expect(err.code).toBe("PLT_UNSUPPORTED_MEDIA_TYPE");
+    expect(err.status).toBe(415);
+    expect(err.message).toContain("application/x-www-form-urlencoded");
+  });
+
+  test("URLSearchParams bodies (form-urlencoded by default) are refused", async () => {
+    expect((await rejection(readBody(post(new URLSearchParams({ a: "1" })), LIMIT))).code).toBe("PLT_UNSUPPORTED_MEDIA_TYPE");
+  });
+
+  test.each(["application/octet-stream", "application/xml", "multipart/form-data; boundary=x", "application/jsonx"])(
+    "%s rejects with PLT_UNSUPPORTED_MEDIA_TYPE",
+    async (type) => {
+      expect((await rejection(readBody(post("data", { "content-type": type }), LIMIT))).code).toBe("PLT_UNSUPPORTED_MEDIA_TYPE");
+    },
+  );
+});

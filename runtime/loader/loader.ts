@@ -16,6 +16,7 @@ import type { Logger } from "../log";
 import type { Manifest } from "../protocol";
 import type { HttpRequest, HttpResponse, PluginSource } from "../worker/channel";
 import { WorkerHost, type CallMessage } from "../worker/host";
+import { NameClaims } from "./claims";
 import { discoverPlugins } from "./discover";
 import { publishEvents, toCloudEvent } from "./events";
 
@@ -58,24 +59,23 @@ export class Loader {
         source: { kind: "file", path } as const,
       })),
     ];
-    const hosts = sources.map(({ origin, source }) => ({ origin, host: this.createHost(source, origin) }));
-    const results = await Promise.allSettled(hosts.map(({ host }) => host.start()));
+    const claims = new NameClaims(sources.map((s) => s.origin));
+    const hosts = sources.map(({ origin, source }, i) => ({
+      origin,
+      host: this.createHost(source, origin, (manifest) => claims.claim(i, manifest.name)),
+    }));
+    const results = await Promise.allSettled(
+      hosts.map(({ host }, i) =>
+        host.start().catch((err: unknown) => {
+          claims.failed(i);
+          throw err;
+        }),
+      ),
+    );
     for (const [i, result] of results.entries()) {
       const { origin, host } = hosts[i]!;
-      if (result.status === "rejected") {
-        this.reportFailure(origin, PlinthError.from(result.reason, "PLT_PLUGIN_LOAD"));
-        continue;
-      }
-      const existing = this.services.get(result.value.name);
-      if (existing) {
-        await host.stop();
-        this.reportFailure(
-          origin,
-          new PlinthError("PLT_PLUGIN_DUPLICATE", `service name "${result.value.name}" is already taken by ${existing.origin}`),
-        );
-        continue;
-      }
-      await this.register(origin, host, result.value);
+      if (result.status === "rejected") this.reportFailure(origin, PlinthError.from(result.reason, "PLT_PLUGIN_LOAD"));
+      else await this.register(origin, host, result.value);
     }
     for (const service of this.services.values()) {
       const missing = service.host.manifest!.needs.filter((n) => !this.services.has(n));
@@ -149,13 +149,14 @@ export class Loader {
     this.log.error("plugin failed to load", { plugin: origin, code: error.code, reason: error.message });
   }
 
-  private createHost(source: PluginSource, origin: string): WorkerHost {
+  private createHost(source: PluginSource, origin: string, claim: (manifest: Manifest) => Promise<void>): WorkerHost {
     const log = this.log.child(source.kind === "builtin" ? source.name : origin);
     return new WorkerHost({
       source,
       dataDir: this.config.data.dir,
       log,
       logFormat: this.config.log.format,
+      claim,
       configFor: (name) => (this.config.plugins.config[name] as Record<string, unknown> | undefined) ?? {},
       startTimeoutMs: this.config.workers.startTimeoutMs,
       restartDelayMs: this.config.workers.restartDelayMs,

@@ -26,8 +26,8 @@ export interface HttpResponse {
 
 export type HostMessage =
   | { t: "init"; source: PluginSource; dataDir: string; logLevel: string; logFormat: string }
-  /** Sent right after "ready": the plugin's own section of `plugins.config`, and nobody else's. */
-  | { t: "configure"; config: Record<string, unknown> }
+  /** The host accepted the plugin's name: open its database, migrate, and report ready. Carries the plugin's own section of `plugins.config`, and nobody else's. */
+  | { t: "open"; config: Record<string, unknown> }
   | { t: "http"; id: number; req: HttpRequest }
   | { t: "action"; id: number; action: string; params: unknown; caller: string | null }
   | { t: "event"; id: number; subscription: number; topic: string; event: CloudEvent }
@@ -36,7 +36,9 @@ export type HostMessage =
   | { t: "stop" };
 
 export type WorkerMessage =
-  | { t: "ready"; manifest: Manifest }
+  /** Imported and validated; nothing opened yet. */
+  | { t: "loaded"; manifest: Manifest }
+  | { t: "ready" }
   | { t: "failed"; error: WireError }
   | { t: "result"; id: number; ok: true; value: unknown; events: EmitRequest[] }
   | { t: "result"; id: number; ok: false; error: WireError }

@@ -33,6 +33,8 @@ interface Compiled {
   params?: Validator;
 }
 
+let plugin: PluginDefinition;
+let dataDir = "";
 let base: ContextBase;
 let db: Database | undefined;
 let log: Logger = createLogger();
@@ -79,7 +81,8 @@ async function loadDefinition(source: PluginSource): Promise<unknown> {
 
 function openDatabase(dataDir: string, plugin: PluginDefinition): Database {
   const database = new Database(join(dataDir, `${plugin.name}.sqlite`), { create: true, strict: true });
-  database.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;");
+  // busy_timeout first: switching to WAL takes a lock that another connection may hold.
+  database.exec("PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;");
   database.exec("CREATE TABLE IF NOT EXISTS _plinth_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)");
   const applied = (database.query("SELECT COUNT(*) AS n FROM _plinth_migrations").get() as { n: number }).n;
   const migrations = plugin.migrations ?? [];
@@ -97,20 +100,32 @@ function openDatabase(dataDir: string, plugin: PluginDefinition): Database {
   return database;
 }
 
+/** Phase 1: import and validate the plugin; the host then checks its name is free. */
 async function init(msg: Extract<HostMessage, { t: "init" }>): Promise<void> {
   try {
-    const { plugin, manifest } = validatePlugin(await loadDefinition(msg.source));
+    const validated = validatePlugin(await loadDefinition(msg.source));
+    plugin = validated.plugin;
+    dataDir = msg.dataDir;
     log = createLogger({ name: plugin.name, level: msg.logLevel as LogLevel, format: msg.logFormat as LogFormat });
-    db = openDatabase(msg.dataDir, plugin);
     routes = Object.values(plugin.routes ?? {}).map(compile);
-    routeNames = manifest.routes.map((r) => `${r.method} ${r.path}`);
+    routeNames = validated.manifest.routes.map((r) => `${r.method} ${r.path}`);
     actions = new Map(Object.entries(plugin.actions ?? {}).map(([k, v]) => [k, compile(v)]));
     subscriptions = Object.values(plugin.subscribe ?? {}).map(compile);
+    post({ t: "loaded", manifest: validated.manifest });
+  } catch (err) {
+    post({ t: "failed", error: PlinthError.from(err, "PLT_PLUGIN_LOAD").toWire() });
+  }
+}
+
+/** Phase 2: open the plugin's own database, apply its migrations, and start serving. */
+function open(msg: Extract<HostMessage, { t: "open" }>): void {
+  try {
+    db = openDatabase(dataDir, plugin);
     base = {
       service: plugin.name,
       db,
       log,
-      config: Object.freeze({}),
+      config: Object.freeze({ ...msg.config }),
       call: (target, params, options) =>
         new Promise((resolve, reject) => {
           const id = nextCall++;
@@ -118,7 +133,7 @@ async function init(msg: Extract<HostMessage, { t: "init" }>): Promise<void> {
           post({ t: "call", id, target, params, ...(options?.timeoutMs ? { timeoutMs: options.timeoutMs } : {}) });
         }),
     };
-    post({ t: "ready", manifest });
+    post({ t: "ready" });
   } catch (err) {
     post({ t: "failed", error: PlinthError.from(err, "PLT_PLUGIN_LOAD").toWire() });
   }
@@ -170,8 +185,8 @@ self.onmessage = (e: MessageEvent<HostMessage>) => {
     case "init":
       void init(msg);
       break;
-    case "configure":
-      base = { ...base, config: Object.freeze({ ...msg.config }) };
+    case "open":
+      open(msg);
       break;
     case "http":
       void run(msg.id, `${routeNames[msg.req.route]}`, () => httpHandler(msg.req));

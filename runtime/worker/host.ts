@@ -25,6 +25,11 @@ export interface HostOptions {
   logFormat: string;
   /** Looks up the plugin's own section of `plugins.config` once its name is known. */
   configFor: (name: string) => Record<string, unknown>;
+  /**
+   * Called once the plugin is imported and validated, before its database is opened:
+   * throw (e.g. PLT_PLUGIN_DUPLICATE) to refuse it. May wait for other plugins.
+   */
+  claim?: (manifest: Manifest) => void | Promise<void>;
   startTimeoutMs: number;
   restartDelayMs: number;
   maxRestarts: number;
@@ -70,41 +75,52 @@ export class WorkerHost {
     return this.manifest?.name ?? (this.options.source.kind === "file" ? this.options.source.path : this.options.source.name);
   }
 
-  /** Starts the worker; resolves with the manifest once the plugin is loaded and migrated. */
+  /**
+   * Starts the worker in two phases, each within startTimeoutMs: import and validate the plugin
+   * ("loaded"), let `claim` accept its name, then open its database and migrate ("ready").
+   */
   start(): Promise<Manifest> {
     return new Promise((resolve, reject) => {
       const worker = new Worker(ENTRY);
       this.worker = worker;
-      const timer = setTimeout(() => {
-        settle(new PlinthError("PLT_PLUGIN_LOAD", `did not report ready within ${this.options.startTimeoutMs} ms`));
-      }, this.options.startTimeoutMs);
+      let timer: Timer | undefined;
+      const deadline = (phase: string) => {
+        clearTimeout(timer);
+        timer = setTimeout(() => settle(new PlinthError("PLT_PLUGIN_LOAD", `did not ${phase} within ${this.options.startTimeoutMs} ms`)), this.options.startTimeoutMs);
+      };
       let settled = false;
-      const settle = (error: PlinthError | null, manifest?: Manifest) => {
+      const settle = (error: PlinthError | null) => {
         if (settled) return;
         settled = true;
         this.abortStart = null;
         clearTimeout(timer);
-        if (error) {
-          worker.terminate();
-          if (this.state !== "stopping" && this.state !== "stopped") {
-            this.lastError = error.toWire();
-            this.state = "failed";
-          }
-          reject(error);
-        } else {
-          resolve(manifest!);
+        if (!error) return resolve(this.manifest!);
+        worker.terminate();
+        if (this.state !== "stopping" && this.state !== "stopped") {
+          this.lastError = error.toWire();
+          this.state = "failed";
         }
+        reject(error);
       };
-
       this.abortStart = settle;
+
       worker.onmessage = (e: MessageEvent<WorkerMessage>) => {
         const msg = e.data;
-        if (msg.t === "ready") {
-          this.manifest = msg.manifest;
-          this.post({ t: "configure", config: this.options.configFor(msg.manifest.name) });
+        if (msg.t === "loaded") {
+          clearTimeout(timer);
+          Promise.resolve(this.options.claim?.(msg.manifest)).then(
+            () => {
+              if (settled) return;
+              this.manifest = msg.manifest;
+              deadline("open its database and migrate");
+              this.post({ t: "open", config: this.options.configFor(msg.manifest.name) });
+            },
+            (err: unknown) => settle(PlinthError.from(err, "PLT_PLUGIN_LOAD")),
+          );
+        } else if (msg.t === "ready") {
           this.state = "ready";
-          this.options.onReady?.(msg.manifest);
-          settle(null, msg.manifest);
+          this.options.onReady?.(this.manifest!);
+          settle(null);
         } else if (msg.t === "failed") {
           settle(PlinthError.fromWire(msg.error));
         } else {
@@ -123,6 +139,7 @@ export class WorkerHost {
         if (this.stopped) return this.stopped();
         this.crashed(new PlinthError("PLT_SERVICE_UNAVAILABLE", "worker exited"));
       });
+      deadline("load");
       this.post({
         t: "init",
         source: this.options.source,

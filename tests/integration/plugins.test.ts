@@ -57,6 +57,14 @@ describe("loading", () => {
     expect(byFile["plugins/zz-dup.ts"]?.message).toContain("good.ts");
   });
 
+  test("a duplicate never opens or migrates the database of the service it collides with", async () => {
+    const def = (migration: string) => `export default { name: "twin", version: "1.0.0", migrations: [${JSON.stringify(migration)}],
+      routes: { "GET /": (ctx) => ctx.db.query("SELECT name FROM sqlite_master WHERE name IN ('mine', 'evil')").all() } };`;
+    p = await boot({ files: { "a-twin.ts": def("CREATE TABLE mine (x)"), "b-twin.ts": def("CREATE TABLE evil (x)") } });
+    expect(await (await p.req("/api/twin")).json()).toEqual([{ name: "mine" }]);
+    expect((await health()).failed.map((f) => [f.origin.split("/").pop(), f.error.code])).toEqual([["b-twin.ts", "PLT_PLUGIN_DUPLICATE"]]);
+  });
+
   test("migrations run once each across restarts of the platform", async () => {
     const plugin = (n: number) => `import { definePlugin } from "plinth";
 export default definePlugin({ name: "counter", version: "1.0.${n}",
@@ -120,14 +128,31 @@ describe("supervision", () => {
   });
 
   test("a crash loop marks the service failed; the others keep serving", async () => {
+    // Polling a restarting service gets 503s, which would open its breaker: keep the breaker out of this test.
     p = await boot(
-      { files: { "good.ts": good, "loop.ts": `export default { name: "loop", version: "1.0.0", routes: { "GET /": () => 1 } };\nsetTimeout(() => { throw new Error("dies right after start"); }, 5);\n` } },
-      { workers: { restartDelayMs: 5, maxRestarts: 2 } },
+      { fixtures: ["crashy"], files: { "good.ts": good } },
+      { workers: { restartDelayMs: 5, maxRestarts: 2 }, breaker: { failureThreshold: 1000 } },
     );
-    await eventually(async () => (await health()).services.loop?.state === "failed", 5_000);
-    const res = await p.req("/api/loop");
+    const startedAt = async () => {
+      const res = await p!.req("/api/crashy");
+      return res.status === 200 ? ((await res.json()) as { startedAt: number }).startedAt : null;
+    };
+    let worker = await startedAt();
+    for (let crash = 1; crash <= 3; crash++) {
+      expect((await p.req("/api/crashy/crash", { method: "POST" })).status).toBe(200);
+      // wait for the replacement worker (a new startedAt), except after the last crash
+      if (crash < 3) {
+        worker = await eventually(async () => {
+          const now = await startedAt();
+          return now !== null && now !== worker ? now : null;
+        });
+      }
+    }
+    await eventually(async () => (await health()).services.crashy?.state === "failed");
+    const res = await p.req("/api/crashy");
     expect(res.status).toBe(503);
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe("PLT_SERVICE_UNAVAILABLE");
+    expect((await health()).status).toBe("degraded");
     expect((await p.req("/api/good")).status).toBe(200);
   });
 });

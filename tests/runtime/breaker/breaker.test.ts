@@ -2,6 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { CircuitBreaker, isFailure, type BreakerOptions, type BreakerSnapshot, type BreakerState } from "../../../runtime/breaker/breaker";
 import { Breakers, parseTarget } from "../../../runtime/breaker/call";
 import { PlinthError } from "../../../runtime/errors";
+import { rejection } from "../../helpers/errors";
 
 /** A clock the test moves by hand. */
 function fakeClock(start = 1_000) {
@@ -33,14 +34,6 @@ async function failOnce(breaker: CircuitBreaker, err: unknown = new Error("boom"
   expect(caught).toBe(err);
 }
 
-async function rejection(p: Promise<unknown>): Promise<PlinthError> {
-  const caught = await p.then(
-    () => null,
-    (e: unknown) => e,
-  );
-  expect(caught).toBeInstanceOf(PlinthError);
-  return caught as PlinthError;
-}
 
 /** A promise the test resolves or rejects later. */
 function deferred<T>() {

@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { PlinthError } from "../../../runtime/errors";
 import { readBody } from "../../../runtime/gateway/body";
+import { rejection } from "../../helpers/errors";
 
 const URL_ = "http://plinth.test/api/x";
 const LIMIT = 64;
@@ -9,15 +10,6 @@ function post(body: RequestInit["body"], headers: Record<string, string> = {}): 
   return new Request(URL_, { method: "POST", body, headers });
 }
 
-async function rejection(p: Promise<unknown>): Promise<PlinthError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(PlinthError);
-    return err as PlinthError;
-  }
-  throw new Error("expected readBody to reject");
-}
 
 /** A streamed body (no content-length) that serves `chunks` and records how far it was read and whether it was cancelled. */
 function streamed(chunks: Uint8Array[] | (() => Uint8Array), type = "application/json") {

@@ -7,6 +7,7 @@ import type { EmitRequest } from "../../../runtime/worker/channel";
 import { WorkerHost, type CallMessage, type HostOptions, type HostState } from "../../../runtime/worker/host";
 import { eventually } from "../../helpers/mqtt";
 import { tempDir, type TempDir } from "../../helpers/tmp";
+import { rejection } from "../../helpers/errors";
 
 const PLUGIN = `
 export default {
@@ -91,15 +92,6 @@ function writePlugin(name: string, source: string): string {
   return path;
 }
 
-async function rejection(p: Promise<unknown>): Promise<PlinthError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(PlinthError);
-    return err as PlinthError;
-  }
-  throw new Error("expected the promise to reject");
-}
 
 /** Crashes the worker (the action answers, then throws from a timer) and waits for the host to come back. */
 async function crashAndRecover(h: Harness, restartsBefore: number): Promise<void> {

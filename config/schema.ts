@@ -39,6 +39,10 @@ export const ConfigSchema = t.Object(
       /** Default timeout of a service-to-service or gateway-to-service call. */
       timeoutMs: ms(5_000),
     }),
+    events: section({
+      /** Published events each service keeps in its outbox table as its event log. */
+      retainSent: t.Integer({ minimum: 0, default: 10_000 }),
+    }),
     breaker: section({
       /** Consecutive failures (5xx or timeouts) that open a target's breaker. */
       failureThreshold: t.Integer({ minimum: 1, default: 5 }),

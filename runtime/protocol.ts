@@ -47,6 +47,11 @@ export interface EmitRequest {
   data: unknown;
 }
 
+/** An emitted event committed to the service's outbox; `seq` is its commit order. */
+export interface CommittedEvent extends EmitRequest {
+  seq: number;
+}
+
 /** A CloudEvents 1.0 JSON envelope (https://github.com/cloudevents/spec). */
 export interface CloudEvent<T = unknown> {
   specversion: "1.0";

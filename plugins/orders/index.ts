@@ -36,9 +36,13 @@ export default definePlugin({
         const { sku, qty } = ctx.body;
         // Cross-service call: a typed PlinthError comes back if inventory refuses, times out or its breaker is open.
         await ctx.call("inventory.reserve", { sku, qty });
-        const order = ctx.db.query("INSERT INTO orders (sku, qty) VALUES (?, ?) RETURNING *").get(sku, qty) as Order;
-        // Published as a CloudEvent on events/orders/created once this handler has returned.
-        ctx.emit("created", order);
+        // The order and its event commit together (transactional outbox): the event is
+        // published after the commit, and again after a crash if it was not yet.
+        const order = ctx.tx(() => {
+          const row = ctx.db.query("INSERT INTO orders (sku, qty) VALUES (?, ?) RETURNING *").get(sku, qty) as Order;
+          ctx.emit("created", row);
+          return row;
+        });
         ctx.set.status = 201;
         return order;
       },

@@ -5,10 +5,14 @@
  */
 import type { Bus } from "../broker/bus";
 import type { Logger } from "../log";
-import { Topics, eventSource, eventType, isValidEventType, type CloudEvent, type EmitRequest } from "../protocol";
+import { Topics, eventSource, eventType, isValidEventType, type CloudEvent, type CommittedEvent } from "../protocol";
 
-/** Publishes a service's events; the topic and source come from the host's name for it, never from the worker. */
-export function publishEvents(bus: Bus, service: string, events: EmitRequest[], log: Logger): void {
+/**
+ * Publishes a service's committed events (QoS 1, in order); the topic and source come from the
+ * host's name for the service, never from the worker. Resolves once the broker has taken them all.
+ */
+export async function publishEvents(bus: Bus, service: string, events: CommittedEvent[], log: Logger): Promise<void> {
+  const published: Promise<void>[] = [];
   for (const e of events) {
     if (!isValidEventType(e.type)) {
       log.error("event dropped: invalid type", { service, type: e.type });
@@ -23,10 +27,9 @@ export function publishEvents(bus: Bus, service: string, events: EmitRequest[], 
       datacontenttype: "application/json",
       data: e.data,
     };
-    bus.publish(Topics.event(service, e.type), JSON.stringify(envelope)).catch((err: Error) =>
-      log.error("event publish failed", { service, type: e.type, error: err.message }),
-    );
+    published.push(bus.publish(Topics.event(service, e.type), JSON.stringify(envelope)));
   }
+  await Promise.all(published);
 }
 
 /** Events from services are CloudEvents already; other MQTT messages are wrapped in one (type `mqtt.message`). */

@@ -77,6 +77,8 @@ export class Loader {
       if (result.status === "rejected") this.reportFailure(origin, PlinthError.from(result.reason, "PLT_PLUGIN_LOAD"));
       else await this.register(origin, host, result.value);
     }
+    // Now that every subscriber is listening: publish what was committed but not published before a crash.
+    for (const service of this.services.values()) service.host.relay();
     for (const service of this.services.values()) {
       const missing = service.host.manifest!.needs.filter((n) => !this.services.has(n));
       if (missing.length) this.log.warn("service needs missing services", { service: service.name, missing });
@@ -154,6 +156,7 @@ export class Loader {
     return new WorkerHost({
       source,
       dataDir: this.config.data.dir,
+      retainSent: this.config.events.retainSent,
       log,
       logFormat: this.config.log.format,
       claim,

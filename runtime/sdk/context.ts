@@ -6,6 +6,12 @@ import type { Database } from "bun:sqlite";
 import { PlinthError } from "../errors";
 import type { Logger } from "../log";
 import { isValidEventType, type EmitRequest } from "../protocol";
+
+/** Where a handler's events and transactions go (the worker's unit of work). */
+export interface Scope {
+  emit(event: EmitRequest): void;
+  tx<T>(fn: () => T): T;
+}
 import type { CallOptions, Context } from "./define";
 
 export interface ContextBase {
@@ -16,13 +22,13 @@ export interface ContextBase {
   call: <T = unknown>(target: string, params?: unknown, options?: CallOptions) => Promise<T>;
 }
 
-/** A handler's context: the shared base plus `emit`, which collects into `events`. */
-export function createContext<X extends object>(base: ContextBase, extra: X, events: EmitRequest[]): Context & X {
+/** A handler's context: the shared base, the handler's own fields, and `emit`/`tx` bound to its unit of work. */
+export function createContext<X extends object>(base: ContextBase, extra: X, scope: Scope): Context & X {
   const emit = (type: string, data?: unknown) => {
     if (!isValidEventType(type)) {
       throw new PlinthError("PLT_EVENT_INVALID", `emit: invalid event type ${JSON.stringify(type)} (letters, digits, '_', '.', '-', levels split by '/')`);
     }
-    events.push({ id: Bun.randomUUIDv7(), type, time: new Date().toISOString(), data: data ?? null });
+    scope.emit({ id: Bun.randomUUIDv7(), type, time: new Date().toISOString(), data: data ?? null });
   };
-  return { ...base, ...extra, emit };
+  return { ...base, ...extra, emit, tx: scope.tx };
 }

@@ -24,10 +24,18 @@ export interface Context {
   /** Calls `"service.action"` through the platform (timeout + circuit breaker). */
   call<T = unknown>(target: string, params?: unknown, options?: CallOptions): Promise<T>;
   /**
-   * Publishes a CloudEvent on `events/<service>/<type>` once the handler has
-   * succeeded; a handler that throws emits nothing.
+   * Records a CloudEvent for `events/<service>/<type>` in this service's outbox, in the
+   * same transaction as the writes it describes; it is published once that commits.
+   * In a synchronous handler that is the handler's own transaction (a handler that
+   * throws emits nothing). In an async handler, emit inside `ctx.tx` to tie an event
+   * to its writes; events emitted outside it commit when the handler returns.
    */
   emit(type: string, data?: unknown): void;
+  /**
+   * Runs `fn` (synchronous) in a transaction on `db` together with the events it emits.
+   * Needed in async handlers for atomic writes + events; a savepoint in synchronous ones.
+   */
+  tx<T>(fn: () => T): T;
 }
 
 export interface RouteContext<B = unknown, Q = Record<string, string>, P = Record<string, string>> extends Context {
@@ -53,7 +61,13 @@ export interface EventContext<D = unknown> extends Context {
 
 type Awaitable<T> = T | Promise<T>;
 
-export interface RouteSpec<B extends TSchema = TSchema, Q extends TSchema = TSchema, P extends TSchema = TSchema> {
+/** Options every handler spec may set. */
+export interface HandlerOptions {
+  /** false: even a synchronous handler runs outside an implicit transaction (default true). */
+  transaction?: boolean;
+}
+
+export interface RouteSpec<B extends TSchema = TSchema, Q extends TSchema = TSchema, P extends TSchema = TSchema> extends HandlerOptions {
   /** TypeBox schema of the JSON body; a mismatch answers 400 PLT_VALIDATION naming the paths. */
   body?: B;
   /** TypeBox schema of the query string (values are converted to the schema's types). */
@@ -63,12 +77,12 @@ export interface RouteSpec<B extends TSchema = TSchema, Q extends TSchema = TSch
   handler(ctx: RouteContext<Static<B>, Static<Q>, Static<P>>): Awaitable<unknown>;
 }
 
-export interface ActionSpec<P extends TSchema = TSchema> {
+export interface ActionSpec<P extends TSchema = TSchema> extends HandlerOptions {
   params?: P;
   handler(ctx: ActionContext<Static<P>>): Awaitable<unknown>;
 }
 
-export interface EventSpec {
+export interface EventSpec extends HandlerOptions {
   handler(ctx: EventContext): Awaitable<void>;
 }
 

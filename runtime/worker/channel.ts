@@ -3,9 +3,7 @@
  * Messages travel by structured clone; no JSON encoding happens here.
  */
 import type { WireError } from "../errors";
-import type { CloudEvent, EmitRequest, Manifest } from "../protocol";
-
-export type { EmitRequest } from "../protocol";
+import type { CloudEvent, CommittedEvent, Manifest } from "../protocol";
 
 /** Where the worker finds its plugin: a file on disk or a built-in service bundled in the binary. */
 export type PluginSource = { kind: "file"; path: string } | { kind: "builtin"; name: string };
@@ -25,7 +23,7 @@ export interface HttpResponse {
 }
 
 export type HostMessage =
-  | { t: "init"; source: PluginSource; dataDir: string; logLevel: string; logFormat: string }
+  | { t: "init"; source: PluginSource; dataDir: string; retainSent: number; logLevel: string; logFormat: string }
   /** The host accepted the plugin's name: open its database, migrate, and report ready. Carries the plugin's own section of `plugins.config`, and nobody else's. */
   | { t: "open"; config: Record<string, unknown> }
   | { t: "http"; id: number; req: HttpRequest }
@@ -33,6 +31,10 @@ export type HostMessage =
   | { t: "event"; id: number; subscription: number; topic: string; event: CloudEvent }
   | { t: "reply"; id: number; ok: true; value: unknown }
   | { t: "reply"; id: number; ok: false; error: WireError }
+  /** These outbox rows are published: mark them sent. */
+  | { t: "sent"; seqs: number[] }
+  /** Publish every committed event not yet marked sent (at start, after a crash). */
+  | { t: "relay" }
   | { t: "stop" };
 
 export type WorkerMessage =
@@ -40,7 +42,9 @@ export type WorkerMessage =
   | { t: "loaded"; manifest: Manifest }
   | { t: "ready" }
   | { t: "failed"; error: WireError }
-  | { t: "result"; id: number; ok: true; value: unknown; events: EmitRequest[] }
+  | { t: "result"; id: number; ok: true; value: unknown; events: CommittedEvent[] }
+  /** Committed events from the outbox that still need publishing (answer to "relay"). */
+  | { t: "events"; events: CommittedEvent[] }
   | { t: "result"; id: number; ok: false; error: WireError }
   | { t: "call"; id: number; target: string; params: unknown; timeoutMs?: number }
   | { t: "stopped" };

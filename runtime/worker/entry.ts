@@ -11,12 +11,13 @@ import { Value } from "@sinclair/typebox/value";
 import { builtinServices } from "../../services/index";
 import { PlinthError } from "../errors";
 import { createLogger, type LogFormat, type LogLevel, type Logger } from "../log";
-import type { EmitRequest } from "../protocol";
 import { createContext, type ContextBase } from "../sdk/context";
 import type { PluginDefinition } from "../sdk/define";
 import { validatePlugin } from "../sdk/manifest";
 import { registerSdkModule } from "../sdk/module";
 import type { HostMessage, HttpRequest, HttpResponse, PluginSource, WorkerMessage } from "./channel";
+import { Outbox } from "./outbox";
+import { UnitOfWork, isAsync } from "./unit";
 
 declare const self: Worker;
 
@@ -28,6 +29,8 @@ interface Validator {
 }
 interface Compiled {
   handler: Handler;
+  /** false: run outside the unit of work (see unit.ts). */
+  transaction: boolean;
   body?: Validator;
   query?: Validator;
   params?: Validator;
@@ -35,6 +38,9 @@ interface Compiled {
 
 let plugin: PluginDefinition;
 let dataDir = "";
+let retainSent = 10_000;
+let outbox: Outbox;
+let unit: UnitOfWork;
 let base: ContextBase;
 let db: Database | undefined;
 let log: Logger = createLogger();
@@ -48,9 +54,9 @@ const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Err
 const post = (msg: WorkerMessage) => self.postMessage(msg);
 
 function compile(spec: unknown): Compiled {
-  if (typeof spec === "function") return { handler: spec as Handler };
-  const s = spec as { handler: Handler } & Partial<Record<"body" | "query" | "params", TSchema>>;
-  const compiled: Compiled = { handler: s.handler };
+  if (typeof spec === "function") return { handler: spec as Handler, transaction: !isAsync(spec) };
+  const s = spec as { handler: Handler; transaction?: boolean } & Partial<Record<"body" | "query" | "params", TSchema>>;
+  const compiled: Compiled = { handler: s.handler, transaction: s.transaction !== false && !isAsync(s.handler) };
   for (const key of ["body", "query", "params"] as const) {
     const schema = s[key];
     if (schema) compiled[key] = { schema, check: TypeCompiler.Compile(schema) };
@@ -106,6 +112,7 @@ async function init(msg: Extract<HostMessage, { t: "init" }>): Promise<void> {
     const validated = validatePlugin(await loadDefinition(msg.source));
     plugin = validated.plugin;
     dataDir = msg.dataDir;
+    retainSent = msg.retainSent;
     log = createLogger({ name: plugin.name, level: msg.logLevel as LogLevel, format: msg.logFormat as LogFormat });
     routes = Object.values(plugin.routes ?? {}).map(compile);
     routeNames = validated.manifest.routes.map((r) => `${r.method} ${r.path}`);
@@ -121,6 +128,8 @@ async function init(msg: Extract<HostMessage, { t: "init" }>): Promise<void> {
 function open(msg: Extract<HostMessage, { t: "open" }>): void {
   try {
     db = openDatabase(dataDir, plugin);
+    outbox = new Outbox(db, retainSent);
+    unit = new UnitOfWork(db, outbox, (events) => post({ t: "events", events }));
     base = {
       service: plugin.name,
       db,
@@ -142,16 +151,16 @@ function open(msg: Extract<HostMessage, { t: "open" }>): void {
 interface Prepared {
   fn: Handler;
   extra: object;
+  transaction: boolean;
   /** Turns the handler's return value into the reply (HTTP wraps it with status and headers). */
   finish?: (value: unknown) => unknown;
 }
 
-/** Runs one handler; its emitted events travel back with its result, only on success. */
+/** Runs one handler as a unit of work; its committed events travel back with its result. */
 async function run(id: number, what: string, prepare: () => Prepared): Promise<void> {
-  const events: EmitRequest[] = [];
   try {
-    const { fn, extra, finish } = prepare();
-    const value = await fn(createContext(base, extra, events));
+    const { fn, extra, finish, transaction } = prepare();
+    const { value, events } = await unit.run((scope) => fn(createContext(base, extra, scope)), { transaction });
     post({ t: "result", id, ok: true, value: finish ? finish(value) : value, events });
   } catch (err) {
     const error = PlinthError.from(err);
@@ -161,6 +170,15 @@ async function run(id: number, what: string, prepare: () => Prepared): Promise<v
     } else {
       post({ t: "result", id, ok: false, error: error.toWire() });
     }
+  }
+}
+
+/** Sends every committed-but-unsent outbox row to the host, in commit order. */
+function relay(): void {
+  let after = 0;
+  for (let batch = outbox.unsent(after); batch.length > 0; batch = outbox.unsent(after)) {
+    post({ t: "events", events: batch });
+    after = batch[batch.length - 1]!.seq;
   }
 }
 
@@ -176,7 +194,7 @@ function httpHandler(req: HttpRequest): Prepared {
     set,
   };
   const finish = (body: unknown): HttpResponse => ({ status: set.status ?? (body === undefined ? 204 : 200), headers: set.headers, body: body ?? null });
-  return { fn: route.handler, extra, finish };
+  return { fn: route.handler, extra, finish, transaction: route.transaction };
 }
 
 self.onmessage = (e: MessageEvent<HostMessage>) => {
@@ -196,14 +214,14 @@ self.onmessage = (e: MessageEvent<HostMessage>) => {
         const action = actions.get(msg.action);
         if (!action) throw new PlinthError("PLT_ACTION_NOT_FOUND", `${base.service} has no action "${msg.action}"`);
         const params = validate("params", action.params, msg.params);
-        return { fn: action.handler, extra: { params, caller: msg.caller } };
+        return { fn: action.handler, extra: { params, caller: msg.caller }, transaction: action.transaction };
       });
       break;
     case "event":
       void run(msg.id, `subscription ${msg.topic}`, () => {
         const sub = subscriptions[msg.subscription];
         if (!sub) throw new PlinthError("PLT_INTERNAL", `unknown subscription ${msg.subscription}`);
-        return { fn: sub.handler, extra: { event: msg.event, topic: msg.topic } };
+        return { fn: sub.handler, extra: { event: msg.event, topic: msg.topic }, transaction: sub.transaction };
       });
       break;
     case "reply": {
@@ -214,6 +232,12 @@ self.onmessage = (e: MessageEvent<HostMessage>) => {
       else waiter.reject(PlinthError.fromWire(msg.error));
       break;
     }
+    case "sent":
+      outbox.markSent(msg.seqs);
+      break;
+    case "relay":
+      relay();
+      break;
     case "stop":
       db?.close();
       post({ t: "stopped" });

@@ -5,8 +5,8 @@
  */
 import { PlinthError, type WireError } from "../errors";
 import type { Logger } from "../log";
-import type { Manifest } from "../protocol";
-import type { EmitRequest, HostMessage, PluginSource, WorkerMessage } from "./channel";
+import type { CommittedEvent, Manifest } from "../protocol";
+import type { HostMessage, PluginSource, WorkerMessage } from "./channel";
 
 export type HostState = "starting" | "ready" | "restarting" | "failed" | "stopping" | "stopped";
 
@@ -21,6 +21,8 @@ export type CallMessage = Extract<WorkerMessage, { t: "call" }>;
 export interface HostOptions {
   source: PluginSource;
   dataDir: string;
+  /** Published outbox rows the plugin keeps as its event log. */
+  retainSent: number;
   log: Logger;
   logFormat: string;
   /** Looks up the plugin's own section of `plugins.config` once its name is known. */
@@ -35,8 +37,8 @@ export interface HostOptions {
   maxRestarts: number;
   /** A call the plugin makes through ctx.call. */
   onCall: (from: string, call: CallMessage) => Promise<unknown>;
-  /** Events a handler emitted, after it succeeded. */
-  onEvents: (from: string, events: EmitRequest[]) => void;
+  /** Committed events to publish, in commit order; once the promise resolves they are marked sent. */
+  onEvents: (from: string, events: CommittedEvent[]) => Promise<void>;
   /** Every (re)start that reached ready, with the manifest the plugin reported. */
   onReady?: (manifest: Manifest) => void;
   /** A state change after start (crash, restart, failed). */
@@ -62,6 +64,7 @@ export class WorkerHost {
   private worker: Worker | null = null;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
+  private acks: number[] = [];
   private crashesInRow = 0;
   private lastCrashAt = 0;
   private restartTimer: Timer | null = null;
@@ -144,6 +147,7 @@ export class WorkerHost {
         t: "init",
         source: this.options.source,
         dataDir: this.options.dataDir,
+        retainSent: this.options.retainSent,
         logLevel: this.options.log.level,
         logFormat: this.options.logFormat,
       });
@@ -201,7 +205,7 @@ export class WorkerHost {
         this.pending.delete(msg.id);
         clearTimeout(waiter.timer);
         if (msg.ok) {
-          if (msg.events.length > 0) this.options.onEvents(this.name, msg.events);
+          if (msg.events.length > 0) this.publish(msg.events);
           waiter.resolve(msg.value);
         } else {
           waiter.reject(PlinthError.fromWire(msg.error));
@@ -216,10 +220,36 @@ export class WorkerHost {
         );
         return;
       }
+      case "events":
+        this.publish(msg.events);
+        return;
       case "stopped":
         this.stopped?.();
         return;
     }
+  }
+
+  /** Asks the plugin to hand over every committed event not yet marked sent. */
+  relay(): void {
+    this.post({ t: "relay" });
+  }
+
+  /** Publishes committed events, then acks them (batched per tick) so the plugin marks them sent. */
+  private publish(events: CommittedEvent[]): void {
+    this.options.onEvents(this.name, events).then(
+      () => {
+        if (this.acks.length === 0) setImmediate(() => this.flushAcks());
+        for (const e of events) this.acks.push(e.seq);
+      },
+      // Not acked: the rows stay unsent and are published again at the next relay.
+      (err: Error) => this.options.log.error("publishing events failed", { count: events.length, error: err.message }),
+    );
+  }
+
+  private flushAcks(): void {
+    const seqs = this.acks;
+    this.acks = [];
+    if (seqs.length > 0 && this.worker) this.post({ t: "sent", seqs });
   }
 
   private failPending(error: PlinthError): void {
@@ -255,7 +285,10 @@ export class WorkerHost {
       this.restartTimer = null;
       this.restarts++;
       this.start().then(
-        () => this.setState("ready"),
+        () => {
+          this.setState("ready");
+          this.relay();
+        },
         (err: PlinthError) => {
           if (this.state === "stopping" || this.state === "stopped") return;
           log.error("service failed to restart", { error: err.message });

@@ -3,7 +3,7 @@ import { Database } from "bun:sqlite";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { PlinthError } from "../../../runtime/errors";
 import { createLogger } from "../../../runtime/log";
-import type { EmitRequest } from "../../../runtime/worker/channel";
+import type { CommittedEvent } from "../../../runtime/protocol";
 import { WorkerHost, type CallMessage, type HostOptions, type HostState } from "../../../runtime/worker/host";
 import { eventually } from "../../helpers/mqtt";
 import { tempDir, type TempDir } from "../../helpers/tmp";
@@ -38,7 +38,7 @@ export default {
 
 interface Harness {
   host: WorkerHost;
-  events: Array<{ from: string; events: EmitRequest[] }>;
+  events: Array<{ from: string; events: CommittedEvent[] }>;
   calls: Array<{ from: string; call: CallMessage }>;
   states: HostState[];
 }
@@ -67,6 +67,7 @@ function harness(path = pluginPath, overrides: Partial<HostOptions> = {}): Harne
   h.host = new WorkerHost({
     source: { kind: "file", path },
     dataDir,
+    retainSent: 100,
     log: createLogger({ level: "silent" }),
     logFormat: "pretty",
     configFor: (name) => ({ name }),
@@ -78,7 +79,9 @@ function harness(path = pluginPath, overrides: Partial<HostOptions> = {}): Harne
       if (call.target === "missing.thing") throw new PlinthError("PLT_SERVICE_NOT_FOUND", "no such service");
       return { from, target: call.target, params: call.params };
     },
-    onEvents: (from, events) => h.events.push({ from, events }),
+    onEvents: async (from, events) => {
+      h.events.push({ from, events });
+    },
     onStateChange: (s) => h.states.push(s),
     ...overrides,
   });

@@ -1,0 +1,69 @@
+/**
+ * The transactional outbox, inside a service's own database. Events a handler
+ * emits are inserted in the handler's transaction, so they commit (or roll
+ * back) with its writes; the host publishes them after commit and acks them
+ * back ("sent"). Rows never acked are published again at the next start.
+ */
+import type { Database, Statement } from "bun:sqlite";
+import type { CommittedEvent, EmitRequest } from "../protocol";
+
+export class Outbox {
+  private readonly insert: Statement;
+  private readonly markOne: Statement;
+  private readonly selectUnsent: Statement;
+  private sentSincePrune = 0;
+
+  constructor(
+    private readonly db: Database,
+    /** Sent rows kept as the service's event log; older ones are pruned. */
+    private readonly retainSent: number,
+  ) {
+    db.exec(`CREATE TABLE IF NOT EXISTS _plinth_outbox (
+      seq INTEGER PRIMARY KEY AUTOINCREMENT,
+      id TEXT NOT NULL UNIQUE,
+      type TEXT NOT NULL,
+      time TEXT NOT NULL,
+      data TEXT NOT NULL,
+      sent_at TEXT
+    )`);
+    db.exec("CREATE INDEX IF NOT EXISTS _plinth_outbox_unsent ON _plinth_outbox (seq) WHERE sent_at IS NULL");
+    this.insert = db.query("INSERT INTO _plinth_outbox (id, type, time, data) VALUES (?, ?, ?, ?) RETURNING seq");
+    this.markOne = db.query("UPDATE _plinth_outbox SET sent_at = ? WHERE seq = ?");
+    this.selectUnsent = db.query(
+      "SELECT seq, id, type, time, data FROM _plinth_outbox WHERE sent_at IS NULL AND seq > ? ORDER BY seq LIMIT ?",
+    );
+  }
+
+  /** Inserts events; call inside the handler's transaction. */
+  add(events: EmitRequest[]): CommittedEvent[] {
+    return events.map((e) => {
+      const { seq } = this.insert.get(e.id, e.type, e.time, JSON.stringify(e.data)) as { seq: number };
+      return { ...e, seq };
+    });
+  }
+
+  /** Committed events after `afterSeq` not yet acknowledged as published, oldest first. */
+  unsent(afterSeq = 0, limit = 1_000): CommittedEvent[] {
+    return (this.selectUnsent.all(afterSeq, limit) as Array<Omit<CommittedEvent, "data"> & { data: string }>).map((row) => ({
+      ...row,
+      data: JSON.parse(row.data) as unknown,
+    }));
+  }
+
+  markSent(seqs: number[]): void {
+    const now = new Date().toISOString();
+    this.db.transaction(() => {
+      for (const seq of seqs) this.markOne.run(now, seq);
+    })();
+    this.sentSincePrune += seqs.length;
+    if (this.sentSincePrune >= Math.max(100, this.retainSent / 10)) this.prune();
+  }
+
+  /** Keeps the newest `retainSent` sent rows; unsent rows are never pruned. */
+  prune(): void {
+    this.sentSincePrune = 0;
+    this.db
+      .query("DELETE FROM _plinth_outbox WHERE sent_at IS NOT NULL AND seq <= (SELECT MAX(seq) FROM _plinth_outbox) - ?")
+      .run(this.retainSent);
+  }
+}

@@ -1,0 +1,96 @@
+/**
+ * Runs each handler as a unit of work on the service's database, so that a
+ * state change and the events describing it commit together (transactional
+ * outbox, see outbox.ts).
+ *
+ * - A synchronous handler runs inside one transaction: BEGIN, the handler,
+ *   the outbox rows for its events, COMMIT; ROLLBACK (and no events) if it throws.
+ * - An async handler cannot hold SQLite's single write transaction across its
+ *   awaits without stalling every other request to the service, so it runs
+ *   outside one. `ctx.tx(fn)` runs `fn` in a transaction with the events it
+ *   emits, published as soon as it commits; events emitted outside `ctx.tx` are
+ *   committed when the handler returns successfully.
+ * - `transaction: false` makes even a synchronous handler run the async way.
+ */
+import type { Database } from "bun:sqlite";
+import type { CommittedEvent, EmitRequest } from "../protocol";
+import type { Scope } from "../sdk/context";
+import type { Outbox } from "./outbox";
+
+export interface UnitOptions {
+  /** Run inside one implicit transaction (synchronous handlers only). */
+  transaction: boolean;
+}
+
+const AsyncFunction = (async () => {}).constructor;
+
+export function isAsync(fn: unknown): boolean {
+  return fn instanceof AsyncFunction;
+}
+
+export class UnitOfWork {
+  constructor(
+    private readonly db: Database,
+    private readonly outbox: Outbox,
+    /** Events committed by `ctx.tx` inside an async handler, to publish at once. */
+    private readonly onCommitted: (events: CommittedEvent[]) => void,
+  ) {}
+
+  /** Runs `handler`; resolves with its value and the events committed when it finished. */
+  async run<T>(handler: (scope: Scope) => T | Promise<T>, options: UnitOptions): Promise<{ value: T; events: CommittedEvent[] }> {
+    let sink: EmitRequest[] = [];
+    const scope: Scope = {
+      emit: (event) => sink.push(event),
+      tx: <R>(fn: () => R): R => {
+        // Inside the implicit transaction: a savepoint; its events commit with the handler's.
+        if (this.db.inTransaction) return this.db.transaction(fn)();
+        const outer = sink;
+        sink = [];
+        try {
+          let committed: CommittedEvent[] = [];
+          const value = this.db.transaction(() => {
+            const result = fn();
+            committed = this.outbox.add(sink);
+            return result;
+          })();
+          if (committed.length > 0) this.onCommitted(committed);
+          return value;
+        } finally {
+          sink = outer;
+        }
+      },
+    };
+
+    if (options.transaction) {
+      this.db.exec("BEGIN");
+      let result: T | Promise<T>;
+      try {
+        result = handler(scope);
+        if (!(result instanceof Promise)) return { value: result, events: this.commit(sink) };
+      } catch (err) {
+        if (this.db.inTransaction) this.db.exec("ROLLBACK");
+        throw err;
+      }
+      // A plain function that returned a promise: commit what it did before its first await.
+      const prefix = this.commit(sink);
+      sink = [];
+      if (prefix.length > 0) this.onCommitted(prefix);
+      const value = await result;
+      return { value, events: this.db.transaction(() => this.outbox.add(sink))() };
+    }
+
+    const value = await handler(scope);
+    return { value, events: sink.length > 0 ? this.db.transaction(() => this.outbox.add(sink))() : [] };
+  }
+
+  private commit(events: EmitRequest[]): CommittedEvent[] {
+    try {
+      const written = this.outbox.add(events);
+      this.db.exec("COMMIT");
+      return written;
+    } catch (err) {
+      if (this.db.inTransaction) this.db.exec("ROLLBACK");
+      throw err;
+    }
+  }
+}

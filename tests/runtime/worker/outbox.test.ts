@@ -1,0 +1,52 @@
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { Database } from "bun:sqlite";
+import { Outbox } from "../../../runtime/worker/outbox";
+
+let db: Database;
+beforeEach(() => {
+  db = new Database(":memory:", { strict: true });
+});
+afterEach(() => db.close());
+
+const event = (n: number) => ({ id: `id-${n}`, type: "thing/made", time: "2026-11-26T00:00:00.000Z", data: { n } });
+
+describe("Outbox", () => {
+  test("add numbers events in commit order and unsent returns them with their data", () => {
+    const outbox = new Outbox(db, 100);
+    const written = outbox.add([event(1), event(2)]);
+    expect(written.map((e) => e.seq)).toEqual([1, 2]);
+    expect(outbox.unsent()).toEqual([
+      { seq: 1, ...event(1) },
+      { seq: 2, ...event(2) },
+    ]);
+    expect(outbox.unsent(1)).toEqual([{ seq: 2, ...event(2) }]);
+    expect(outbox.unsent(0, 1)).toHaveLength(1);
+  });
+
+  test("markSent removes rows from unsent but keeps them as the event log", () => {
+    const outbox = new Outbox(db, 100);
+    outbox.add([event(1), event(2), event(3)]);
+    outbox.markSent([1, 3]);
+    expect(outbox.unsent().map((e) => e.seq)).toEqual([2]);
+    expect((db.query("SELECT COUNT(*) AS n FROM _plinth_outbox").get() as { n: number }).n).toBe(3);
+  });
+
+  test("prune keeps the newest retainSent sent rows and every unsent row", () => {
+    const outbox = new Outbox(db, 2);
+    outbox.add([1, 2, 3, 4, 5, 6].map(event));
+    outbox.markSent([2, 3, 4, 5, 6]);
+    outbox.prune();
+    const rows = db.query("SELECT seq, sent_at IS NOT NULL AS sent FROM _plinth_outbox ORDER BY seq").all();
+    expect(rows).toEqual([
+      { seq: 1, sent: 0 },
+      { seq: 5, sent: 1 },
+      { seq: 6, sent: 1 },
+    ]);
+  });
+
+  test("an event id is stored once", () => {
+    const outbox = new Outbox(db, 100);
+    outbox.add([event(1)]);
+    expect(() => outbox.add([event(1)])).toThrow(/UNIQUE/);
+  });
+});

@@ -1,0 +1,155 @@
+/** The unit of work: state changes and their events commit (or roll back) together. */
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { Database } from "bun:sqlite";
+import type { CommittedEvent } from "../../../runtime/protocol";
+import { Outbox } from "../../../runtime/worker/outbox";
+import type { Scope } from "../../../runtime/sdk/context";
+import { UnitOfWork, isAsync } from "../../../runtime/worker/unit";
+
+let db: Database;
+let outbox: Outbox;
+let unit: UnitOfWork;
+let published: CommittedEvent[][];
+
+beforeEach(() => {
+  db = new Database(":memory:", { strict: true });
+  db.exec("CREATE TABLE items (v TEXT NOT NULL)");
+  outbox = new Outbox(db, 100);
+  published = [];
+  unit = new UnitOfWork(db, outbox, (events) => published.push(events));
+});
+afterEach(() => db.close());
+
+let n = 0;
+const emit = (scope: Scope, type: string) => scope.emit({ id: `e${++n}`, type, time: "t", data: { type } });
+const insert = (v: string) => db.query("INSERT INTO items (v) VALUES (?)").run(v);
+const items = () => (db.query("SELECT v FROM items ORDER BY rowid").all() as Array<{ v: string }>).map((r) => r.v);
+const outboxTypes = () => (db.query("SELECT type FROM _plinth_outbox ORDER BY seq").all() as Array<{ type: string }>).map((r) => r.type);
+
+describe("synchronous handlers (one implicit transaction)", () => {
+  test("writes and events commit together", async () => {
+    const { value, events } = await unit.run((s) => {
+      insert("a");
+      emit(s, "made");
+      return 1;
+    }, { transaction: true });
+    expect(value).toBe(1);
+    expect(events.map((e) => [e.seq, e.type])).toEqual([[1, "made"]]);
+    expect(items()).toEqual(["a"]);
+    expect(outboxTypes()).toEqual(["made"]);
+    expect(db.inTransaction).toBe(false);
+  });
+
+  test("a handler that throws rolls back its writes and emits nothing", async () => {
+    const failing = unit.run((s) => {
+      insert("a");
+      emit(s, "made");
+      throw new Error("no");
+    }, { transaction: true });
+    await expect(failing).rejects.toThrow("no");
+    expect(items()).toEqual([]);
+    expect(outboxTypes()).toEqual([]);
+    expect(db.inTransaction).toBe(false);
+  });
+
+  test("ctx.tx inside is a savepoint: its events commit with the handler's", async () => {
+    const { events } = await unit.run((s) => {
+      s.tx(() => {
+        insert("a");
+        emit(s, "inner");
+      });
+      emit(s, "outer");
+      return null;
+    }, { transaction: true });
+    expect(events.map((e) => e.type)).toEqual(["inner", "outer"]);
+    expect(published).toEqual([]);
+  });
+
+  test("a plain function returning a promise: the part before its first await commits, the rest as async", async () => {
+    const { events } = await unit.run((s) => {
+      insert("before");
+      emit(s, "before");
+      return Promise.resolve().then(() => {
+        emit(s, "after");
+        return 1;
+      });
+    }, { transaction: true });
+    expect(published.map((batch) => batch.map((e) => e.type))).toEqual([["before"]]);
+    expect(events.map((e) => e.type)).toEqual(["after"]);
+    expect(items()).toEqual(["before"]);
+  });
+});
+
+describe("async handlers (no transaction held across awaits)", () => {
+  test("ctx.tx commits writes with their events and publishes them at once", async () => {
+    const { events } = await unit.run(async (s) => {
+      await Bun.sleep(1);
+      s.tx(() => {
+        insert("a");
+        emit(s, "made");
+      });
+      expect(published.map((b) => b.map((e) => e.type))).toEqual([["made"]]);
+      return null;
+    }, { transaction: false });
+    expect(events).toEqual([]);
+    expect(items()).toEqual(["a"]);
+  });
+
+  test("a throw after ctx.tx keeps what it committed (and its published events); loose events are dropped", async () => {
+    const failing = unit.run(async (s) => {
+      s.tx(() => {
+        insert("kept");
+        emit(s, "kept");
+      });
+      emit(s, "loose");
+      await Bun.sleep(1);
+      throw new Error("later failure");
+    }, { transaction: false });
+    await expect(failing).rejects.toThrow("later failure");
+    expect(items()).toEqual(["kept"]);
+    expect(outboxTypes()).toEqual(["kept"]);
+    expect(published.flat().map((e) => e.type)).toEqual(["kept"]);
+  });
+
+  test("a ctx.tx that throws rolls back its writes and its events", async () => {
+    const failing = unit.run(async (s) => {
+      s.tx(() => {
+        insert("x");
+        emit(s, "x");
+        throw new Error("inside");
+      });
+    }, { transaction: false });
+    await expect(failing).rejects.toThrow("inside");
+    expect(items()).toEqual([]);
+    expect(outboxTypes()).toEqual([]);
+  });
+
+  test("loose events commit when the handler returns", async () => {
+    const { events } = await unit.run(async (s) => {
+      await Bun.sleep(1);
+      emit(s, "loose");
+      return 1;
+    }, { transaction: false });
+    expect(events.map((e) => e.type)).toEqual(["loose"]);
+    expect(outboxTypes()).toEqual(["loose"]);
+  });
+
+  test("a slow async handler does not block others", async () => {
+    let release!: () => void;
+    const slow = unit.run(() => new Promise<number>((resolve) => (release = () => resolve(1))), { transaction: false });
+    const quick = await unit.run((s) => {
+      insert("quick");
+      emit(s, "quick");
+      return 2;
+    }, { transaction: true });
+    expect(quick.value).toBe(2);
+    release();
+    expect((await slow).value).toBe(1);
+  });
+});
+
+test("isAsync tells async functions from plain ones", () => {
+  expect(isAsync(async () => 1)).toBe(true);
+  expect(isAsync(() => Promise.resolve(1))).toBe(false);
+  expect(isAsync(function named() {})).toBe(false);
+});

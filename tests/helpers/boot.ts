@@ -33,7 +33,7 @@ export async function boot(plugins: PluginSet, overrides: UserConfig = {}): Prom
       gateway: { port: 0, ...overrides.gateway },
       broker: { port: 0, ...overrides.broker },
       plugins: { dir: pluginsDir, ...overrides.plugins },
-      data: { dir: dir.join("data") },
+      data: { dir: overrides.data?.dir ?? dir.join("data") },
       log: { level: "silent", ...overrides.log },
     },
   });

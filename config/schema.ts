@@ -42,6 +42,10 @@ export const ConfigSchema = t.Object(
     events: section({
       /** Published events each service keeps in its outbox table as its event log. */
       retainSent: t.Integer({ minimum: 0, default: 10_000 }),
+      /** Attempts a subscription handler gets for one event before it is dead-lettered. */
+      maxAttempts: t.Integer({ minimum: 1, default: 5 }),
+      /** Delay before the first retry; doubles per attempt (at most 30 s). */
+      retryDelayMs: ms(200, 0),
     }),
     breaker: section({
       /** Consecutive failures (5xx or timeouts) that open a target's breaker. */

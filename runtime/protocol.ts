@@ -61,7 +61,23 @@ export interface CloudEvent<T = unknown> {
   time: string;
   datacontenttype: "application/json";
   subject?: string;
+  /** CloudEvents `sequence` extension: the event's position in its source service's log. */
+  sequence?: string;
   data: T;
+}
+
+/** The CloudEvent for a service's committed event; topic and source come from the service name. */
+export function toEnvelope(service: string, e: CommittedEvent): CloudEvent {
+  return {
+    specversion: "1.0",
+    id: e.id,
+    source: eventSource(service),
+    type: eventType(service, e.type),
+    time: e.time,
+    datacontenttype: "application/json",
+    sequence: String(e.seq),
+    data: e.data,
+  };
 }
 
 export function eventType(service: string, type: string): string {

@@ -5,7 +5,7 @@
  */
 import type { Bus } from "../broker/bus";
 import type { Logger } from "../log";
-import { Topics, eventSource, eventType, isValidEventType, type CloudEvent, type CommittedEvent } from "../protocol";
+import { Topics, isValidEventType, toEnvelope, type CloudEvent, type CommittedEvent } from "../protocol";
 
 /**
  * Publishes a service's committed events (QoS 1, in order); the topic and source come from the
@@ -18,16 +18,7 @@ export async function publishEvents(bus: Bus, service: string, events: Committed
       log.error("event dropped: invalid type", { service, type: e.type });
       continue;
     }
-    const envelope: CloudEvent = {
-      specversion: "1.0",
-      id: e.id,
-      source: eventSource(service),
-      type: eventType(service, e.type),
-      time: e.time,
-      datacontenttype: "application/json",
-      data: e.data,
-    };
-    published.push(bus.publish(Topics.event(service, e.type), JSON.stringify(envelope)));
+    published.push(bus.publish(Topics.event(service, e.type), JSON.stringify(toEnvelope(service, e))));
   }
   await Promise.all(published);
 }

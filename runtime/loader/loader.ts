@@ -13,12 +13,14 @@ import { Breakers, parseTarget } from "../breaker/call";
 import type { Bus } from "../broker/bus";
 import { PlinthError, type WireError } from "../errors";
 import type { Logger } from "../log";
-import type { Manifest } from "../protocol";
+import { Topics, type Manifest } from "../protocol";
 import type { HttpRequest, HttpResponse, PluginSource } from "../worker/channel";
 import { WorkerHost, type CallMessage } from "../worker/host";
 import { NameClaims } from "./claims";
+import { Delivery } from "./delivery";
 import { discoverPlugins } from "./discover";
 import { publishEvents, toCloudEvent } from "./events";
+import { EventLogs } from "./logs";
 
 export interface Service {
   readonly name: string;
@@ -26,6 +28,8 @@ export interface Service {
   readonly host: WorkerHost;
   router: Memoirist<number>;
   unsubscribe: Array<() => Promise<void>>;
+  /** One durable delivery per subscription, for service events. */
+  deliveries: Delivery[];
 }
 
 export interface LoadFailure {
@@ -42,13 +46,16 @@ export interface RouteMatch {
 export class Loader {
   readonly services = new Map<string, Service>();
   readonly failures: LoadFailure[] = [];
+  private readonly logs: EventLogs;
 
   constructor(
     private readonly config: Readonly<Config>,
     private readonly bus: Bus,
     readonly breakers: Breakers,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.logs = new EventLogs(config.data.dir);
+  }
 
   async start(): Promise<void> {
     mkdirSync(this.config.data.dir, { recursive: true });
@@ -77,7 +84,9 @@ export class Loader {
       if (result.status === "rejected") this.reportFailure(origin, PlinthError.from(result.reason, "PLT_PLUGIN_LOAD"));
       else await this.register(origin, host, result.value);
     }
-    // Now that every subscriber is listening: publish what was committed but not published before a crash.
+    // Now that every service is known: subscribers catch up from the logs, then what was
+    // committed but not published before a crash is published.
+    for (const service of this.services.values()) this.resume(service);
     for (const service of this.services.values()) service.host.relay();
     for (const service of this.services.values()) {
       const missing = service.host.manifest!.needs.filter((n) => !this.services.has(n));
@@ -88,10 +97,12 @@ export class Loader {
   async stop(): Promise<void> {
     const services = [...this.services.values()];
     this.services.clear();
+    for (const s of services) for (const d of s.deliveries) d.pause();
     await Promise.all(services.map(async (s) => {
       await Promise.all(s.unsubscribe.map((u) => u()));
       await s.host.stop();
     }));
+    this.logs.close();
   }
 
   /** Finds the service and route for `METHOD /api/<service><path>`. */
@@ -153,7 +164,7 @@ export class Loader {
 
   private createHost(source: PluginSource, origin: string, claim: (manifest: Manifest) => Promise<void>): WorkerHost {
     const log = this.log.child(source.kind === "builtin" ? source.name : origin);
-    return new WorkerHost({
+    const host: WorkerHost = new WorkerHost({
       source,
       dataDir: this.config.data.dir,
       retainSent: this.config.events.retainSent,
@@ -165,17 +176,29 @@ export class Loader {
       restartDelayMs: this.config.workers.restartDelayMs,
       maxRestarts: this.config.workers.maxRestarts,
       onCall: (from, call: CallMessage) => this.call(from, call.target, call.params, call.timeoutMs),
-      onEvents: (from, events) => publishEvents(this.bus, from, events, this.log),
+      onEvents: (from, events) => {
+        for (const s of this.services.values()) for (const d of s.deliveries) d.offer(from, events);
+        return publishEvents(this.bus, from, events, this.log);
+      },
       onReady: (manifest) => {
         const service = this.services.get(manifest.name);
         if (service) service.router = buildRouter(manifest);
       },
-      onStateChange: (state, reason) => log.info("service state", { state, reason: reason?.message }),
+      onStateChange: (state, reason) => {
+        log.info("service state", { state, reason: reason?.message });
+        const service = [...this.services.values()].find((s) => s.host === host);
+        if (!service) return;
+        if (state === "ready") this.resume(service);
+        else for (const d of service.deliveries) d.pause();
+      },
     });
+    return host;
   }
 
   private async register(origin: string, host: WorkerHost, manifest: Manifest): Promise<void> {
-    const service: Service = { name: manifest.name, origin, host, router: buildRouter(manifest), unsubscribe: [] };
+    const options = { maxAttempts: this.config.events.maxAttempts, retryDelayMs: this.config.events.retryDelayMs, timeoutMs: this.config.calls.timeoutMs };
+    const deliveries = manifest.subscriptions.map((filter, index) => new Delivery(host, index, filter, this.logs, options, this.log));
+    const service: Service = { name: manifest.name, origin, host, router: buildRouter(manifest), unsubscribe: [], deliveries };
     this.services.set(manifest.name, service);
     for (const [index, filter] of manifest.subscriptions.entries()) {
       service.unsubscribe.push(await this.bus.subscribe(filter, (topic, payload) => this.deliver(service, index, topic, payload)));
@@ -183,7 +206,17 @@ export class Loader {
     this.log.info("service ready", { service: manifest.name, version: manifest.version, from: origin });
   }
 
+  /** Starts (or restarts) a service's deliveries from the cursors its database reported. */
+  private resume(service: Service): void {
+    for (const delivery of service.deliveries) {
+      const cursors = new Map(service.host.cursors.filter((c) => c.subscription === delivery.filter).map((c) => [c.source, c.seq]));
+      delivery.resume(cursors, this.services.keys());
+    }
+  }
+
+  /** MQTT messages outside the services' namespace (devices, other programs): best effort. */
   private deliver(service: Service, subscription: number, topic: string, payload: Buffer): void {
+    if (topic.startsWith(`${Topics.eventsRoot}/`)) return; // service events arrive through the durable deliveries
     const event = toCloudEvent(topic, payload);
     service.host
       .request({ t: "event", subscription, topic, event }, this.config.calls.timeoutMs)

@@ -4,6 +4,7 @@
  */
 import type { WireError } from "../errors";
 import type { CloudEvent, CommittedEvent, Manifest } from "../protocol";
+import type { Cursor } from "./inbox";
 
 /** Where the worker finds its plugin: a file on disk or a built-in service bundled in the binary. */
 export type PluginSource = { kind: "file"; path: string } | { kind: "builtin"; name: string };
@@ -29,6 +30,11 @@ export type HostMessage =
   | { t: "http"; id: number; req: HttpRequest }
   | { t: "action"; id: number; action: string; params: unknown; caller: string | null }
   | { t: "event"; id: number; subscription: number; topic: string; event: CloudEvent }
+  /** Give up on an event: store it as a dead letter and move the subscription's cursor past it. */
+  | { t: "bury"; id: number; subscription: number; topic: string; event: CloudEvent; error: string; attempts: number }
+  | { t: "deadletters"; id: number }
+  /** Run a dead letter's subscription handler again; on success the letter is removed. */
+  | { t: "redrive"; id: number; letter: number }
   | { t: "reply"; id: number; ok: true; value: unknown }
   | { t: "reply"; id: number; ok: false; error: WireError }
   /** These outbox rows are published: mark them sent. */
@@ -40,7 +46,8 @@ export type HostMessage =
 export type WorkerMessage =
   /** Imported and validated; nothing opened yet. */
   | { t: "loaded"; manifest: Manifest }
-  | { t: "ready" }
+  /** Open and migrated; `cursors` say how far each subscription has handled each source's events. */
+  | { t: "ready"; cursors: Cursor[] }
   | { t: "failed"; error: WireError }
   | { t: "result"; id: number; ok: true; value: unknown; events: CommittedEvent[] }
   /** Committed events from the outbox that still need publishing (answer to "relay"). */

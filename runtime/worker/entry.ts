@@ -15,7 +15,9 @@ import { createContext, type ContextBase } from "../sdk/context";
 import type { PluginDefinition } from "../sdk/define";
 import { validatePlugin } from "../sdk/manifest";
 import { registerSdkModule } from "../sdk/module";
+import type { CloudEvent } from "../protocol";
 import type { HostMessage, HttpRequest, HttpResponse, PluginSource, WorkerMessage } from "./channel";
+import { Inbox } from "./inbox";
 import { Outbox } from "./outbox";
 import { UnitOfWork, isAsync } from "./unit";
 
@@ -40,6 +42,8 @@ let plugin: PluginDefinition;
 let dataDir = "";
 let retainSent = 10_000;
 let outbox: Outbox;
+let inbox: Inbox;
+let subscriptionFilters: string[] = [];
 let unit: UnitOfWork;
 let base: ContextBase;
 let db: Database | undefined;
@@ -118,6 +122,7 @@ async function init(msg: Extract<HostMessage, { t: "init" }>): Promise<void> {
     routeNames = validated.manifest.routes.map((r) => `${r.method} ${r.path}`);
     actions = new Map(Object.entries(plugin.actions ?? {}).map(([k, v]) => [k, compile(v)]));
     subscriptions = Object.values(plugin.subscribe ?? {}).map(compile);
+    subscriptionFilters = validated.manifest.subscriptions;
     post({ t: "loaded", manifest: validated.manifest });
   } catch (err) {
     post({ t: "failed", error: PlinthError.from(err, "PLT_PLUGIN_LOAD").toWire() });
@@ -129,6 +134,7 @@ function open(msg: Extract<HostMessage, { t: "open" }>): void {
   try {
     db = openDatabase(dataDir, plugin);
     outbox = new Outbox(db, retainSent);
+    inbox = new Inbox(db);
     unit = new UnitOfWork(db, outbox, (events) => post({ t: "events", events }));
     base = {
       service: plugin.name,
@@ -142,7 +148,7 @@ function open(msg: Extract<HostMessage, { t: "open" }>): void {
           post({ t: "call", id, target, params, ...(options?.timeoutMs ? { timeoutMs: options.timeoutMs } : {}) });
         }),
     };
-    post({ t: "ready" });
+    post({ t: "ready", cursors: inbox.cursors() });
   } catch (err) {
     post({ t: "failed", error: PlinthError.from(err, "PLT_PLUGIN_LOAD").toWire() });
   }
@@ -182,6 +188,36 @@ function relay(): void {
   }
 }
 
+/** A service event's place in its source's log, from its CloudEvent (`plinth/<service>`, `sequence`). */
+function durableOf(event: CloudEvent): { source: string; seq: number } | null {
+  const seq = Number(event.sequence);
+  if (!event.source?.startsWith("plinth/") || !Number.isInteger(seq)) return null;
+  return { source: event.source.slice("plinth/".length), seq };
+}
+
+/** Runs `after` once `value` (maybe a promise) has resolved, keeping synchronous results synchronous. */
+function then<T>(value: T | Promise<T>, after: () => void): T | Promise<T> {
+  if (value instanceof Promise) return value.then((v) => (after(), v));
+  after();
+  return value;
+}
+
+/**
+ * A subscription handler for one event. Service events are handled once in effect: an event
+ * the cursor has passed is skipped, and the cursor moves in the handler's own transaction.
+ */
+function eventHandler(index: number, topic: string, event: CloudEvent, checkCursor: boolean): Prepared {
+  const sub = subscriptions[index];
+  const filter = subscriptionFilters[index];
+  if (!sub || filter === undefined) throw new PlinthError("PLT_INTERNAL", `unknown subscription ${index}`);
+  const durable = durableOf(event);
+  const extra = { event, topic };
+  if (!durable) return { fn: sub.handler, extra, transaction: sub.transaction };
+  if (checkCursor && inbox.handled(filter, durable.source, durable.seq)) return { fn: () => ({ skipped: true }), extra, transaction: true };
+  const fn = (ctx: unknown) => then(sub.handler(ctx), () => inbox.advance(filter, durable.source, durable.seq));
+  return { fn, extra, transaction: sub.transaction };
+}
+
 function httpHandler(req: HttpRequest): Prepared {
   const route = routes[req.route];
   if (!route) throw new PlinthError("PLT_NOT_FOUND", "route not found");
@@ -218,10 +254,29 @@ self.onmessage = (e: MessageEvent<HostMessage>) => {
       });
       break;
     case "event":
-      void run(msg.id, `subscription ${msg.topic}`, () => {
-        const sub = subscriptions[msg.subscription];
-        if (!sub) throw new PlinthError("PLT_INTERNAL", `unknown subscription ${msg.subscription}`);
-        return { fn: sub.handler, extra: { event: msg.event, topic: msg.topic }, transaction: sub.transaction };
+      void run(msg.id, `subscription ${msg.topic}`, () => eventHandler(msg.subscription, msg.topic, msg.event, true));
+      break;
+    case "bury": {
+      const durable = durableOf(msg.event);
+      if (durable) {
+        const subscription = subscriptionFilters[msg.subscription]!;
+        inbox.bury({ subscription, topic: msg.topic, ...durable, event: msg.event, error: msg.error, attempts: msg.attempts });
+      }
+      post({ t: "result", id: msg.id, ok: true, value: null, events: [] });
+      break;
+    }
+    case "deadletters":
+      post({ t: "result", id: msg.id, ok: true, value: inbox.deadLetters(), events: [] });
+      break;
+    case "redrive":
+      void run(msg.id, `redrive ${msg.letter}`, () => {
+        const letter = inbox.deadLetter(msg.letter);
+        if (!letter) throw new PlinthError("PLT_NOT_FOUND", `no dead letter ${msg.letter}`);
+        const index = subscriptionFilters.indexOf(letter.subscription);
+        if (index < 0) throw new PlinthError("PLT_NOT_FOUND", `subscription ${letter.subscription} no longer exists`);
+        const prepared = eventHandler(index, letter.topic, letter.event, false);
+        const fn = prepared.fn;
+        return { ...prepared, fn: (ctx: unknown) => then(fn(ctx), () => inbox.forget(letter.id)) };
       });
       break;
     case "reply": {

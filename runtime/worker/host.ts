@@ -7,14 +7,13 @@ import { PlinthError, type WireError } from "../errors";
 import type { Logger } from "../log";
 import type { CommittedEvent, Manifest } from "../protocol";
 import type { HostMessage, PluginSource, WorkerMessage } from "./channel";
+import type { Cursor } from "./inbox";
 
 export type HostState = "starting" | "ready" | "restarting" | "failed" | "stopping" | "stopped";
 
 /** A request to the plugin, without the id the host assigns. */
-export type HostRequest =
-  | Omit<Extract<HostMessage, { t: "http" }>, "id">
-  | Omit<Extract<HostMessage, { t: "action" }>, "id">
-  | Omit<Extract<HostMessage, { t: "event" }>, "id">;
+type Requests = Exclude<Extract<HostMessage, { id: number }>, { t: "reply" }>;
+export type HostRequest = Requests extends infer M ? (M extends Requests ? Omit<M, "id"> : never) : never;
 
 export type CallMessage = Extract<WorkerMessage, { t: "call" }>;
 
@@ -59,6 +58,8 @@ const STABLE_AFTER_MS = 60_000;
 export class WorkerHost {
   state: HostState = "starting";
   manifest: Manifest | null = null;
+  /** How far each subscription had handled each source's events when the plugin last became ready. */
+  cursors: Cursor[] = [];
   lastError: WireError | null = null;
   restarts = 0;
   private worker: Worker | null = null;
@@ -121,6 +122,7 @@ export class WorkerHost {
             (err: unknown) => settle(PlinthError.from(err, "PLT_PLUGIN_LOAD")),
           );
         } else if (msg.t === "ready") {
+          this.cursors = msg.cursors;
           this.state = "ready";
           this.options.onReady?.(this.manifest!);
           settle(null);

@@ -124,7 +124,7 @@ export class Loader {
   /** Service → service (or gateway → action), through the target's breaker. */
   async call(caller: string | null, target: string, params: unknown, timeoutMs = this.config.calls.timeoutMs): Promise<unknown> {
     const { service: name, action } = parseTarget(target);
-    if (name === "$node") return this.nodeAction(action);
+    if (name === "$node") return this.nodeAction(action, params);
     const service = this.services.get(name);
     if (!service) throw new PlinthError("PLT_SERVICE_NOT_FOUND", `no service "${name}" (calling ${target})`);
     return this.breakers.guard(name, () => service.host.request({ t: "action", action, params, caller }, timeoutMs));
@@ -151,10 +151,26 @@ export class Loader {
     };
   }
 
-  private nodeAction(action: string): unknown {
-    if (action === "services") return this.describe();
-    if (action === "breakers") return this.breakers.snapshot();
-    throw new PlinthError("PLT_ACTION_NOT_FOUND", `$node has no action "${action}"`);
+  /** The node's own actions, for the built-in platform service. */
+  private nodeAction(action: string, params: unknown): Promise<unknown> | unknown {
+    const { service, letter } = (params ?? {}) as { service?: string; letter?: number };
+    const target = () => {
+      const found = service === undefined ? undefined : this.services.get(service);
+      if (!found) throw new PlinthError("PLT_SERVICE_NOT_FOUND", `no service "${service}"`);
+      return found.host;
+    };
+    switch (action) {
+      case "services":
+        return this.describe();
+      case "breakers":
+        return this.breakers.snapshot();
+      case "deadletters":
+        return target().request({ t: "deadletters" }, this.config.calls.timeoutMs);
+      case "redrive":
+        return target().request({ t: "redrive", letter: Number(letter) }, this.config.calls.timeoutMs);
+      default:
+        throw new PlinthError("PLT_ACTION_NOT_FOUND", `$node has no action "${action}"`);
+    }
   }
 
   private reportFailure(origin: string, error: PlinthError): void {

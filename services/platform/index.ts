@@ -1,16 +1,32 @@
 /**
- * The built-in `platform` service: what is loaded, in what state, and how its
- * breakers stand. Written with the public SDK; it asks the node itself through
- * the reserved `$node.*` actions.
+ * The built-in `platform` service: what is loaded, in what state, how its
+ * breakers stand, and the dead letters each subscriber gave up on. Written
+ * with the public SDK; it asks the node itself through the reserved `$node.*`
+ * actions.
  */
-import { definePlugin } from "plinth";
+import { definePlugin, route, t } from "plinth";
+
+const service = t.Object({ service: t.String({ pattern: "^[a-z][a-z0-9-]*$" }) });
 
 export default definePlugin({
   name: "platform",
   version: "0.1.0",
-  description: "Loaded services, their state and their circuit breakers.",
+  description: "Loaded services, their state, their circuit breakers and dead letters.",
   routes: {
     "GET /services": (ctx) => ctx.call("$node.services"),
     "GET /breakers": (ctx) => ctx.call("$node.breakers"),
+    // GET /api/platform/deadletters/notifications → events that subscriber gave up on
+    "GET /deadletters/:service": route({
+      params: service,
+      handler: (ctx) => ctx.call("$node.deadletters", { service: ctx.params.service }),
+    }),
+    // POST /api/platform/deadletters/notifications/3/redrive → handle it again; removed on success
+    "POST /deadletters/:service/:letter/redrive": route({
+      params: t.Object({ service: t.String(), letter: t.Integer({ minimum: 1 }) }),
+      async handler(ctx) {
+        await ctx.call("$node.redrive", { service: ctx.params.service, letter: ctx.params.letter });
+        return { redriven: ctx.params.letter };
+      },
+    }),
   },
 });

@@ -102,3 +102,21 @@ test("a poison event is dead-lettered after maxAttempts, does not block the next
   expect(await (await p.req("/api/platform/deadletters/sink")).json()).toEqual([]);
   expect((await p.req("/api/platform/deadletters/ghost")).status).toBe(404);
 });
+
+test("events emitted while a subscriber crashes and restarts reach it once it is back", async () => {
+  const fragile = sink.replace(
+    `ctx.db.query("INSERT INTO seen (id, type) VALUES (?, ?)").run(ctx.event.id, ctx.event.type);`,
+    `ctx.db.query("INSERT INTO seen (id, type) VALUES (?, ?)").run(ctx.event.id, ctx.event.type);
+      if (ctx.event.type === "emitter.crash") setTimeout(() => { throw new Error("subscriber crashed"); }, 0);`,
+  );
+  await using p = await boot({ fixtures: ["emitter"], files: { "sink.ts": fragile } }, { workers: { restartDelayMs: 50 } });
+  await emit(p, "crash");
+  for (const type of ["a", "b", "c"]) await emit(p, type);
+  const seen = await eventually(async () => {
+    const list = (await (await p.req("/api/sink")).json()) as string[];
+    return list.length >= 4 ? list : null;
+  }, 10_000);
+  expect(seen).toEqual(["emitter.crash", "emitter.a", "emitter.b", "emitter.c"]);
+  const services = (await (await p.req("/api/platform/services")).json()) as { services: Array<{ name: string; restarts: number }> };
+  expect(services.services.find((s) => s.name === "sink")?.restarts).toBe(1);
+});

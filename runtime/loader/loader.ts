@@ -13,7 +13,7 @@ import { Breakers, parseTarget } from "../breaker/call";
 import type { Bus } from "../broker/bus";
 import { PlinthError, type WireError } from "../errors";
 import type { Logger } from "../log";
-import { Topics, type Manifest } from "../protocol";
+import { Topics, toEnvelope, type Manifest } from "../protocol";
 import type { HttpRequest, HttpResponse, PluginSource } from "../worker/channel";
 import { WorkerHost, type CallMessage } from "../worker/host";
 import { NameClaims } from "./claims";
@@ -166,6 +166,11 @@ export class Loader {
         return this.breakers.snapshot();
       case "deadletters":
         return target().request({ t: "deadletters" }, this.config.calls.timeoutMs);
+      case "events": {
+        const { after = 0, limit = 100 } = (params ?? {}) as { after?: number; limit?: number };
+        const name = target().manifest?.name ?? String(service);
+        return this.logs.read(name, after, limit).map((e) => ({ topic: Topics.event(name, e.type), ...toEnvelope(name, e) }));
+      }
       case "redrive":
         return target().request({ t: "redrive", letter: Number(letter) }, this.config.calls.timeoutMs);
       default:
@@ -184,6 +189,7 @@ export class Loader {
       source,
       dataDir: this.config.data.dir,
       retainSent: this.config.events.retainSent,
+      retainSentMs: this.config.events.retainSentMs,
       log,
       logFormat: this.config.log.format,
       claim,

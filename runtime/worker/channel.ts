@@ -24,7 +24,7 @@ export interface HttpResponse {
 }
 
 export type HostMessage =
-  | { t: "init"; source: PluginSource; dataDir: string; retainSent: number; logLevel: string; logFormat: string }
+  | { t: "init"; source: PluginSource; dataDir: string; retainSent: number; retainSentMs: number; logLevel: string; logFormat: string }
   /** The host accepted the plugin's name: open its database, migrate, and report ready. Carries the plugin's own section of `plugins.config`, and nobody else's. */
   | { t: "open"; config: Record<string, unknown> }
   | { t: "http"; id: number; req: HttpRequest }

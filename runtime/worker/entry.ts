@@ -40,7 +40,7 @@ interface Compiled {
 
 let plugin: PluginDefinition;
 let dataDir = "";
-let retainSent = 10_000;
+let retention = { count: 10_000, ms: Number.POSITIVE_INFINITY };
 let outbox: Outbox;
 let inbox: Inbox;
 let subscriptionFilters: string[] = [];
@@ -116,7 +116,7 @@ async function init(msg: Extract<HostMessage, { t: "init" }>): Promise<void> {
     const validated = validatePlugin(await loadDefinition(msg.source));
     plugin = validated.plugin;
     dataDir = msg.dataDir;
-    retainSent = msg.retainSent;
+    retention = { count: msg.retainSent, ms: msg.retainSentMs };
     log = createLogger({ name: plugin.name, level: msg.logLevel as LogLevel, format: msg.logFormat as LogFormat });
     routes = Object.values(plugin.routes ?? {}).map(compile);
     routeNames = validated.manifest.routes.map((r) => `${r.method} ${r.path}`);
@@ -133,7 +133,8 @@ async function init(msg: Extract<HostMessage, { t: "init" }>): Promise<void> {
 function open(msg: Extract<HostMessage, { t: "open" }>): void {
   try {
     db = openDatabase(dataDir, plugin);
-    outbox = new Outbox(db, retainSent);
+    outbox = new Outbox(db, retention.count, retention.ms);
+    outbox.prune();
     inbox = new Inbox(db);
     unit = new UnitOfWork(db, outbox, (events) => post({ t: "events", events }));
     base = {

@@ -20,8 +20,9 @@ export type CallMessage = Extract<WorkerMessage, { t: "call" }>;
 export interface HostOptions {
   source: PluginSource;
   dataDir: string;
-  /** Published outbox rows the plugin keeps as its event log. */
+  /** Published outbox rows the plugin keeps as its event log: how many, and for how long. */
   retainSent: number;
+  retainSentMs: number;
   log: Logger;
   logFormat: string;
   /** Looks up the plugin's own section of `plugins.config` once its name is known. */
@@ -150,6 +151,7 @@ export class WorkerHost {
         source: this.options.source,
         dataDir: this.options.dataDir,
         retainSent: this.options.retainSent,
+        retainSentMs: this.options.retainSentMs,
         logLevel: this.options.log.level,
         logFormat: this.options.logFormat,
       });

@@ -15,8 +15,10 @@ export class Outbox {
 
   constructor(
     private readonly db: Database,
-    /** Sent rows kept as the service's event log; older ones are pruned. */
+    /** Sent rows kept as the service's event log: at most this many... */
     private readonly retainSent: number,
+    /** ...published at most this long ago. Unsent rows are never pruned. */
+    private readonly retainSentMs = Number.POSITIVE_INFINITY,
   ) {
     db.exec(`CREATE TABLE IF NOT EXISTS _plinth_outbox (
       seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -59,11 +61,15 @@ export class Outbox {
     if (this.sentSincePrune >= Math.max(100, this.retainSent / 10)) this.prune();
   }
 
-  /** Keeps the newest `retainSent` sent rows; unsent rows are never pruned. */
-  prune(): void {
+  /** Keeps the newest `retainSent` sent rows, none older than `retainSentMs`; unsent rows are never pruned. */
+  prune(now = Date.now()): void {
     this.sentSincePrune = 0;
     this.db
       .query("DELETE FROM _plinth_outbox WHERE sent_at IS NOT NULL AND seq <= (SELECT MAX(seq) FROM _plinth_outbox) - ?")
       .run(this.retainSent);
+    if (Number.isFinite(this.retainSentMs)) {
+      const cutoff = new Date(now - this.retainSentMs).toISOString();
+      this.db.query("DELETE FROM _plinth_outbox WHERE sent_at IS NOT NULL AND sent_at < ?").run(cutoff);
+    }
   }
 }

@@ -15,6 +15,15 @@ export default definePlugin({
   routes: {
     "GET /services": (ctx) => ctx.call("$node.services"),
     "GET /breakers": (ctx) => ctx.call("$node.breakers"),
+    // GET /api/platform/events?service=orders&after=0&limit=100 → a service's event log, oldest first
+    "GET /events": route({
+      query: t.Object({
+        service: t.String({ pattern: "^[a-z][a-z0-9-]*$" }),
+        after: t.Optional(t.Integer({ minimum: 0 })),
+        limit: t.Optional(t.Integer({ minimum: 1, maximum: 1000 })),
+      }),
+      handler: (ctx) => ctx.call("$node.events", ctx.query),
+    }),
     // GET /api/platform/deadletters/notifications → events that subscriber gave up on
     "GET /deadletters/:service": route({
       params: service,

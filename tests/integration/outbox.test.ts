@@ -39,6 +39,13 @@ test("a published event's outbox row is marked sent", async () => {
     return all.length === 1 && all[0]!.sent === 1 ? all : null;
   });
   expect(rows[0]!.id).toBe(event.id);
+
+  const log = (await (await p.req("/api/platform/events?service=emitter")).json()) as Array<Record<string, unknown>>;
+  expect(log).toEqual([{ ...event, topic: "events/emitter/made" }]);
+  expect(event.sequence).toBe("1");
+  expect(await (await p.req("/api/platform/events?service=emitter&after=1")).json()).toEqual([]);
+  expect((await p.req("/api/platform/events?service=emitter&limit=0")).status).toBe(400);
+  expect((await p.req("/api/platform/events?service=ghost")).status).toBe(404);
 });
 
 test("events committed but never published are published, in order, at the next start", async () => {

@@ -68,6 +68,7 @@ function harness(path = pluginPath, overrides: Partial<HostOptions> = {}): Harne
     source: { kind: "file", path },
     dataDir,
     retainSent: 100,
+    retainSentMs: 60_000,
     log: createLogger({ level: "silent" }),
     logFormat: "pretty",
     configFor: (name) => ({ name }),

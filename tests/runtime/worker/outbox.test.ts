@@ -44,6 +44,17 @@ describe("Outbox", () => {
     ]);
   });
 
+  test("prune drops sent rows older than retainSentMs, never unsent ones", () => {
+    const outbox = new Outbox(db, 100, 60_000);
+    outbox.add([1, 2, 3].map(event));
+    outbox.markSent([1, 2]);
+    db.query("UPDATE _plinth_outbox SET sent_at = ? WHERE seq = 1").run(new Date(Date.now() - 120_000).toISOString());
+    outbox.prune();
+    expect((db.query("SELECT seq FROM _plinth_outbox ORDER BY seq").all() as Array<{ seq: number }>).map((r) => r.seq)).toEqual([2, 3]);
+    outbox.prune(Date.now() + 10 * 60_000);
+    expect((db.query("SELECT seq FROM _plinth_outbox ORDER BY seq").all() as Array<{ seq: number }>).map((r) => r.seq)).toEqual([3]);
+  });
+
   test("an event id is stored once", () => {
     const outbox = new Outbox(db, 100);
     outbox.add([event(1)]);

@@ -3,6 +3,8 @@ import { relative } from "node:path";
 import yargs from "yargs";
 import { PlinthError } from "../errors";
 import { VERSION } from "../version";
+import { deadLetters } from "./deadletters";
+import { tail } from "./events";
 import { scaffold } from "./new";
 import { run, runOptions, type RunFlags } from "./run";
 
@@ -23,6 +25,26 @@ export async function cli(argv: string[]): Promise<void> {
       (flags) => {
         const file = scaffold(flags.name, flags.plugins);
         console.log(`created ${relative(process.cwd(), file)}\nrun \`plinth run\` and try: curl localhost:3000/api/${flags.name}`);
+      },
+    )
+    .command("events <command> <filter>", "Print events live: events tail 'events/#'", (y) =>
+      y
+        .positional("command", { choices: ["tail"] as const, demandOption: true })
+        .positional("filter", { type: "string", demandOption: true, describe: "MQTT topic filter" })
+        .option("url", { type: "string", default: "mqtt://127.0.0.1:1883", describe: "Broker URL" })
+        .option("json", { type: "boolean", default: false, describe: "Print each payload as it came" }),
+      (flags) => tail({ filter: flags.filter, url: flags.url, json: flags.json }),
+    )
+    .command(
+      "deadletters <service>",
+      "List a service's dead letters, or re-drive one",
+      (y) =>
+        y
+          .positional("service", { type: "string", demandOption: true })
+          .option("redrive", { type: "number", describe: "Dead letter id to handle again" })
+          .option("url", { type: "string", default: "http://127.0.0.1:3000", describe: "Gateway URL" }),
+      async (flags) => {
+        process.exitCode = await deadLetters({ service: flags.service, url: flags.url, ...(flags.redrive !== undefined ? { redrive: flags.redrive } : {}) });
       },
     )
     .version(VERSION)

@@ -8,6 +8,7 @@ import { cpSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BINARY, ensureBinary } from "../helpers/binary";
+import { spawnReady } from "./spawn";
 
 const DURATION_MS = Number(process.env.BENCH_MS ?? 3_000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
@@ -42,24 +43,6 @@ async function load(name: string, url: string, init?: RequestInit): Promise<Resu
   latencies.sort((a, b) => a - b);
   const q = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))]!;
   return { name, rps: latencies.length / elapsed, p50: q(0.5), p99: q(0.99), errors };
-}
-
-async function spawnReady(cmd: string[], cwd: string, pattern: RegExp) {
-  const started = performance.now();
-  const proc = Bun.spawn(cmd, { cwd, stdout: "pipe", stderr: "pipe", stdin: "ignore" });
-  let text = "";
-  const decoder = new TextDecoder();
-  const read = async (s: ReadableStream<Uint8Array>) => {
-    for await (const c of s) text += decoder.decode(c);
-  };
-  void read(proc.stdout);
-  void read(proc.stderr);
-  while (!pattern.test(text)) {
-    if (proc.exitCode !== null) throw new Error(`${cmd[0]} exited:\n${text}`);
-    if (performance.now() - started > 15_000) throw new Error(`${cmd[0]} not ready:\n${text}`);
-    await Bun.sleep(2);
-  }
-  return { proc, text: () => text, readyMs: performance.now() - started };
 }
 
 ensureBinary();

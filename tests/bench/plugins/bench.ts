@@ -15,6 +15,15 @@ export default definePlugin({
         return row;
       },
     }),
+    // One committed event per request, stamped with a wall clock shared across processes.
+    "POST /tick": (ctx) => {
+      ctx.emit("tick", { sentAt: performance.timeOrigin + performance.now() });
+    },
+    // 100 events in one commit: the event pipeline without one HTTP request per event.
+    "POST /burst": (ctx) => {
+      const sentAt = performance.timeOrigin + performance.now();
+      for (let i = 0; i < 100; i++) ctx.emit("burst", { sentAt, i });
+    },
     "GET /items/:id": (ctx) => ctx.db.query("SELECT * FROM items WHERE id = ?").get(Number(ctx.params.id)),
   },
 });

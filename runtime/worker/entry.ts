@@ -3,11 +3,7 @@
  * file, applies migrations, then serves the host's requests. Must stay light:
  * no aedes, Elysia or MQTT.js here.
  */
-import { Database } from "bun:sqlite";
-import { join } from "node:path";
-import type { TSchema } from "@sinclair/typebox";
-import { TypeCompiler, type TypeCheck } from "@sinclair/typebox/compiler";
-import { Value } from "@sinclair/typebox/value";
+import type { Database } from "bun:sqlite";
 import { builtinServices } from "../../services/index";
 import { PlinthError } from "../errors";
 import { createLogger, type LogFormat, type LogLevel, type Logger } from "../log";
@@ -17,26 +13,13 @@ import { validatePlugin } from "../sdk/manifest";
 import { registerSdkModule } from "../sdk/module";
 import type { CloudEvent } from "../protocol";
 import type { HostMessage, HttpRequest, HttpResponse, PluginSource, WorkerMessage } from "./channel";
+import { openDatabase } from "./database";
+import { compile, validate, type Compiled, type Handler } from "./handlers";
 import { Inbox } from "./inbox";
 import { Outbox } from "./outbox";
-import { UnitOfWork, isAsync } from "./unit";
+import { UnitOfWork } from "./unit";
 
 declare const self: Worker;
-
-type Handler = (ctx: any) => unknown;
-/** A schema with its compiled check; `convert` first coerces strings (query, path params). */
-interface Validator {
-  schema: TSchema;
-  check: TypeCheck<TSchema>;
-}
-interface Compiled {
-  handler: Handler;
-  /** false: run outside the unit of work (see unit.ts). */
-  transaction: boolean;
-  body?: Validator;
-  query?: Validator;
-  params?: Validator;
-}
 
 let plugin: PluginDefinition;
 let dataDir = "";
@@ -57,27 +40,6 @@ const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Err
 
 const post = (msg: WorkerMessage) => self.postMessage(msg);
 
-function compile(spec: unknown): Compiled {
-  if (typeof spec === "function") return { handler: spec as Handler, transaction: !isAsync(spec) };
-  const s = spec as { handler: Handler; transaction?: boolean } & Partial<Record<"body" | "query" | "params", TSchema>>;
-  const compiled: Compiled = { handler: s.handler, transaction: s.transaction !== false && !isAsync(s.handler) };
-  for (const key of ["body", "query", "params"] as const) {
-    const schema = s[key];
-    if (schema) compiled[key] = { schema, check: TypeCompiler.Compile(schema) };
-  }
-  return compiled;
-}
-
-/** Validates `value` (converting strings to the schema's types when `convert`); 400 PLT_VALIDATION naming each failing path. */
-function validate(where: string, validator: Validator | undefined, value: unknown, convert = false): unknown {
-  if (!validator) return value;
-  const candidate = convert ? Value.Convert(validator.schema, structuredClone(value)) : value;
-  if (validator.check.Check(candidate)) return candidate;
-  const errors = [...validator.check.Errors(candidate)].slice(0, 10).map((e) => ({ path: where + e.path, message: e.message }));
-  const summary = errors.map((e) => `${e.path}: ${e.message}`).join("; ");
-  throw new PlinthError("PLT_VALIDATION", `invalid ${where}: ${summary}`, { data: errors });
-}
-
 async function loadDefinition(source: PluginSource): Promise<unknown> {
   if (source.kind === "builtin") {
     const load = builtinServices[source.name];
@@ -87,27 +49,6 @@ async function loadDefinition(source: PluginSource): Promise<unknown> {
   registerSdkModule();
   const mod = (await import(source.path)) as { default?: unknown };
   return mod.default;
-}
-
-function openDatabase(dataDir: string, plugin: PluginDefinition): Database {
-  const database = new Database(join(dataDir, `${plugin.name}.sqlite`), { create: true, strict: true });
-  // busy_timeout first: switching to WAL takes a lock that another connection may hold.
-  database.exec("PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;");
-  database.exec("CREATE TABLE IF NOT EXISTS _plinth_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)");
-  const applied = (database.query("SELECT COUNT(*) AS n FROM _plinth_migrations").get() as { n: number }).n;
-  const migrations = plugin.migrations ?? [];
-  for (let i = applied; i < migrations.length; i++) {
-    try {
-      database.transaction(() => {
-        database.exec(migrations[i]!);
-        database.query("INSERT INTO _plinth_migrations (version, applied_at) VALUES (?, ?)").run(i + 1, new Date().toISOString());
-      })();
-    } catch (err) {
-      database.close();
-      throw new PlinthError("PLT_MIGRATION_FAILED", `migration ${i + 1} failed: ${(err as Error).message}`, { cause: err });
-    }
-  }
-  return database;
 }
 
 /** Phase 1: import and validate the plugin; the host then checks its name is free. */

@@ -9,6 +9,7 @@
 import { PlinthError } from "../errors";
 import type { Logger } from "../log";
 import { Topics, toEnvelope, topicMatches, type CommittedEvent } from "../protocol";
+import type { DeliveryOutcome } from "../worker/channel";
 import type { HostRequest } from "../worker/host";
 import type { EventLogs } from "./logs";
 
@@ -24,6 +25,10 @@ export interface DeliveryOptions {
 }
 
 const MAX_RETRY_DELAY_MS = 30_000;
+const MAX_BATCH_TIMEOUT_MS = 60_000;
+/** Events per message to the subscriber: one round trip for many events. */
+const BATCH = 64;
+const UNAVAILABLE = new Set(["PLT_SERVICE_UNAVAILABLE", "PLT_SHUTTING_DOWN"]);
 
 export class Delivery {
   /** Per source: the highest seq already examined (queued or skipped). */
@@ -88,15 +93,37 @@ export class Delivery {
     if (topicMatches(this.filter, Topics.event(source, event.type))) this.queue.push({ source, event });
   }
 
+  /**
+   * Hands the queue to the subscriber in batches. A batch stops at the first event whose handler
+   * fails; that event is retried (after a backoff) until maxAttempts, then dead-lettered.
+   */
   private async pump(): Promise<void> {
     if (this.pumping) return;
     this.pumping = true;
     const generation = this.generation;
+    const current = () => this.active && generation === this.generation;
+    let attempts = 0;
     try {
-      while (this.active && this.queue.length > 0 && generation === this.generation) {
-        const done = await this.deliver(this.queue[0]!);
-        if (!done || generation !== this.generation) return;
-        this.queue.shift();
+      while (current() && this.queue.length > 0) {
+        const batch = this.queue.slice(0, BATCH);
+        const outcome = await this.send(batch);
+        if (!outcome || !current()) return;
+        this.queue.splice(0, outcome.handled);
+        if (outcome.handled > 0) attempts = 0;
+        if (!outcome.error) continue;
+
+        attempts++;
+        const failed = this.queue[0]!;
+        const fields = { subscriber: this.target.name, filter: this.filter, id: failed.event.id, attempt: attempts, error: outcome.error.message };
+        if (attempts >= this.options.maxAttempts) {
+          this.log.error("event dead-lettered", fields);
+          if (!(await this.bury(failed, outcome.error.message, attempts)) || !current()) return;
+          this.queue.shift();
+          attempts = 0;
+        } else {
+          this.log.warn("event handler failed, will retry", fields);
+          await this.sleep(Math.min(this.options.retryDelayMs * 2 ** (attempts - 1), MAX_RETRY_DELAY_MS));
+        }
       }
     } finally {
       this.pumping = false;
@@ -105,32 +132,27 @@ export class Delivery {
     }
   }
 
-  /** true when the event is done with (handled or dead-lettered); false when delivery paused. */
-  private async deliver({ source, event }: { source: string; event: CommittedEvent }): Promise<boolean> {
-    const envelope = toEnvelope(source, event);
+  /** Sends a batch; null when the subscriber is unavailable (delivery resumes when it is back). */
+  private async send(batch: Array<{ source: string; event: CommittedEvent }>): Promise<DeliveryOutcome | null> {
+    const items = batch.map(({ source, event }) => ({ topic: Topics.event(source, event.type), event: toEnvelope(source, event) }));
+    try {
+      const timeoutMs = Math.min(this.options.timeoutMs * items.length, MAX_BATCH_TIMEOUT_MS);
+      return (await this.target.request({ t: "deliver", subscription: this.index, items }, timeoutMs)) as DeliveryOutcome;
+    } catch (err) {
+      const error = PlinthError.from(err);
+      if (UNAVAILABLE.has(error.code)) return null;
+      // e.g. a timeout: the head counts as failed; events already handled are skipped by the cursor.
+      return { handled: 0, error: error.toWire() };
+    }
+  }
+
+  private async bury({ source, event }: { source: string; event: CommittedEvent }, error: string, attempts: number): Promise<boolean> {
     const topic = Topics.event(source, event.type);
-    const { maxAttempts, retryDelayMs, timeoutMs } = this.options;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await this.target.request({ t: "event", subscription: this.index, topic, event: envelope }, timeoutMs);
-        return true;
-      } catch (err) {
-        const error = PlinthError.from(err);
-        if (!this.active || error.code === "PLT_SERVICE_UNAVAILABLE" || error.code === "PLT_SHUTTING_DOWN") return false;
-        const fields = { subscriber: this.target.name, filter: this.filter, id: envelope.id, attempt, error: error.message };
-        if (attempt >= maxAttempts) {
-          this.log.error("event dead-lettered", fields);
-          try {
-            await this.target.request({ t: "bury", subscription: this.index, topic, event: envelope, error: error.message, attempts: attempt }, timeoutMs);
-            return true;
-          } catch {
-            return false;
-          }
-        }
-        this.log.warn("event handler failed, will retry", fields);
-        await this.sleep(Math.min(retryDelayMs * 2 ** (attempt - 1), MAX_RETRY_DELAY_MS));
-        if (!this.active) return false;
-      }
+    try {
+      await this.target.request({ t: "bury", subscription: this.index, topic, event: toEnvelope(source, event), error, attempts }, this.options.timeoutMs);
+      return true;
+    } catch {
+      return false;
     }
   }
 

@@ -30,6 +30,8 @@ export type HostMessage =
   | { t: "http"; id: number; req: HttpRequest }
   | { t: "action"; id: number; action: string; params: unknown; caller: string | null }
   | { t: "event"; id: number; subscription: number; topic: string; event: CloudEvent }
+  /** Several events for one subscription, handled in order; answered with a DeliveryOutcome. */
+  | { t: "deliver"; id: number; subscription: number; items: Array<{ topic: string; event: CloudEvent }> }
   /** Give up on an event: store it as a dead letter and move the subscription's cursor past it. */
   | { t: "bury"; id: number; subscription: number; topic: string; event: CloudEvent; error: string; attempts: number }
   | { t: "deadletters"; id: number }
@@ -42,6 +44,12 @@ export type HostMessage =
   /** Publish every committed event not yet marked sent (at start, after a crash). */
   | { t: "relay" }
   | { t: "stop" };
+
+/** How far a "deliver" batch got: `handled` events done, then `error` for the next one (if any). */
+export interface DeliveryOutcome {
+  handled: number;
+  error?: WireError;
+}
 
 export type WorkerMessage =
   /** Imported and validated; nothing opened yet. */

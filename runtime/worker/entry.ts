@@ -11,8 +11,9 @@ import { createContext, type ContextBase } from "../sdk/context";
 import type { PluginDefinition } from "../sdk/define";
 import { validatePlugin } from "../sdk/manifest";
 import { registerSdkModule } from "../sdk/module";
-import type { CloudEvent } from "../protocol";
-import type { HostMessage, HttpRequest, HttpResponse, PluginSource, WorkerMessage } from "./channel";
+import type { WireError } from "../errors";
+import type { CloudEvent, CommittedEvent } from "../protocol";
+import type { DeliveryOutcome, HostMessage, HttpRequest, HttpResponse, PluginSource, WorkerMessage } from "./channel";
 import { openDatabase } from "./database";
 import { compile, validate, type Compiled, type Handler } from "./handlers";
 import { Inbox } from "./inbox";
@@ -104,21 +105,44 @@ interface Prepared {
   finish?: (value: unknown) => unknown;
 }
 
-/** Runs one handler as a unit of work; its committed events travel back with its result. */
+/** Runs one handler as a unit of work; resolves with its reply value and committed events. */
+async function execute(prepare: () => Prepared): Promise<{ value: unknown; events: CommittedEvent[] }> {
+  const { fn, extra, finish, transaction } = prepare();
+  const { value, events } = await unit.run((scope) => fn(createContext(base, extra, scope)), { transaction });
+  return { value: finish ? finish(value) : value, events };
+}
+
+/** A handler's failure as it may leave the worker: plugin errors as thrown, anything else logged and generic. */
+function failure(err: unknown, what: string): WireError {
+  if (err instanceof PlinthError) return err.toWire();
+  log.error(`${what} threw`, { error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+  return { ...PlinthError.from(err).toWire(), message: `${base.service}: ${what} failed` };
+}
+
+/** Runs one handler and posts its result; its committed events travel back with it. */
 async function run(id: number, what: string, prepare: () => Prepared): Promise<void> {
   try {
-    const { fn, extra, finish, transaction } = prepare();
-    const { value, events } = await unit.run((scope) => fn(createContext(base, extra, scope)), { transaction });
-    post({ t: "result", id, ok: true, value: finish ? finish(value) : value, events });
+    const { value, events } = await execute(prepare);
+    post({ t: "result", id, ok: true, value, events });
   } catch (err) {
-    const error = PlinthError.from(err);
-    if (!(err instanceof PlinthError)) {
-      log.error(`${what} threw`, { error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
-      post({ t: "result", id, ok: false, error: { ...error.toWire(), message: `${base.service}: ${what} failed` } });
-    } else {
-      post({ t: "result", id, ok: false, error: error.toWire() });
+    post({ t: "result", id, ok: false, error: failure(err, what) });
+  }
+}
+
+/** Hands a batch of events to one subscription, in order, each in its own unit of work; stops at the first failure. */
+async function deliver(msg: Extract<HostMessage, { t: "deliver" }>): Promise<void> {
+  const events: CommittedEvent[] = [];
+  let handled = 0;
+  for (const item of msg.items) {
+    try {
+      events.push(...(await execute(() => eventHandler(msg.subscription, item.topic, item.event, true))).events);
+      handled++;
+    } catch (err) {
+      const outcome: DeliveryOutcome = { handled, error: failure(err, `subscription ${item.topic}`) };
+      return post({ t: "result", id: msg.id, ok: true, value: outcome, events });
     }
   }
+  post({ t: "result", id: msg.id, ok: true, value: { handled } satisfies DeliveryOutcome, events });
 }
 
 /** Sends every committed-but-unsent outbox row to the host, in commit order. */
@@ -197,6 +221,9 @@ self.onmessage = (e: MessageEvent<HostMessage>) => {
       break;
     case "event":
       void run(msg.id, `subscription ${msg.topic}`, () => eventHandler(msg.subscription, msg.topic, msg.event, true));
+      break;
+    case "deliver":
+      void deliver(msg);
       break;
     case "bury": {
       const durable = durableOf(msg.event);

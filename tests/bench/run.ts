@@ -63,14 +63,17 @@ try {
     body: JSON.stringify({ v: "x" }),
   });
   const read = await load("plinth GET /api/bench/items/1", `${plinthUrl}/api/bench/items/1`);
+  const noop = await load("plinth POST /api/bench/noop (no event)", `${plinthUrl}/api/bench/noop`, { method: "POST" });
+  const tick = await load("plinth POST /api/bench/tick (1 durable event)", `${plinthUrl}/api/bench/tick`, { method: "POST" });
 
   console.log(`\nload generator: Bun fetch closed loop, ${CONCURRENCY} connections, ${DURATION_MS} ms per path, loopback`);
   console.log(`plinth start-up to ready (1 plugin + built-ins, compiled binary): ${plinth.readyMs.toFixed(0)} ms\n`);
   console.log("| path | req/s | p50 ms | p99 ms | errors | ratio to bare Elysia |");
   console.log("| --- | ---: | ---: | ---: | ---: | ---: |");
-  for (const r of [bare, echo, write, read]) {
+  for (const r of [bare, echo, write, read, noop, tick]) {
     console.log(`| ${r.name} | ${r.rps.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.errors} | ${(r.rps / bare.rps).toFixed(2)} |`);
   }
+  console.log(`\ndurable event cost: /tick runs at ${(tick.rps / noop.rps).toFixed(2)}× the rate of /noop`);
 } finally {
   baseline.proc.kill();
   plinth.proc.kill();

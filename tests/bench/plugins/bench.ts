@@ -15,6 +15,8 @@ export default definePlugin({
         return row;
       },
     }),
+    // The same request without an event: what durability costs is the difference to /tick.
+    "POST /noop": () => {},
     // One committed event per request, stamped with a wall clock shared across processes.
     "POST /tick": (ctx) => {
       ctx.emit("tick", { sentAt: performance.timeOrigin + performance.now() });

@@ -28,6 +28,8 @@ export const ConfigSchema = t.Object(
     }),
     plugins: section({
       dir: t.String({ minLength: 1, default: "./plugins" }),
+      /** Watch the folder: add, replace and remove plugins while serving (turn off with --no-watch). */
+      watch: t.Boolean({ default: true }),
       /** Per-plugin configuration, handed to the plugin as `ctx.config`. */
       config: t.Record(t.String(), t.Unknown(), { default: {} }),
     }),

@@ -8,6 +8,7 @@ import { Breakers } from "./breaker/call";
 import { startBroker, type Broker } from "./broker/broker";
 import { createApp, startGateway, type Gateway } from "./gateway/gateway";
 import { Loader } from "./loader/loader";
+import { Reloader } from "./loader/reload";
 import type { Logger } from "./log";
 import { Topics } from "./protocol";
 
@@ -36,6 +37,8 @@ export async function startPlatform(config: Readonly<Config>, log: Logger): Prom
     await broker.close();
     throw err;
   }
+  const reloader = config.plugins.watch ? new Reloader(loader, config.plugins.dir, config.shutdown.graceMs, log.child("reload")) : null;
+  reloader?.start();
   log.info("platform ready", { services: loader.services.size, failed: loader.failures.length, ms: Math.round(performance.now() - started) });
 
   let stopping: Promise<void> | null = null;
@@ -46,6 +49,7 @@ export async function startPlatform(config: Readonly<Config>, log: Logger): Prom
     gateway,
     stop() {
       stopping ??= (async () => {
+        await reloader?.close();
         await gateway.stop(config.shutdown.graceMs);
         await loader.stop();
         await broker.close();

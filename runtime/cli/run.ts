@@ -12,6 +12,7 @@ export interface RunFlags {
   plugins?: string;
   data?: string;
   "log-level"?: string;
+  watch?: boolean;
 }
 
 export function runOptions<T>(y: Argv<T>) {
@@ -21,7 +22,8 @@ export function runOptions<T>(y: Argv<T>) {
     .option("mqtt-port", { type: "number", describe: "MQTT TCP port (broker.port)" })
     .option("plugins", { type: "string", describe: "Plugins folder (plugins.dir)" })
     .option("data", { type: "string", describe: "Data folder for SQLite files (data.dir)" })
-    .option("log-level", { type: "string", describe: "debug | info | warn | error | silent (log.level)" });
+    .option("log-level", { type: "string", describe: "debug | info | warn | error | silent (log.level)" })
+    .option("watch", { type: "boolean", describe: "Hot-reload the plugins folder (plugins.watch, default on; --no-watch)" });
 }
 
 export async function run(flags: RunFlags): Promise<void> {
@@ -31,7 +33,7 @@ export async function run(flags: RunFlags): Promise<void> {
     overrides: {
       gateway: { port: flags.port },
       broker: { port: flags["mqtt-port"] },
-      plugins: { dir: flags.plugins },
+      plugins: { dir: flags.plugins, watch: flags.watch },
       data: { dir: flags.data },
       log: { level: flags["log-level"] as never },
     },

@@ -25,6 +25,8 @@ import { EventLogs } from "./logs";
 export interface Service {
   readonly name: string;
   readonly origin: string;
+  /** The entry file of a plugin from the plugins folder (null for built-ins). */
+  readonly path: string | null;
   readonly host: WorkerHost;
   router: Memoirist<number>;
   unsubscribe: Array<() => Promise<void>>;
@@ -61,10 +63,7 @@ export class Loader {
     mkdirSync(this.config.data.dir, { recursive: true });
     const sources: Array<{ origin: string; source: PluginSource }> = [
       ...builtinServiceNames.map((name) => ({ origin: `builtin:${name}`, source: { kind: "builtin", name } as const })),
-      ...discoverPlugins(this.config.plugins.dir).map((path) => ({
-        origin: relative(process.cwd(), path) || path,
-        source: { kind: "file", path } as const,
-      })),
+      ...discoverPlugins(this.config.plugins.dir).map((path) => ({ origin: originOf(path), source: { kind: "file", path } as const })),
     ];
     const claims = new NameClaims(sources.map((s) => s.origin));
     const hosts = sources.map(({ origin, source }, i) => ({
@@ -82,7 +81,7 @@ export class Loader {
     for (const [i, result] of results.entries()) {
       const { origin, host } = hosts[i]!;
       if (result.status === "rejected") this.reportFailure(origin, PlinthError.from(result.reason, "PLT_PLUGIN_LOAD"));
-      else await this.register(origin, host, result.value);
+      else await this.register(origin, sources[i]!.source, host, result.value);
     }
     // Now that every service is known: subscribers catch up from the logs, then what was
     // committed but not published before a crash is published.
@@ -103,6 +102,53 @@ export class Loader {
       await s.host.stop();
     }));
     this.logs.close();
+  }
+
+  /**
+   * Starts the plugin at `path` in a new worker, beside whatever is serving. `claim` may refuse its
+   * name. Resolves with the ready host, or null after reporting why it failed.
+   */
+  async launch(path: string, claim: (manifest: Manifest) => void): Promise<WorkerHost | null> {
+    const origin = originOf(path);
+    this.forgetFailures(origin);
+    const host = this.createHost({ kind: "file", path }, origin, async (m) => claim(m));
+    try {
+      await host.start();
+      return host;
+    } catch (err) {
+      this.reportFailure(origin, PlinthError.from(err, "PLT_PLUGIN_LOAD"));
+      return null;
+    }
+  }
+
+  /**
+   * Puts a launched host in service. When it replaces `previous`, that one stops receiving events
+   * first (so no event goes to both), then the new one takes its name in the routing table.
+   */
+  async install(host: WorkerHost, path: string, previous?: Service): Promise<Service> {
+    if (previous) await this.quiesce(previous);
+    const service = await this.register(originOf(path), { kind: "file", path }, host, host.manifest!);
+    this.resume(service);
+    host.relay();
+    return service;
+  }
+
+  /**
+   * Takes a service out: new requests no longer reach it (unless a replacement took its name),
+   * its deliveries stop, in-flight requests finish (up to graceMs), then its worker stops.
+   * Its database file stays.
+   */
+  async retire(service: Service, graceMs: number): Promise<void> {
+    if (this.services.get(service.name) === service) this.services.delete(service.name);
+    await this.quiesce(service);
+    await service.host.drain(graceMs);
+    await service.host.stop();
+    this.log.info("service retired", { service: service.name, from: service.origin });
+  }
+
+  /** The service loaded from the plugin entry file `path`, if any. */
+  serviceAt(path: string): Service | undefined {
+    return [...this.services.values()].find((s) => s.path === path);
   }
 
   /** Finds the service and route for `METHOD /api/<service><path>`. */
@@ -178,6 +224,17 @@ export class Loader {
     }
   }
 
+  /** Stops a service's event deliveries and MQTT subscriptions (idempotent). */
+  private async quiesce(service: Service): Promise<void> {
+    for (const d of service.deliveries) d.pause();
+    const unsubscribe = service.unsubscribe.splice(0);
+    await Promise.all(unsubscribe.map((u) => u()));
+  }
+
+  private forgetFailures(origin: string): void {
+    for (let i = this.failures.length - 1; i >= 0; i--) if (this.failures[i]!.origin === origin) this.failures.splice(i, 1);
+  }
+
   private reportFailure(origin: string, error: PlinthError): void {
     this.failures.push({ origin, error: error.toWire() });
     this.log.error("plugin failed to load", { plugin: origin, code: error.code, reason: error.message });
@@ -217,15 +274,17 @@ export class Loader {
     return host;
   }
 
-  private async register(origin: string, host: WorkerHost, manifest: Manifest): Promise<void> {
+  private async register(origin: string, source: PluginSource, host: WorkerHost, manifest: Manifest): Promise<Service> {
     const options = { maxAttempts: this.config.events.maxAttempts, retryDelayMs: this.config.events.retryDelayMs, timeoutMs: this.config.calls.timeoutMs };
     const deliveries = manifest.subscriptions.map((filter, index) => new Delivery(host, index, filter, this.logs, options, this.log));
-    const service: Service = { name: manifest.name, origin, host, router: buildRouter(manifest), unsubscribe: [], deliveries };
+    const path = source.kind === "file" ? source.path : null;
+    const service: Service = { name: manifest.name, origin, path, host, router: buildRouter(manifest), unsubscribe: [], deliveries };
     this.services.set(manifest.name, service);
     for (const [index, filter] of manifest.subscriptions.entries()) {
       service.unsubscribe.push(await this.bus.subscribe(filter, (topic, payload) => this.deliver(service, index, topic, payload)));
     }
     this.log.info("service ready", { service: manifest.name, version: manifest.version, from: origin });
+    return service;
   }
 
   /** Starts (or restarts) a service's deliveries from the cursors its database reported. */
@@ -244,6 +303,10 @@ export class Loader {
       .request({ t: "event", subscription, topic, event }, this.config.calls.timeoutMs)
       .catch((err: PlinthError) => this.log.warn("event handler failed", { service: service.name, topic, id: event.id, error: err.message }));
   }
+}
+
+function originOf(path: string): string {
+  return relative(process.cwd(), path) || path;
 }
 
 function buildRouter(manifest: Manifest): Memoirist<number> {

@@ -174,6 +174,12 @@ export class WorkerHost {
     });
   }
 
+  /** Resolves once no request is in flight (or after timeoutMs). */
+  async drain(timeoutMs: number): Promise<void> {
+    const deadline = performance.now() + timeoutMs;
+    while (this.pending.size > 0 && performance.now() < deadline) await Bun.sleep(5);
+  }
+
   /** Asks the plugin to close its database, then ends the worker. */
   async stop(timeoutMs = 5_000): Promise<void> {
     if (this.restartTimer) clearTimeout(this.restartTimer);

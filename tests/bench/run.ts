@@ -74,6 +74,19 @@ try {
     console.log(`| ${r.name} | ${r.rps.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.errors} | ${(r.rps / bare.rps).toFixed(2)} |`);
   }
   console.log(`\ndurable event cost: /tick runs at ${(tick.rps / noop.rps).toFixed(2)}× the rate of /noop`);
+
+  // Hot reload: time from rewriting the plugin file to the new version answering.
+  const pluginFile = join(dir, "plugins", "bench.ts");
+  const original = await Bun.file(pluginFile).text();
+  const reloads: number[] = [];
+  for (let version = 2; version <= 6; version++) {
+    const changed = performance.now();
+    await Bun.write(pluginFile, original.replace(`() => ({ ok: true })`, `() => ({ ok: ${version} })`));
+    while (((await (await fetch(`${plinthUrl}/api/bench/echo`)).json()) as { ok: unknown }).ok !== version) await Bun.sleep(1);
+    reloads.push(performance.now() - changed);
+  }
+  reloads.sort((a, b) => a - b);
+  console.log(`hot reload, file written → new version serving: median ${reloads[2]!.toFixed(0)} ms (min ${reloads[0]!.toFixed(0)}, max ${reloads[4]!.toFixed(0)}, 5 runs)`);
 } finally {
   baseline.proc.kill();
   plinth.proc.kill();

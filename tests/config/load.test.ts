@@ -47,7 +47,7 @@ describe("loadConfig", () => {
     expect(file).toBeNull();
     expect(config.gateway).toEqual({ host: "127.0.0.1", port: 3000, maxBodyBytes: 1024 * 1024, requestTimeoutMs: 30_000 });
     expect(config.broker).toEqual({ host: "127.0.0.1", port: 1883, websocketPath: "/mqtt" });
-    expect(config.plugins).toEqual({ dir: join(cwd, "plugins"), config: {} });
+    expect(config.plugins).toEqual({ dir: join(cwd, "plugins"), watch: true, config: {} });
     expect(config.data).toEqual({ dir: join(cwd, "data") });
     expect(config.calls).toEqual({ timeoutMs: 5_000 });
     expect(config.breaker).toEqual({ failureThreshold: 5, resetTimeoutMs: 10_000, halfOpenMaxCalls: 1 });

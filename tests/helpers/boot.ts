@@ -17,6 +17,7 @@ export interface Booted extends AsyncDisposable {
   mqttUrl: string;
   wsUrl: string;
   dataDir: string;
+  pluginsDir: string;
   /** fetch against the gateway; JSON-encodes `json` when given. */
   req(path: string, init?: RequestInit & { json?: unknown }): Promise<Response>;
   stop(): Promise<void>;
@@ -52,6 +53,7 @@ export async function boot(plugins: PluginSet, overrides: UserConfig = {}): Prom
     mqttUrl: `mqtt://127.0.0.1:${platform.broker.port}`,
     wsUrl: `ws://127.0.0.1:${platform.gateway.port}${config.broker.websocketPath}`,
     dataDir: config.data.dir,
+    pluginsDir: config.plugins.dir,
     req(path, init = {}) {
       const { json, ...rest } = init;
       if (json === undefined) return fetch(url + path, rest);

@@ -1,0 +1,104 @@
+/**
+ * Hot reload on a real plugins folder: plugins added, replaced under load and
+ * removed while the platform serves, with no failed request; a broken new
+ * version leaves the old one serving.
+ */
+import { afterEach, expect, test } from "bun:test";
+import { rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { boot, type Booted } from "../helpers/boot";
+import { eventually } from "../helpers/mqtt";
+
+let p: Booted | undefined;
+afterEach(async () => {
+  await p?.stop();
+  p = undefined;
+});
+
+const version = (v: number, extra = "") => `import { definePlugin } from "plinth";
+export default definePlugin({
+  name: "ver", version: "1.0.${v}",
+  migrations: ${JSON.stringify(Array.from({ length: v }, (_, i) => `CREATE TABLE t${i + 1} (x)`))},
+  routes: {
+    "GET /": () => ({ v: ${v} }),
+    "GET /slow": async () => { await Bun.sleep(300); return { v: ${v}, slow: true }; },
+  },
+});${extra}
+`;
+
+type Health = { failed: Array<{ origin: string; error: { code: string } }> };
+const get = async (path: string) => {
+  const res = await p!.req(path);
+  return { status: res.status, body: (await res.json().catch(() => null)) as { v?: number } | null };
+};
+
+test("a plugin dropped into the folder starts serving; removing it drains and 404s", async () => {
+  p = await boot({});
+  writeFileSync(join(p.pluginsDir, "ver.ts"), version(1));
+  await eventually(async () => (await get("/api/ver")).body?.v === 1);
+
+  const slow = p.req("/api/ver/slow");
+  await Bun.sleep(50);
+  rmSync(join(p.pluginsDir, "ver.ts"));
+  const finished = await slow;
+  expect(finished.status).toBe(200);
+  expect(await finished.json()).toEqual({ v: 1, slow: true });
+  await eventually(async () => (await get("/api/ver")).status === 404);
+  expect(((await (await p.req("/api/ver")).json()) as { error: { code: string } }).error.code).toBe("PLT_SERVICE_NOT_FOUND");
+});
+
+test("replacing a plugin under steady load fails no request; the new version runs its migrations", async () => {
+  p = await boot({ files: { "ver.ts": version(1) } });
+  const statuses = new Map<number, number>();
+  const versions = new Set<number>();
+  let running = true;
+  const load = async () => {
+    while (running) {
+      const { status, body } = await get("/api/ver");
+      statuses.set(status, (statuses.get(status) ?? 0) + 1);
+      if (body?.v) versions.add(body.v);
+    }
+  };
+  const loops = Array.from({ length: 8 }, load);
+  await Bun.sleep(100);
+  const changedAt = performance.now();
+  writeFileSync(join(p.pluginsDir, "ver.ts"), version(2));
+  await eventually(() => versions.has(2));
+  const switchMs = performance.now() - changedAt;
+  await Bun.sleep(100);
+  running = false;
+  await Promise.all(loops);
+
+  expect([...statuses.keys()]).toEqual([200]);
+  expect(statuses.get(200)!).toBeGreaterThan(50);
+  expect(versions).toEqual(new Set([1, 2]));
+  expect(switchMs).toBeLessThan(5_000); // the target (< 500 ms) is measured in the notes, not asserted
+  const services = (await (await p.req("/api/platform/services")).json()) as { services: Array<{ name: string; version: string }> };
+  expect(services.services.filter((s) => s.name === "ver").map((s) => s.version)).toEqual(["1.0.2"]);
+});
+
+test("a broken new version leaves the old one serving and is reported; fixing it replaces the old one", async () => {
+  p = await boot({ files: { "ver.ts": version(1) } });
+  writeFileSync(join(p.pluginsDir, "ver.ts"), version(2).replace("export default", "export default (("));
+  const failed = await eventually(async () => {
+    const health = (await (await p!.req("/health")).json()) as Health;
+    return health.failed.find((f) => f.origin.endsWith("ver.ts"));
+  });
+  expect(failed.error.code).toBe("PLT_PLUGIN_LOAD");
+  for (let i = 0; i < 5; i++) expect((await get("/api/ver")).body).toEqual({ v: 1 });
+
+  writeFileSync(join(p.pluginsDir, "ver.ts"), version(3));
+  await eventually(async () => (await get("/api/ver")).body?.v === 3);
+  expect(((await (await p.req("/health")).json()) as Health).failed).toEqual([]);
+});
+
+test("a new plugin that takes an existing service's name is refused; the existing one is untouched", async () => {
+  p = await boot({ files: { "ver.ts": version(1) } });
+  writeFileSync(join(p.pluginsDir, "zz-copy.ts"), version(2));
+  const failed = await eventually(async () => {
+    const health = (await (await p!.req("/health")).json()) as Health;
+    return health.failed.find((f) => f.origin.endsWith("zz-copy.ts"));
+  });
+  expect(failed.error.code).toBe("PLT_PLUGIN_DUPLICATE");
+  expect((await get("/api/ver")).body).toEqual({ v: 1 });
+});

@@ -120,3 +120,23 @@ test("events emitted while a subscriber crashes and restarts reach it once it is
   const services = (await (await p.req("/api/platform/services")).json()) as { services: Array<{ name: string; restarts: number }> };
   expect(services.services.find((s) => s.name === "sink")?.restarts).toBe(1);
 });
+
+test("events emitted while the subscriber is being replaced reach it once, in order", async () => {
+  await using p = await boot({ fixtures: ["emitter"], files: { "sink.ts": sink } });
+  const { writeFileSync } = await import("node:fs");
+  const { join } = await import("node:path");
+  const types: string[] = [];
+  for (let i = 0; i < 60; i++) {
+    if (i === 20) writeFileSync(join(p.pluginsDir, "sink.ts"), `${sink}\n// version 2\n`);
+    types.push(`emitter.n${i}`);
+    await emit(p, `n${i}`);
+    if (i >= 20 && i < 40) await Bun.sleep(5); // spread the emits over the replacement
+  }
+  const seen = await eventually(async () => {
+    const list = (await (await p.req("/api/sink")).json()) as string[];
+    return list.length >= 60 ? list : null;
+  }, 10_000);
+  await Bun.sleep(100);
+  expect((await (await p.req("/api/sink")).json()) as string[]).toEqual(seen);
+  expect(seen).toEqual(types);
+});

@@ -66,6 +66,10 @@ export const ConfigSchema = t.Object(
       maxRestarts: t.Integer({ minimum: 0, default: 5 }),
       /** Time a plugin has to load, migrate and report ready. */
       startTimeoutMs: ms(10_000),
+      /** How often the host pings each worker. */
+      heartbeatMs: ms(1_000),
+      /** A worker that has not answered a ping for this long (e.g. stuck in a loop) is terminated and restarted. */
+      heartbeatTimeoutMs: ms(5_000),
     }),
     log: section({
       level: t.Union([t.Literal("debug"), t.Literal("info"), t.Literal("warn"), t.Literal("error"), t.Literal("silent")], {

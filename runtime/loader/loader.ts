@@ -252,6 +252,8 @@ export class Loader {
       claim,
       configFor: (name) => (this.config.plugins.config[name] as Record<string, unknown> | undefined) ?? {},
       startTimeoutMs: this.config.workers.startTimeoutMs,
+      heartbeatMs: this.config.workers.heartbeatMs,
+      heartbeatTimeoutMs: this.config.workers.heartbeatTimeoutMs,
       restartDelayMs: this.config.workers.restartDelayMs,
       maxRestarts: this.config.workers.maxRestarts,
       onCall: (from, call: CallMessage) => this.call(from, call.target, call.params, call.timeoutMs),

@@ -43,6 +43,8 @@ export type HostMessage =
   | { t: "sent"; seqs: number[] }
   /** Publish every committed event not yet marked sent (at start, after a crash). */
   | { t: "relay" }
+  /** Heartbeat: the worker answers "pong" as soon as its event loop is free. */
+  | { t: "ping" }
   | { t: "stop" };
 
 /** How far a "deliver" batch got: `handled` events done, then `error` for the next one (if any). */
@@ -62,4 +64,5 @@ export type WorkerMessage =
   | { t: "events"; events: CommittedEvent[] }
   | { t: "result"; id: number; ok: false; error: WireError }
   | { t: "call"; id: number; target: string; params: unknown; timeoutMs?: number }
+  | { t: "pong" }
   | { t: "stopped" };

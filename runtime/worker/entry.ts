@@ -262,6 +262,9 @@ self.onmessage = (e: MessageEvent<HostMessage>) => {
     case "relay":
       relay();
       break;
+    case "ping":
+      post({ t: "pong" });
+      break;
     case "stop":
       db?.close();
       post({ t: "stopped" });

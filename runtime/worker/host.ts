@@ -33,6 +33,9 @@ export interface HostOptions {
    */
   claim?: (manifest: Manifest) => void | Promise<void>;
   startTimeoutMs: number;
+  /** Ping interval, and how long without an answer before the worker is declared hung. */
+  heartbeatMs: number;
+  heartbeatTimeoutMs: number;
   restartDelayMs: number;
   maxRestarts: number;
   /** A call the plugin makes through ctx.call. */
@@ -70,6 +73,8 @@ export class WorkerHost {
   private crashesInRow = 0;
   private lastCrashAt = 0;
   private restartTimer: Timer | null = null;
+  private heartbeat: Timer | null = null;
+  private lastPong = 0;
   private stopped: (() => void) | null = null;
   /** Settles a start() still in progress when stop() is called. */
   private abortStart: ((error: PlinthError) => void) | null = null;
@@ -125,6 +130,7 @@ export class WorkerHost {
         } else if (msg.t === "ready") {
           this.cursors = msg.cursors;
           this.state = "ready";
+          this.watchHeartbeat();
           this.options.onReady?.(this.manifest!);
           settle(null);
         } else if (msg.t === "failed") {
@@ -183,6 +189,7 @@ export class WorkerHost {
   /** Asks the plugin to close its database, then ends the worker. */
   async stop(timeoutMs = 5_000): Promise<void> {
     if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.stopHeartbeat();
     const worker = this.worker;
     this.state = "stopping";
     const stopping = new PlinthError("PLT_SHUTTING_DOWN", `service "${this.name}" is stopping`);
@@ -233,10 +240,33 @@ export class WorkerHost {
       case "events":
         this.publish(msg.events);
         return;
+      case "pong":
+        this.lastPong = performance.now();
+        return;
       case "stopped":
         this.stopped?.();
         return;
     }
+  }
+
+  /** Pings the worker; one that stays silent past heartbeatTimeoutMs is treated as crashed (and restarted). */
+  private watchHeartbeat(): void {
+    this.stopHeartbeat();
+    this.lastPong = performance.now();
+    const { heartbeatMs, heartbeatTimeoutMs } = this.options;
+    this.heartbeat = setInterval(() => {
+      if (performance.now() - this.lastPong > heartbeatTimeoutMs) {
+        this.crashed(new PlinthError("PLT_SERVICE_UNAVAILABLE", `no heartbeat for ${heartbeatTimeoutMs} ms (hung?)`));
+      } else {
+        this.post({ t: "ping" });
+      }
+    }, heartbeatMs);
+    this.heartbeat.unref();
+  }
+
+  private stopHeartbeat(): void {
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat = null;
   }
 
   /** Asks the plugin to hand over every committed event not yet marked sent. */
@@ -273,6 +303,7 @@ export class WorkerHost {
   /** A running worker died: fail its in-flight requests now, restart it with backoff or give up. */
   private crashed(error: PlinthError): void {
     if (this.state === "stopping" || this.state === "stopped" || this.state === "failed") return;
+    this.stopHeartbeat();
     const worker = this.worker;
     this.worker = null;
     worker?.terminate();

@@ -51,7 +51,7 @@ describe("loadConfig", () => {
     expect(config.data).toEqual({ dir: join(cwd, "data") });
     expect(config.calls).toEqual({ timeoutMs: 5_000 });
     expect(config.breaker).toEqual({ failureThreshold: 5, resetTimeoutMs: 10_000, halfOpenMaxCalls: 1 });
-    expect(config.workers).toEqual({ restartDelayMs: 100, maxRestarts: 5, startTimeoutMs: 10_000 });
+    expect(config.workers).toEqual({ restartDelayMs: 100, maxRestarts: 5, startTimeoutMs: 10_000, heartbeatMs: 1_000, heartbeatTimeoutMs: 5_000 });
     expect(config.log).toEqual({ level: "info", format: "pretty" });
     expect(config.shutdown).toEqual({ graceMs: 10_000 });
   });

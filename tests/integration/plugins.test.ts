@@ -127,6 +127,25 @@ describe("supervision", () => {
     expect((await p.req("/api/good")).status).toBe(200);
   });
 
+  test("a worker stuck in an endless loop is detected by its heartbeat, fails its requests fast and is restarted", async () => {
+    p = await boot(
+      { fixtures: ["crashy"], files: { "good.ts": good } },
+      { workers: { heartbeatMs: 20, heartbeatTimeoutMs: 200, restartDelayMs: 10 }, gateway: { requestTimeoutMs: 20_000 } },
+    );
+    const before = ((await (await p.req("/api/crashy")).json()) as { startedAt: number }).startedAt;
+    const started = performance.now();
+    const stuck = await p.req("/api/crashy/spin", { method: "POST" });
+    expect(stuck.status).toBe(503);
+    expect(((await stuck.json()) as { error: { code: string; message: string } }).error.message).toContain("no heartbeat");
+    expect(performance.now() - started).toBeLessThan(5_000); // far below the 20 s request timeout
+    expect((await p.req("/api/good")).status).toBe(200);
+    const after = await eventually(async () => {
+      const res = await p!.req("/api/crashy");
+      return res.status === 200 ? ((await res.json()) as { startedAt: number }).startedAt : null;
+    });
+    expect(after).not.toBe(before);
+  });
+
   test("a crash loop marks the service failed; the others keep serving", async () => {
     // Polling a restarting service gets 503s, which would open its breaker: keep the breaker out of this test.
     p = await boot(

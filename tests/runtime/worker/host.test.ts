@@ -73,6 +73,8 @@ function harness(path = pluginPath, overrides: Partial<HostOptions> = {}): Harne
     logFormat: "pretty",
     configFor: (name) => ({ name }),
     startTimeoutMs: 5_000,
+    heartbeatMs: 1_000,
+    heartbeatTimeoutMs: 5_000,
     restartDelayMs: 10,
     maxRestarts: 2,
     onCall: async (from, call) => {

@@ -38,8 +38,18 @@ export const ConfigSchema = t.Object(
       dir: t.String({ minLength: 1, default: "./data" }),
     }),
     calls: section({
-      /** Default timeout of a service-to-service or gateway-to-service call. */
+      /** Default timeout of a service-to-service call (within the caller's own deadline). */
       timeoutMs: ms(5_000),
+      /** Retries of a failed call to an action declared `idempotent`, never past the deadline. */
+      retries: t.Integer({ minimum: 0, default: 2 }),
+      /** First retry delay; doubles per retry, with ±50% jitter. */
+      retryDelayMs: ms(50, 0),
+    }),
+    bulkhead: section({
+      /** Calls (HTTP and actions) running at once in one service... */
+      maxConcurrent: t.Integer({ minimum: 1, default: 256 }),
+      /** ...and waiting behind them; beyond that: 503 PLT_BULKHEAD_FULL at once. */
+      maxQueue: t.Integer({ minimum: 0, default: 1024 }),
     }),
     events: section({
       /** Published events each service keeps in its outbox table as its event log. */

@@ -23,6 +23,7 @@ export const ErrorCode = {
   PLT_MIGRATION_FAILED: { status: 500, retryable: false },
   PLT_SERVICE_UNAVAILABLE: { status: 503, retryable: true },
   PLT_BREAKER_OPEN: { status: 503, retryable: true },
+  PLT_BULKHEAD_FULL: { status: 503, retryable: true },
   PLT_SHUTTING_DOWN: { status: 503, retryable: true },
   PLT_TIMEOUT: { status: 504, retryable: true },
 } as const satisfies Record<string, { status: number; retryable: boolean }>;

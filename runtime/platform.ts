@@ -23,10 +23,11 @@ export interface Platform {
 export async function startPlatform(config: Readonly<Config>, log: Logger): Promise<Platform> {
   const started = performance.now();
   const broker = await startBroker(config.broker, log.child("broker"));
-  const breakers = new Breakers(config.breaker, undefined, (service, state, snapshot) => {
+  const breakers = new Breakers(config.breaker, undefined, onBreaker, config.bulkhead);
+  function onBreaker(service: string, state: string, snapshot: object) {
     log.warn("circuit breaker", { service, state });
     broker.bus.publish(Topics.breaker(service), JSON.stringify({ service, ...snapshot }), { retain: true }).catch(() => {});
-  });
+  }
   const loader = new Loader(config, broker.bus, breakers, log.child("loader"));
   let gateway: Gateway;
   try {

@@ -35,6 +35,8 @@ export interface Manifest {
   description?: string;
   routes: RouteInfo[];
   actions: string[];
+  /** Actions declared idempotent: safe to retry. */
+  idempotent: string[];
   subscriptions: string[];
   needs: string[];
 }

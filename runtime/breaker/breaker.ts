@@ -30,7 +30,8 @@ export interface BreakerSnapshot {
 /** A failure of the callee (5xx or timeout), as opposed to a fault of the caller (4xx). */
 export function isFailure(err: unknown): boolean {
   if (!(err instanceof PlinthError)) return true;
-  if (err.code === "PLT_BREAKER_OPEN") return false;
+  // Load shedding and open breakers elsewhere say nothing about this callee's health.
+  if (err.code === "PLT_BREAKER_OPEN" || err.code === "PLT_BULKHEAD_FULL") return false;
   return err.status >= 500;
 }
 

@@ -1,11 +1,14 @@
 /**
  * Every cross-service call (service → service, gateway → service) goes through
- * `Breakers.guard`: one breaker per target service. The call itself (and its
- * timeout) is the caller's `fn`; this file only decides whether it may run.
+ * `Breakers.guard`: per target service, a bulkhead (concurrency limit with a
+ * bounded queue) around a circuit breaker, and for idempotent actions retries
+ * with backoff and jitter within the call's deadline. The call itself (and its
+ * timeout) is the caller's `fn`; this file decides whether and when it runs.
  */
 import { PlinthError } from "../errors";
 import { SERVICE_NAME } from "../protocol";
-import { CircuitBreaker, systemClock, type BreakerOptions, type BreakerSnapshot, type BreakerState, type Clock } from "./breaker";
+import { CircuitBreaker, isFailure, systemClock, type BreakerOptions, type BreakerSnapshot, type BreakerState, type Clock } from "./breaker";
+import { Bulkhead, type BulkheadOptions } from "./bulkhead";
 
 export interface CallTarget {
   service: string;
@@ -25,13 +28,24 @@ export function parseTarget(target: unknown): CallTarget {
 
 export type BreakerListener = (service: string, state: BreakerState, snapshot: BreakerSnapshot) => void;
 
+export interface RetryOptions {
+  /** Extra attempts after the first (0: none). */
+  retries: number;
+  /** Base delay; doubles per retry, with ±50% jitter. */
+  retryDelayMs: number;
+  /** Absolute time (Date.now()) after which no attempt starts. */
+  deadline: number;
+}
+
 export class Breakers {
   private readonly byService = new Map<string, CircuitBreaker>();
+  private readonly bulkheads = new Map<string, Bulkhead>();
 
   constructor(
     private readonly options: BreakerOptions,
     private readonly clock: Clock = systemClock,
     private readonly listener: BreakerListener = () => {},
+    private readonly bulkhead: BulkheadOptions = { maxConcurrent: Number.POSITIVE_INFINITY, maxQueue: 0 },
   ) {}
 
   get(service: string): CircuitBreaker {
@@ -43,8 +57,22 @@ export class Breakers {
     return breaker;
   }
 
-  guard<T>(service: string, fn: () => Promise<T>): Promise<T> {
-    return this.get(service).run(fn);
+  /** Runs `fn` behind the service's bulkhead and breaker; retries when `retry` is given (idempotent calls only). */
+  async guard<T>(service: string, fn: () => Promise<T>, retry?: RetryOptions): Promise<T> {
+    let bulkhead = this.bulkheads.get(service);
+    if (!bulkhead) this.bulkheads.set(service, (bulkhead = new Bulkhead(service, this.bulkhead)));
+    const breaker = this.get(service);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await bulkhead.run(() => breaker.run(fn));
+      } catch (err) {
+        // Only callee failures are retried; never a 4xx, an open breaker or a full bulkhead.
+        if (!retry || attempt >= retry.retries || !isFailure(err) || breaker.state === "open") throw err;
+        const delay = retry.retryDelayMs * 2 ** attempt * (0.5 + Math.random());
+        if (Date.now() + delay >= retry.deadline) throw err;
+        await Bun.sleep(delay);
+      }
+    }
   }
 
   snapshot(): Record<string, BreakerSnapshot> {

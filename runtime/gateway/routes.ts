@@ -21,7 +21,7 @@ export function apiHandler(loader: Loader, config: Config["gateway"]) {
     for (const [k, v] of Object.entries(match.params)) match.params[k] = decodeURIComponent(v);
     const reply = await loader.http(
       match,
-      { query: query as Record<string, string>, headers: request.headers.toJSON(), body },
+      { query: query as Record<string, string>, headers: request.headers.toJSON(), body, deadline: Date.now() + config.requestTimeoutMs },
       config.requestTimeoutMs,
     );
     if (reply.status === 204 || reply.status === 304 || request.method === "HEAD") {

@@ -168,12 +168,21 @@ export class Loader {
   }
 
   /** Service → service (or gateway → action), through the target's breaker. */
-  async call(caller: string | null, target: string, params: unknown, timeoutMs = this.config.calls.timeoutMs): Promise<unknown> {
+  async call(caller: string | null, target: string, params: unknown, deadline = Number.POSITIVE_INFINITY): Promise<unknown> {
     const { service: name, action } = parseTarget(target);
     if (name === "$node") return this.nodeAction(action, params);
     const service = this.services.get(name);
     if (!service) throw new PlinthError("PLT_SERVICE_NOT_FOUND", `no service "${name}" (calling ${target})`);
-    return this.breakers.guard(name, () => service.host.request({ t: "action", action, params, caller }, timeoutMs));
+    // One deadline for the whole chain: this call gets what is left of it, at most calls.timeoutMs.
+    const end = Math.min(deadline, Date.now() + this.config.calls.timeoutMs);
+    const attempt = () => {
+      const left = end - Date.now();
+      if (left <= 0) return Promise.reject(new PlinthError("PLT_TIMEOUT", `deadline passed before calling ${target}`));
+      return service.host.request({ t: "action", action, params, caller, deadline: end }, left);
+    };
+    const idempotent = service.host.manifest?.idempotent.includes(action);
+    const { retries, retryDelayMs } = this.config.calls;
+    return this.breakers.guard(name, attempt, idempotent ? { retries, retryDelayMs, deadline: end } : undefined);
   }
 
   /** The state of every service and every plugin that failed to load. */
@@ -256,7 +265,7 @@ export class Loader {
       heartbeatTimeoutMs: this.config.workers.heartbeatTimeoutMs,
       restartDelayMs: this.config.workers.restartDelayMs,
       maxRestarts: this.config.workers.maxRestarts,
-      onCall: (from, call: CallMessage) => this.call(from, call.target, call.params, call.timeoutMs),
+      onCall: (from, call: CallMessage) => this.call(from, call.target, call.params, call.deadline),
       onEvents: (from, events) => {
         for (const s of this.services.values()) for (const d of s.deliveries) d.offer(from, events);
         return publishEvents(this.bus, from, events, this.log);

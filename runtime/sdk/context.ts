@@ -19,16 +19,18 @@ export interface ContextBase {
   db: Database;
   log: Logger;
   config: Readonly<Record<string, unknown>>;
-  call: <T = unknown>(target: string, params?: unknown, options?: CallOptions) => Promise<T>;
+  /** `deadline`: the handler's own (absolute, Date.now() ms); the call never outlives it. */
+  call: <T = unknown>(target: string, params: unknown, options: CallOptions<T> | undefined, deadline: number) => Promise<T>;
 }
 
 /** A handler's context: the shared base, the handler's own fields, and `emit`/`tx` bound to its unit of work. */
-export function createContext<X extends object>(base: ContextBase, extra: X, scope: Scope): Context & X {
+export function createContext<X extends object>(base: ContextBase, extra: X, scope: Scope, deadline: number): Context & X {
   const emit = (type: string, data?: unknown) => {
     if (!isValidEventType(type)) {
       throw new PlinthError("PLT_EVENT_INVALID", `emit: invalid event type ${JSON.stringify(type)} (letters, digits, '_', '.', '-', levels split by '/')`);
     }
     scope.emit({ id: Bun.randomUUIDv7(), type, time: new Date().toISOString(), data: data ?? null });
   };
-  return { ...base, ...extra, emit, tx: scope.tx };
+  const call = <T>(target: string, params?: unknown, options?: CallOptions<T>) => base.call<T>(target, params, options, deadline);
+  return { ...base, ...extra, call, emit, tx: scope.tx };
 }

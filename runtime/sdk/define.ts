@@ -5,11 +5,17 @@
 import type { Database } from "bun:sqlite";
 import type { Static, TSchema } from "@sinclair/typebox";
 import type { Logger } from "../log";
+import type { PlinthError } from "../errors";
 import type { CloudEvent } from "../protocol";
 
-export interface CallOptions {
-  /** Milliseconds before the call fails with PLT_TIMEOUT (default: config calls.timeoutMs). */
+export interface CallOptions<T = unknown> {
+  /**
+   * Milliseconds before the call fails with PLT_TIMEOUT (default: config calls.timeoutMs). Never
+   * longer than what is left of this handler's own deadline: a call chain shares one deadline.
+   */
   timeoutMs?: number;
+  /** Value (or function of the error) to return instead of failing. */
+  fallback?: T | ((error: PlinthError) => T | Promise<T>);
 }
 
 /** What every handler gets. */
@@ -22,7 +28,7 @@ export interface Context {
   /** `plugins.config.<service>` from platform.config.ts. */
   readonly config: Readonly<Record<string, unknown>>;
   /** Calls `"service.action"` through the platform (timeout + circuit breaker). */
-  call<T = unknown>(target: string, params?: unknown, options?: CallOptions): Promise<T>;
+  call<T = unknown>(target: string, params?: unknown, options?: CallOptions<T>): Promise<T>;
   /**
    * Records a CloudEvent for `events/<service>/<type>` in this service's outbox, in the
    * same transaction as the writes it describes; it is published once that commits.
@@ -78,6 +84,8 @@ export interface RouteSpec<B extends TSchema = TSchema, Q extends TSchema = TSch
 }
 
 export interface ActionSpec<P extends TSchema = TSchema> extends HandlerOptions {
+  /** Safe to run twice: failed calls to it are retried (calls.retries) within the deadline. */
+  idempotent?: boolean;
   params?: P;
   handler(ctx: ActionContext<Static<P>>): Awaitable<unknown>;
 }

@@ -77,6 +77,9 @@ export function validatePlugin(value: unknown): { plugin: PluginDefinition; mani
       ...(plugin.description ? { description: plugin.description } : {}),
       routes,
       actions: Object.keys(plugin.actions ?? {}),
+      idempotent: Object.entries(plugin.actions ?? {})
+        .filter(([, spec]) => typeof spec === "object" && (spec as { idempotent?: unknown }).idempotent === true)
+        .map(([name]) => name),
       subscriptions: Object.keys(plugin.subscribe ?? {}),
       needs: plugin.needs ?? [],
     },

@@ -11,6 +11,8 @@ export type PluginSource = { kind: "file"; path: string } | { kind: "builtin"; n
 
 export interface HttpRequest {
   route: number;
+  /** When the caller stops waiting (Date.now() ms): shared by every call the handler makes. */
+  deadline?: number;
   params: Record<string, string>;
   query: Record<string, string>;
   headers: Record<string, string>;
@@ -28,7 +30,7 @@ export type HostMessage =
   /** The host accepted the plugin's name: open its database, migrate, and report ready. Carries the plugin's own section of `plugins.config`, and nobody else's. */
   | { t: "open"; config: Record<string, unknown> }
   | { t: "http"; id: number; req: HttpRequest }
-  | { t: "action"; id: number; action: string; params: unknown; caller: string | null }
+  | { t: "action"; id: number; action: string; params: unknown; caller: string | null; deadline?: number }
   | { t: "event"; id: number; subscription: number; topic: string; event: CloudEvent }
   /** Several events for one subscription, handled in order; answered with a DeliveryOutcome. */
   | { t: "deliver"; id: number; subscription: number; items: Array<{ topic: string; event: CloudEvent }> }
@@ -63,6 +65,6 @@ export type WorkerMessage =
   /** Committed events from the outbox that still need publishing (answer to "relay"). */
   | { t: "events"; events: CommittedEvent[] }
   | { t: "result"; id: number; ok: false; error: WireError }
-  | { t: "call"; id: number; target: string; params: unknown; timeoutMs?: number }
+  | { t: "call"; id: number; target: string; params: unknown; deadline: number }
   | { t: "pong" }
   | { t: "stopped" };

@@ -8,7 +8,7 @@ import { builtinServices } from "../../services/index";
 import { PlinthError } from "../errors";
 import { createLogger, type LogFormat, type LogLevel, type Logger } from "../log";
 import { createContext, type ContextBase } from "../sdk/context";
-import type { PluginDefinition } from "../sdk/define";
+import type { CallOptions, PluginDefinition } from "../sdk/define";
 import { validatePlugin } from "../sdk/manifest";
 import { registerSdkModule } from "../sdk/module";
 import type { WireError } from "../errors";
@@ -84,12 +84,7 @@ function open(msg: Extract<HostMessage, { t: "open" }>): void {
       db,
       log,
       config: Object.freeze({ ...msg.config }),
-      call: (target, params, options) =>
-        new Promise((resolve, reject) => {
-          const id = nextCall++;
-          pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
-          post({ t: "call", id, target, params, ...(options?.timeoutMs ? { timeoutMs: options.timeoutMs } : {}) });
-        }),
+      call,
     };
     post({ t: "ready", cursors: inbox.cursors() });
   } catch (err) {
@@ -97,9 +92,27 @@ function open(msg: Extract<HostMessage, { t: "open" }>): void {
   }
 }
 
+/** ctx.call: through the host, within the handler's deadline; a fallback answers instead of a failure. */
+async function call<T>(target: string, params: unknown, options: CallOptions<T> | undefined, deadline: number): Promise<T> {
+  const limit = options?.timeoutMs ? Date.now() + options.timeoutMs : Number.POSITIVE_INFINITY;
+  try {
+    return await new Promise<T>((resolve, reject) => {
+      const id = nextCall++;
+      pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      post({ t: "call", id, target, params, deadline: Math.min(deadline, limit) });
+    });
+  } catch (err) {
+    if (!options || !("fallback" in options)) throw err;
+    const fallback = options.fallback;
+    return typeof fallback === "function" ? await (fallback as (e: PlinthError) => T | Promise<T>)(err as PlinthError) : (fallback as T);
+  }
+}
+
 interface Prepared {
   fn: Handler;
   extra: object;
+  /** When the caller stops waiting (Date.now() ms); calls made by the handler share it. */
+  deadline?: number;
   transaction: boolean;
   /** Turns the handler's return value into the reply (HTTP wraps it with status and headers). */
   finish?: (value: unknown) => unknown;
@@ -107,8 +120,8 @@ interface Prepared {
 
 /** Runs one handler as a unit of work; resolves with its reply value and committed events. */
 async function execute(prepare: () => Prepared): Promise<{ value: unknown; events: CommittedEvent[] }> {
-  const { fn, extra, finish, transaction } = prepare();
-  const { value, events } = await unit.run((scope) => fn(createContext(base, extra, scope)), { transaction });
+  const { fn, extra, finish, transaction, deadline = Number.POSITIVE_INFINITY } = prepare();
+  const { value, events } = await unit.run((scope) => fn(createContext(base, extra, scope, deadline)), { transaction });
   return { value: finish ? finish(value) : value, events };
 }
 
@@ -196,7 +209,7 @@ function httpHandler(req: HttpRequest): Prepared {
     set,
   };
   const finish = (body: unknown): HttpResponse => ({ status: set.status ?? (body === undefined ? 204 : 200), headers: set.headers, body: body ?? null });
-  return { fn: route.handler, extra, finish, transaction: route.transaction };
+  return { fn: route.handler, extra, finish, transaction: route.transaction, ...(req.deadline ? { deadline: req.deadline } : {}) };
 }
 
 self.onmessage = (e: MessageEvent<HostMessage>) => {
@@ -216,7 +229,8 @@ self.onmessage = (e: MessageEvent<HostMessage>) => {
         const action = actions.get(msg.action);
         if (!action) throw new PlinthError("PLT_ACTION_NOT_FOUND", `${base.service} has no action "${msg.action}"`);
         const params = validate("params", action.params, msg.params);
-        return { fn: action.handler, extra: { params, caller: msg.caller }, transaction: action.transaction };
+        const deadline = msg.deadline ?? Number.POSITIVE_INFINITY;
+        return { fn: action.handler, extra: { params, caller: msg.caller }, transaction: action.transaction, deadline };
       });
       break;
     case "event":

@@ -49,7 +49,8 @@ describe("loadConfig", () => {
     expect(config.broker).toEqual({ host: "127.0.0.1", port: 1883, websocketPath: "/mqtt" });
     expect(config.plugins).toEqual({ dir: join(cwd, "plugins"), watch: true, config: {} });
     expect(config.data).toEqual({ dir: join(cwd, "data") });
-    expect(config.calls).toEqual({ timeoutMs: 5_000 });
+    expect(config.calls).toEqual({ timeoutMs: 5_000, retries: 2, retryDelayMs: 50 });
+    expect(config.bulkhead).toEqual({ maxConcurrent: 256, maxQueue: 1024 });
     expect(config.breaker).toEqual({ failureThreshold: 5, resetTimeoutMs: 10_000, halfOpenMaxCalls: 1 });
     expect(config.workers).toEqual({ restartDelayMs: 100, maxRestarts: 5, startTimeoutMs: 10_000, heartbeatMs: 1_000, heartbeatTimeoutMs: 5_000 });
     expect(config.log).toEqual({ level: "info", format: "pretty" });

@@ -66,6 +66,7 @@ describe("validatePlugin", () => {
         { method: "DELETE", path: "/orders/:id" },
       ],
       actions: ["get", "stock.reserve"],
+      idempotent: [],
       subscriptions: ["events/inventory/#", "events/+/created"],
       needs: ["inventory", "payments"],
     });
@@ -78,7 +79,7 @@ describe("validatePlugin", () => {
 
   test("a minimal plugin has empty lists and no description", () => {
     const { manifest } = validatePlugin({ name: "tiny", version: "0.0.1" });
-    expect(manifest).toEqual({ name: "tiny", version: "0.0.1", routes: [], actions: [], subscriptions: [], needs: [] });
+    expect(manifest).toEqual({ name: "tiny", version: "0.0.1", routes: [], actions: [], idempotent: [], subscriptions: [], needs: [] });
     expect("description" in manifest).toBe(false);
   });
 

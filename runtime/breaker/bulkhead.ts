@@ -1,0 +1,46 @@
+/**
+ * Bulkhead: at most `maxConcurrent` calls into a service at once, up to
+ * `maxQueue` more waiting in order, and an immediate PLT_BULKHEAD_FULL
+ * (503) beyond that, instead of piling up.
+ */
+import { PlinthError } from "../errors";
+
+export interface BulkheadOptions {
+  maxConcurrent: number;
+  maxQueue: number;
+}
+
+export class Bulkhead {
+  private active = 0;
+  private readonly waiting: Array<() => void> = [];
+
+  constructor(
+    readonly name: string,
+    private readonly options: BulkheadOptions,
+  ) {}
+
+  get load(): { active: number; queued: number } {
+    return { active: this.active, queued: this.waiting.length };
+  }
+
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.active >= this.options.maxConcurrent) {
+      if (this.waiting.length >= this.options.maxQueue) {
+        throw new PlinthError("PLT_BULKHEAD_FULL", `service "${this.name}" is at capacity`, {
+          data: { service: this.name, ...this.load, ...this.options },
+        });
+      }
+      await new Promise<void>((resolve) => this.waiting.push(resolve));
+    } else {
+      this.active++;
+    }
+    try {
+      return await fn();
+    } finally {
+      // Hand the slot straight to the next caller in line, or free it.
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.active--;
+    }
+  }
+}

@@ -1,0 +1,61 @@
+/**
+ * Call policies on real calls between workers: idempotent retries, fallbacks,
+ * one deadline shared by a call chain, and the bulkhead.
+ */
+import { afterEach, expect, test } from "bun:test";
+import { boot, type Booted } from "../helpers/boot";
+
+let p: Booted | undefined;
+afterEach(async () => {
+  await p?.stop();
+  p = undefined;
+});
+
+const call = async (body: Record<string, unknown>) => (await p!.req("/api/caller", { json: body })).json();
+
+test("a failed call to an idempotent action is retried; to any other action it is not", async () => {
+  p = await boot({ fixtures: ["flaky", "caller"] }, { plugins: { config: { flaky: { failFirst: 2 } } }, calls: { retries: 2, retryDelayMs: 5 } });
+  // flaky fails its first two calls: the idempotent action gets there on the third attempt
+  expect(await call({ target: "flaky.workIdempotent" })).toEqual({ ok: true, value: { ok: true, calls: 3 } });
+
+  await p.stop();
+  p = await boot({ fixtures: ["flaky", "caller"] }, { plugins: { config: { flaky: { failFirst: 2 } } }, calls: { retries: 2, retryDelayMs: 5 } });
+  expect(await call({ target: "flaky.work" })).toMatchObject({ ok: false, code: "PLT_HANDLER_ERROR" });
+});
+
+test("4xx answers are not retried even for idempotent actions", async () => {
+  p = await boot({ fixtures: ["flaky", "caller"] }, { calls: { retries: 3, retryDelayMs: 5 } });
+  expect(await call({ target: "flaky.conflict" })).toMatchObject({ ok: false, code: "FLAKY_CONFLICT", status: 409 });
+  expect(await (await p.req("/api/flaky/conflicts")).json()).toEqual({ conflicts: 1 });
+});
+
+test("a fallback answers instead of the failure", async () => {
+  p = await boot({ fixtures: ["flaky", "caller"] }, { plugins: { config: { flaky: { failFirst: 100 } } } });
+  expect(await call({ target: "flaky.work", fallback: { cached: true } })).toEqual({ ok: true, value: { cached: true } });
+  expect(await call({ target: "ghost.work", fallback: null })).toEqual({ ok: true, value: null });
+});
+
+test("a call chain shares one deadline: when the gateway gives up, the next hop never starts", async () => {
+  p = await boot({ fixtures: ["chain"] }, { gateway: { requestTimeoutMs: 150 } });
+  const started = performance.now();
+  const res = await p.req("/api/chain");
+  expect(res.status).toBe(504);
+  expect(((await res.json()) as { error: { code: string } }).error.code).toBe("PLT_TIMEOUT");
+  expect(performance.now() - started).toBeLessThan(1_000);
+  await Bun.sleep(400); // step1 wakes up after 300 ms and tries to call step2
+  expect(await (await p.req("/api/chain/ran")).json()).toEqual([]);
+});
+
+test("the bulkhead runs maxConcurrent calls, queues maxQueue more, and refuses the rest at once", async () => {
+  p = await boot({ fixtures: ["chain"] }, { bulkhead: { maxConcurrent: 2, maxQueue: 1 } });
+  const started = performance.now();
+  const responses = await Promise.all(Array.from({ length: 4 }, () => p!.req("/api/chain/sleep?ms=200")));
+  const statuses = responses.map((r) => r.status).sort();
+  expect(statuses).toEqual([200, 200, 200, 503]);
+  const refused = responses.find((r) => r.status === 503)!;
+  expect(((await refused.json()) as { error: { code: string } }).error.code).toBe("PLT_BULKHEAD_FULL");
+  // two ran at once, the queued one after them
+  expect(performance.now() - started).toBeGreaterThanOrEqual(390);
+  const health = (await (await p.req("/health")).json()) as { services: Record<string, { breaker: string }> };
+  expect(health.services.chain?.breaker).toBe("closed");
+});

@@ -6,6 +6,7 @@ import { VERSION } from "../version";
 import { deadLetters } from "./deadletters";
 import { tail } from "./events";
 import { scaffold } from "./new";
+import { status } from "./status";
 import { run, runOptions, type RunFlags } from "./run";
 
 export async function cli(argv: string[]): Promise<void> {
@@ -34,6 +35,14 @@ export async function cli(argv: string[]): Promise<void> {
         .option("url", { type: "string", default: "mqtt://127.0.0.1:1883", describe: "Broker URL" })
         .option("json", { type: "boolean", default: false, describe: "Print each payload as it came" }),
       (flags) => tail({ filter: flags.filter, url: flags.url, json: flags.json }),
+    )
+    .command(
+      "status",
+      "Show the services of a running platform: state, breaker, restarts",
+      (y) => y.option("url", { type: "string", default: "http://127.0.0.1:3000", describe: "Gateway URL" }),
+      async (flags) => {
+        process.exitCode = await status(flags.url);
+      },
     )
     .command(
       "deadletters <service>",

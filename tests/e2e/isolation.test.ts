@@ -1,7 +1,7 @@
 /** A sibling plugin crash-looping (compiled binary) costs a healthy service no request. */
 import { expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
-import { startBinary } from "../helpers/binary";
+import { runBinary, startBinary } from "../helpers/binary";
 import { writePlugins } from "../helpers/plugins";
 import { tempDir } from "../helpers/tmp";
 
@@ -34,4 +34,11 @@ test("a crash-looping sibling causes zero failed requests on a healthy service",
   expect((app.log().match(/service crashed, restarting/g) ?? []).length).toBeGreaterThanOrEqual(3);
   const health = (await (await fetch(`${app.url}/health`)).json()) as { services: Record<string, { state: string }> };
   expect(health.services.inventory?.state).toBe("ready");
+
+  const shown = await runBinary(dir.path, ["status", "--url", app.url]);
+  expect(shown.code).toBe(0);
+  expect(shown.stdout).toMatch(/^SERVICE\s+VERSION\s+STATE\s+BREAKER\s+RESTARTS\s+FROM$/m);
+  expect(shown.stdout).toMatch(/^inventory\s+1\.0\.0\s+ready\s+closed\s+0\s+plugins\/inventory\/index\.ts$/m);
+  expect(shown.stdout).toMatch(/^doomed\s+1\.0\.0\s+(failed|restarting|ready)\s+closed\s+\d+/m);
+  expect((await runBinary(dir.path, ["status", "--url", "http://127.0.0.1:1"])).code).toBe(1);
 });

@@ -1,0 +1,26 @@
+/** `plinth status`: services, their state and breakers, from a running platform's HTTP API. */
+interface Described {
+  services: Array<{ name: string; version?: string; state: string; breaker: string; restarts: number; origin: string }>;
+  failed: Array<{ origin: string; error: { code: string; message: string } }>;
+}
+
+export async function status(url: string): Promise<number> {
+  let res: Response;
+  try {
+    res = await fetch(`${url.replace(/\/$/, "")}/api/platform/services`);
+  } catch (err) {
+    console.error(`plinth: cannot reach ${url}: ${(err as Error).message}`);
+    return 1;
+  }
+  if (!res.ok) {
+    console.error(`plinth: ${url} answered ${res.status}`);
+    return 1;
+  }
+  const { services, failed } = (await res.json()) as Described;
+  const rows = [["SERVICE", "VERSION", "STATE", "BREAKER", "RESTARTS", "FROM"]];
+  for (const s of services) rows.push([s.name, s.version ?? "", s.state, s.breaker, String(s.restarts), s.origin]);
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  for (const r of rows) console.log(r.map((cell, i) => cell.padEnd(widths[i]!)).join("  ").trimEnd());
+  for (const f of failed) console.log(`\nfailed to load: ${f.origin}\n  ${f.error.code}: ${f.error.message}`);
+  return 0;
+}

@@ -9,6 +9,37 @@ const ms = (d: number, minimum = 1) => t.Integer({ minimum, default: d });
 const section = <T extends Parameters<typeof t.Object>[0]>(props: T) =>
   t.Object(props, { additionalProperties: false, default: {} });
 
+/**
+ * Circuit breaker settings. With defaults for the global section; without, for what a plugin or a
+ * per-service/per-action override sets (so an override holds only what it names).
+ */
+function breakerFields(withDefaults: boolean) {
+  const d = (value: number) => (withDefaults ? { default: value } : {});
+  return {
+    /** Consecutive failures (5xx or timeouts) that open a target's breaker. */
+    failureThreshold: t.Integer({ minimum: 1, ...d(5) }),
+    /** How long an open breaker rejects calls before letting a probe through. */
+    resetTimeoutMs: t.Integer({ minimum: 1, ...d(10_000) }),
+    /** Probe calls allowed at once while half-open. */
+    halfOpenMaxCalls: t.Integer({ minimum: 1, ...d(1) }),
+    /** Rolling window the rates are computed over, and how many buckets it is kept in. */
+    windowMs: t.Integer({ minimum: 1, ...d(10_000) }),
+    buckets: t.Integer({ minimum: 1, maximum: 1000, ...d(10) }),
+    /** Calls the window must hold before the rates below are judged. */
+    minimumCalls: t.Integer({ minimum: 1, ...d(20) }),
+    /** Failure rate (0–1) in the window that opens the breaker. */
+    failureRate: t.Number({ exclusiveMinimum: 0, maximum: 1, ...d(0.5) }),
+    /** A call slower than this counts as slow (it may still succeed)... */
+    slowCallMs: t.Integer({ minimum: 1, ...d(5_000) }),
+    /** ...and this rate (0–1) of slow calls in the window opens the breaker. */
+    slowCallRate: t.Number({ exclusiveMinimum: 0, maximum: 1, ...d(1) }),
+  };
+}
+
+/** What a plugin's `breaker` or a per-service/per-action override may set. */
+export const BreakerOverride = t.Partial(t.Object(breakerFields(false), { additionalProperties: false }));
+export type BreakerOverride = Static<typeof BreakerOverride>;
+
 export const ConfigSchema = t.Object(
   {
     gateway: section({
@@ -62,12 +93,11 @@ export const ConfigSchema = t.Object(
       retryDelayMs: ms(200, 0),
     }),
     breaker: section({
-      /** Consecutive failures (5xx or timeouts) that open a target's breaker. */
-      failureThreshold: t.Integer({ minimum: 1, default: 5 }),
-      /** How long an open breaker rejects calls before letting a probe through. */
-      resetTimeoutMs: ms(10_000),
-      /** Probe calls allowed at once while half-open. */
-      halfOpenMaxCalls: t.Integer({ minimum: 1, default: 1 }),
+      ...breakerFields(true),
+      /** Per target service: `{ orders: { failureRate: 0.2 } }`; overrides the plugin's own `breaker`. */
+      services: t.Record(t.String(), BreakerOverride, { default: {} }),
+      /** Per action, with a breaker of its own: `{ "inventory.reserve": { slowCallMs: 200 } }`. */
+      actions: t.Record(t.String(), BreakerOverride, { default: {} }),
     }),
     workers: section({
       /** First restart delay after a crash; doubles on each crash in a row. */

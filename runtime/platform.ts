@@ -23,7 +23,7 @@ export interface Platform {
 export async function startPlatform(config: Readonly<Config>, log: Logger): Promise<Platform> {
   const started = performance.now();
   const broker = await startBroker(config.broker, log.child("broker"));
-  const breakers = new Breakers(config.breaker, undefined, onBreaker, config.bulkhead);
+  const breakers = new Breakers(config.breaker, undefined, onBreaker, config.bulkhead, (target) => loader.breakerOverrides(target));
   function onBreaker(service: string, state: string, snapshot: object) {
     log.warn("circuit breaker", { service, state });
     broker.bus.publish(Topics.breaker(service), JSON.stringify({ service, ...snapshot }), { retain: true }).catch(() => {});

@@ -37,6 +37,9 @@ export interface Manifest {
   actions: string[];
   /** Actions declared idempotent: safe to retry. */
   idempotent: string[];
+  /** The plugin's own breaker settings for calls to it, and per action (checked at load). */
+  breaker?: Record<string, number>;
+  actionBreakers: Record<string, Record<string, number>>;
   subscriptions: string[];
   needs: string[];
 }

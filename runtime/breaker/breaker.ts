@@ -1,10 +1,17 @@
 /**
- * Circuit breaker: closed → (failureThreshold failures in a row) → open →
- * (resetTimeoutMs) → half-open → a probe succeeds → closed, or fails → open.
+ * Circuit breaker. Closed, it opens when, either:
+ * - `failureThreshold` calls in a row failed, or
+ * - over the rolling window (`windowMs` in `buckets`), with at least `minimumCalls`
+ *   calls seen, the failure rate reached `failureRate` or the rate of calls slower
+ *   than `slowCallMs` reached `slowCallRate`.
+ * Open, it rejects at once for `resetTimeoutMs`, then goes half-open and lets
+ * `halfOpenMaxCalls` probes through at a time: a probe that succeeds in time
+ * closes it, one that fails or is slow opens it again.
  * Only failures that `isFailure` accepts count: server errors and timeouts,
  * never a caller's 4xx. Time comes from an injected clock.
  */
 import { PlinthError } from "../errors";
+import { RollingWindow } from "./window";
 
 export type BreakerState = "closed" | "open" | "half-open";
 
@@ -17,11 +24,23 @@ export interface BreakerOptions {
   failureThreshold: number;
   resetTimeoutMs: number;
   halfOpenMaxCalls: number;
+  windowMs?: number;
+  buckets?: number;
+  minimumCalls?: number;
+  /** 0–1; rates are only judged once `minimumCalls` calls are in the window. */
+  failureRate?: number;
+  slowCallMs?: number;
+  slowCallRate?: number;
 }
+
+const WINDOW_DEFAULTS = { windowMs: 10_000, buckets: 10, minimumCalls: 20, failureRate: 0.5, slowCallMs: 5_000, slowCallRate: 1 };
 
 export interface BreakerSnapshot {
   state: BreakerState;
+  /** Failures in a row. */
   failures: number;
+  /** Outcomes in the rolling window. */
+  window: { calls: number; failures: number; slow: number };
   /** When an open breaker lets the next probe through (clock time), or null. */
   retryAt: number | null;
   opened: number;
@@ -42,13 +61,18 @@ export class CircuitBreaker {
   private probes = 0;
   private timesOpened = 0;
   private generation = 0;
+  private readonly options: Required<BreakerOptions>;
+  private readonly window: RollingWindow;
 
   constructor(
     readonly name: string,
-    private readonly options: BreakerOptions,
+    options: BreakerOptions,
     private readonly clock: Clock = systemClock,
     private readonly onChange: (state: BreakerState, snapshot: BreakerSnapshot) => void = () => {},
-  ) {}
+  ) {
+    this.options = { ...WINDOW_DEFAULTS, ...options };
+    this.window = new RollingWindow(this.options.windowMs, this.options.buckets, clock);
+  }
 
   get state(): BreakerState {
     if (this.current === "open" && this.clock.now() - this.openedAt >= this.options.resetTimeoutMs) {
@@ -73,41 +97,46 @@ export class CircuitBreaker {
     // A call only counts in the state it started in: a slow call that began while closed
     // cannot close a breaker that has opened since, nor can it reopen one that is probing.
     const generation = this.generation;
+    const started = this.clock.now();
     if (state === "half-open") this.probes++;
     try {
       const value = await fn();
-      if (generation === this.generation) this.success();
+      if (generation === this.generation) this.settle(false, started);
       return value;
     } catch (err) {
-      if (generation === this.generation) {
-        // Only the callee's failures count; a caller's 4xx shows the callee is answering.
-        if (isFailure(err)) this.failure();
-        else this.success();
-      }
+      // Only the callee's failures count; a caller's 4xx shows the callee is answering.
+      if (generation === this.generation) this.settle(isFailure(err), started);
       throw err;
     } finally {
       if (state === "half-open" && generation === this.generation) this.probes--;
     }
   }
 
-  private success(): void {
-    this.failures = 0;
-    if (this.current === "half-open") this.transition("closed");
+  /** Records one call's outcome in the state it started in, and decides whether to change state. */
+  private settle(failed: boolean, started: number): void {
+    const slow = this.clock.now() - started >= this.options.slowCallMs;
+    this.failures = failed ? this.failures + 1 : 0;
+    if (this.current === "half-open") return failed || slow ? this.open() : this.transition("closed");
+    this.window.record(failed, slow);
+    const { calls, failures, slow: slowCalls } = this.window.totals();
+    const { failureThreshold, minimumCalls, failureRate, slowCallRate } = this.options;
+    const rated = calls >= minimumCalls;
+    if (this.failures >= failureThreshold || (rated && failures / calls >= failureRate) || (rated && slowCalls / calls >= slowCallRate)) {
+      this.open();
+    }
   }
 
-  private failure(): void {
-    this.failures++;
-    if (this.current === "half-open" || this.failures >= this.options.failureThreshold) {
-      this.openedAt = this.clock.now();
-      this.timesOpened++;
-      this.transition("open");
-    }
+  private open(): void {
+    this.openedAt = this.clock.now();
+    this.timesOpened++;
+    this.transition("open");
   }
 
   private describe(): BreakerSnapshot {
     return {
       state: this.current,
       failures: this.failures,
+      window: this.window.totals(),
       retryAt: this.current === "open" ? this.openedAt + this.options.resetTimeoutMs : null,
       opened: this.timesOpened,
     };
@@ -115,6 +144,7 @@ export class CircuitBreaker {
 
   private transition(to: BreakerState): void {
     this.current = to;
+    if (to !== "half-open") this.window.reset();
     this.generation++;
     this.probes = 0;
     this.onChange(to, this.describe());

@@ -37,8 +37,15 @@ export interface RetryOptions {
   deadline: number;
 }
 
+/**
+ * Settings that differ from the defaults for one target: `"service"`, or `"service.action"` for an
+ * action with a breaker of its own (undefined: the action shares its service's breaker).
+ */
+export type BreakerOverrides = (target: string) => Partial<BreakerOptions> | undefined;
+
 export class Breakers {
-  private readonly byService = new Map<string, CircuitBreaker>();
+  /** By target: a service, or "service.action" for actions with settings of their own. */
+  private readonly byTarget = new Map<string, CircuitBreaker>();
   private readonly bulkheads = new Map<string, Bulkhead>();
 
   constructor(
@@ -46,22 +53,27 @@ export class Breakers {
     private readonly clock: Clock = systemClock,
     private readonly listener: BreakerListener = () => {},
     private readonly bulkhead: BulkheadOptions = { maxConcurrent: Number.POSITIVE_INFINITY, maxQueue: 0 },
+    private readonly overrides: BreakerOverrides = () => undefined,
   ) {}
 
-  get(service: string): CircuitBreaker {
-    let breaker = this.byService.get(service);
+  /** The breaker for `service`, or for `service.action` when that action has settings of its own. */
+  get(service: string, action?: string): CircuitBreaker {
+    const own = action === undefined ? undefined : this.overrides(`${service}.${action}`);
+    const target = own ? `${service}.${action}` : service;
+    let breaker = this.byTarget.get(target);
     if (!breaker) {
-      breaker = new CircuitBreaker(service, this.options, this.clock, (state, snapshot) => this.listener(service, state, snapshot));
-      this.byService.set(service, breaker);
+      const options = { ...this.options, ...this.overrides(service), ...own };
+      breaker = new CircuitBreaker(target, options, this.clock, (state, snapshot) => this.listener(target, state, snapshot));
+      this.byTarget.set(target, breaker);
     }
     return breaker;
   }
 
   /** Runs `fn` behind the service's bulkhead and breaker; retries when `retry` is given (idempotent calls only). */
-  async guard<T>(service: string, fn: () => Promise<T>, retry?: RetryOptions): Promise<T> {
+  async guard<T>(service: string, fn: () => Promise<T>, retry?: RetryOptions, action?: string): Promise<T> {
     let bulkhead = this.bulkheads.get(service);
     if (!bulkhead) this.bulkheads.set(service, (bulkhead = new Bulkhead(service, this.bulkhead)));
-    const breaker = this.get(service);
+    const breaker = this.get(service, action);
     for (let attempt = 0; ; attempt++) {
       try {
         return await bulkhead.run(() => breaker.run(fn));
@@ -76,6 +88,6 @@ export class Breakers {
   }
 
   snapshot(): Record<string, BreakerSnapshot> {
-    return Object.fromEntries([...this.byService].map(([name, b]) => [name, b.snapshot()]));
+    return Object.fromEntries([...this.byTarget].map(([name, b]) => [name, b.snapshot()]));
   }
 }

@@ -7,7 +7,7 @@
 import { mkdirSync } from "node:fs";
 import { relative } from "node:path";
 import Memoirist from "memoirist";
-import type { Config } from "../../config/schema";
+import type { BreakerOverride, Config } from "../../config/schema";
 import { builtinServiceNames } from "../../services/names";
 import { Breakers, parseTarget } from "../breaker/call";
 import type { Bus } from "../broker/bus";
@@ -146,6 +146,20 @@ export class Loader {
     this.log.info("service retired", { service: service.name, from: service.origin });
   }
 
+  /**
+   * Breaker settings for a target, lowest precedence first: the plugin's own (`breaker` on the
+   * plugin or the action), then platform.config.ts (`breaker.services` / `breaker.actions`).
+   */
+  breakerOverrides(target: string): BreakerOverride | undefined {
+    const dot = target.indexOf(".");
+    const manifest = this.services.get(dot < 0 ? target : target.slice(0, dot))?.host.manifest;
+    const { services, actions } = this.config.breaker;
+    if (dot < 0) return { ...manifest?.breaker, ...services[target] };
+    const fromPlugin = manifest?.actionBreakers[target.slice(dot + 1)];
+    const fromConfig = actions[target];
+    return fromPlugin || fromConfig ? { ...fromPlugin, ...fromConfig } : undefined;
+  }
+
   /** The service loaded from the plugin entry file `path`, if any. */
   serviceAt(path: string): Service | undefined {
     return [...this.services.values()].find((s) => s.path === path);
@@ -182,7 +196,7 @@ export class Loader {
     };
     const idempotent = service.host.manifest?.idempotent.includes(action);
     const { retries, retryDelayMs } = this.config.calls;
-    return this.breakers.guard(name, attempt, idempotent ? { retries, retryDelayMs, deadline: end } : undefined);
+    return this.breakers.guard(name, attempt, idempotent ? { retries, retryDelayMs, deadline: end } : undefined, action);
   }
 
   /** The state of every service and every plugin that failed to load. */

@@ -5,6 +5,7 @@
 import type { Database } from "bun:sqlite";
 import type { Static, TSchema } from "@sinclair/typebox";
 import type { Logger } from "../log";
+import type { BreakerOverride } from "../../config/schema";
 import type { PlinthError } from "../errors";
 import type { CloudEvent } from "../protocol";
 
@@ -84,6 +85,8 @@ export interface RouteSpec<B extends TSchema = TSchema, Q extends TSchema = TSch
 }
 
 export interface ActionSpec<P extends TSchema = TSchema> extends HandlerOptions {
+  /** A breaker of its own for calls to this action (otherwise it shares the service's). */
+  breaker?: BreakerOverride;
   /** Safe to run twice: failed calls to it are retried (calls.retries) within the deadline. */
   idempotent?: boolean;
   params?: P;
@@ -104,6 +107,8 @@ export interface PluginDefinition {
   /** Semantic version of the plugin. */
   version: string;
   description?: string;
+  /** Circuit breaker settings for calls to this service; platform.config.ts `breaker.services` wins. */
+  breaker?: BreakerOverride;
   /** Services this one calls; shown in /health and used to report missing dependencies. */
   needs?: string[];
   /** SQL run in order, once each, against the service's own database. Append only. */

@@ -2,6 +2,8 @@
  * Validates a plugin's default export inside its worker and reduces it to the
  * plain Manifest the host needs. Every problem is named in one error.
  */
+import { Value } from "@sinclair/typebox/value";
+import { BreakerOverride } from "../../config/schema";
 import { PlinthError } from "../errors";
 import { SERVICE_NAME, isValidTopicFilter, type Manifest, type RouteInfo } from "../protocol";
 import type { PluginDefinition } from "./define";
@@ -57,9 +59,18 @@ export function validatePlugin(value: unknown): { plugin: PluginDefinition; mani
     }
     if (typeof handlerOf(spec) !== "function") problems.push(`routes["${key}"]: expected a handler function`);
   }
+  const breakerProblems = (where: string, value: unknown) => {
+    if (value === undefined) return;
+    for (const e of Value.Errors(BreakerOverride, value)) problems.push(`${where}${e.path.replaceAll("/", ".")}: ${e.message}`);
+  };
+  breakerProblems("breaker", p.breaker);
+  const actionBreakers: Record<string, Record<string, number>> = {};
   for (const [key, spec] of entries(p.actions)) {
     if (!ACTION_NAME.test(key)) problems.push(`actions["${key}"]: invalid action name`);
     if (typeof handlerOf(spec) !== "function") problems.push(`actions["${key}"]: expected a handler function`);
+    const breaker = isRecord(spec) ? spec.breaker : undefined;
+    breakerProblems(`actions["${key}"].breaker`, breaker);
+    if (breaker !== undefined) actionBreakers[key] = breaker as Record<string, number>;
   }
   for (const [filter, spec] of entries(p.subscribe)) {
     if (!isValidTopicFilter(filter)) problems.push(`subscribe["${filter}"]: not a valid MQTT topic filter`);
@@ -80,6 +91,8 @@ export function validatePlugin(value: unknown): { plugin: PluginDefinition; mani
       idempotent: Object.entries(plugin.actions ?? {})
         .filter(([, spec]) => typeof spec === "object" && (spec as { idempotent?: unknown }).idempotent === true)
         .map(([name]) => name),
+      ...(plugin.breaker ? { breaker: plugin.breaker as Record<string, number> } : {}),
+      actionBreakers,
       subscriptions: Object.keys(plugin.subscribe ?? {}),
       needs: plugin.needs ?? [],
     },

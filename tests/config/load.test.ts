@@ -51,7 +51,19 @@ describe("loadConfig", () => {
     expect(config.data).toEqual({ dir: join(cwd, "data") });
     expect(config.calls).toEqual({ timeoutMs: 5_000, retries: 2, retryDelayMs: 50 });
     expect(config.bulkhead).toEqual({ maxConcurrent: 256, maxQueue: 1024 });
-    expect(config.breaker).toEqual({ failureThreshold: 5, resetTimeoutMs: 10_000, halfOpenMaxCalls: 1 });
+    expect(config.breaker).toEqual({
+      failureThreshold: 5,
+      resetTimeoutMs: 10_000,
+      halfOpenMaxCalls: 1,
+      windowMs: 10_000,
+      buckets: 10,
+      minimumCalls: 20,
+      failureRate: 0.5,
+      slowCallMs: 5_000,
+      slowCallRate: 1,
+      services: {},
+      actions: {},
+    });
     expect(config.workers).toEqual({ restartDelayMs: 100, maxRestarts: 5, startTimeoutMs: 10_000, heartbeatMs: 1_000, heartbeatTimeoutMs: 5_000 });
     expect(config.log).toEqual({ level: "info", format: "pretty" });
     expect(config.shutdown).toEqual({ graceMs: 10_000 });

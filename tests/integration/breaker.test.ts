@@ -81,3 +81,35 @@ describe("service → service breaker (ctx.call)", () => {
     expect(await call()).toMatchObject({ code: "PLT_BREAKER_OPEN" });
   });
 });
+
+describe("breaker settings from the plugin and from platform.config.ts", () => {
+  const fragile = (breaker: string) => `import { definePlugin } from "plinth";
+export default definePlugin({
+  name: "fragile", version: "1.0.0", breaker: ${breaker},
+  actions: {
+    fail: () => { throw new Error("always"); },
+    risky: { breaker: { failureThreshold: 1 }, handler: () => { throw new Error("risky"); } },
+    fine: () => ({ fine: true }),
+  },
+});`;
+  const call = async (target: string) => (await p!.req("/api/caller", { json: { target } })).json();
+
+  test("the plugin's own settings apply; an action with its own breaker opens alone", async () => {
+    p = await boot({ fixtures: ["caller"], files: { "fragile.ts": fragile("{ failureThreshold: 2 }") } });
+    expect(await call("fragile.risky")).toMatchObject({ code: "PLT_HANDLER_ERROR" });
+    expect(await call("fragile.risky")).toMatchObject({ code: "PLT_BREAKER_OPEN" });
+    expect(await call("fragile.fine")).toEqual({ ok: true, value: { fine: true } }); // the service breaker is still closed
+    expect(await call("fragile.fail")).toMatchObject({ code: "PLT_HANDLER_ERROR" });
+    expect(await call("fragile.fail")).toMatchObject({ code: "PLT_HANDLER_ERROR" });
+    expect(await call("fragile.fine")).toMatchObject({ code: "PLT_BREAKER_OPEN" }); // 2 in a row, as the plugin asked
+    const breakers = (await (await p.req("/api/platform/breakers")).json()) as Record<string, { state: string }>;
+    expect(breakers["fragile.risky"]?.state).toBe("open");
+    expect(breakers.fragile?.state).toBe("open");
+  });
+
+  test("platform.config.ts breaker.services overrides the plugin", async () => {
+    p = await boot({ fixtures: ["caller"], files: { "fragile.ts": fragile("{ failureThreshold: 2 }") } }, { breaker: { services: { fragile: { failureThreshold: 3 } } } });
+    for (let i = 0; i < 3; i++) expect(await call("fragile.fail")).toMatchObject({ code: "PLT_HANDLER_ERROR" });
+    expect(await call("fragile.fine")).toMatchObject({ code: "PLT_BREAKER_OPEN" });
+  });
+});

@@ -291,25 +291,25 @@ describe("CircuitBreaker", () => {
 
   test("snapshot() reports state, failures, retryAt and times opened", async () => {
     const { breaker, clock } = setup();
-    expect(breaker.snapshot()).toEqual({ state: "closed", failures: 0, retryAt: null, opened: 0 });
+    expect(breaker.snapshot()).toEqual({ state: "closed", failures: 0, window: { calls: 0, failures: 0, slow: 0 }, retryAt: null, opened: 0 });
 
     await failOnce(breaker);
-    expect(breaker.snapshot()).toEqual({ state: "closed", failures: 1, retryAt: null, opened: 0 });
+    expect(breaker.snapshot()).toEqual({ state: "closed", failures: 1, window: { calls: 1, failures: 1, slow: 0 }, retryAt: null, opened: 0 });
 
     await failOnce(breaker);
     await failOnce(breaker);
     const openedAt = clock.now();
-    expect(breaker.snapshot()).toEqual({ state: "open", failures: 3, retryAt: openedAt + 1_000, opened: 1 });
+    expect(breaker.snapshot()).toEqual({ state: "open", failures: 3, window: { calls: 0, failures: 0, slow: 0 }, retryAt: openedAt + 1_000, opened: 1 });
 
     clock.advance(1_000);
-    expect(breaker.snapshot()).toEqual({ state: "half-open", failures: 3, retryAt: null, opened: 1 });
+    expect(breaker.snapshot()).toEqual({ state: "half-open", failures: 3, window: { calls: 0, failures: 0, slow: 0 }, retryAt: null, opened: 1 });
 
     await failOnce(breaker);
-    expect(breaker.snapshot()).toEqual({ state: "open", failures: 4, retryAt: clock.now() + 1_000, opened: 2 });
+    expect(breaker.snapshot()).toEqual({ state: "open", failures: 4, window: { calls: 0, failures: 0, slow: 0 }, retryAt: clock.now() + 1_000, opened: 2 });
 
     clock.advance(1_000);
     await breaker.run(ok(1));
-    expect(breaker.snapshot()).toEqual({ state: "closed", failures: 0, retryAt: null, opened: 2 });
+    expect(breaker.snapshot()).toEqual({ state: "closed", failures: 0, window: { calls: 0, failures: 0, slow: 0 }, retryAt: null, opened: 2 });
   });
 });
 
@@ -374,8 +374,8 @@ describe("Breakers", () => {
     await breakers.guard("inventory", boom).catch(() => {});
     await breakers.guard("payments", ok(1));
     expect(breakers.snapshot()).toEqual({
-      inventory: { state: "open", failures: 1, retryAt: clock.now() + 1_000, opened: 1 },
-      payments: { state: "closed", failures: 0, retryAt: null, opened: 0 },
+      inventory: { state: "open", failures: 1, window: { calls: 0, failures: 0, slow: 0 }, retryAt: clock.now() + 1_000, opened: 1 },
+      payments: { state: "closed", failures: 0, window: { calls: 1, failures: 0, slow: 0 }, retryAt: null, opened: 0 },
     });
   });
 
@@ -392,9 +392,9 @@ describe("Breakers", () => {
     await breakers.guard("payments", ok(1)); // no transition, no event
 
     expect(events).toEqual([
-      ["inventory", "open", { state: "open", failures: 1, retryAt: openedAt + 1_000, opened: 1 }],
-      ["inventory", "half-open", { state: "half-open", failures: 1, retryAt: null, opened: 1 }],
-      ["inventory", "closed", { state: "closed", failures: 0, retryAt: null, opened: 1 }],
+      ["inventory", "open", { state: "open", failures: 1, window: { calls: 0, failures: 0, slow: 0 }, retryAt: openedAt + 1_000, opened: 1 }],
+      ["inventory", "half-open", { state: "half-open", failures: 1, window: { calls: 0, failures: 0, slow: 0 }, retryAt: null, opened: 1 }],
+      ["inventory", "closed", { state: "closed", failures: 0, window: { calls: 0, failures: 0, slow: 0 }, retryAt: null, opened: 1 }],
     ]);
   });
 });

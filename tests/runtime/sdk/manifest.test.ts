@@ -67,6 +67,7 @@ describe("validatePlugin", () => {
       ],
       actions: ["get", "stock.reserve"],
       idempotent: [],
+      actionBreakers: {},
       subscriptions: ["events/inventory/#", "events/+/created"],
       needs: ["inventory", "payments"],
     });
@@ -79,7 +80,7 @@ describe("validatePlugin", () => {
 
   test("a minimal plugin has empty lists and no description", () => {
     const { manifest } = validatePlugin({ name: "tiny", version: "0.0.1" });
-    expect(manifest).toEqual({ name: "tiny", version: "0.0.1", routes: [], actions: [], idempotent: [], subscriptions: [], needs: [] });
+    expect(manifest).toEqual({ name: "tiny", version: "0.0.1", routes: [], actions: [], idempotent: [], actionBreakers: {}, subscriptions: [], needs: [] });
     expect("description" in manifest).toBe(false);
   });
 
@@ -161,6 +162,19 @@ describe("validatePlugin", () => {
 
   test("two keys for the same route are rejected", () => {
     expectProblem({ routes: { "GET /x": handler, "GET /x/": handler } }, 'routes["GET /x/"]: duplicates GET /x');
+  });
+
+  test("breaker settings on the plugin and on actions are checked and carried in the manifest", () => {
+    const { manifest } = validatePlugin({
+      ...validPlugin(),
+      breaker: { failureRate: 0.2, minimumCalls: 5 },
+      actions: { get: handler, risky: { handler, breaker: { failureThreshold: 1 } } },
+    });
+    expect(manifest.breaker).toEqual({ failureRate: 0.2, minimumCalls: 5 });
+    expect(manifest.actionBreakers).toEqual({ risky: { failureThreshold: 1 } });
+    expectProblem({ breaker: { failureRate: 2 } }, "breaker.failureRate");
+    expectProblem({ breaker: { colour: 1 } }, "breaker");
+    expectProblem({ actions: { risky: { handler, breaker: { failureThreshold: 0 } } } }, 'actions["risky"].breaker.failureThreshold');
   });
 
   test("several problems are reported together", () => {

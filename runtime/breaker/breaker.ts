@@ -136,7 +136,7 @@ export class CircuitBreaker {
     return {
       state: this.current,
       failures: this.failures,
-      window: this.window.totals(),
+      window: { ...this.window.totals() },
       retryAt: this.current === "open" ? this.openedAt + this.options.resetTimeoutMs : null,
       opened: this.timesOpened,
     };

@@ -23,24 +23,26 @@ export class Bulkhead {
     return { active: this.active, queued: this.waiting.length };
   }
 
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.active >= this.options.maxConcurrent) {
-      if (this.waiting.length >= this.options.maxQueue) {
-        throw new PlinthError("PLT_BULKHEAD_FULL", `service "${this.name}" is at capacity`, {
-          data: { service: this.name, ...this.load, ...this.options },
-        });
-      }
-      await new Promise<void>((resolve) => this.waiting.push(resolve));
-    } else {
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.active < this.options.maxConcurrent) {
       this.active++;
+      return fn().finally(this.release);
     }
-    try {
-      return await fn();
-    } finally {
-      // Hand the slot straight to the next caller in line, or free it.
-      const next = this.waiting.shift();
-      if (next) next();
-      else this.active--;
+    if (this.waiting.length >= this.options.maxQueue) {
+      return Promise.reject(
+        new PlinthError("PLT_BULKHEAD_FULL", `service "${this.name}" is at capacity`, {
+          data: { service: this.name, ...this.load, ...this.options },
+        }),
+      );
     }
+    // The slot is handed over by release(), so `active` already counts this call.
+    return new Promise<void>((resolve) => this.waiting.push(resolve)).then(() => fn().finally(this.release));
   }
+
+  /** Hands the slot straight to the next caller in line, or frees it. */
+  private readonly release = (): void => {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.active--;
+  };
 }

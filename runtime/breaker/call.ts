@@ -47,6 +47,8 @@ export class Breakers {
   /** By target: a service, or "service.action" for actions with settings of their own. */
   private readonly byTarget = new Map<string, CircuitBreaker>();
   private readonly bulkheads = new Map<string, Bulkhead>();
+  /** "service" or "service.action" → its breaker (settings are read once, at first use). */
+  private readonly resolved = new Map<string, CircuitBreaker>();
 
   constructor(
     private readonly options: BreakerOptions,
@@ -58,28 +60,37 @@ export class Breakers {
 
   /** The breaker for `service`, or for `service.action` when that action has settings of its own. */
   get(service: string, action?: string): CircuitBreaker {
-    const own = action === undefined ? undefined : this.overrides(`${service}.${action}`);
-    const target = own ? `${service}.${action}` : service;
-    let breaker = this.byTarget.get(target);
+    const key = action === undefined ? service : `${service}.${action}`;
+    let breaker = this.resolved.get(key);
+    if (breaker) return breaker;
+    const own = action === undefined ? undefined : this.overrides(key);
+    const target = own ? key : service;
+    breaker = this.byTarget.get(target);
     if (!breaker) {
       const options = { ...this.options, ...this.overrides(service), ...own };
       breaker = new CircuitBreaker(target, options, this.clock, (state, snapshot) => this.listener(target, state, snapshot));
       this.byTarget.set(target, breaker);
     }
+    this.resolved.set(key, breaker);
     return breaker;
   }
 
   /** Runs `fn` behind the service's bulkhead and breaker; retries when `retry` is given (idempotent calls only). */
-  async guard<T>(service: string, fn: () => Promise<T>, retry?: RetryOptions, action?: string): Promise<T> {
+  guard<T>(service: string, fn: () => Promise<T>, retry?: RetryOptions, action?: string): Promise<T> {
     let bulkhead = this.bulkheads.get(service);
     if (!bulkhead) this.bulkheads.set(service, (bulkhead = new Bulkhead(service, this.bulkhead)));
     const breaker = this.get(service, action);
+    if (!retry) return bulkhead.run(() => breaker.run(fn));
+    return this.retrying(bulkhead, breaker, fn, retry);
+  }
+
+  private async retrying<T>(bulkhead: Bulkhead, breaker: CircuitBreaker, fn: () => Promise<T>, retry: RetryOptions): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       try {
         return await bulkhead.run(() => breaker.run(fn));
       } catch (err) {
         // Only callee failures are retried; never a 4xx, an open breaker or a full bulkhead.
-        if (!retry || attempt >= retry.retries || !isFailure(err) || breaker.state === "open") throw err;
+        if (attempt >= retry.retries || !isFailure(err) || breaker.state === "open") throw err;
         const delay = retry.retryDelayMs * 2 ** attempt * (0.5 + Math.random());
         if (Date.now() + delay >= retry.deadline) throw err;
         await Bun.sleep(delay);

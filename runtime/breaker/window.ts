@@ -1,6 +1,8 @@
 /**
  * A rolling time window of call outcomes, kept in buckets: what the breaker's
- * failure-rate and slow-call-rate thresholds are computed over.
+ * failure-rate and slow-call-rate thresholds are computed over. Totals are
+ * kept up to date as buckets fill and expire, so reading them costs O(1)
+ * on the call path (expiry sweeps at most once per bucket period).
  */
 import type { Clock } from "./breaker";
 
@@ -17,9 +19,14 @@ export interface WindowTotals {
   slow: number;
 }
 
+const empty = (): Bucket => ({ start: Number.NEGATIVE_INFINITY, calls: 0, failures: 0, slow: 0 });
+
 export class RollingWindow {
   private readonly buckets: Bucket[];
   private readonly bucketMs: number;
+  private readonly sum: WindowTotals = { calls: 0, failures: 0, slow: 0 };
+  /** Start of the newest bucket the sums are known to be current for. */
+  private sweptAt = Number.NEGATIVE_INFINITY;
 
   constructor(
     windowMs: number,
@@ -27,33 +34,52 @@ export class RollingWindow {
     private readonly clock: Clock,
   ) {
     this.bucketMs = Math.max(1, Math.ceil(windowMs / count));
-    this.buckets = Array.from({ length: count }, () => ({ start: Number.NEGATIVE_INFINITY, calls: 0, failures: 0, slow: 0 }));
+    this.buckets = Array.from({ length: count }, empty);
   }
 
   record(failure: boolean, slow: boolean): void {
-    const now = this.clock.now();
-    const start = Math.floor(now / this.bucketMs) * this.bucketMs;
-    const bucket = this.buckets[Math.floor(now / this.bucketMs) % this.buckets.length]!;
-    if (bucket.start !== start) Object.assign(bucket, { start, calls: 0, failures: 0, slow: 0 });
+    const bucket = this.current();
     bucket.calls++;
-    if (failure) bucket.failures++;
-    if (slow) bucket.slow++;
+    this.sum.calls++;
+    if (failure) {
+      bucket.failures++;
+      this.sum.failures++;
+    }
+    if (slow) {
+      bucket.slow++;
+      this.sum.slow++;
+    }
   }
 
-  /** Outcomes within the window (buckets older than it are ignored). */
-  totals(): WindowTotals {
-    const oldest = this.clock.now() - this.bucketMs * this.buckets.length;
-    const totals = { calls: 0, failures: 0, slow: 0 };
-    for (const b of this.buckets) {
-      if (b.start <= oldest) continue;
-      totals.calls += b.calls;
-      totals.failures += b.failures;
-      totals.slow += b.slow;
-    }
-    return totals;
+  /** Outcomes within the window (buckets older than it no longer count). */
+  totals(): Readonly<WindowTotals> {
+    this.current();
+    return this.sum;
   }
 
   reset(): void {
-    for (const b of this.buckets) Object.assign(b, { start: Number.NEGATIVE_INFINITY, calls: 0, failures: 0, slow: 0 });
+    for (const b of this.buckets) Object.assign(b, empty());
+    Object.assign(this.sum, { calls: 0, failures: 0, slow: 0 });
+    this.sweptAt = Number.NEGATIVE_INFINITY;
+  }
+
+  /** The bucket for now, after dropping buckets that left the window from the sums. */
+  private current(): Bucket {
+    const start = Math.floor(this.clock.now() / this.bucketMs) * this.bucketMs;
+    if (start !== this.sweptAt) {
+      this.sweptAt = start;
+      const oldest = start - this.bucketMs * (this.buckets.length - 1);
+      for (const b of this.buckets) {
+        if (b.start < oldest && b.calls > 0) {
+          this.sum.calls -= b.calls;
+          this.sum.failures -= b.failures;
+          this.sum.slow -= b.slow;
+          Object.assign(b, empty());
+        }
+      }
+    }
+    const bucket = this.buckets[Math.floor(start / this.bucketMs) % this.buckets.length]!;
+    if (bucket.start !== start) Object.assign(bucket, { start, calls: 0, failures: 0, slow: 0 });
+    return bucket;
   }
 }

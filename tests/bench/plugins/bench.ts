@@ -5,6 +5,9 @@ export default definePlugin({
   name: "bench",
   version: "1.0.0",
   migrations: ["CREATE TABLE items (id INTEGER PRIMARY KEY AUTOINCREMENT, v TEXT NOT NULL)"],
+  actions: {
+    echo: (ctx) => ctx.params,
+  },
   routes: {
     "GET /echo": () => ({ ok: true }),
     "POST /items": route({

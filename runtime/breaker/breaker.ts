@@ -11,14 +11,12 @@
  * never a caller's 4xx. Time comes from an injected clock.
  */
 import { PlinthError } from "../errors";
+import { systemClock, type Clock } from "./clock";
 import { RollingWindow } from "./window";
 
 export type BreakerState = "closed" | "open" | "half-open";
 
-export interface Clock {
-  now(): number;
-}
-export const systemClock: Clock = { now: () => performance.now() };
+export { systemClock, type Clock } from "./clock";
 
 export interface BreakerOptions {
   failureThreshold: number;

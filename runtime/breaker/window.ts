@@ -4,7 +4,7 @@
  * kept up to date as buckets fill and expire, so reading them costs O(1)
  * on the call path (expiry sweeps at most once per bucket period).
  */
-import type { Clock } from "./breaker";
+import type { Clock } from "./clock";
 
 interface Bucket {
   start: number;

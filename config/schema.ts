@@ -49,6 +49,22 @@ export const ConfigSchema = t.Object(
       maxBodyBytes: t.Integer({ minimum: 1, default: 1024 * 1024 }),
       /** Time a gateway request may take end to end (504 PLT_TIMEOUT after). */
       requestTimeoutMs: ms(30_000),
+      /**
+       * Per route (`"GET /api/orders/:id"`, as the route is declared): the answer to give when the
+       * service fails (5xx, timeout, open breaker, full bulkhead) instead of the error.
+       */
+      fallbacks: t.Record(
+        t.String({ pattern: "^[A-Z]+ /api/" }),
+        t.Object(
+          {
+            status: t.Integer({ minimum: 200, maximum: 599, default: 200 }),
+            body: t.Unknown(),
+            headers: t.Record(t.String(), t.String(), { default: {} }),
+          },
+          { additionalProperties: false },
+        ),
+        { default: {}, additionalProperties: false },
+      ),
     }),
     broker: section({
       host: t.String({ minLength: 1, default: "127.0.0.1" }),

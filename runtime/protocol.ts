@@ -28,6 +28,11 @@ export interface RouteInfo {
   path: string;
 }
 
+/** A route as the gateway serves it, e.g. "GET /api/orders/:id". */
+export function routeName(service: string, route: RouteInfo): string {
+  return `${route.method} /api/${service}${route.path === "/" ? "" : route.path}`;
+}
+
 /** What a worker reports about its plugin once loaded: plain data, no functions. */
 export interface Manifest {
   name: string;

@@ -13,7 +13,7 @@ import { Breakers, parseTarget } from "../breaker/call";
 import type { Bus } from "../broker/bus";
 import { PlinthError, type WireError } from "../errors";
 import type { Logger } from "../log";
-import { Topics, toEnvelope, type Manifest } from "../protocol";
+import { Topics, routeName, toEnvelope, type Manifest } from "../protocol";
 import type { HttpRequest, HttpResponse, PluginSource } from "../worker/channel";
 import { WorkerHost, type CallMessage } from "../worker/host";
 import { NameClaims } from "./claims";
@@ -210,7 +210,7 @@ export class Loader {
         state: s.host.state,
         restarts: s.host.restarts,
         breaker: breakers[s.name]?.state ?? "closed",
-        routes: s.host.manifest?.routes.map((r) => `${r.method} /api/${s.name}${r.path === "/" ? "" : r.path}`) ?? [],
+        routes: s.host.manifest?.routes.map((r) => routeName(s.name, r)) ?? [],
         actions: s.host.manifest?.actions ?? [],
         subscriptions: s.host.manifest?.subscriptions ?? [],
         needs: s.host.manifest?.needs ?? [],

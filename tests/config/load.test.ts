@@ -45,7 +45,7 @@ describe("loadConfig", () => {
     const cwd = tempDir();
     const { config, file } = await loadConfig({ cwd });
     expect(file).toBeNull();
-    expect(config.gateway).toEqual({ host: "127.0.0.1", port: 3000, maxBodyBytes: 1024 * 1024, requestTimeoutMs: 30_000 });
+    expect(config.gateway).toEqual({ host: "127.0.0.1", port: 3000, maxBodyBytes: 1024 * 1024, requestTimeoutMs: 30_000, fallbacks: {} });
     expect(config.broker).toEqual({ host: "127.0.0.1", port: 1883, websocketPath: "/mqtt" });
     expect(config.plugins).toEqual({ dir: join(cwd, "plugins"), watch: true, config: {} });
     expect(config.data).toEqual({ dir: join(cwd, "data") });
@@ -151,6 +151,22 @@ describe("loadConfig", () => {
     write(cwd, "platform.config.ts", "export default { log: { level: 'verbose' } }\n");
     const err = await loadError({ cwd });
     expect(err.message).toContain("log.level");
+  });
+
+  test("a fallback for something that is not a gateway route is rejected by name", async () => {
+    const cwd = tempDir();
+    write(cwd, "platform.config.ts", "export default { gateway: { fallbacks: { orders: { body: [] } } } }\n");
+    const err = await loadError({ cwd });
+    expect(err.message).toContain("gateway.fallbacks.orders");
+  });
+
+  test("breaker overrides hold only what they name (no defaults filled in)", async () => {
+    const cwd = tempDir();
+    write(cwd, "platform.config.ts", "export default { breaker: { services: { orders: { failureRate: 0.2 } } } }\n");
+    const { config } = await loadConfig({ cwd });
+    expect(config.breaker.services).toEqual({ orders: { failureRate: 0.2 } });
+    write(cwd, "bad.config.ts", "export default { breaker: { actions: { 'a.b': { failureRate: 3 } } } }\n");
+    expect((await loadError({ cwd, file: "bad.config.ts" })).message).toContain("breaker.actions.a.b.failureRate");
   });
 
   test("an unknown field is rejected by name", async () => {

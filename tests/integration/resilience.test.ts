@@ -59,3 +59,21 @@ test("the bulkhead runs maxConcurrent calls, queues maxQueue more, and refuses t
   const health = (await (await p.req("/health")).json()) as { services: Record<string, { breaker: string }> };
   expect(health.services.chain?.breaker).toBe("closed");
 });
+
+test("a route with a configured fallback answers with it when the service fails; others get the error", async () => {
+  p = await boot(
+    { fixtures: ["flaky"] },
+    {
+      plugins: { config: { flaky: { failFirst: 100 } } },
+      gateway: { fallbacks: { "GET /api/flaky": { status: 200, body: { cached: true }, headers: { "cache-control": "no-store" } } } },
+    },
+  );
+  const res = await p.req("/api/flaky");
+  expect(res.status).toBe(200);
+  expect(res.headers.get("x-plinth-fallback")).toBe("PLT_HANDLER_ERROR");
+  expect(res.headers.get("cache-control")).toBe("no-store");
+  expect(await res.json()).toEqual({ cached: true });
+  const other = await p.req("/api/flaky/conflicts");
+  expect(other.status).toBe(200); // healthy route, no fallback involved
+  expect(other.headers.get("x-plinth-fallback")).toBeNull();
+});

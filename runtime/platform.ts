@@ -4,6 +4,7 @@
  * workers (closing their databases), then close the broker.
  */
 import type { Config } from "../config/schema";
+import type { Clock } from "./breaker/clock";
 import { Breakers } from "./breaker/call";
 import { startBroker, type Broker } from "./broker/broker";
 import { createApp, startGateway, type Gateway } from "./gateway/gateway";
@@ -20,10 +21,15 @@ export interface Platform {
   stop(): Promise<void>;
 }
 
-export async function startPlatform(config: Readonly<Config>, log: Logger): Promise<Platform> {
+export interface PlatformOptions {
+  /** Time for the circuit breakers (tests drive it by hand). */
+  clock?: Clock;
+}
+
+export async function startPlatform(config: Readonly<Config>, log: Logger, options: PlatformOptions = {}): Promise<Platform> {
   const started = performance.now();
   const broker = await startBroker(config.broker, log.child("broker"));
-  const breakers = new Breakers(config.breaker, undefined, onBreaker, config.bulkhead, (target) => loader.breakerOverrides(target));
+  const breakers = new Breakers(config.breaker, options.clock, onBreaker, config.bulkhead, (target) => loader.breakerOverrides(target));
   function onBreaker(service: string, state: string, snapshot: object) {
     log.warn("circuit breaker", { service, state });
     broker.bus.publish(Topics.breaker(service), JSON.stringify({ service, ...snapshot }), { retain: true }).catch(() => {});

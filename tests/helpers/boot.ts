@@ -5,7 +5,7 @@
 import { loadConfig } from "../../config/load";
 import type { UserConfig } from "../../config/index";
 import { createLogger } from "../../runtime/log";
-import { startPlatform, type Platform } from "../../runtime/platform";
+import { startPlatform, type Platform, type PlatformOptions } from "../../runtime/platform";
 import { registerSdkModule } from "../../runtime/sdk/module";
 import { writePlugins, type PluginSet } from "./plugins";
 import { tempDir } from "./tmp";
@@ -23,7 +23,7 @@ export interface Booted extends AsyncDisposable {
   stop(): Promise<void>;
 }
 
-export async function boot(plugins: PluginSet, overrides: UserConfig = {}): Promise<Booted> {
+export async function boot(plugins: PluginSet, overrides: UserConfig = {}, options: PlatformOptions = {}): Promise<Booted> {
   registerSdkModule();
   const dir = tempDir("plinth-boot");
   const pluginsDir = writePlugins(dir.join("plugins"), plugins);
@@ -38,7 +38,7 @@ export async function boot(plugins: PluginSet, overrides: UserConfig = {}): Prom
       log: { level: "silent", ...overrides.log },
     },
   });
-  const platform = await startPlatform(config, createLogger({ level: config.log.level }));
+  const platform = await startPlatform(config, createLogger({ level: config.log.level }), options);
   const url = platform.gateway.url;
   let stopped = false;
   const stop = async () => {

@@ -112,11 +112,12 @@ export class CircuitBreaker {
 
   /** Records one call's outcome in the state it started in, and decides whether to change state. */
   private settle(failed: boolean, started: number): void {
-    const slow = this.clock.now() - started >= this.options.slowCallMs;
+    const now = this.clock.now();
+    const slow = now - started >= this.options.slowCallMs;
     this.failures = failed ? this.failures + 1 : 0;
     if (this.current === "half-open") return failed || slow ? this.open() : this.transition("closed");
-    this.window.record(failed, slow);
-    const { calls, failures, slow: slowCalls } = this.window.totals();
+    this.window.record(failed, slow, now);
+    const { calls, failures, slow: slowCalls } = this.window.totals(now);
     const { failureThreshold, minimumCalls, failureRate, slowCallRate } = this.options;
     const rated = calls >= minimumCalls;
     if (this.failures >= failureThreshold || (rated && failures / calls >= failureRate) || (rated && slowCalls / calls >= slowCallRate)) {

@@ -15,8 +15,18 @@ export interface CallTarget {
   action: string;
 }
 
-/** Splits `"service.action"`; the action may itself contain dots. */
+const parsed = new Map<string, CallTarget>();
+
+/** Splits `"service.action"`; the action may itself contain dots. Remembers the targets it has seen (a few hundred at most). */
 export function parseTarget(target: unknown): CallTarget {
+  const known = typeof target === "string" ? parsed.get(target) : undefined;
+  if (known) return known;
+  const result = splitTarget(target);
+  if (parsed.size < 1_000) parsed.set(target as string, result);
+  return result;
+}
+
+function splitTarget(target: unknown): CallTarget {
   if (typeof target === "string") {
     const dot = target.indexOf(".");
     const service = target.slice(0, dot);
@@ -47,8 +57,8 @@ export class Breakers {
   /** By target: a service, or "service.action" for actions with settings of their own. */
   private readonly byTarget = new Map<string, CircuitBreaker>();
   private readonly bulkheads = new Map<string, Bulkhead>();
-  /** "service" or "service.action" → its breaker (settings are read once, at first use). */
-  private readonly resolved = new Map<string, CircuitBreaker>();
+  /** service → action ("" for none) → its breaker (settings are read once, at first use). */
+  private readonly resolved = new Map<string, Map<string, CircuitBreaker>>();
 
   constructor(
     private readonly options: BreakerOptions,
@@ -59,11 +69,14 @@ export class Breakers {
   ) {}
 
   /** The breaker for `service`, or for `service.action` when that action has settings of its own. */
-  get(service: string, action?: string): CircuitBreaker {
-    const key = action === undefined ? service : `${service}.${action}`;
-    let breaker = this.resolved.get(key);
+  get(service: string, action = ""): CircuitBreaker {
+    // Two-level lookup: no string is built on the call path once a target is known.
+    let byAction = this.resolved.get(service);
+    if (!byAction) this.resolved.set(service, (byAction = new Map()));
+    let breaker = byAction.get(action);
     if (breaker) return breaker;
-    const own = action === undefined ? undefined : this.overrides(key);
+    const key = action ? `${service}.${action}` : service;
+    const own = action ? this.overrides(key) : undefined;
     const target = own ? key : service;
     breaker = this.byTarget.get(target);
     if (!breaker) {
@@ -71,7 +84,7 @@ export class Breakers {
       breaker = new CircuitBreaker(target, options, this.clock, (state, snapshot) => this.listener(target, state, snapshot));
       this.byTarget.set(target, breaker);
     }
-    this.resolved.set(key, breaker);
+    byAction.set(action, breaker);
     return breaker;
   }
 

@@ -37,8 +37,9 @@ export class RollingWindow {
     this.buckets = Array.from({ length: count }, empty);
   }
 
-  record(failure: boolean, slow: boolean): void {
-    const bucket = this.current();
+  /** Records one outcome at `now` (the caller's clock reading, to spare a second one). */
+  record(failure: boolean, slow: boolean, now = this.clock.now()): void {
+    const bucket = this.current(now);
     bucket.calls++;
     this.sum.calls++;
     if (failure) {
@@ -52,8 +53,8 @@ export class RollingWindow {
   }
 
   /** Outcomes within the window (buckets older than it no longer count). */
-  totals(): Readonly<WindowTotals> {
-    this.current();
+  totals(now = this.clock.now()): Readonly<WindowTotals> {
+    this.current(now);
     return this.sum;
   }
 
@@ -64,8 +65,8 @@ export class RollingWindow {
   }
 
   /** The bucket for now, after dropping buckets that left the window from the sums. */
-  private current(): Bucket {
-    const start = Math.floor(this.clock.now() / this.bucketMs) * this.bucketMs;
+  private current(now: number): Bucket {
+    const start = Math.floor(now / this.bucketMs) * this.bucketMs;
     if (start !== this.sweptAt) {
       this.sweptAt = start;
       const oldest = start - this.bucketMs * (this.buckets.length - 1);

@@ -11,7 +11,7 @@ import { startPlatform } from "../../runtime/platform";
 import { registerSdkModule } from "../../runtime/sdk/module";
 import { tempDir } from "../helpers/tmp";
 
-const ROUNDS = 6;
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 6);
 const CALLS = Number(process.env.BENCH_CALLS ?? 20_000);
 const CONCURRENCY = 64;
 

@@ -1,79 +1,66 @@
 /**
- * `npm run bench`: starts the compiled binary with the bench plugin and the
- * bare-Elysia baseline, drives each with the same closed-loop Bun client on
- * loopback (bounded in time), and prints requests/s, p50, p99 and ratios.
- * Load generator: this script's own fetch loop (recorded in the output).
+ * `npm run bench`, HTTP part: the compiled binary with the bench plugins, and
+ * in the same run the baselines it is compared with (bare Elysia; Elysia →
+ * Worker echo; Elysia → Worker → SQLite), all driven by one load generator on
+ * loopback. Prints req/s, p50, p99, server CPU and RSS, and each Plinth path's
+ * ratio to its baseline. Then the A → B chain cost and hot-reload time.
  */
 import { cpSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BINARY, ensureBinary } from "../helpers/binary";
+import { GENERATOR, load, type LoadResult } from "./load";
 import { spawnReady } from "./spawn";
 
 const DURATION_MS = Number(process.env.BENCH_MS ?? 3_000);
-const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
-
-interface Result {
-  name: string;
-  rps: number;
-  p50: number;
-  p99: number;
-  errors: number;
-}
-
-async function load(name: string, url: string, init?: RequestInit): Promise<Result> {
-  // warm-up
-  for (let i = 0; i < 200; i++) await (await fetch(url, init)).arrayBuffer();
-  const latencies: number[] = [];
-  let errors = 0;
-  const end = performance.now() + DURATION_MS;
-  const started = performance.now();
-  await Promise.all(
-    Array.from({ length: CONCURRENCY }, async () => {
-      while (performance.now() < end) {
-        const t0 = performance.now();
-        const res = await fetch(url, init);
-        await res.arrayBuffer();
-        if (!res.ok) errors++;
-        latencies.push(performance.now() - t0);
-      }
-    }),
-  );
-  const elapsed = (performance.now() - started) / 1000;
-  latencies.sort((a, b) => a - b);
-  const q = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))]!;
-  return { name, rps: latencies.length / elapsed, p50: q(0.5), p99: q(0.99), errors };
-}
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 
 ensureBinary();
 const dir = mkdtempSync(join(tmpdir(), "plinth-bench-"));
 cpSync(join(import.meta.dir, "plugins"), join(dir, "plugins"), { recursive: true });
 
-const baseline = await spawnReady([process.execPath, join(import.meta.dir, "baselines/elysia.ts")], dir, /listening (http:\S+)/);
-const baseUrl = baseline.text().match(/listening (http:\S+)/)![1]!;
+const elysia = await spawnReady([process.execPath, join(import.meta.dir, "baselines/elysia.ts")], dir, /listening (http:\S+)/);
+const worker = await spawnReady([process.execPath, join(import.meta.dir, "baselines/worker-echo.ts")], dir, /listening (http:\S+)/);
 const plinth = await spawnReady([BINARY, "run", "--port", "0", "--mqtt-port", "0", "--log-level", "info"], dir, /platform ready/);
-const plinthUrl = plinth.text().match(/gateway listening url=(http:\S+)/)![1]!;
+const url = (p: { text(): string }, re: RegExp) => re.exec(p.text())![1]!;
+const elysiaUrl = url(elysia, /listening (http:\S+)/);
+const workerUrl = url(worker, /listening (http:\S+)/);
+const plinthUrl = url(plinth, /gateway listening url=(http:\S+)/);
+
+const post = { method: "POST" as const, body: JSON.stringify({ v: "x" }) };
+const run = (target: string, pid: number, options = {}) => load(target, pid, { connections: CONNECTIONS, durationMs: DURATION_MS, ...options });
 
 try {
-  const bare = await load("bare Elysia GET (baseline)", `${baseUrl}/api/bench/echo`);
-  const echo = await load("plinth GET /api/bench/echo", `${plinthUrl}/api/bench/echo`);
-  const write = await load("plinth POST /api/bench/items (INSERT + event)", `${plinthUrl}/api/bench/items`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ v: "x" }),
-  });
-  const read = await load("plinth GET /api/bench/items/1", `${plinthUrl}/api/bench/items/1`);
-  const noop = await load("plinth POST /api/bench/noop (no event)", `${plinthUrl}/api/bench/noop`, { method: "POST" });
-  const tick = await load("plinth POST /api/bench/tick (1 durable event)", `${plinthUrl}/api/bench/tick`, { method: "POST" });
+  for (const u of [`${elysiaUrl}/api/bench/echo`, `${workerUrl}/echo`, `${plinthUrl}/api/bench/echo`]) await fetch(u); // warm
+  const rows: Array<{ name: string; r: LoadResult; base?: LoadResult; target?: string }> = [];
+  const bare = await run(`${elysiaUrl}/api/bench/echo`, elysia.proc.pid);
+  rows.push({ name: "bare Elysia GET (reference)", r: bare });
+  const wEcho = await run(`${workerUrl}/echo`, worker.proc.pid);
+  rows.push({ name: "baseline: Elysia → Worker echo", r: wEcho });
+  rows.push({ name: "plinth echo GET /api/bench/echo", r: await run(`${plinthUrl}/api/bench/echo`, plinth.proc.pid), base: wEcho, target: "≥ 0.85" });
+  const wWrite = await run(`${workerUrl}/items`, worker.proc.pid, post);
+  rows.push({ name: "baseline: Elysia → Worker → SQLite INSERT", r: wWrite });
+  rows.push({ name: "plinth write POST /api/bench/items (INSERT + event)", r: await run(`${plinthUrl}/api/bench/items`, plinth.proc.pid, post), base: wWrite, target: "≥ 0.9" });
+  const wRead = await run(`${workerUrl}/items/1`, worker.proc.pid);
+  rows.push({ name: "baseline: Elysia → Worker → SQLite SELECT", r: wRead });
+  rows.push({ name: "plinth read GET /api/bench/items/1", r: await run(`${plinthUrl}/api/bench/items/1`, plinth.proc.pid), base: wRead });
+  const noop = await run(`${plinthUrl}/api/bench/noop`, plinth.proc.pid, { method: "POST" });
+  rows.push({ name: "plinth POST /api/bench/noop (no event)", r: noop });
+  rows.push({ name: "plinth POST /api/bench/tick (1 durable event)", r: await run(`${plinthUrl}/api/bench/tick`, plinth.proc.pid, { method: "POST" }), base: noop });
 
-  console.log(`\nload generator: Bun fetch closed loop, ${CONCURRENCY} connections, ${DURATION_MS} ms per path, loopback`);
-  console.log(`plinth start-up to ready (1 plugin + built-ins, compiled binary): ${plinth.readyMs.toFixed(0)} ms\n`);
-  console.log("| path | req/s | p50 ms | p99 ms | errors | ratio to bare Elysia |");
-  console.log("| --- | ---: | ---: | ---: | ---: | ---: |");
-  for (const r of [bare, echo, write, read, noop, tick]) {
-    console.log(`| ${r.name} | ${r.rps.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.errors} | ${(r.rps / bare.rps).toFixed(2)} |`);
+  console.log(`\nload generator: ${GENERATOR}, ${CONNECTIONS} connections, ${DURATION_MS} ms per path, loopback, one machine`);
+  console.log("| path | req/s | p50 ms | p99 ms | errors | server CPU % | server RSS MiB | ratio to its baseline | target |");
+  console.log("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
+  for (const { name, r, base, target } of rows) {
+    const ratio = base ? (r.rps / base.rps).toFixed(2) : "";
+    console.log(`| ${name} | ${r.rps.toFixed(0)} | ${r.p50Ms.toFixed(3)} | ${r.p99Ms.toFixed(3)} | ${r.errors} | ${r.cpuPct.toFixed(0)} | ${r.rssMiB.toFixed(0)} | ${ratio} | ${target ?? ""} |`);
   }
-  console.log(`\ndurable event cost: /tick runs at ${(tick.rps / noop.rps).toFixed(2)}× the rate of /noop`);
+
+  // A → B: the added latency of one more hop, measured without queueing (one connection).
+  const single = await run(`${plinthUrl}/api/bench/echo`, plinth.proc.pid, { connections: 1 });
+  const chain = await run(`${plinthUrl}/api/bench/chain`, plinth.proc.pid, { connections: 1 });
+  const addedUs = (chain.p50Ms - single.p50Ms) * 1000;
+  console.log(`\nA → B call chain, 1 connection: p50 ${(chain.p50Ms * 1000).toFixed(0)} µs vs single hop ${(single.p50Ms * 1000).toFixed(0)} µs: +${addedUs.toFixed(0)} µs (target ≤ 60 µs)`);
 
   // Hot reload: time from rewriting the plugin file to the new version answering.
   const pluginFile = join(dir, "plugins", "bench.ts");
@@ -86,10 +73,9 @@ try {
     reloads.push(performance.now() - changed);
   }
   reloads.sort((a, b) => a - b);
-  console.log(`hot reload, file written → new version serving: median ${reloads[2]!.toFixed(0)} ms (min ${reloads[0]!.toFixed(0)}, max ${reloads[4]!.toFixed(0)}, 5 runs)`);
+  console.log(`hot reload, file written → new version serving: median ${reloads[2]!.toFixed(0)} ms (min ${reloads[0]!.toFixed(0)}, max ${reloads[4]!.toFixed(0)}, 5 runs; target < 500 ms)`);
 } finally {
-  baseline.proc.kill();
-  plinth.proc.kill();
-  await Promise.all([baseline.proc.exited, plinth.proc.exited]);
+  for (const p of [elysia, worker, plinth]) p.proc.kill();
+  await Promise.all([elysia.proc.exited, worker.proc.exited, plinth.proc.exited]);
   rmSync(dir, { recursive: true, force: true });
 }

@@ -10,6 +10,8 @@ export default definePlugin({
   },
   routes: {
     "GET /echo": () => ({ ok: true }),
+    // A → B: one more hop through the main thread to another worker.
+    "GET /chain": (ctx) => ctx.call("bench2.echo", true),
     "POST /items": route({
       body: t.Object({ v: t.String() }),
       handler(ctx) {

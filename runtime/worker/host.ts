@@ -51,8 +51,13 @@ export interface HostOptions {
 interface Pending {
   resolve: (value: unknown) => void;
   reject: (error: PlinthError) => void;
-  timer: Timer;
+  /** performance.now() after which the request times out (checked by the sweep, not a timer each). */
+  expires: number;
+  timeoutMs: number;
 }
+
+/** How often in-flight requests are checked for their timeout: one timer per worker instead of one per request. */
+const SWEEP_MS = 10;
 
 // From source: next to this file. In the compiled binary, entry.ts is a second entrypoint and
 // lives at its path relative to the entrypoints' common root (runtime/), i.e. ./worker/entry.ts.
@@ -74,6 +79,7 @@ export class WorkerHost {
   private lastCrashAt = 0;
   private restartTimer: Timer | null = null;
   private heartbeat: Timer | null = null;
+  private sweeper: Timer | null = null;
   private lastPong = 0;
   private stopped: (() => void) | null = null;
   /** Settles a start() still in progress when stop() is called. */
@@ -171,13 +177,27 @@ export class WorkerHost {
     }
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(id);
-        reject(new PlinthError("PLT_TIMEOUT", `service "${this.name}" did not answer within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.pending.set(id, { resolve, reject, timer });
+      this.pending.set(id, { resolve, reject, expires: performance.now() + timeoutMs, timeoutMs });
+      if (!this.sweeper) {
+        this.sweeper = setInterval(() => this.sweep(), SWEEP_MS);
+        this.sweeper.unref();
+      }
       this.post({ ...message, id } as HostMessage);
     });
+  }
+
+  /** Times out expired requests; stops itself when nothing is in flight. */
+  private sweep(): void {
+    const now = performance.now();
+    for (const [id, waiter] of this.pending) {
+      if (waiter.expires > now) continue;
+      this.pending.delete(id);
+      waiter.reject(new PlinthError("PLT_TIMEOUT", `service "${this.name}" did not answer within ${waiter.timeoutMs} ms`));
+    }
+    if (this.pending.size === 0 && this.sweeper) {
+      clearInterval(this.sweeper);
+      this.sweeper = null;
+    }
   }
 
   /** Resolves once no request is in flight (or after timeoutMs). */
@@ -220,7 +240,6 @@ export class WorkerHost {
         const waiter = this.pending.get(msg.id);
         if (!waiter) return;
         this.pending.delete(msg.id);
-        clearTimeout(waiter.timer);
         if (msg.ok) {
           if (msg.events.length > 0) this.publish(msg.events);
           waiter.resolve(msg.value);
@@ -294,7 +313,6 @@ export class WorkerHost {
 
   private failPending(error: PlinthError): void {
     for (const [id, waiter] of this.pending) {
-      clearTimeout(waiter.timer);
       waiter.reject(error);
       this.pending.delete(id);
     }

@@ -12,7 +12,7 @@
  *   committed when the handler returns successfully.
  * - `transaction: false` makes even a synchronous handler run the async way.
  */
-import type { Database } from "bun:sqlite";
+import type { Database, Statement } from "bun:sqlite";
 import type { CommittedEvent, EmitRequest } from "../protocol";
 import type { Scope } from "../sdk/context";
 import type { Outbox } from "./outbox";
@@ -29,12 +29,25 @@ export function isAsync(fn: unknown): boolean {
 }
 
 export class UnitOfWork {
+  // Prepared once: a handler's transaction costs no SQL parsing.
+  private readonly begin: Statement;
+  private readonly commitStmt: Statement;
+  private readonly rollbackStmt: Statement;
+
   constructor(
     private readonly db: Database,
     private readonly outbox: Outbox,
     /** Events committed by `ctx.tx` inside an async handler, to publish at once. */
     private readonly onCommitted: (events: CommittedEvent[]) => void,
-  ) {}
+  ) {
+    this.begin = db.query("BEGIN");
+    this.commitStmt = db.query("COMMIT");
+    this.rollbackStmt = db.query("ROLLBACK");
+  }
+
+  private rollback(): void {
+    if (this.db.inTransaction) this.rollbackStmt.run();
+  }
 
   /** Runs `handler`; resolves with its value and the events committed when it finished. */
   async run<T>(handler: (scope: Scope) => T | Promise<T>, options: UnitOptions): Promise<{ value: T; events: CommittedEvent[] }> {
@@ -62,13 +75,13 @@ export class UnitOfWork {
     };
 
     if (options.transaction) {
-      this.db.exec("BEGIN");
+      this.begin.run();
       let result: T | Promise<T>;
       try {
         result = handler(scope);
         if (!(result instanceof Promise)) return { value: result, events: this.commit(sink) };
       } catch (err) {
-        if (this.db.inTransaction) this.db.exec("ROLLBACK");
+        this.rollback();
         throw err;
       }
       // A plain function that returned a promise: commit what it did before its first await.
@@ -86,10 +99,10 @@ export class UnitOfWork {
   private commit(events: EmitRequest[]): CommittedEvent[] {
     try {
       const written = this.outbox.add(events);
-      this.db.exec("COMMIT");
+      this.commitStmt.run();
       return written;
     } catch (err) {
-      if (this.db.inTransaction) this.db.exec("ROLLBACK");
+      this.rollback();
       throw err;
     }
   }

@@ -18,7 +18,7 @@ import { openDatabase } from "./database";
 import { compile, validate, type Compiled, type Handler } from "./handlers";
 import { Inbox } from "./inbox";
 import { Outbox } from "./outbox";
-import { UnitOfWork } from "./unit";
+import { UnitOfWork, type Done } from "./unit";
 
 declare const self: Worker;
 
@@ -118,11 +118,13 @@ interface Prepared {
   finish?: (value: unknown) => unknown;
 }
 
-/** Runs one handler as a unit of work; resolves with its reply value and committed events. */
-async function execute(prepare: () => Prepared): Promise<{ value: unknown; events: CommittedEvent[] }> {
+/** Runs one handler as a unit of work: its reply value and committed events (synchronously when the handler is). */
+function execute(prepare: () => Prepared): Done<unknown> | Promise<Done<unknown>> {
   const { fn, extra, finish, transaction, deadline = Number.POSITIVE_INFINITY } = prepare();
-  const { value, events } = await unit.run((scope) => fn(createContext(base, extra, scope, deadline)), { transaction });
-  return { value: finish ? finish(value) : value, events };
+  const done = unit.run((scope) => fn(createContext(base, extra, scope, deadline)), { transaction });
+  if (!finish) return done;
+  const reply = ({ value, events }: Done<unknown>) => ({ value: finish(value), events });
+  return done instanceof Promise ? done.then(reply) : reply(done);
 }
 
 /** A handler's failure as it may leave the worker: plugin errors as thrown, anything else logged and generic. */
@@ -133,12 +135,15 @@ function failure(err: unknown, what: string): WireError {
 }
 
 /** Runs one handler and posts its result; its committed events travel back with it. */
-async function run(id: number, what: string, prepare: () => Prepared): Promise<void> {
+function run(id: number, what: string, prepare: () => Prepared): void {
+  const ok = ({ value, events }: Done<unknown>) => post({ t: "result", id, ok: true, value, events });
+  const fail = (err: unknown) => post({ t: "result", id, ok: false, error: failure(err, what) });
   try {
-    const { value, events } = await execute(prepare);
-    post({ t: "result", id, ok: true, value, events });
+    const done = execute(prepare);
+    if (done instanceof Promise) done.then(ok).catch(fail);
+    else ok(done);
   } catch (err) {
-    post({ t: "result", id, ok: false, error: failure(err, what) });
+    fail(err);
   }
 }
 
@@ -222,10 +227,10 @@ self.onmessage = (e: MessageEvent<HostMessage>) => {
       open(msg);
       break;
     case "http":
-      void run(msg.id, `${routeNames[msg.req.route]}`, () => httpHandler(msg.req));
+      run(msg.id, `${routeNames[msg.req.route]}`, () => httpHandler(msg.req));
       break;
     case "action":
-      void run(msg.id, `action ${msg.action}`, () => {
+      run(msg.id, `action ${msg.action}`, () => {
         const action = actions.get(msg.action);
         if (!action) throw new PlinthError("PLT_ACTION_NOT_FOUND", `${base.service} has no action "${msg.action}"`);
         const params = validate("params", action.params, msg.params);
@@ -234,7 +239,7 @@ self.onmessage = (e: MessageEvent<HostMessage>) => {
       });
       break;
     case "event":
-      void run(msg.id, `subscription ${msg.topic}`, () => eventHandler(msg.subscription, msg.topic, msg.event, true));
+      run(msg.id, `subscription ${msg.topic}`, () => eventHandler(msg.subscription, msg.topic, msg.event, true));
       break;
     case "deliver":
       void deliver(msg);
@@ -252,7 +257,7 @@ self.onmessage = (e: MessageEvent<HostMessage>) => {
       post({ t: "result", id: msg.id, ok: true, value: inbox.deadLetters(), events: [] });
       break;
     case "redrive":
-      void run(msg.id, `redrive ${msg.letter}`, () => {
+      run(msg.id, `redrive ${msg.letter}`, () => {
         const letter = inbox.deadLetter(msg.letter);
         if (!letter) throw new PlinthError("PLT_NOT_FOUND", `no dead letter ${msg.letter}`);
         const index = subscriptionFilters.indexOf(letter.subscription);

@@ -17,6 +17,11 @@ import type { CommittedEvent, EmitRequest } from "../protocol";
 import type { Scope } from "../sdk/context";
 import type { Outbox } from "./outbox";
 
+export interface Done<T> {
+  value: T;
+  events: CommittedEvent[];
+}
+
 export interface UnitOptions {
   /** Run inside one implicit transaction (synchronous handlers only). */
   transaction: boolean;
@@ -49,8 +54,12 @@ export class UnitOfWork {
     if (this.db.inTransaction) this.rollbackStmt.run();
   }
 
-  /** Runs `handler`; resolves with its value and the events committed when it finished. */
-  async run<T>(handler: (scope: Scope) => T | Promise<T>, options: UnitOptions): Promise<{ value: T; events: CommittedEvent[] }> {
+  /**
+   * Runs `handler`, with its value and the events committed when it finished. A synchronous
+   * handler in a transaction completes synchronously (no promise on the hot path); otherwise a
+   * promise. A synchronous handler that throws throws.
+   */
+  run<T>(handler: (scope: Scope) => T | Promise<T>, options: UnitOptions): Done<T> | Promise<Done<T>> {
     let sink: EmitRequest[] = [];
     const scope: Scope = {
       emit: (event) => sink.push(event),
@@ -88,12 +97,19 @@ export class UnitOfWork {
       const prefix = this.commit(sink);
       sink = [];
       if (prefix.length > 0) this.onCommitted(prefix);
-      const value = await result;
-      return { value, events: this.db.transaction(() => this.outbox.add(sink))() };
+      return result.then((value) => ({ value, events: this.commitLoose(sink) }));
     }
 
-    const value = await handler(scope);
-    return { value, events: sink.length > 0 ? this.db.transaction(() => this.outbox.add(sink))() : [] };
+    try {
+      return Promise.resolve(handler(scope)).then((value) => ({ value, events: this.commitLoose(sink) }));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** Events emitted outside any transaction, committed on their own once the handler succeeded. */
+  private commitLoose(events: EmitRequest[]): CommittedEvent[] {
+    return events.length > 0 ? this.db.transaction(() => this.outbox.add(events))() : [];
   }
 
   private commit(events: EmitRequest[]): CommittedEvent[] {

@@ -10,6 +10,9 @@ import { registerSdkModule } from "../../runtime/sdk/module";
 import { writePlugins, type PluginSet } from "./plugins";
 import { tempDir } from "./tmp";
 
+/** Breaker settings that never open: for tests that poll a service through its restarts (503s). */
+export const NO_BREAKER = { failureThreshold: 1_000_000, minimumCalls: 1_000_000 } as const;
+
 export interface Booted extends AsyncDisposable {
   platform: Platform;
   /** http://127.0.0.1:<port> */

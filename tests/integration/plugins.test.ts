@@ -4,7 +4,7 @@
  * marks the service failed without touching the others.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { boot, type Booted } from "../helpers/boot";
+import { boot, NO_BREAKER, type Booted } from "../helpers/boot";
 import { eventually } from "../helpers/mqtt";
 
 let p: Booted | undefined;
@@ -108,7 +108,7 @@ export default definePlugin({ name: "counter", version: "1.0.${n}",
 
 describe("supervision", () => {
   test("a crashed worker fails its in-flight requests fast and is restarted", async () => {
-    p = await boot({ fixtures: ["crashy"], files: { "good.ts": good } }, { workers: { restartDelayMs: 20 } });
+    p = await boot({ fixtures: ["crashy"], files: { "good.ts": good } }, { workers: { restartDelayMs: 20 }, breaker: NO_BREAKER });
     const first = (await (await p.req("/api/crashy")).json()) as { startedAt: number };
     const hanging = p.req("/api/crashy/hang");
     expect((await p.req("/api/crashy/crash", { method: "POST" })).status).toBe(200);
@@ -130,7 +130,7 @@ describe("supervision", () => {
   test("a worker stuck in an endless loop is detected by its heartbeat, fails its requests fast and is restarted", async () => {
     p = await boot(
       { fixtures: ["crashy"], files: { "good.ts": good } },
-      { workers: { heartbeatMs: 20, heartbeatTimeoutMs: 200, restartDelayMs: 10 }, gateway: { requestTimeoutMs: 20_000 } },
+      { workers: { heartbeatMs: 20, heartbeatTimeoutMs: 200, restartDelayMs: 10 }, gateway: { requestTimeoutMs: 20_000 }, breaker: NO_BREAKER },
     );
     const before = ((await (await p.req("/api/crashy")).json()) as { startedAt: number }).startedAt;
     const started = performance.now();
@@ -150,7 +150,7 @@ describe("supervision", () => {
     // Polling a restarting service gets 503s, which would open its breaker: keep the breaker out of this test.
     p = await boot(
       { fixtures: ["crashy"], files: { "good.ts": good } },
-      { workers: { restartDelayMs: 5, maxRestarts: 2 }, breaker: { failureThreshold: 1000 } },
+      { workers: { restartDelayMs: 5, maxRestarts: 2 }, breaker: NO_BREAKER },
     );
     const startedAt = async () => {
       const res = await p!.req("/api/crashy");

@@ -85,29 +85,43 @@ export class CircuitBreaker {
   }
 
   /** Runs `fn` if the breaker lets it through; otherwise fails at once with PLT_BREAKER_OPEN. */
-  async run<T>(fn: () => Promise<T>): Promise<T> {
+  run<T>(fn: () => Promise<T>): Promise<T> {
     const state = this.state;
     if (state === "open" || (state === "half-open" && this.probes >= this.options.halfOpenMaxCalls)) {
-      throw new PlinthError("PLT_BREAKER_OPEN", `circuit breaker for "${this.name}" is open`, {
-        data: { service: this.name, retryInMs: Math.max(0, Math.ceil(this.openedAt + this.options.resetTimeoutMs - this.clock.now())) },
-      });
+      return Promise.reject(
+        new PlinthError("PLT_BREAKER_OPEN", `circuit breaker for "${this.name}" is open`, {
+          data: { service: this.name, retryInMs: Math.max(0, Math.ceil(this.openedAt + this.options.resetTimeoutMs - this.clock.now())) },
+        }),
+      );
     }
     // A call only counts in the state it started in: a slow call that began while closed
     // cannot close a breaker that has opened since, nor can it reopen one that is probing.
+    // (Plain promise callbacks rather than async/await: this is on every request's path.)
     const generation = this.generation;
     const started = this.clock.now();
     if (state === "half-open") this.probes++;
-    try {
-      const value = await fn();
-      if (generation === this.generation) this.settle(false, started);
-      return value;
-    } catch (err) {
-      // Only the callee's failures count; a caller's 4xx shows the callee is answering.
-      if (generation === this.generation) this.settle(isFailure(err), started);
-      throw err;
-    } finally {
+    const settled = (failed: boolean) => {
+      if (generation !== this.generation) return;
+      this.settle(failed, started);
       if (state === "half-open" && generation === this.generation) this.probes--;
+    };
+    let call: Promise<T>;
+    try {
+      call = fn();
+    } catch (err) {
+      call = Promise.reject(err);
     }
+    return call.then(
+      (value) => {
+        settled(false);
+        return value;
+      },
+      (err: unknown) => {
+        // Only the callee's failures count; a caller's 4xx shows the callee is answering.
+        settled(isFailure(err));
+        throw err;
+      },
+    );
   }
 
   /** Records one call's outcome in the state it started in, and decides whether to change state. */

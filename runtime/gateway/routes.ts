@@ -19,7 +19,7 @@ export function apiHandler(loader: Loader, config: Config["gateway"]) {
     const subpath = slash < 0 ? "/" : rest.slice(slash);
     // Body first, route second: the service that answers is the one serving when the request is
     // complete, so a plugin replaced meanwhile is never handed a request after it was drained.
-    const body = await readBody(request, config.maxBodyBytes);
+    const body = request.body ? await readBody(request, config.maxBodyBytes) : undefined;
     const match = loader.match(decodeURIComponent(service), request.method, subpath);
     for (const [k, v] of Object.entries(match.params)) match.params[k] = decodeURIComponent(v);
     const req = { query: query as Record<string, string>, headers: request.headers.toJSON(), body, deadline: Date.now() + config.requestTimeoutMs };

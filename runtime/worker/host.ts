@@ -8,6 +8,7 @@ import type { Logger } from "../log";
 import type { CommittedEvent, Manifest } from "../protocol";
 import type { HostMessage, PluginSource, WorkerMessage } from "./channel";
 import type { Cursor } from "./inbox";
+import { PendingRequests } from "./pending";
 
 export type HostState = "starting" | "ready" | "restarting" | "failed" | "stopping" | "stopped";
 
@@ -48,16 +49,6 @@ export interface HostOptions {
   onStateChange?: (state: HostState, reason?: WireError) => void;
 }
 
-interface Pending {
-  resolve: (value: unknown) => void;
-  reject: (error: PlinthError) => void;
-  /** performance.now() after which the request times out (checked by the sweep, not a timer each). */
-  expires: number;
-  timeoutMs: number;
-}
-
-/** How often in-flight requests are checked for their timeout: one timer per worker instead of one per request. */
-const SWEEP_MS = 10;
 
 // From source: next to this file. In the compiled binary, entry.ts is a second entrypoint and
 // lives at its path relative to the entrypoints' common root (runtime/), i.e. ./worker/entry.ts.
@@ -72,14 +63,12 @@ export class WorkerHost {
   lastError: WireError | null = null;
   restarts = 0;
   private worker: Worker | null = null;
-  private readonly pending = new Map<number, Pending>();
-  private nextId = 1;
+  private readonly pending = new PendingRequests(() => this.name);
   private acks: number[] = [];
   private crashesInRow = 0;
   private lastCrashAt = 0;
   private restartTimer: Timer | null = null;
   private heartbeat: Timer | null = null;
-  private sweeper: Timer | null = null;
   private lastPong = 0;
   private stopped: (() => void) | null = null;
   /** Settles a start() still in progress when stop() is called. */
@@ -175,35 +164,14 @@ export class WorkerHost {
     if (this.state !== "ready" || !this.worker) {
       return Promise.reject(new PlinthError("PLT_SERVICE_UNAVAILABLE", `service "${this.name}" is ${this.state}`));
     }
-    const id = this.nextId++;
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject, expires: performance.now() + timeoutMs, timeoutMs });
-      if (!this.sweeper) {
-        this.sweeper = setInterval(() => this.sweep(), SWEEP_MS);
-        this.sweeper.unref();
-      }
-      this.post({ ...message, id } as HostMessage);
-    });
-  }
-
-  /** Times out expired requests; stops itself when nothing is in flight. */
-  private sweep(): void {
-    const now = performance.now();
-    for (const [id, waiter] of this.pending) {
-      if (waiter.expires > now) continue;
-      this.pending.delete(id);
-      waiter.reject(new PlinthError("PLT_TIMEOUT", `service "${this.name}" did not answer within ${waiter.timeoutMs} ms`));
-    }
-    if (this.pending.size === 0 && this.sweeper) {
-      clearInterval(this.sweeper);
-      this.sweeper = null;
-    }
+    const { id, answer } = this.pending.open(timeoutMs);
+    this.post({ ...message, id } as HostMessage);
+    return answer;
   }
 
   /** Resolves once no request is in flight (or after timeoutMs). */
-  async drain(timeoutMs: number): Promise<void> {
-    const deadline = performance.now() + timeoutMs;
-    while (this.pending.size > 0 && performance.now() < deadline) await Bun.sleep(5);
+  drain(timeoutMs: number): Promise<void> {
+    return this.pending.drained(timeoutMs);
   }
 
   /** Asks the plugin to close its database, then ends the worker. */
@@ -214,7 +182,7 @@ export class WorkerHost {
     this.state = "stopping";
     const stopping = new PlinthError("PLT_SHUTTING_DOWN", `service "${this.name}" is stopping`);
     this.abortStart?.(stopping);
-    this.failPending(stopping);
+    this.pending.failAll(stopping);
     if (worker) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, timeoutMs);
@@ -237,14 +205,12 @@ export class WorkerHost {
   private receive(msg: WorkerMessage): void {
     switch (msg.t) {
       case "result": {
-        const waiter = this.pending.get(msg.id);
-        if (!waiter) return;
-        this.pending.delete(msg.id);
         if (msg.ok) {
+          // Events are published even if the caller gave up waiting: they are committed.
           if (msg.events.length > 0) this.publish(msg.events);
-          waiter.resolve(msg.value);
+          this.pending.settle(msg.id, { ok: true, value: msg.value });
         } else {
-          waiter.reject(PlinthError.fromWire(msg.error));
+          this.pending.settle(msg.id, { ok: false, error: PlinthError.fromWire(msg.error) });
         }
         return;
       }
@@ -311,13 +277,6 @@ export class WorkerHost {
     if (seqs.length > 0 && this.worker) this.post({ t: "sent", seqs });
   }
 
-  private failPending(error: PlinthError): void {
-    for (const [id, waiter] of this.pending) {
-      waiter.reject(error);
-      this.pending.delete(id);
-    }
-  }
-
   /** A running worker died: fail its in-flight requests now, restart it with backoff or give up. */
   private crashed(error: PlinthError): void {
     if (this.state === "stopping" || this.state === "stopped" || this.state === "failed") return;
@@ -326,7 +285,7 @@ export class WorkerHost {
     this.worker = null;
     worker?.terminate();
     this.lastError = error.toWire();
-    this.failPending(new PlinthError("PLT_SERVICE_UNAVAILABLE", `service "${this.name}" crashed: ${error.message}`));
+    this.pending.failAll(new PlinthError("PLT_SERVICE_UNAVAILABLE", `service "${this.name}" crashed: ${error.message}`));
 
     const now = Date.now();
     this.crashesInRow = now - this.lastCrashAt > STABLE_AFTER_MS ? 1 : this.crashesInRow + 1;

@@ -70,3 +70,15 @@ test("events committed but never published are published, in order, at the next 
   expect(seen).toEqual(ids.map((id, i) => ({ id, type: `emitter.crash.${i}` })));
   await eventually(() => outboxRows(data.path).every((r) => r.sent === 1));
 });
+
+test("events a handler committed are published even when its caller stopped waiting", async () => {
+  const late = `import { definePlugin } from "plinth";
+export default definePlugin({ name: "late", version: "1.0.0", routes: {
+  "POST /": async (ctx) => { await Bun.sleep(300); ctx.emit("done", { late: true }); return { late: true }; },
+} });`;
+  await using p = await boot({ files: { "late.ts": late } }, { gateway: { requestTimeoutMs: 100 } });
+  await using sub = await connectMqtt(p.mqttUrl);
+  await sub.subscribe("events/late/#");
+  expect((await p.req("/api/late", { method: "POST" })).status).toBe(504);
+  expect((await sub.next((m) => m.topic === "events/late/done", 3_000)).json().data).toEqual({ late: true });
+});

@@ -1,0 +1,75 @@
+/**
+ * Requests in flight to one worker, each with its timeout. One sweep timer
+ * (every 10 ms, only while something is in flight) times them out, instead of
+ * a timer per request on the hot path.
+ */
+import { PlinthError } from "../errors";
+
+interface Waiter {
+  resolve: (value: unknown) => void;
+  reject: (error: PlinthError) => void;
+  /** performance.now() after which the request times out. */
+  expires: number;
+  timeoutMs: number;
+}
+
+const SWEEP_MS = 10;
+
+export class PendingRequests {
+  private readonly waiters = new Map<number, Waiter>();
+  private sweeper: Timer | null = null;
+  private next = 1;
+
+  constructor(private readonly label: () => string) {}
+
+  get size(): number {
+    return this.waiters.size;
+  }
+
+  /** A new request id and the promise its answer settles. */
+  open(timeoutMs: number): { id: number; answer: Promise<unknown> } {
+    const id = this.next++;
+    const answer = new Promise<unknown>((resolve, reject) => {
+      this.waiters.set(id, { resolve, reject, expires: performance.now() + timeoutMs, timeoutMs });
+    });
+    if (!this.sweeper) {
+      this.sweeper = setInterval(() => this.sweep(), SWEEP_MS);
+      this.sweeper.unref();
+    }
+    return { id, answer };
+  }
+
+  /** Settles request `id` (ignored if it already timed out). */
+  settle(id: number, outcome: { ok: true; value: unknown } | { ok: false; error: PlinthError }): boolean {
+    const waiter = this.waiters.get(id);
+    if (!waiter) return false;
+    this.waiters.delete(id);
+    if (outcome.ok) waiter.resolve(outcome.value);
+    else waiter.reject(outcome.error);
+    return true;
+  }
+
+  failAll(error: PlinthError): void {
+    for (const waiter of this.waiters.values()) waiter.reject(error);
+    this.waiters.clear();
+  }
+
+  /** Resolves once nothing is in flight (or after timeoutMs). */
+  async drained(timeoutMs: number): Promise<void> {
+    const deadline = performance.now() + timeoutMs;
+    while (this.waiters.size > 0 && performance.now() < deadline) await Bun.sleep(5);
+  }
+
+  private sweep(): void {
+    const now = performance.now();
+    for (const [id, waiter] of this.waiters) {
+      if (waiter.expires > now) continue;
+      this.waiters.delete(id);
+      waiter.reject(new PlinthError("PLT_TIMEOUT", `service "${this.label()}" did not answer within ${waiter.timeoutMs} ms`));
+    }
+    if (this.waiters.size === 0 && this.sweeper) {
+      clearInterval(this.sweeper);
+      this.sweeper = null;
+    }
+  }
+}

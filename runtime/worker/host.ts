@@ -8,6 +8,7 @@ import type { Logger } from "../log";
 import type { CommittedEvent, Manifest } from "../protocol";
 import type { HostMessage, PluginSource, WorkerMessage } from "./channel";
 import type { Cursor } from "./inbox";
+import { Heartbeat } from "./heartbeat";
 import { PendingRequests } from "./pending";
 
 export type HostState = "starting" | "ready" | "restarting" | "failed" | "stopping" | "stopped";
@@ -68,13 +69,20 @@ export class WorkerHost {
   private crashesInRow = 0;
   private lastCrashAt = 0;
   private restartTimer: Timer | null = null;
-  private heartbeat: Timer | null = null;
-  private lastPong = 0;
+  private readonly heartbeat: Heartbeat;
   private stopped: (() => void) | null = null;
   /** Settles a start() still in progress when stop() is called. */
   private abortStart: ((error: PlinthError) => void) | null = null;
 
-  constructor(private readonly options: HostOptions) {}
+  constructor(private readonly options: HostOptions) {
+    // A worker that stays silent past heartbeatTimeoutMs is treated as crashed (and restarted).
+    this.heartbeat = new Heartbeat(
+      options.heartbeatMs,
+      options.heartbeatTimeoutMs,
+      () => this.post({ t: "ping" }),
+      () => this.crashed(new PlinthError("PLT_SERVICE_UNAVAILABLE", `no heartbeat for ${options.heartbeatTimeoutMs} ms (hung?)`)),
+    );
+  }
 
   get name(): string {
     return this.manifest?.name ?? (this.options.source.kind === "file" ? this.options.source.path : this.options.source.name);
@@ -125,7 +133,7 @@ export class WorkerHost {
         } else if (msg.t === "ready") {
           this.cursors = msg.cursors;
           this.state = "ready";
-          this.watchHeartbeat();
+          this.heartbeat.start();
           this.options.onReady?.(this.manifest!);
           settle(null);
         } else if (msg.t === "failed") {
@@ -177,7 +185,7 @@ export class WorkerHost {
   /** Asks the plugin to close its database, then ends the worker. */
   async stop(timeoutMs = 5_000): Promise<void> {
     if (this.restartTimer) clearTimeout(this.restartTimer);
-    this.stopHeartbeat();
+    this.heartbeat.stop();
     const worker = this.worker;
     this.state = "stopping";
     const stopping = new PlinthError("PLT_SHUTTING_DOWN", `service "${this.name}" is stopping`);
@@ -226,32 +234,12 @@ export class WorkerHost {
         this.publish(msg.events);
         return;
       case "pong":
-        this.lastPong = performance.now();
+        this.heartbeat.pong();
         return;
       case "stopped":
         this.stopped?.();
         return;
     }
-  }
-
-  /** Pings the worker; one that stays silent past heartbeatTimeoutMs is treated as crashed (and restarted). */
-  private watchHeartbeat(): void {
-    this.stopHeartbeat();
-    this.lastPong = performance.now();
-    const { heartbeatMs, heartbeatTimeoutMs } = this.options;
-    this.heartbeat = setInterval(() => {
-      if (performance.now() - this.lastPong > heartbeatTimeoutMs) {
-        this.crashed(new PlinthError("PLT_SERVICE_UNAVAILABLE", `no heartbeat for ${heartbeatTimeoutMs} ms (hung?)`));
-      } else {
-        this.post({ t: "ping" });
-      }
-    }, heartbeatMs);
-    this.heartbeat.unref();
-  }
-
-  private stopHeartbeat(): void {
-    if (this.heartbeat) clearInterval(this.heartbeat);
-    this.heartbeat = null;
   }
 
   /** Asks the plugin to hand over every committed event not yet marked sent. */
@@ -280,7 +268,7 @@ export class WorkerHost {
   /** A running worker died: fail its in-flight requests now, restart it with backoff or give up. */
   private crashed(error: PlinthError): void {
     if (this.state === "stopping" || this.state === "stopped" || this.state === "failed") return;
-    this.stopHeartbeat();
+    this.heartbeat.stop();
     const worker = this.worker;
     this.worker = null;
     worker?.terminate();

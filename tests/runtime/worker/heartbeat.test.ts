@@ -1,0 +1,43 @@
+import { expect, test } from "bun:test";
+import { PlinthError } from "../../../runtime/errors";
+import { Heartbeat } from "../../../runtime/worker/heartbeat";
+import { PendingRequests } from "../../../runtime/worker/pending";
+import { rejection } from "../../helpers/errors";
+
+test("Heartbeat pings while pongs come back, and reports silence once", async () => {
+  let pings = 0;
+  const silent: number[] = [];
+  let answering = true;
+  const hb: Heartbeat = new Heartbeat(5, 40, () => {
+    pings++;
+    if (answering) hb.pong();
+  }, (ms) => silent.push(ms));
+  hb.start();
+  await Bun.sleep(60);
+  expect(pings).toBeGreaterThan(3);
+  expect(silent).toEqual([]);
+  answering = false;
+  await Bun.sleep(100);
+  expect(silent).toHaveLength(1);
+  expect(silent[0]!).toBeGreaterThan(40);
+  hb.stop();
+});
+
+test("PendingRequests settles answers, times out the rest, fails all on demand", async () => {
+  const pending = new PendingRequests(() => "svc");
+  const a = pending.open(1_000);
+  const b = pending.open(20);
+  const c = pending.open(1_000);
+  expect(pending.size).toBe(3);
+  expect(pending.settle(a.id, { ok: true, value: "A" })).toBe(true);
+  expect(await a.answer).toBe("A");
+  const timedOut = await rejection(b.answer);
+  expect(timedOut.code).toBe("PLT_TIMEOUT");
+  expect(timedOut.message).toContain('"svc"');
+  expect(pending.settle(b.id, { ok: true, value: "late" })).toBe(false);
+  const failing = rejection(c.answer);
+  pending.failAll(new PlinthError("PLT_SHUTTING_DOWN", "bye"));
+  expect((await failing).code).toBe("PLT_SHUTTING_DOWN");
+  expect(pending.size).toBe(0);
+  await pending.drained(100);
+});

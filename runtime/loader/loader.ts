@@ -11,9 +11,9 @@ import type { BreakerOverride, Config } from "../../config/schema";
 import { builtinServiceNames } from "../../services/names";
 import { Breakers, parseTarget } from "../breaker/call";
 import type { Bus } from "../broker/bus";
-import { PlinthError, type WireError } from "../errors";
+import { PlinthError } from "../errors";
 import type { Logger } from "../log";
-import { Topics, routeName, toEnvelope, type Manifest } from "../protocol";
+import { Topics, type Manifest } from "../protocol";
 import type { HttpRequest, HttpResponse, PluginSource } from "../worker/channel";
 import { WorkerHost, type CallMessage } from "../worker/host";
 import { NameClaims } from "./claims";
@@ -21,37 +21,18 @@ import { Delivery } from "./delivery";
 import { discoverPlugins } from "./discover";
 import { publishEvents, toCloudEvent } from "./events";
 import { EventLogs } from "./logs";
+import { describe, nodeAction, type NodeDescription } from "./node";
+import type { LoadFailure, RouteMatch, Service } from "./service";
 
-export interface Service {
-  readonly name: string;
-  readonly origin: string;
-  /** The entry file of a plugin from the plugins folder (null for built-ins). */
-  readonly path: string | null;
-  readonly host: WorkerHost;
-  router: Memoirist<number>;
-  unsubscribe: Array<() => Promise<void>>;
-  /** One durable delivery per subscription, for service events. */
-  deliveries: Delivery[];
-}
-
-export interface LoadFailure {
-  origin: string;
-  error: WireError;
-}
-
-export interface RouteMatch {
-  service: Service;
-  route: number;
-  params: Record<string, string>;
-}
+export type { LoadFailure, RouteMatch, Service } from "./service";
 
 export class Loader {
   readonly services = new Map<string, Service>();
   readonly failures: LoadFailure[] = [];
-  private readonly logs: EventLogs;
+  readonly logs: EventLogs;
 
   constructor(
-    private readonly config: Readonly<Config>,
+    readonly config: Readonly<Config>,
     private readonly bus: Bus,
     readonly breakers: Breakers,
     private readonly log: Logger,
@@ -184,7 +165,7 @@ export class Loader {
   /** Service → service (or gateway → action), through the target's breaker. */
   async call(caller: string | null, target: string, params: unknown, deadline = Number.POSITIVE_INFINITY): Promise<unknown> {
     const { service: name, action } = parseTarget(target);
-    if (name === "$node") return this.nodeAction(action, params);
+    if (name === "$node") return nodeAction(this, action, params);
     const service = this.services.get(name);
     if (!service) throw new PlinthError("PLT_SERVICE_NOT_FOUND", `no service "${name}" (calling ${target})`);
     // One deadline for the whole chain: this call gets what is left of it, at most calls.timeoutMs.
@@ -200,51 +181,8 @@ export class Loader {
   }
 
   /** The state of every service and every plugin that failed to load. */
-  describe() {
-    const breakers = this.breakers.snapshot();
-    return {
-      services: [...this.services.values()].map((s) => ({
-        name: s.name,
-        version: s.host.manifest?.version,
-        origin: s.origin,
-        state: s.host.state,
-        restarts: s.host.restarts,
-        breaker: breakers[s.name]?.state ?? "closed",
-        routes: s.host.manifest?.routes.map((r) => routeName(s.name, r)) ?? [],
-        actions: s.host.manifest?.actions ?? [],
-        subscriptions: s.host.manifest?.subscriptions ?? [],
-        needs: s.host.manifest?.needs ?? [],
-        ...(s.host.lastError ? { lastError: s.host.lastError } : {}),
-      })),
-      failed: this.failures.map((f) => ({ origin: f.origin, error: f.error })),
-    };
-  }
-
-  /** The node's own actions, for the built-in platform service. */
-  private nodeAction(action: string, params: unknown): Promise<unknown> | unknown {
-    const { service, letter } = (params ?? {}) as { service?: string; letter?: number };
-    const target = () => {
-      const found = service === undefined ? undefined : this.services.get(service);
-      if (!found) throw new PlinthError("PLT_SERVICE_NOT_FOUND", `no service "${service}"`);
-      return found.host;
-    };
-    switch (action) {
-      case "services":
-        return this.describe();
-      case "breakers":
-        return this.breakers.snapshot();
-      case "deadletters":
-        return target().request({ t: "deadletters" }, this.config.calls.timeoutMs);
-      case "events": {
-        const { after = 0, limit = 100 } = (params ?? {}) as { after?: number; limit?: number };
-        const name = target().manifest?.name ?? String(service);
-        return this.logs.read(name, after, limit).map((e) => ({ topic: Topics.event(name, e.type), ...toEnvelope(name, e) }));
-      }
-      case "redrive":
-        return target().request({ t: "redrive", letter: Number(letter) }, this.config.calls.timeoutMs);
-      default:
-        throw new PlinthError("PLT_ACTION_NOT_FOUND", `$node has no action "${action}"`);
-    }
+  describe(): NodeDescription {
+    return describe(this);
   }
 
   /** Stops a service's event deliveries and MQTT subscriptions (idempotent). */

@@ -88,7 +88,17 @@ try {
   console.log("| in flight | bare aedes ev/s | p50 ms | p99 ms | plinth, 1 event/request ev/s | p50 ms | p99 ms | ratio | plinth, 100 events/commit ev/s | p50 ms | p99 ms | ratio |");
   console.log("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
   for (const row of rows) console.log(row);
-  await Promise.all([baseSub.client.endAsync(), publisher.endAsync(), plinthSub.client.endAsync()]);
+  // Fan-out: one commit → 10 external subscribers (100 requests in flight, one event each).
+  const fans = await Promise.all(Array.from({ length: 10 }, () => subscriber(plinthMqtt, "events/bench/tick")));
+  const shared: number[] = [];
+  for (const f of fans) f.latencies.length = 0;
+  const fanStart = performance.now();
+  await drive(shared, 100, async () => (await fetch(`${plinthHttp}/api/bench/tick`, { method: "POST" })).arrayBuffer());
+  const fanMs = performance.now() - fanStart - 200;
+  const all = fans.flatMap((f) => f.latencies);
+  const fan = summarize(all, fanMs);
+  console.log(`\nfan-out, one commit → 10 external subscribers (100 requests in flight): ${fan.rate.toFixed(0)} deliveries/s, p50 ${fan.p50.toFixed(2)} ms, p99 ${fan.p99.toFixed(2)} ms`);
+  await Promise.all([baseSub.client.endAsync(), publisher.endAsync(), plinthSub.client.endAsync(), ...fans.map((f) => f.client.endAsync())]);
 } finally {
   aedes.proc.kill();
   plinth.proc.kill();

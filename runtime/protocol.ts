@@ -94,8 +94,15 @@ export function eventType(service: string, type: string): string {
   return `${service}.${type.replaceAll("/", ".")}`;
 }
 
+const SOURCE_PREFIX = "plinth/";
+
 export function eventSource(service: string): string {
-  return `plinth/${service}`;
+  return `${SOURCE_PREFIX}${service}`;
+}
+
+/** The service an event's `source` names, or null when it did not come from a service. */
+export function serviceOfSource(source: string | undefined): string | null {
+  return source?.startsWith(SOURCE_PREFIX) ? source.slice(SOURCE_PREFIX.length) : null;
 }
 
 /**

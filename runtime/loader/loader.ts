@@ -77,9 +77,8 @@ export class Loader {
   async stop(): Promise<void> {
     const services = [...this.services.values()];
     this.services.clear();
-    for (const s of services) for (const d of s.deliveries) d.pause();
     await Promise.all(services.map(async (s) => {
-      await Promise.all(s.unsubscribe.map((u) => u()));
+      await this.quiesce(s);
       await s.host.stop();
     }));
     this.logs.close();

@@ -12,7 +12,7 @@ import type { CallOptions, PluginDefinition } from "../sdk/define";
 import { validatePlugin } from "../sdk/manifest";
 import { registerSdkModule } from "../sdk/module";
 import type { WireError } from "../errors";
-import type { CloudEvent, CommittedEvent } from "../protocol";
+import { serviceOfSource, type CloudEvent, type CommittedEvent } from "../protocol";
 import type { DeliveryOutcome, HostMessage, HttpRequest, HttpResponse, PluginSource, WorkerMessage } from "./channel";
 import { openDatabase } from "./database";
 import { compile, validate, type Compiled, type Handler } from "./handlers";
@@ -175,8 +175,8 @@ function relay(): void {
 /** A service event's place in its source's log, from its CloudEvent (`plinth/<service>`, `sequence`). */
 function durableOf(event: CloudEvent): { source: string; seq: number } | null {
   const seq = Number(event.sequence);
-  if (!event.source?.startsWith("plinth/") || !Number.isInteger(seq)) return null;
-  return { source: event.source.slice("plinth/".length), seq };
+  const source = serviceOfSource(event.source);
+  return source !== null && Number.isInteger(seq) ? { source, seq } : null;
 }
 
 /** Runs `after` once `value` (maybe a promise) has resolved, keeping synchronous results synchronous. */

@@ -223,10 +223,9 @@ export class WorkerHost {
         return;
       }
       case "call": {
-        const reply = (m: HostMessage) => this.post(m);
         this.options.onCall(this.name, msg).then(
-          (value) => reply({ t: "reply", id: msg.id, ok: true, value }),
-          (err) => reply({ t: "reply", id: msg.id, ok: false, error: PlinthError.from(err, "PLT_INTERNAL").toWire() }),
+          (value) => this.post({ t: "reply", id: msg.id, ok: true, value }),
+          (err) => this.post({ t: "reply", id: msg.id, ok: false, error: PlinthError.from(err, "PLT_INTERNAL").toWire() }),
         );
         return;
       }

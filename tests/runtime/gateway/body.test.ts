@@ -1,5 +1,4 @@
 import { describe, expect, test } from "bun:test";
-import { PlinthError } from "../../../runtime/errors";
 import { readBody } from "../../../runtime/gateway/body";
 import { rejection } from "../../helpers/errors";
 

@@ -48,6 +48,9 @@ export async function loadConfig(options: LoadOptions = {}): Promise<LoadedConfi
   const pathBase = (key: "plugins" | "data") => (options.overrides?.[key]?.dir ? cwd : base);
   config.plugins.dir = absolute(config.plugins.dir, pathBase("plugins"));
   config.data.dir = absolute(config.data.dir, pathBase("data"));
+  const jwt = config.auth.jwt;
+  if (jwt.publicKeyFile) jwt.publicKeyFile = absolute(jwt.publicKeyFile, base);
+  if (jwt.jwksFile) jwt.jwksFile = absolute(jwt.jwksFile, base);
   return { config: deepFreeze(config), file };
 }
 

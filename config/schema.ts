@@ -36,6 +36,19 @@ function breakerFields(withDefaults: boolean) {
   };
 }
 
+/** A rate limit: `limit` requests per `windowMs`, refilled continuously (token bucket). */
+function rateLimit(options: { default?: { limit: number; windowMs: number } } = {}) {
+  return t.Object(
+    { limit: t.Integer({ minimum: 0 }), windowMs: t.Integer({ minimum: 1, default: 1_000 }) },
+    { additionalProperties: false, ...options },
+  );
+}
+
+/** Who may call a route: anyone, any authenticated caller, or callers holding one of the roles. */
+export const Policy = (d?: "public" | "authenticated") =>
+  t.Union([t.Literal("public"), t.Literal("authenticated"), t.Array(t.String({ minLength: 1 }), { minItems: 1 })], d ? { default: d } : {});
+export type Policy = "public" | "authenticated" | string[];
+
 /** What a plugin's `breaker` or a per-service/per-action override may set. */
 export const BreakerOverride = t.Partial(t.Object(breakerFields(false), { additionalProperties: false }));
 export type BreakerOverride = Static<typeof BreakerOverride>;
@@ -65,6 +78,73 @@ export const ConfigSchema = t.Object(
         ),
         { default: {}, additionalProperties: false },
       ),
+      /** Token bucket per caller (identity, or IP when anonymous) and route; limit 0 turns it off. */
+      rateLimit: rateLimit({ default: { limit: 0, windowMs: 1_000 } }),
+      /** Per route (`"GET /api/orders"`), overriding `rateLimit` and the plugin's own setting. */
+      rateLimits: t.Record(t.String({ pattern: "^[A-Z]+ /api/" }), rateLimit(), { default: {} }),
+      /** Most callers whose buckets are remembered (least recently seen dropped first). */
+      rateLimitKeys: t.Integer({ minimum: 1, default: 10_000 }),
+      /** Response cache of GET routes that declare `cache`: most entries and total body bytes kept (LRU). */
+      cache: section({
+        maxEntries: t.Integer({ minimum: 0, default: 1_000 }),
+        maxBytes: t.Integer({ minimum: 0, default: 16 * 1024 * 1024 }),
+      }),
+      /** CORS: origins allowed to call the API from a browser ("*" for any); none by default. */
+      cors: section({
+        origins: t.Array(t.String({ minLength: 1 }), { default: [] }),
+        /** Allow cookies / Authorization from those origins (never with "*"). */
+        credentials: t.Boolean({ default: false }),
+        maxAgeSeconds: t.Integer({ minimum: 0, default: 600 }),
+      }),
+      /** Serve the OpenAPI document at /openapi.json and its docs page at /docs. */
+      openapi: t.Boolean({ default: true }),
+    }),
+    auth: section({
+      /**
+       * Who may call a route that does not say: "public" (anyone), "authenticated" (any valid
+       * token or API key), or a list of roles. Secure by default.
+       */
+      defaultPolicy: Policy("authenticated"),
+      /** JSON Web Tokens in `Authorization: Bearer <jwt>`, verified with one of these keys. */
+      jwt: section({
+        /** HS256 shared secret (at least 32 characters). */
+        secret: t.Optional(t.String({ minLength: 32 })),
+        /** PEM file with an RS256 or ES256 public key (SPKI). */
+        publicKeyFile: t.Optional(t.String({ minLength: 1 })),
+        /** JSON Web Key Set file (`{ "keys": [...] }`); the token's `kid` picks the key. */
+        jwksFile: t.Optional(t.String({ minLength: 1 })),
+        /** Accepted algorithms; "none" is never accepted. */
+        algorithms: t.Array(t.Union([t.Literal("HS256"), t.Literal("RS256"), t.Literal("ES256")]), {
+          minItems: 1,
+          default: ["HS256", "RS256", "ES256"],
+        }),
+        issuer: t.Optional(t.String()),
+        audience: t.Optional(t.String()),
+        /** Claim holding the caller's roles (an array of strings, or one string). */
+        rolesClaim: t.String({ minLength: 1, default: "roles" }),
+        /** Seconds of clock skew allowed on `exp` and `nbf`. */
+        clockToleranceSeconds: t.Integer({ minimum: 0, default: 5 }),
+      }),
+      mqtt: section({
+        /** Let MQTT clients connect without credentials (as role "anonymous"). */
+        anonymous: t.Boolean({ default: false }),
+        /**
+         * Topic filters each role may publish and subscribe to. `%u` is replaced by the
+         * identity (key name or token subject), `%c` by the client id. A role without an entry
+         * may do nothing; platform namespaces (`events/`, `$platform/`, `$SYS/`) stay read-only.
+         */
+        acl: t.Record(
+          t.String({ minLength: 1 }),
+          t.Object(
+            {
+              publish: t.Array(t.String(), { default: [] }),
+              subscribe: t.Array(t.String(), { default: [] }),
+            },
+            { additionalProperties: false },
+          ),
+          { default: { admin: { publish: ["#"], subscribe: ["#", "$SYS/#", "$platform/#"] }, anonymous: { publish: ["#"], subscribe: ["#", "$SYS/#", "$platform/#"] } } },
+        ),
+      }),
     }),
     broker: section({
       host: t.String({ minLength: 1, default: "127.0.0.1" }),

@@ -5,9 +5,13 @@
  */
 import type { Config } from "../config/schema";
 import type { Clock } from "./breaker/clock";
+import { Authenticator } from "./auth/authenticator";
 import { Breakers } from "./breaker/call";
 import { startBroker, type Broker } from "./broker/broker";
+import { ResponseCache } from "./gateway/cache";
 import { createApp, startGateway, type Gateway } from "./gateway/gateway";
+import { RateLimiter } from "./gateway/ratelimit";
+import type { ApiPolicies } from "./gateway/routes";
 import { Loader } from "./loader/loader";
 import { Reloader } from "./loader/reload";
 import type { Logger } from "./log";
@@ -28,7 +32,8 @@ export interface PlatformOptions {
 
 export async function startPlatform(config: Readonly<Config>, log: Logger, options: PlatformOptions = {}): Promise<Platform> {
   const started = performance.now();
-  const broker = await startBroker(config.broker, log.child("broker"));
+  const auth = await Authenticator.create(config);
+  const broker = await startBroker(config.broker, log.child("broker"), { access: { auth, config: config.auth.mqtt } });
   const breakers = new Breakers(config.breaker, options.clock, onBreaker, config.bulkhead, (target) => loader.breakerOverrides(target));
   function onBreaker(service: string, state: string, snapshot: object) {
     log.warn("circuit breaker", { service, state });
@@ -38,10 +43,17 @@ export async function startPlatform(config: Readonly<Config>, log: Logger, optio
   let gateway: Gateway;
   try {
     await loader.start();
-    gateway = startGateway(createApp(loader, config, log.child("gateway")), broker, config, log.child("gateway"));
+    const policies: ApiPolicies = {
+      auth,
+      limiter: new RateLimiter(config.gateway.rateLimitKeys),
+      cache: new ResponseCache(config.gateway.cache.maxEntries, config.gateway.cache.maxBytes),
+      clientIp: (request) => gateway.clientIp(request),
+    };
+    gateway = startGateway(createApp(loader, config, log.child("gateway"), policies), broker, config, log.child("gateway"));
   } catch (err) {
     await loader.stop();
     await broker.close();
+    auth.close();
     throw err;
   }
   const reloader = config.plugins.watch ? new Reloader(loader, config.plugins.dir, config.shutdown.graceMs, log.child("reload")) : null;
@@ -60,6 +72,7 @@ export async function startPlatform(config: Readonly<Config>, log: Logger, optio
         await gateway.stop(config.shutdown.graceMs);
         await loader.stop();
         await broker.close();
+        auth.close();
         log.info("platform stopped");
       })();
       return stopping;

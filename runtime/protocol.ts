@@ -28,6 +28,20 @@ export interface RouteInfo {
   path: string;
 }
 
+/** What the gateway needs to know of a route besides where it is (all checked at load). */
+export interface RoutePolicy {
+  /** Who may call it; absent: `auth.defaultPolicy`. */
+  auth?: "public" | "authenticated" | string[];
+  /** GET only: keep answers this long; cleared at once by events on `invalidatedBy` topic filters. */
+  cache?: { ttlMs: number; invalidatedBy: string[] };
+  rateLimit?: { limit: number; windowMs: number };
+  /** JSON Schemas of body, query and params, for the OpenAPI document. */
+  schemas?: { body?: unknown; query?: unknown; params?: unknown };
+  summary?: string;
+}
+
+export type DeclaredRoute = RouteInfo & RoutePolicy;
+
 /** A route as the gateway serves it, e.g. "GET /api/orders/:id". */
 export function routeName(service: string, route: RouteInfo): string {
   return `${route.method} /api/${service}${route.path === "/" ? "" : route.path}`;
@@ -38,7 +52,7 @@ export interface Manifest {
   name: string;
   version: string;
   description?: string;
-  routes: RouteInfo[];
+  routes: DeclaredRoute[];
   actions: string[];
   /** Actions declared idempotent: safe to retry. */
   idempotent: string[];

@@ -8,4 +8,5 @@ import type { builtinServiceNames } from "./names";
 export const builtinServices: Record<(typeof builtinServiceNames)[number], () => Promise<{ default: PluginDefinition }>> &
   Record<string, (() => Promise<{ default: PluginDefinition }>) | undefined> = {
   platform: () => import("./platform/index"),
+  auth: () => import("./auth/index"),
 };

@@ -1,2 +1,2 @@
 /** Names of the built-in services, for the loader (which must not import their code). */
-export const builtinServiceNames = ["platform"] as const;
+export const builtinServiceNames = ["platform", "auth"] as const;

@@ -1,30 +1,127 @@
 /**
- * Topic permissions for MQTT clients (aedes hooks). Outside clients may not
- * publish into the platform's own namespaces: `events/#` belongs to services
- * (each to its own `events/<service>/#`, enforced where services emit),
- * `$platform/#` and `$SYS/#` to the runtime. Authentication and per-role ACLs
- * plug in here later.
+ * Who may connect to the broker and what they may touch (aedes hooks).
+ *
+ * - Platform namespaces are read-only for clients: `events/#` belongs to services
+ *   (each to its own `events/<service>/#`, enforced where services emit),
+ *   `$platform/#` and `$SYS/#` to the runtime.
+ * - With `access` (auth on), clients prove an identity at CONNECT (password = API
+ *   key or JWT) unless anonymous clients are allowed, and a per-role ACL of topic
+ *   filters decides what they may publish and subscribe to (`%u` = identity,
+ *   `%c` = client id).
+ * - A denied SUBSCRIBE gets the failure return code 0x80 [MQTT-3.9.3-2]; a denied
+ *   PUBLISH is acknowledged as usual and dropped, never delivered [MQTT-3.3.5-2].
  */
-import type { AedesOptions } from "aedes";
+import type { AedesOptions, Client } from "aedes";
+import type { Config } from "../../config/schema";
+import type { Authenticator } from "../auth/authenticator";
+import { ANONYMOUS_ROLE, type Identity } from "../auth/identity";
 import type { Logger } from "../log";
 import { Topics } from "../protocol";
 
 const RESERVED = [Topics.eventsRoot, Topics.platformRoot, "$SYS"];
+/** Where denied publishes go: a topic no client may subscribe to and nothing forwards. */
+const DROPPED = "$denied";
 
 /** The root itself counts too: the filter `events/#` matches the topic `events` [MQTT-4.7.1-2]. */
 export function isReservedTopic(topic: string): boolean {
   return RESERVED.some((root) => topic === root || topic.startsWith(`${root}/`));
 }
 
-export function aclHooks(log: Logger): Pick<AedesOptions, "authorizePublish"> {
-  return {
+export interface MqttAccess {
+  auth: Authenticator;
+  config: Config["auth"]["mqtt"];
+}
+
+type Hooks = Pick<AedesOptions, "authenticate" | "authorizePublish" | "authorizeSubscribe" | "authorizeForward">;
+
+/** `access` null: no authentication; every client may do anything outside the platform namespaces. */
+export function aclHooks(log: Logger, access: MqttAccess | null = null): Hooks {
+  const identities = new WeakMap<Client, Identity>();
+  const may = (client: Client, action: "publish" | "subscribe", topic: string): boolean => {
+    if (!access) return true;
+    const identity = identities.get(client);
+    if (!identity) return false;
+    return identity.roles.some((role) =>
+      (access.config.acl[role]?.[action] ?? []).some((pattern) => covers(substitute(pattern, identity.sub, client.id), topic)),
+    );
+  };
+  const drop = (client: Client, packet: { topic: string; retain: boolean }, reason: string) => {
+    log.warn("publish dropped", { client: client.id, topic: packet.topic, reason });
+    packet.topic = DROPPED;
+    packet.retain = false;
+  };
+
+  const hooks: Hooks = {
     authorizePublish(client, packet, callback) {
-      // client is null for the runtime's own in-process publishes.
-      if (client && isReservedTopic(packet.topic)) {
-        log.warn("publish denied: reserved topic", { client: client.id, topic: packet.topic });
-        return callback(new Error(`publishing to ${packet.topic} is not allowed`));
-      }
+      // client is null for the runtime's own in-process publishes and for wills of gone clients.
+      if (client && isReservedTopic(packet.topic)) drop(client, packet, "reserved topic");
+      else if (client && !may(client, "publish", packet.topic)) drop(client, packet, "not allowed by the ACL");
       callback(null);
     },
+    authorizeSubscribe(client, subscription, callback) {
+      const topic = subscription.topic;
+      if (topic === DROPPED || topic.startsWith(`${DROPPED}/`) || !may(client, "subscribe", topic)) {
+        log.warn("subscribe denied", { client: client.id, filter: topic });
+        return callback(null, null);
+      }
+      callback(null, subscription);
+    },
+    authorizeForward(_client, packet) {
+      return packet.topic === DROPPED ? null : packet;
+    },
   };
+  if (!access) return hooks;
+
+  hooks.authenticate = (client, _username, password, callback) => {
+    const fail = (returnCode: number, message: string) => {
+      log.warn("MQTT connect refused", { client: client.id, reason: message });
+      callback(Object.assign(new Error(message), { returnCode }) as Parameters<typeof callback>[0], false);
+    };
+    if (!password || password.length === 0) {
+      if (!access.config.anonymous) return fail(5, "credentials required"); // 5: not authorized
+      identities.set(client, { sub: client.id, roles: [ANONYMOUS_ROLE], via: "key" });
+      return callback(null, true);
+    }
+    try {
+      Promise.resolve(access.auth.verify(password.toString("utf8"))).then(
+        (identity) => {
+          identities.set(client, identity);
+          callback(null, true);
+        },
+        (err: Error) => fail(4, err.message), // 4: bad user name or password
+      );
+    } catch (err) {
+      fail(4, (err as Error).message);
+    }
+  };
+  return hooks;
+}
+
+function substitute(pattern: string, user: string, clientId: string): string {
+  if (!pattern.includes("%")) return pattern;
+  // An identity with wildcard or level characters could widen the pattern: such names match nothing.
+  const safe = (s: string) => (/[+#/]/.test(s) || s === "" ? "\u0000" : s);
+  return pattern.replaceAll("%u", safe(user)).replaceAll("%c", safe(clientId));
+}
+
+/**
+ * Whether ACL filter `pattern` covers `topic` (a topic name, or a filter: then every topic the
+ * filter matches must match the pattern). `$` topics are covered only by patterns that name
+ * their first level [MQTT-4.7.2-1].
+ */
+export function covers(pattern: string, topic: string): boolean {
+  const p = pattern.split("/");
+  const t = topic.split("/");
+  if (t[0]!.startsWith("$") && p[0] !== t[0]) return false;
+  for (let i = 0; i < p.length; i++) {
+    const level = p[i]!;
+    if (level === "#") return true;
+    if (i >= t.length) return false;
+    if (level === "+") {
+      if (t[i] === "#") return false;
+      continue;
+    }
+    if (level !== t[i]) return false;
+  }
+  return p.length === t.length;
 }

@@ -8,7 +8,7 @@ import { Aedes } from "aedes";
 import type { Config } from "../../config/schema";
 import { PlinthError } from "../errors";
 import type { Logger } from "../log";
-import { aclHooks } from "./acl";
+import { aclHooks, type MqttAccess } from "./acl";
 import { createBus, type Bus } from "./bus";
 
 export interface Broker {
@@ -21,8 +21,13 @@ export interface Broker {
   close(): Promise<void>;
 }
 
-export async function startBroker(config: Config["broker"], log: Logger): Promise<Broker> {
-  const aedes = await Aedes.createBroker({ ...aclHooks(log) });
+export interface BrokerOptions {
+  /** Authentication and topic ACLs for clients (none: anyone may connect). */
+  access?: MqttAccess | null;
+}
+
+export async function startBroker(config: Config["broker"], log: Logger, options: BrokerOptions = {}): Promise<Broker> {
+  const aedes = await Aedes.createBroker({ ...aclHooks(log, options.access) });
   aedes.on("clientError", (client, err) => log.debug("client error", { client: client.id, error: err.message }));
   aedes.on("connectionError", (client, err) => log.debug("connection error", { client: client?.id, error: err.message }));
 

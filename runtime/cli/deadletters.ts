@@ -1,13 +1,17 @@
 /** `plinth deadletters <service> [--redrive <id>]`: through a running platform's HTTP API. */
+import { keyHeader } from "./status";
+
 export interface DeadLetterOptions {
   service: string;
   url: string;
   redrive?: number;
+  key?: string;
 }
 
 export async function deadLetters(options: DeadLetterOptions): Promise<number> {
   const base = `${options.url.replace(/\/$/, "")}/api/platform/deadletters/${encodeURIComponent(options.service)}`;
-  const res = options.redrive === undefined ? await fetch(base) : await fetch(`${base}/${options.redrive}/redrive`, { method: "POST" });
+  const headers = keyHeader(options.key);
+  const res = options.redrive === undefined ? await fetch(base, { headers }) : await fetch(`${base}/${options.redrive}/redrive`, { method: "POST", headers });
   const body = (await res.json()) as unknown;
   if (!res.ok) {
     const error = (body as { error?: { code: string; message: string } }).error;

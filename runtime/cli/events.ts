@@ -6,11 +6,17 @@ export interface TailOptions {
   filter: string;
   url: string;
   json: boolean;
+  /** MQTT password: an API key or a JWT. */
+  key?: string;
 }
 
 export async function tail(options: TailOptions): Promise<void> {
   const { default: mqtt } = await import("mqtt");
-  const client = await mqtt.connectAsync(options.url, { reconnectPeriod: 1_000, connectTimeout: 5_000 });
+  const client = await mqtt.connectAsync(options.url, {
+    reconnectPeriod: 1_000,
+    connectTimeout: 5_000,
+    ...(options.key ? { username: "plinth-cli", password: options.key } : {}),
+  });
   await client.subscribeAsync(options.filter, { qos: 1 });
   console.error(`tailing ${options.filter} on ${options.url} (Ctrl-C to stop)`);
   client.on("message", (topic, payload) => console.log(options.json ? payload.toString() : formatEvent(topic, payload)));

@@ -1,13 +1,18 @@
 /** The command line: `plinth [run]`, `plinth new <name>`, `--help`, `--version`. */
 import { relative } from "node:path";
 import yargs from "yargs";
+import { loadConfig } from "../../config/load";
+import { registerSdkModule } from "../sdk/module";
 import { PlinthError } from "../errors";
 import { VERSION } from "../version";
 import { deadLetters } from "./deadletters";
 import { tail } from "./events";
 import { scaffold } from "./new";
+import { keys } from "./keys";
 import { status } from "./status";
 import { run, runOptions, type RunFlags } from "./run";
+
+const keyOption = { type: "string", default: process.env.PLINTH_API_KEY, describe: "API key (default: $PLINTH_API_KEY)" } as const;
 
 export async function cli(argv: string[]): Promise<void> {
   await yargs(argv)
@@ -33,15 +38,16 @@ export async function cli(argv: string[]): Promise<void> {
         .positional("command", { choices: ["tail"] as const, demandOption: true })
         .positional("filter", { type: "string", demandOption: true, describe: "MQTT topic filter" })
         .option("url", { type: "string", default: "mqtt://127.0.0.1:1883", describe: "Broker URL" })
-        .option("json", { type: "boolean", default: false, describe: "Print each payload as it came" }),
-      (flags) => tail({ filter: flags.filter, url: flags.url, json: flags.json }),
+        .option("json", { type: "boolean", default: false, describe: "Print each payload as it came" })
+        .option("key", keyOption),
+      (flags) => tail({ filter: flags.filter, url: flags.url, json: flags.json, ...(flags.key ? { key: flags.key } : {}) }),
     )
     .command(
       "status",
       "Show the services of a running platform: state, breaker, restarts",
-      (y) => y.option("url", { type: "string", default: "http://127.0.0.1:3000", describe: "Gateway URL" }),
+      (y) => y.option("url", { type: "string", default: "http://127.0.0.1:3000", describe: "Gateway URL" }).option("key", keyOption),
       async (flags) => {
-        process.exitCode = await status(flags.url);
+        process.exitCode = await status(flags.url, flags.key);
       },
     )
     .command(
@@ -51,9 +57,40 @@ export async function cli(argv: string[]): Promise<void> {
         y
           .positional("service", { type: "string", demandOption: true })
           .option("redrive", { type: "number", describe: "Dead letter id to handle again" })
-          .option("url", { type: "string", default: "http://127.0.0.1:3000", describe: "Gateway URL" }),
+          .option("url", { type: "string", default: "http://127.0.0.1:3000", describe: "Gateway URL" })
+          .option("key", keyOption),
       async (flags) => {
-        process.exitCode = await deadLetters({ service: flags.service, url: flags.url, ...(flags.redrive !== undefined ? { redrive: flags.redrive } : {}) });
+        process.exitCode = await deadLetters({
+          service: flags.service,
+          url: flags.url,
+          ...(flags.redrive !== undefined ? { redrive: flags.redrive } : {}),
+          ...(flags.key ? { key: flags.key } : {}),
+        });
+      },
+    )
+    .command(
+      "keys <command> [id]",
+      "Manage API keys: keys create --role admin [--name ops], keys list, keys revoke <id or name>",
+      (y) =>
+        y
+          .positional("command", { choices: ["create", "list", "revoke"] as const, demandOption: true })
+          .positional("id", { type: "string", describe: "Key id or name (revoke)" })
+          .option("role", { type: "string", array: true, default: [] as string[], describe: "Role of the new key (repeatable)" })
+          .option("name", { type: "string", describe: "Name of the new key (its identity, %u in MQTT ACLs)" })
+          .option("config", { alias: "c", type: "string", describe: "Config file (default: ./platform.config.ts if present)" })
+          .option("data", { type: "string", describe: "Data folder (data.dir)" })
+          .option("json", { type: "boolean", default: false, describe: "Machine-readable output" }),
+      async (flags) => {
+        if (flags.command === "revoke" && !flags.id) throw new PlinthError("PLT_BAD_REQUEST", "keys revoke needs the key's id or name");
+        registerSdkModule();
+        const { config } = await loadConfig({ ...(flags.config ? { file: flags.config } : {}), overrides: { data: { dir: flags.data } } });
+        process.exitCode = keys(flags.command, {
+          dataDir: config.data.dir,
+          roles: flags.role.map(String),
+          json: flags.json,
+          ...(flags.name ? { name: flags.name } : {}),
+          ...(flags.id ? { id: flags.id } : {}),
+        });
       },
     )
     .version(VERSION)

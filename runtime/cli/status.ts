@@ -4,16 +4,17 @@ interface Described {
   failed: Array<{ origin: string; error: { code: string; message: string } }>;
 }
 
-export async function status(url: string): Promise<number> {
+export async function status(url: string, key: string | undefined): Promise<number> {
   let res: Response;
   try {
-    res = await fetch(`${url.replace(/\/$/, "")}/api/platform/services`);
+    res = await fetch(`${url.replace(/\/$/, "")}/api/platform/services`, { headers: keyHeader(key) });
   } catch (err) {
     console.error(`plinth: cannot reach ${url}: ${(err as Error).message}`);
     return 1;
   }
   if (!res.ok) {
-    console.error(`plinth: ${url} answered ${res.status}`);
+    const error = ((await res.json().catch(() => ({}))) as { error?: { code: string; message: string } }).error;
+    console.error(`plinth: ${url} answered ${res.status}${error ? `: ${error.code}: ${error.message}` : ""}`);
     return 1;
   }
   const { services, failed } = (await res.json()) as Described;
@@ -23,4 +24,9 @@ export async function status(url: string): Promise<number> {
   for (const r of rows) console.log(r.map((cell, i) => cell.padEnd(widths[i]!)).join("  ").trimEnd());
   for (const f of failed) console.log(`\nfailed to load: ${f.origin}\n  ${f.error.code}: ${f.error.message}`);
   return 0;
+}
+
+/** An admin API key for the platform's own routes (--key or PLINTH_API_KEY). */
+export function keyHeader(key: string | undefined): Record<string, string> {
+  return key ? { "x-api-key": key } : {};
 }

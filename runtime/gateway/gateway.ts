@@ -3,6 +3,7 @@
  * into `{ error: { code, message } }` and its catalog status. MQTT over
  * WebSocket is served on the same port at `broker.websocketPath`.
  */
+import { cors } from "@elysiajs/cors";
 import { Elysia } from "elysia";
 import type { Server } from "bun";
 import type { Config } from "../../config/schema";
@@ -12,31 +13,43 @@ import { PlinthError } from "../errors";
 import type { Loader } from "../loader/loader";
 import type { Logger } from "../log";
 import { VERSION } from "../version";
-import { API_PREFIX, apiHandler } from "./routes";
+import { Topics } from "../protocol";
+import { errorResponse } from "./errors";
+import { docsPage, openApiDocument } from "./openapi";
+import { API_PREFIX, apiHandler, type ApiPolicies } from "./routes";
+
 
 export interface Gateway {
   readonly app: { handle(request: Request): Promise<Response> };
   readonly url: string;
   readonly port: number;
+  /** The client address of a request this gateway is serving. */
+  clientIp(request: Request): string;
   /** Stops accepting connections and waits (up to graceMs) for in-flight requests. */
   stop(graceMs: number): Promise<void>;
 }
 
-export function errorResponse(error: PlinthError): Response {
-  const body: { error: { code: string; message: string; data?: unknown } } = { error: { code: error.code, message: error.message } };
-  if (error.data !== undefined) body.error.data = error.data;
-  const headers: Record<string, string> = {};
-  if (error.code === "PLT_BREAKER_OPEN") {
-    const retryInMs = (error.data as { retryInMs?: number } | undefined)?.retryInMs;
-    if (retryInMs !== undefined) headers["retry-after"] = String(Math.max(1, Math.ceil(retryInMs / 1000)));
-  }
-  return Response.json(body, { status: error.status, headers });
-}
-
-export function createApp(loader: Loader, config: Readonly<Config>, log: Logger) {
+export function createApp(loader: Loader, config: Readonly<Config>, log: Logger, policies: ApiPolicies) {
   const startedAt = Date.now();
-  const api = apiHandler(loader, config.gateway);
+  const api = apiHandler(loader, config, policies);
+  // Committed events clear the cached answers of the routes that name them, before the
+  // request that committed them is answered.
+  loader.onCommit((service, events) => {
+    for (const e of events) policies.cache.invalidate(Topics.event(service, e.type));
+  });
+  const { cors: corsConfig } = config.gateway;
   return new Elysia()
+    .use(
+      corsConfig.origins.length > 0
+        ? cors({
+            origin: corsConfig.origins.includes("*") ? true : corsConfig.origins,
+            credentials: corsConfig.credentials && !corsConfig.origins.includes("*"),
+            maxAge: corsConfig.maxAgeSeconds,
+            allowedHeaders: ["authorization", "content-type", "x-api-key", "if-none-match"],
+            exposeHeaders: ["etag", "retry-after", "ratelimit-limit", "ratelimit-remaining", "ratelimit-reset", "www-authenticate"],
+          })
+        : new Elysia(),
+    )
     .onError(({ code, error, request }) => {
       if (error instanceof PlinthError) return errorResponse(error);
       if (code === "NOT_FOUND") {
@@ -57,7 +70,13 @@ export function createApp(loader: Loader, config: Readonly<Config>, log: Logger)
         failed,
       };
     })
+    .get("/openapi.json", ({ status }) => (config.gateway.openapi ? openApiDocument(loader, config) : status(404, notFound("/openapi.json"))))
+    .get("/docs", ({ status }) => (config.gateway.openapi ? docsPage("/openapi.json") : status(404, notFound("/docs"))))
     .all(`${API_PREFIX}*`, ({ request, path, query }) => api(request, path, query), { parse: "none" });
+}
+
+function notFound(path: string) {
+  return { error: { code: "PLT_NOT_FOUND", message: `no route GET ${path}` } };
 }
 
 function serve(options: Bun.Serve.Options<MqttSocketData>, at: Config["gateway"]): Server<MqttSocketData> {
@@ -91,6 +110,7 @@ export function startGateway(app: ReturnType<typeof createApp>, broker: Broker, 
     app,
     url,
     port: server.port ?? config.gateway.port,
+    clientIp: (request) => server.requestIP(request)?.address ?? "unknown",
     async stop(graceMs) {
       const drained = server.stop(false);
       const timedOut = await Promise.race([drained.then(() => false), Bun.sleep(graceMs).then(() => true)]);

@@ -11,9 +11,10 @@ import type { BreakerOverride, Config } from "../../config/schema";
 import { builtinServiceNames } from "../../services/names";
 import { Breakers, parseTarget } from "../breaker/call";
 import type { Bus } from "../broker/bus";
+import type { Identity } from "../auth/identity";
 import { PlinthError } from "../errors";
 import type { Logger } from "../log";
-import { Topics, type Manifest } from "../protocol";
+import { Topics, type CommittedEvent, type Manifest } from "../protocol";
 import type { HttpRequest, HttpResponse, PluginSource } from "../worker/channel";
 import { WorkerHost, type CallMessage } from "../worker/host";
 import { NameClaims } from "./claims";
@@ -30,6 +31,7 @@ export class Loader {
   readonly services = new Map<string, Service>();
   readonly failures: LoadFailure[] = [];
   readonly logs: EventLogs;
+  private readonly commitListeners: Array<(service: string, events: readonly CommittedEvent[]) => void> = [];
 
   constructor(
     readonly config: Readonly<Config>,
@@ -162,7 +164,7 @@ export class Loader {
   }
 
   /** Service → service (or gateway → action), through the target's breaker. */
-  async call(caller: string | null, target: string, params: unknown, deadline = Number.POSITIVE_INFINITY): Promise<unknown> {
+  async call(caller: string | null, target: string, params: unknown, deadline = Number.POSITIVE_INFINITY, identity: Identity | null = null): Promise<unknown> {
     const { service: name, action } = parseTarget(target);
     if (name === "$node") return nodeAction(this, action, params);
     const service = this.services.get(name);
@@ -172,11 +174,19 @@ export class Loader {
     const attempt = () => {
       const left = end - Date.now();
       if (left <= 0) return Promise.reject(new PlinthError("PLT_TIMEOUT", `deadline passed before calling ${target}`));
-      return service.host.request({ t: "action", action, params, caller, deadline: end }, left);
+      return service.host.request({ t: "action", action, params, caller, deadline: end, identity }, left);
     };
     const idempotent = service.host.manifest?.idempotent.includes(action);
     const { retries, retryDelayMs } = this.config.calls;
     return this.breakers.guard(name, attempt, idempotent ? { retries, retryDelayMs, deadline: end } : undefined, action);
+  }
+
+  /**
+   * Hears every service's committed events synchronously, as they reach the host: before the
+   * reply of the handler that committed them is answered (the gateway cache relies on this).
+   */
+  onCommit(listener: (service: string, events: readonly CommittedEvent[]) => void): void {
+    this.commitListeners.push(listener);
   }
 
   /** The state of every service and every plugin that failed to load. */
@@ -216,8 +226,9 @@ export class Loader {
       heartbeatTimeoutMs: this.config.workers.heartbeatTimeoutMs,
       restartDelayMs: this.config.workers.restartDelayMs,
       maxRestarts: this.config.workers.maxRestarts,
-      onCall: (from, call: CallMessage) => this.call(from, call.target, call.params, call.deadline),
+      onCall: (from, call: CallMessage) => this.call(from, call.target, call.params, call.deadline, call.identity),
       onEvents: (from, events) => {
+        for (const listener of this.commitListeners) listener(from, events);
         for (const s of this.services.values()) for (const d of s.deliveries) d.offer(from, events);
         return publishEvents(this.bus, from, events, this.log);
       },

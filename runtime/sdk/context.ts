@@ -6,6 +6,7 @@ import type { Database } from "bun:sqlite";
 import { PlinthError } from "../errors";
 import type { Logger } from "../log";
 import { isValidEventType, type EmitRequest } from "../protocol";
+import type { Identity } from "../auth/identity";
 
 /** Where a handler's events and transactions go (the worker's unit of work). */
 export interface Scope {
@@ -19,18 +20,25 @@ export interface ContextBase {
   db: Database;
   log: Logger;
   config: Readonly<Record<string, unknown>>;
-  /** `deadline`: the handler's own (absolute, Date.now() ms); the call never outlives it. */
-  call: <T = unknown>(target: string, params: unknown, options: CallOptions<T> | undefined, deadline: number) => Promise<T>;
+  /** Made on behalf of `origin`: the call never outlives its deadline and carries its identity. */
+  call: <T = unknown>(target: string, params: unknown, options: CallOptions<T> | undefined, origin: Origin) => Promise<T>;
+}
+
+/** What a handler inherits from whoever started it, and hands on to the calls it makes. */
+export interface Origin {
+  /** Absolute (Date.now() ms); Infinity when nobody waits. */
+  deadline: number;
+  identity: Identity | null;
 }
 
 /** A handler's context: the shared base, the handler's own fields, and `emit`/`tx` bound to its unit of work. */
-export function createContext<X extends object>(base: ContextBase, extra: X, scope: Scope, deadline: number): Context & X {
+export function createContext<X extends object>(base: ContextBase, extra: X, scope: Scope, origin: Origin): Context & X {
   const emit = (type: string, data?: unknown) => {
     if (!isValidEventType(type)) {
       throw new PlinthError("PLT_EVENT_INVALID", `emit: invalid event type ${JSON.stringify(type)} (letters, digits, '_', '.', '-', levels split by '/')`);
     }
     scope.emit({ id: Bun.randomUUIDv7(), type, time: new Date().toISOString(), data: data ?? null });
   };
-  const call = <T>(target: string, params?: unknown, options?: CallOptions<T>) => base.call<T>(target, params, options, deadline);
-  return { ...base, ...extra, call, emit, tx: scope.tx };
+  const call = <T>(target: string, params?: unknown, options?: CallOptions<T>) => base.call<T>(target, params, options, origin);
+  return { ...base, ...extra, identity: origin.identity, call, emit, tx: scope.tx };
 }

@@ -5,7 +5,8 @@
 import type { Database } from "bun:sqlite";
 import type { Static, TSchema } from "@sinclair/typebox";
 import type { Logger } from "../log";
-import type { BreakerOverride } from "../../config/schema";
+import type { BreakerOverride, Policy } from "../../config/schema";
+import type { Identity } from "../auth/identity";
 import type { PlinthError } from "../errors";
 import type { CloudEvent } from "../protocol";
 
@@ -28,6 +29,11 @@ export interface Context {
   readonly log: Logger;
   /** `plugins.config.<service>` from platform.config.ts. */
   readonly config: Readonly<Record<string, unknown>>;
+  /**
+   * Who is calling: the identity proven by the request's token or API key, carried along
+   * `ctx.call` chains; null for anonymous callers and in event handlers.
+   */
+  readonly identity: Identity | null;
   /** Calls `"service.action"` through the platform (timeout + circuit breaker). */
   call<T = unknown>(target: string, params?: unknown, options?: CallOptions<T>): Promise<T>;
   /**
@@ -75,6 +81,18 @@ export interface HandlerOptions {
 }
 
 export interface RouteSpec<B extends TSchema = TSchema, Q extends TSchema = TSchema, P extends TSchema = TSchema> extends HandlerOptions {
+  /** Who may call: "public", "authenticated" or a list of roles (default: config auth.defaultPolicy). */
+  auth?: Policy;
+  /**
+   * GET routes: the gateway keeps answers for `ttlMs` (with an ETag; If-None-Match gets 304),
+   * per caller unless the route is public. Events on the `invalidatedBy` topic filters
+   * (e.g. "events/orders/#") clear them at once.
+   */
+  cache?: { ttlMs: number; invalidatedBy?: string[] };
+  /** Requests per caller per window for this route (config gateway.rateLimits wins). */
+  rateLimit?: { limit: number; windowMs: number };
+  /** One line for the API docs. */
+  summary?: string;
   /** TypeBox schema of the JSON body; a mismatch answers 400 PLT_VALIDATION naming the paths. */
   body?: B;
   /** TypeBox schema of the query string (values are converted to the schema's types). */

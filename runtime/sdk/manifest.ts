@@ -2,10 +2,11 @@
  * Validates a plugin's default export inside its worker and reduces it to the
  * plain Manifest the host needs. Every problem is named in one error.
  */
+import { Type as t, type TSchema } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
-import { BreakerOverride } from "../../config/schema";
+import { BreakerOverride, Policy } from "../../config/schema";
 import { PlinthError } from "../errors";
-import { SERVICE_NAME, isValidTopicFilter, type Manifest, type RouteInfo } from "../protocol";
+import { SERVICE_NAME, isValidTopicFilter, type DeclaredRoute, type Manifest, type RouteInfo, type RoutePolicy } from "../protocol";
 import type { PluginDefinition } from "./define";
 
 const METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"] as const;
@@ -47,7 +48,7 @@ export function validatePlugin(value: unknown): { plugin: PluginDefinition; mani
     if (p[key] !== undefined && !isRecord(p[key])) problems.push(`${key}: expected an object`);
   }
   const entries = (v: unknown) => (isRecord(v) ? Object.entries(v) : []);
-  const routes: RouteInfo[] = [];
+  const routes: DeclaredRoute[] = [];
   const seen = new Set<string>();
   for (const [key, spec] of entries(p.routes)) {
     const info = parseRouteKey(key);
@@ -55,7 +56,7 @@ export function validatePlugin(value: unknown): { plugin: PluginDefinition; mani
     else if (seen.has(`${info.method} ${info.path}`)) problems.push(`routes["${key}"]: duplicates ${info.method} ${info.path}`);
     else {
       seen.add(`${info.method} ${info.path}`);
-      routes.push(info);
+      routes.push({ ...info, ...routePolicy(`routes["${key}"]`, info, spec, problems) });
     }
     if (typeof handlerOf(spec) !== "function") problems.push(`routes["${key}"]: expected a handler function`);
   }
@@ -97,4 +98,37 @@ export function validatePlugin(value: unknown): { plugin: PluginDefinition; mani
       needs: plugin.needs ?? [],
     },
   };
+}
+
+const RateLimit = t.Object({ limit: t.Integer({ minimum: 0 }), windowMs: t.Integer({ minimum: 1 }) }, { additionalProperties: false });
+const Cache = t.Object(
+  { ttlMs: t.Integer({ minimum: 1 }), invalidatedBy: t.Optional(t.Array(t.String())) },
+  { additionalProperties: false },
+);
+
+/** The gateway-facing part of a route spec (policy, cache, rate limit, schemas for the docs), checked. */
+function routePolicy(where: string, info: RouteInfo, spec: unknown, problems: string[]): RoutePolicy {
+  if (!isRecord(spec)) return {};
+  const policy: RoutePolicy = {};
+  const check = (field: string, schema: TSchema, value: unknown) => {
+    for (const e of Value.Errors(schema, value)) problems.push(`${where}.${field}${e.path.replaceAll("/", ".")}: ${e.message}`);
+    return Value.Check(schema, value);
+  };
+  if (spec.auth !== undefined && check("auth", Policy(), spec.auth)) policy.auth = spec.auth as RoutePolicy["auth"];
+  if (spec.rateLimit !== undefined && check("rateLimit", RateLimit, spec.rateLimit)) policy.rateLimit = spec.rateLimit as RoutePolicy["rateLimit"];
+  if (spec.cache !== undefined && check("cache", Cache, spec.cache)) {
+    const cache = spec.cache as { ttlMs: number; invalidatedBy?: string[] };
+    const invalidatedBy = cache.invalidatedBy ?? [];
+    if (info.method !== "GET") problems.push(`${where}.cache: only GET routes may be cached`);
+    for (const f of invalidatedBy) if (!isValidTopicFilter(f)) problems.push(`${where}.cache.invalidatedBy: "${f}" is not a valid MQTT topic filter`);
+    policy.cache = { ttlMs: cache.ttlMs, invalidatedBy };
+  }
+  if (typeof spec.summary === "string") policy.summary = spec.summary;
+  const schemas: NonNullable<RoutePolicy["schemas"]> = {};
+  for (const key of ["body", "query", "params"] as const) {
+    // Plain JSON Schema for the host: TypeBox's symbol keys do not cross threads.
+    if (isRecord(spec[key])) schemas[key] = JSON.parse(JSON.stringify(spec[key]));
+  }
+  if (Object.keys(schemas).length > 0) policy.schemas = schemas;
+  return policy;
 }

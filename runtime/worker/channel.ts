@@ -2,6 +2,7 @@
  * The only message format between the host (main thread) and a plugin worker.
  * Messages travel by structured clone; no JSON encoding happens here.
  */
+import type { Identity } from "../auth/identity";
 import type { WireError } from "../errors";
 import type { CloudEvent, CommittedEvent, Manifest } from "../protocol";
 import type { Cursor } from "./inbox";
@@ -13,6 +14,8 @@ export interface HttpRequest {
   route: number;
   /** When the caller stops waiting (Date.now() ms): shared by every call the handler makes. */
   deadline?: number;
+  /** The caller, as the gateway authenticated it. */
+  identity?: Identity | null;
   params: Record<string, string>;
   query: Record<string, string>;
   headers: Record<string, string>;
@@ -30,7 +33,7 @@ export type HostMessage =
   /** The host accepted the plugin's name: open its database, migrate, and report ready. Carries the plugin's own section of `plugins.config`, and nobody else's. */
   | { t: "open"; config: Record<string, unknown> }
   | { t: "http"; id: number; req: HttpRequest }
-  | { t: "action"; id: number; action: string; params: unknown; caller: string | null; deadline?: number }
+  | { t: "action"; id: number; action: string; params: unknown; caller: string | null; deadline?: number; identity?: Identity | null }
   | { t: "event"; id: number; subscription: number; topic: string; event: CloudEvent }
   /** Several events for one subscription, handled in order; answered with a DeliveryOutcome. */
   | { t: "deliver"; id: number; subscription: number; items: Array<{ topic: string; event: CloudEvent }> }
@@ -65,6 +68,6 @@ export type WorkerMessage =
   /** Committed events from the outbox that still need publishing (answer to "relay"). */
   | { t: "events"; events: CommittedEvent[] }
   | { t: "result"; id: number; ok: false; error: WireError }
-  | { t: "call"; id: number; target: string; params: unknown; deadline: number }
+  | { t: "call"; id: number; target: string; params: unknown; deadline: number; identity: Identity | null }
   | { t: "pong" }
   | { t: "stopped" };

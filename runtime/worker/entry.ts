@@ -7,7 +7,7 @@ import type { Database } from "bun:sqlite";
 import { builtinServices } from "../../services/index";
 import { PlinthError } from "../errors";
 import { createLogger, type LogFormat, type LogLevel, type Logger } from "../log";
-import { createContext, type ContextBase } from "../sdk/context";
+import { createContext, type ContextBase, type Origin } from "../sdk/context";
 import type { CallOptions, PluginDefinition } from "../sdk/define";
 import { validatePlugin } from "../sdk/manifest";
 import { registerSdkModule } from "../sdk/module";
@@ -92,14 +92,14 @@ function open(msg: Extract<HostMessage, { t: "open" }>): void {
   }
 }
 
-/** ctx.call: through the host, within the handler's deadline; a fallback answers instead of a failure. */
-async function call<T>(target: string, params: unknown, options: CallOptions<T> | undefined, deadline: number): Promise<T> {
+/** ctx.call: through the host, within the handler's deadline and as its caller; a fallback answers instead of a failure. */
+async function call<T>(target: string, params: unknown, options: CallOptions<T> | undefined, origin: Origin): Promise<T> {
   const limit = options?.timeoutMs ? Date.now() + options.timeoutMs : Number.POSITIVE_INFINITY;
   try {
     return await new Promise<T>((resolve, reject) => {
       const id = nextCall++;
       pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
-      post({ t: "call", id, target, params, deadline: Math.min(deadline, limit) });
+      post({ t: "call", id, target, params, deadline: Math.min(origin.deadline, limit), identity: origin.identity });
     });
   } catch (err) {
     if (!options || !("fallback" in options)) throw err;
@@ -108,11 +108,13 @@ async function call<T>(target: string, params: unknown, options: CallOptions<T> 
   }
 }
 
+const NO_ORIGIN: Origin = { deadline: Infinity, identity: null };
+
 interface Prepared {
   fn: Handler;
   extra: object;
-  /** When the caller stops waiting (Date.now() ms); calls made by the handler share it. */
-  deadline?: number;
+  /** Deadline and identity of the caller; calls made by the handler share them (default: none). */
+  origin?: Origin;
   transaction: boolean;
   /** Turns the handler's return value into the reply (HTTP wraps it with status and headers). */
   finish?: (value: unknown) => unknown;
@@ -120,8 +122,8 @@ interface Prepared {
 
 /** Runs one handler as a unit of work: its reply value and committed events (synchronously when the handler is). */
 function execute(prepare: () => Prepared): Done<unknown> | Promise<Done<unknown>> {
-  const { fn, extra, finish, transaction, deadline = Number.POSITIVE_INFINITY } = prepare();
-  const done = unit.run((scope) => fn(createContext(base, extra, scope, deadline)), { transaction });
+  const { fn, extra, finish, transaction, origin = NO_ORIGIN } = prepare();
+  const done = unit.run((scope) => fn(createContext(base, extra, scope, origin)), { transaction });
   if (!finish) return done;
   const reply = ({ value, events }: Done<unknown>) => ({ value: finish(value), events });
   return done instanceof Promise ? done.then(reply) : reply(done);
@@ -214,7 +216,7 @@ function httpHandler(req: HttpRequest): Prepared {
     set,
   };
   const finish = (body: unknown): HttpResponse => ({ status: set.status ?? (body === undefined ? 204 : 200), headers: set.headers, body: body ?? null });
-  return { fn: route.handler, extra, finish, transaction: route.transaction, ...(req.deadline ? { deadline: req.deadline } : {}) };
+  return { fn: route.handler, extra, finish, transaction: route.transaction, origin: { deadline: req.deadline ?? Infinity, identity: req.identity ?? null } };
 }
 
 self.onmessage = (e: MessageEvent<HostMessage>) => {
@@ -234,8 +236,8 @@ self.onmessage = (e: MessageEvent<HostMessage>) => {
         const action = actions.get(msg.action);
         if (!action) throw new PlinthError("PLT_ACTION_NOT_FOUND", `${base.service} has no action "${msg.action}"`);
         const params = validate("params", action.params, msg.params);
-        const deadline = msg.deadline ?? Number.POSITIVE_INFINITY;
-        return { fn: action.handler, extra: { params, caller: msg.caller }, transaction: action.transaction, deadline };
+        const origin = { deadline: msg.deadline ?? Infinity, identity: msg.identity ?? null };
+        return { fn: action.handler, extra: { params, caller: msg.caller }, transaction: action.transaction, origin };
       });
       break;
     case "event":

@@ -6,6 +6,8 @@
  */
 import { definePlugin, route, t } from "plinth";
 
+/** Operators only: these routes show and change the node's internals. */
+const admin = ["admin"];
 const service = t.Object({ service: t.String({ pattern: "^[a-z][a-z0-9-]*$" }) });
 
 export default definePlugin({
@@ -13,10 +15,11 @@ export default definePlugin({
   version: "0.1.0",
   description: "Loaded services, their state, their circuit breakers and dead letters.",
   routes: {
-    "GET /services": (ctx) => ctx.call("$node.services"),
-    "GET /breakers": (ctx) => ctx.call("$node.breakers"),
+    "GET /services": route({ auth: admin, handler: (ctx) => ctx.call("$node.services") }),
+    "GET /breakers": route({ auth: admin, handler: (ctx) => ctx.call("$node.breakers") }),
     // GET /api/platform/events?service=orders&after=0&limit=100 → a service's event log, oldest first
     "GET /events": route({
+      auth: admin,
       query: t.Object({
         service: t.String({ pattern: "^[a-z][a-z0-9-]*$" }),
         after: t.Optional(t.Integer({ minimum: 0 })),
@@ -26,11 +29,13 @@ export default definePlugin({
     }),
     // GET /api/platform/deadletters/notifications → events that subscriber gave up on
     "GET /deadletters/:service": route({
+      auth: admin,
       params: service,
       handler: (ctx) => ctx.call("$node.deadletters", { service: ctx.params.service }),
     }),
     // POST /api/platform/deadletters/notifications/3/redrive → handle it again; removed on success
     "POST /deadletters/:service/:letter/redrive": route({
+      auth: admin,
       params: t.Object({ service: t.String(), letter: t.Integer({ minimum: 1 }) }),
       async handler(ctx) {
         await ctx.call("$node.redrive", { service: ctx.params.service, letter: ctx.params.letter });

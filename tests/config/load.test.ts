@@ -45,8 +45,24 @@ describe("loadConfig", () => {
     const cwd = tempDir();
     const { config, file } = await loadConfig({ cwd });
     expect(file).toBeNull();
-    expect(config.gateway).toEqual({ host: "127.0.0.1", port: 3000, maxBodyBytes: 1024 * 1024, requestTimeoutMs: 30_000, fallbacks: {} });
-    expect(config.broker).toEqual({ host: "127.0.0.1", port: 1883, websocketPath: "/mqtt" });
+    expect(config.gateway).toEqual({
+      host: "127.0.0.1",
+      port: 3000,
+      maxBodyBytes: 1024 * 1024,
+      requestTimeoutMs: 30_000,
+      fallbacks: {},
+      rateLimit: { limit: 0, windowMs: 1_000 },
+      rateLimits: {},
+      rateLimitKeys: 10_000,
+      cache: { maxEntries: 1_000, maxBytes: 16 * 1024 * 1024 },
+      cors: { origins: [], credentials: false, maxAgeSeconds: 600 },
+      openapi: true,
+    });
+    expect(config.broker).toMatchObject({ host: "127.0.0.1", port: 1883, websocketPath: "/mqtt" });
+    // Secure by default: routes need credentials, MQTT clients too, and no JWT key is trusted.
+    expect(config.auth.defaultPolicy).toBe("authenticated");
+    expect(config.auth.mqtt.anonymous).toBe(false);
+    expect(config.auth.jwt.secret).toBeUndefined();
     expect(config.plugins).toEqual({ dir: join(cwd, "plugins"), watch: true, config: {} });
     expect(config.data).toEqual({ dir: join(cwd, "data") });
     expect(config.calls).toEqual({ timeoutMs: 5_000, retries: 2, retryDelayMs: 50 });

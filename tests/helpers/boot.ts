@@ -8,6 +8,7 @@ import { createLogger } from "../../runtime/log";
 import { startPlatform, type Platform, type PlatformOptions } from "../../runtime/platform";
 import { registerSdkModule } from "../../runtime/sdk/module";
 import { writePlugins, type PluginSet } from "./plugins";
+import { createKey } from "./keys";
 import { tempDir } from "./tmp";
 
 /** Breaker settings that never open: for tests that poll a service through its restarts (503s). */
@@ -21,8 +22,13 @@ export interface Booted extends AsyncDisposable {
   wsUrl: string;
   dataDir: string;
   pluginsDir: string;
-  /** fetch against the gateway; JSON-encodes `json` when given. */
-  req(path: string, init?: RequestInit & { json?: unknown }): Promise<Response>;
+  /** An API key with role "admin" (the operator's). */
+  adminKey: string;
+  /**
+   * fetch against the gateway as the admin (unless the request brings its own credentials or
+   * says `anonymous`); JSON-encodes `json` when given.
+   */
+  req(path: string, init?: RequestInit & { json?: unknown; anonymous?: boolean }): Promise<Response>;
   stop(): Promise<void>;
 }
 
@@ -34,6 +40,8 @@ export async function boot(plugins: PluginSet, overrides: UserConfig = {}, optio
     cwd: dir.path,
     overrides: {
       ...overrides,
+      // Open unless the test says otherwise: most tests are not about authentication.
+      auth: { defaultPolicy: "public", ...overrides.auth, mqtt: { anonymous: true, ...overrides.auth?.mqtt } },
       gateway: { port: 0, ...overrides.gateway },
       broker: { port: 0, ...overrides.broker },
       plugins: { dir: pluginsDir, ...overrides.plugins },
@@ -43,6 +51,7 @@ export async function boot(plugins: PluginSet, overrides: UserConfig = {}, optio
   });
   const platform = await startPlatform(config, createLogger({ level: config.log.level }), options);
   const url = platform.gateway.url;
+  const adminKey = createKey(config.data.dir, ["admin"], "test-admin");
   let stopped = false;
   const stop = async () => {
     if (stopped) return;
@@ -57,15 +66,14 @@ export async function boot(plugins: PluginSet, overrides: UserConfig = {}, optio
     wsUrl: `ws://127.0.0.1:${platform.gateway.port}${config.broker.websocketPath}`,
     dataDir: config.data.dir,
     pluginsDir: config.plugins.dir,
+    adminKey,
     req(path, init = {}) {
-      const { json, ...rest } = init;
-      if (json === undefined) return fetch(url + path, rest);
-      return fetch(url + path, {
-        method: "POST",
-        ...rest,
-        headers: { "content-type": "application/json", ...rest.headers },
-        body: JSON.stringify(json),
-      });
+      const { json, anonymous, ...rest } = init;
+      const headers = new Headers(rest.headers);
+      if (!anonymous && !headers.has("authorization") && !headers.has("x-api-key")) headers.set("x-api-key", adminKey);
+      if (json === undefined) return fetch(url + path, { ...rest, headers });
+      if (!headers.has("content-type")) headers.set("content-type", "application/json");
+      return fetch(url + path, { method: "POST", ...rest, headers, body: JSON.stringify(json) });
     },
     stop,
     [Symbol.asyncDispose]: stop,

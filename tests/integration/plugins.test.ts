@@ -87,6 +87,7 @@ export default definePlugin({ name: "counter", version: "1.0.${n}",
         broker: { port: 0 },
         plugins: { dir: writePlugins(dir.join("plugins"), { files: { "counter.ts": plugin(3) } }) },
         data: { dir: dataDir },
+        auth: { defaultPolicy: "public" },
       },
     });
     const second = await startPlatform(config, createLogger({ level: "silent" }));

@@ -1,0 +1,102 @@
+/**
+ * API keys, kept hashed in the built-in `auth` service's own database
+ * (`<data>/auth.sqlite`). A key is `plk_<id>_<secret>`; only its SHA-256 is
+ * stored, so the file never holds a usable key. The CLI and the auth service
+ * write; the gateway and broker look keys up read-only (WAL: no locking out).
+ */
+import { Database } from "bun:sqlite";
+import { createHash, randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import type { Identity } from "./identity";
+
+export const KEY_PREFIX = "plk_";
+export const AUTH_SERVICE = "auth";
+
+/** The auth service's migrations (append only). */
+export const KEY_MIGRATIONS = [
+  `CREATE TABLE api_keys (
+     id TEXT PRIMARY KEY,
+     name TEXT NOT NULL,
+     roles TEXT NOT NULL,
+     hash TEXT NOT NULL UNIQUE,
+     created_at TEXT NOT NULL,
+     revoked_at TEXT
+   )`,
+];
+
+export interface KeyInfo {
+  id: string;
+  name: string;
+  roles: string[];
+  createdAt: string;
+  revokedAt: string | null;
+}
+
+export const hashKey = (key: string) => createHash("sha256").update(key).digest("hex");
+export const looksLikeKey = (value: string) => value.startsWith(KEY_PREFIX);
+
+interface Row {
+  id: string;
+  name: string;
+  roles: string;
+  created_at: string;
+  revoked_at: string | null;
+}
+const toInfo = (r: Row): KeyInfo => ({ id: r.id, name: r.name, roles: JSON.parse(r.roles) as string[], createdAt: r.created_at, revokedAt: r.revoked_at });
+
+/** Creates, lists and revokes keys on an open (migrated) auth database. */
+export class KeyStore {
+  constructor(private readonly db: Database) {}
+
+  /** Returns the new key: shown once, never stored. */
+  create(name: string, roles: string[]): { key: string; info: KeyInfo } {
+    const id = randomBytes(6).toString("hex");
+    const key = `${KEY_PREFIX}${id}_${randomBytes(24).toString("base64url")}`;
+    const createdAt = new Date().toISOString();
+    this.db.query("INSERT INTO api_keys (id, name, roles, hash, created_at) VALUES (?, ?, ?, ?, ?)").run(id, name, JSON.stringify(roles), hashKey(key), createdAt);
+    return { key, info: { id, name, roles, createdAt, revokedAt: null } };
+  }
+
+  list(): KeyInfo[] {
+    return (this.db.query("SELECT id, name, roles, created_at, revoked_at FROM api_keys ORDER BY created_at, id").all() as Row[]).map(toInfo);
+  }
+
+  /** Revokes by id or name; returns how many keys it revoked. */
+  revoke(idOrName: string): number {
+    return this.db.query("UPDATE api_keys SET revoked_at = ? WHERE (id = ? OR name = ?) AND revoked_at IS NULL").run(new Date().toISOString(), idOrName, idOrName).changes;
+  }
+}
+
+/** Read-only lookups for the main thread. Opens the file when it first exists. */
+export class KeyLookup {
+  private db: Database | null = null;
+
+  constructor(private readonly dataDir: string) {}
+
+  /** The identity of a valid, unrevoked key, or null. */
+  find(key: string): Identity | null {
+    const db = this.open();
+    if (!db) return null;
+    try {
+      const row = db.query("SELECT name, roles FROM api_keys WHERE hash = ? AND revoked_at IS NULL").get(hashKey(key)) as Pick<Row, "name" | "roles"> | null;
+      return row ? { sub: row.name, roles: JSON.parse(row.roles) as string[], via: "key" } : null;
+    } catch {
+      return null; // not migrated yet: no key is valid
+    }
+  }
+
+  close(): void {
+    this.db?.close();
+    this.db = null;
+  }
+
+  private open(): Database | null {
+    if (this.db) return this.db;
+    const file = join(this.dataDir, `${AUTH_SERVICE}.sqlite`);
+    if (!existsSync(file)) return null;
+    this.db = new Database(file, { readonly: true });
+    this.db.exec("PRAGMA busy_timeout = 2000");
+    return this.db;
+  }
+}

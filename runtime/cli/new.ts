@@ -18,10 +18,11 @@ export default definePlugin({
     )\`,
   ],
   routes: {
-    // GET /api/${name}
-    "GET /": (ctx) => ctx.db.query("SELECT * FROM items ORDER BY id").all(),
+    // GET /api/${name}: open to anyone
+    "GET /": route({ auth: "public", handler: (ctx) => ctx.db.query("SELECT * FROM items ORDER BY id").all() }),
 
-    // POST /api/${name}  {"title":"..."}
+    // POST /api/${name}  {"title":"..."}: needs a token or API key (config auth.defaultPolicy;
+    // a route may also say auth: ["editor"] for roles)
     "POST /": route({
       body: t.Object({ title: t.String({ minLength: 1 }) }),
       handler(ctx) {

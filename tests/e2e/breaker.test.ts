@@ -5,7 +5,7 @@
  */
 import { expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
-import { startBinary } from "../helpers/binary";
+import { OPEN_AUTH, startBinary } from "../helpers/binary";
 import { writePlugins } from "../helpers/plugins";
 import { tempDir } from "../helpers/tmp";
 
@@ -16,6 +16,7 @@ test("breaker opens on repeated failures and closes after recovery (compiled bin
     dir.join("platform.config.ts"),
     `import { defineConfig } from "plinth";
 export default defineConfig({
+  ${OPEN_AUTH},
   breaker: { failureThreshold: 2, resetTimeoutMs: 400 },
   plugins: { config: { flaky: { failFirst: 2 } } },
 });
@@ -32,12 +33,12 @@ export default defineConfig({
   expect(await call()).toMatchObject({ ok: false, code: "PLT_HANDLER_ERROR" });
   expect(await call()).toMatchObject({ ok: false, code: "PLT_HANDLER_ERROR" });
   expect(await call()).toMatchObject({ ok: false, code: "PLT_BREAKER_OPEN" });
-  const breakers = (await (await fetch(`${app.url}/api/platform/breakers`)).json()) as Record<string, { state: string }>;
+  const breakers = (await (await fetch(`${app.url}/api/platform/breakers`, { headers: { "x-api-key": app.adminKey } })).json()) as Record<string, { state: string }>;
   expect(breakers.flaky?.state).toBe("open");
 
   await Bun.sleep(450);
   expect(await call()).toEqual({ ok: true, value: { ok: true, calls: 3 } });
-  const after = (await (await fetch(`${app.url}/api/platform/breakers`)).json()) as Record<string, { state: string }>;
+  const after = (await (await fetch(`${app.url}/api/platform/breakers`, { headers: { "x-api-key": app.adminKey } })).json()) as Record<string, { state: string }>;
   expect(after.flaky?.state).toBe("closed");
   await app.waitForLog(/circuit breaker service=flaky state=closed/);
 });

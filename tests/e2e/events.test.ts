@@ -1,7 +1,7 @@
 /** The events and dead-letter commands of the compiled binary, against a running platform. */
 import { expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
-import { BINARY, runBinary, startBinary } from "../helpers/binary";
+import { BINARY, OPEN_AUTH, runBinary, startBinary } from "../helpers/binary";
 import { eventually } from "../helpers/mqtt";
 import { writePlugins } from "../helpers/plugins";
 import { tempDir } from "../helpers/tmp";
@@ -15,7 +15,7 @@ export default definePlugin({
 test("events tail prints events live; deadletters lists and re-drives", async () => {
   using dir = tempDir("plinth-e2e-events");
   writePlugins(dir.join("plugins"), { examples: ["orders", "inventory"], files: { "picky.ts": picky } });
-  writeFileSync(dir.join("platform.config.ts"), `export default { events: { maxAttempts: 2, retryDelayMs: 10 } };\n`);
+  writeFileSync(dir.join("platform.config.ts"), `export default { ${OPEN_AUTH}, events: { maxAttempts: 2, retryDelayMs: 10 } };\n`);
   await using app = await startBinary(dir.path);
 
   const tail = Bun.spawn([BINARY, "events", "tail", "events/orders/#", "--url", app.mqttUrl], { cwd: dir.path, stdout: "pipe", stderr: "pipe" });
@@ -43,14 +43,14 @@ test("events tail prints events live; deadletters lists and re-drives", async ()
   expect(await tail.exited).toBe(0);
 
   const listed = await eventually(async () => {
-    const r = await runBinary(dir.path, ["deadletters", "picky", "--url", app.url]);
+    const r = await runBinary(dir.path, ["deadletters", "picky", "--url", app.url, "--key", app.adminKey]);
     return r.stdout.includes("orders.created") ? r : null;
   });
   expect(listed.code).toBe(0);
   expect(listed.stdout).toMatch(/^1 {2}\S+ {2}events\/orders\/created {2}orders\.created {2}\S+ {2}attempts=2 {2}never likes an order/);
 
-  const again = await runBinary(dir.path, ["deadletters", "picky", "--redrive", "1", "--url", app.url]);
+  const again = await runBinary(dir.path, ["deadletters", "picky", "--redrive", "1", "--url", app.url, "--key", app.adminKey]);
   expect(again.code).toBe(1);
   expect(again.stderr).toContain("PICKY_REFUSED: never likes an order");
-  expect((await runBinary(dir.path, ["deadletters", "ghost", "--url", app.url])).stderr).toContain("PLT_SERVICE_NOT_FOUND");
+  expect((await runBinary(dir.path, ["deadletters", "ghost", "--url", app.url, "--key", app.adminKey])).stderr).toContain("PLT_SERVICE_NOT_FOUND");
 });

@@ -1,7 +1,7 @@
 /** A sibling plugin crash-looping (compiled binary) costs a healthy service no request. */
 import { expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
-import { runBinary, startBinary } from "../helpers/binary";
+import { OPEN_AUTH, runBinary, startBinary } from "../helpers/binary";
 import { writePlugins } from "../helpers/plugins";
 import { tempDir } from "../helpers/tmp";
 
@@ -14,7 +14,7 @@ export default definePlugin({ name: "doomed", version: "1.0.0", routes: { "GET /
 test("a crash-looping sibling causes zero failed requests on a healthy service", async () => {
   using dir = tempDir("plinth-e2e-isolation");
   writePlugins(dir.join("plugins"), { examples: ["inventory"], files: { "doomed.ts": doomed } });
-  writeFileSync(dir.join("platform.config.ts"), `export default { workers: { restartDelayMs: 20, maxRestarts: 6 } };\n`);
+  writeFileSync(dir.join("platform.config.ts"), `export default { ${OPEN_AUTH}, workers: { restartDelayMs: 20, maxRestarts: 6 } };\n`);
   await using app = await startBinary(dir.path);
 
   const statuses = new Map<number, number>();
@@ -35,7 +35,7 @@ test("a crash-looping sibling causes zero failed requests on a healthy service",
   const health = (await (await fetch(`${app.url}/health`)).json()) as { services: Record<string, { state: string }> };
   expect(health.services.inventory?.state).toBe("ready");
 
-  const shown = await runBinary(dir.path, ["status", "--url", app.url]);
+  const shown = await runBinary(dir.path, ["status", "--url", app.url, "--key", app.adminKey]);
   expect(shown.code).toBe(0);
   expect(shown.stdout).toMatch(/^SERVICE\s+VERSION\s+STATE\s+BREAKER\s+RESTARTS\s+FROM$/m);
   expect(shown.stdout).toMatch(/^inventory\s+1\.0\.0\s+ready\s+closed\s+0\s+plugins\/inventory\/index\.ts$/m);

@@ -65,7 +65,7 @@ describe("dist/plinth run", () => {
     };
     expect(health.status).toBe("degraded");
     expect(health.failed).toEqual([{ origin: "plugins/broken.ts", error: expect.objectContaining({ code: "PLT_PLUGIN_LOAD" }) }]);
-    expect(Object.keys(health.services).sort()).toEqual(["inventory", "notifications", "orders", "platform"]);
+    expect(Object.keys(health.services).sort()).toEqual(["auth", "inventory", "notifications", "orders", "platform"]);
   });
 
   test("SIGTERM drains, closes the databases and exits 0; the data is on disk", async () => {

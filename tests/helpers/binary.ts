@@ -2,9 +2,10 @@
  * Runs the compiled binary (dist/plinth) as a user would: in its own folder,
  * on free ports, reading its log to learn where it listens.
  */
-import { existsSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
 import type { Subprocess } from "bun";
+import { createKey } from "./keys";
 import { REPO } from "./plugins";
 
 export const BINARY = join(REPO, "dist/plinth");
@@ -35,6 +36,7 @@ export interface Running extends AsyncDisposable {
   url: string;
   mqttUrl: string;
   wsUrl: string;
+  adminKey: string;
   /** Everything the platform logged so far. */
   log(): string;
   /** Resolves once the log matches `pattern`. */
@@ -43,9 +45,19 @@ export interface Running extends AsyncDisposable {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Starts `plinth run` in `cwd` on free ports and waits until it is ready. */
+/** Config text that opens routes and MQTT to anonymous callers, for tests not about authentication. */
+export const OPEN_AUTH = `auth: { defaultPolicy: "public", mqtt: { anonymous: true } }`;
+
+/**
+ * Starts `plinth run` in `cwd` on free ports and waits until it is ready. Without a
+ * platform.config.ts in `cwd`, writes one that is open (OPEN_AUTH). `adminKey` is an API key
+ * with role admin in the data folder (`--data`, or ./data).
+ */
 export async function startBinary(cwd: string, args: string[] = [], binary = BINARY): Promise<Running> {
   ensureBinary();
+  if (!existsSync(join(cwd, "platform.config.ts"))) writeFileSync(join(cwd, "platform.config.ts"), `export default { ${OPEN_AUTH} };\n`);
+  const dataFlag = args.indexOf("--data");
+  const adminKey = createKey(resolve(cwd, dataFlag >= 0 ? args[dataFlag + 1]! : "data"), ["admin"], "e2e-admin");
   const proc = Bun.spawn([binary, "run", "--port", "0", "--mqtt-port", "0", ...args], {
     cwd,
     stdin: "ignore",
@@ -99,6 +111,7 @@ export async function startBinary(cwd: string, args: string[] = [], binary = BIN
   };
   return {
     proc,
+    adminKey,
     url: http,
     mqttUrl,
     wsUrl: `${http.replace("http:", "ws:")}/mqtt`,

@@ -82,6 +82,7 @@ export function apiHandler(loader: Loader, config: Readonly<Config>, policies: A
     });
     checkHeaders(match, reply);
     if (cacheKey && reply.status === 200) {
+      cache.watch(name, route.cache!.invalidatedBy);
       const stored = cache.set(cacheKey, name, route.cache!.ttlMs, { status: 200, headers: reply.headers, body: JSON.stringify(reply.body) });
       return cachedResponse(request, stored, route, rateHeaders, "MISS");
     }

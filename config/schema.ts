@@ -152,6 +152,13 @@ export const ConfigSchema = t.Object(
       port: port(1883),
       /** Path on the gateway's HTTP port that serves MQTT over WebSocket; "" turns it off. */
       websocketPath: t.String({ pattern: "^(/.*)?$", default: "/mqtt" }),
+      /**
+       * Where retained messages, persistent sessions (clean: false) and their queued QoS 1/2 messages are kept:
+       * "sqlite" (`<data.dir>/_broker.sqlite`, kept across restarts and crashes) or "memory" (lost on exit).
+       */
+      persistence: t.Union([t.Literal("sqlite"), t.Literal("memory")], { default: "sqlite" }),
+      /** QoS 1/2 messages queued per persistent session; past that the oldest are dropped. */
+      maxQueuedPerClient: t.Integer({ minimum: 1, default: 1000 }),
     }),
     plugins: section({
       dir: t.String({ minLength: 1, default: "./plugins" }),

@@ -33,7 +33,7 @@ export interface PlatformOptions {
 export async function startPlatform(config: Readonly<Config>, log: Logger, options: PlatformOptions = {}): Promise<Platform> {
   const started = performance.now();
   const auth = await Authenticator.create(config);
-  const broker = await startBroker(config.broker, log.child("broker"), { access: { auth, config: config.auth.mqtt } });
+  const broker = await startBroker(config.broker, log.child("broker"), { access: { auth, config: config.auth.mqtt }, dataDir: config.data.dir });
   const breakers = new Breakers(config.breaker, options.clock, onBreaker, config.bulkhead, (target) => loader.breakerOverrides(target));
   function onBreaker(service: string, state: string, snapshot: object) {
     log.warn("circuit breaker", { service, state });

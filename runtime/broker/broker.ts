@@ -10,6 +10,7 @@ import { PlinthError } from "../errors";
 import type { Logger } from "../log";
 import { aclHooks, type MqttAccess } from "./acl";
 import { createBus, type Bus } from "./bus";
+import { openPersistence } from "./persistence";
 
 export interface Broker {
   readonly aedes: Aedes;
@@ -24,10 +25,16 @@ export interface Broker {
 export interface BrokerOptions {
   /** Authentication and topic ACLs for clients (none: anyone may connect). */
   access?: MqttAccess | null;
+  /** The data folder (`data.dir`): with `broker.persistence: "sqlite"` the broker's state is kept there. */
+  dataDir?: string;
 }
 
 export async function startBroker(config: Config["broker"], log: Logger, options: BrokerOptions = {}): Promise<Broker> {
-  const aedes = await Aedes.createBroker({ ...aclHooks(log, options.access) });
+  const persistence = openPersistence(config, options.dataDir);
+  const aedes = await Aedes.createBroker({ ...aclHooks(log, options.access), persistence }).catch(async (err) => {
+    await persistence?.destroy();
+    throw err;
+  });
   aedes.on("clientError", (client, err) => log.debug("client error", { client: client.id, error: err.message }));
   aedes.on("connectionError", (client, err) => log.debug("connection error", { client: client?.id, error: err.message }));
 
@@ -45,6 +52,7 @@ export async function startBroker(config: Config["broker"], log: Logger, options
     });
   } catch (err) {
     await new Promise<void>((resolve) => aedes.close(() => resolve()));
+    await persistence?.destroy();
     throw listenFailed("broker.port", config.host, config.port, err);
   }
   const address = server.address();
@@ -60,6 +68,7 @@ export async function startBroker(config: Config["broker"], log: Logger, options
       // aedes first: it disconnects the clients, which lets the TCP server close.
       await new Promise<void>((resolve) => aedes.close(() => resolve()));
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      await persistence?.destroy();
     },
   };
 }

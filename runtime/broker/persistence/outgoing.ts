@@ -23,6 +23,13 @@ const Packet = AedesPacket as unknown as new (original: object) => StoredPacket;
 type Bytes = Uint8Array | string | null;
 type Id = string | number | null;
 
+/** Who a packet is queued for: a subscription from the trie (with its QoS and retain-as-published flag), or just a client. */
+export interface Target {
+  clientId: string;
+  qos?: number;
+  rap?: boolean;
+}
+
 /** What aedes passes in: a packet that came from this queue, an ack, or a pubrel. */
 export interface QueuePacket {
   cmd?: string;
@@ -68,7 +75,7 @@ function statements(db: Database) {
 
 export class OutgoingQueue {
   private readonly sql: ReturnType<typeof statements>;
-  private readonly enqueueAll: (clientIds: Iterable<string>, packet: StoredPacket) => void;
+  private readonly enqueueAll: (targets: Map<string, Target>, packet: StoredPacket) => void;
   private droppedTotal = 0;
 
   constructor(
@@ -76,13 +83,18 @@ export class OutgoingQueue {
     private readonly maxQueued: number,
   ) {
     const sql = (this.sql = statements(db));
-    this.enqueueAll = db.transaction((clientIds: Iterable<string>, packet: StoredPacket) => {
-      const { payload, meta } = encodePacket(packet, "messageId");
+    this.enqueueAll = db.transaction((targets: Map<string, Target>, packet: StoredPacket) => {
       const cmd = String(packet.cmd ?? "publish");
       const brokerId = (packet.brokerId ?? null) as Id;
       const brokerCounter = (packet.brokerCounter ?? null) as Id;
-      for (const clientId of clientIds) {
-        sql.insert.run(clientId, cmd, brokerId, brokerCounter, payload, meta);
+      // One encoding per variant (QoS, retain) the subscriptions call for, usually one in all.
+      const encoded = new Map<string, ReturnType<typeof encodePacket>>();
+      for (const [clientId, target] of targets) {
+        const variant = forTarget(packet, target);
+        const key = `${variant.qos}:${variant.retain}`;
+        let e = encoded.get(key);
+        if (!e) encoded.set(key, (e = encodePacket(variant, "messageId")));
+        sql.insert.run(clientId, cmd, brokerId, brokerCounter, e.payload, e.meta);
         const queued = sql.queued.get(clientId)?.n ?? 0;
         if (queued > this.maxQueued) this.droppedTotal += sql.dropOldest.run(clientId, queued - this.maxQueued).changes;
       }
@@ -94,10 +106,19 @@ export class OutgoingQueue {
     return this.droppedTotal;
   }
 
-  /** Queues one copy of the packet per client (once per client, however many of its filters matched). */
-  enqueue(clientIds: string[], packet: object): void {
+  /**
+   * Queues one copy of the packet per client, however many of its filters matched: at the highest QoS
+   * among them, retained only if one of them keeps the flag as published (MQTT 5 retain-as-published).
+   */
+  enqueue(targets: Target[], packet: object): void {
+    const byClient = new Map<string, Target>();
+    for (const t of targets) {
+      const seen = byClient.get(t.clientId);
+      if (!seen) byClient.set(t.clientId, t);
+      else byClient.set(t.clientId, { clientId: t.clientId, qos: Math.max(seen.qos ?? 2, t.qos ?? 2), rap: !!(seen.rap || t.rap) });
+    }
     // A fresh aedes Packet, as aedes-persistence stores it: no message id until it is sent.
-    this.enqueueAll(new Set(clientIds), new Packet(packet));
+    this.enqueueAll(byClient, new Packet(packet));
   }
 
   /**
@@ -144,6 +165,18 @@ export class OutgoingQueue {
   private *read(clientId: string, until: number): Generator<StoredPacket> {
     for (const row of pages((after, limit) => this.sql.page.all(clientId, after, until, limit), 0, (r) => r.seq)) yield toPacket(row);
   }
+}
+
+/**
+ * The copy a subscription gets: at most the QoS it was granted [MQTT-3.8.4-6], and with RETAIN 0, since it
+ * is delivered because it matched an established subscription [MQTT-3.3.1-9]. A target without a QoS is a
+ * publish aimed at one client: queued as it is.
+ */
+function forTarget(packet: StoredPacket, target: Target): StoredPacket {
+  if (target.qos === undefined) return packet;
+  const qos = Math.min(Number(packet.qos ?? 0), target.qos);
+  const retain = target.rap ? packet.retain : false;
+  return qos === packet.qos && retain === packet.retain ? packet : { ...packet, qos, retain };
 }
 
 function toPacket(row: Row): StoredPacket {

@@ -13,7 +13,7 @@ import type { Database } from "bun:sqlite";
 import { Readable } from "node:stream";
 import type { StoredPacket } from "./codec";
 import { IncomingStore } from "./incoming";
-import { OutgoingQueue, type QueuePacket } from "./outgoing";
+import { OutgoingQueue, type QueuePacket, type Target } from "./outgoing";
 import { RetainedStore } from "./retained";
 import { openBrokerDatabase } from "./schema";
 import { SubscriptionStore, type Subscription } from "./subscriptions";
@@ -119,12 +119,13 @@ export class SqlitePersistence {
     return client;
   }
 
-  async outgoingEnqueue(sub: { clientId: string }, packet: PacketIn): Promise<void> {
-    this.outgoing.enqueue([sub.clientId], packet);
+  async outgoingEnqueue(sub: Target, packet: PacketIn): Promise<void> {
+    this.outgoing.enqueue([sub], packet);
   }
 
-  async outgoingEnqueueCombi(subs: Array<{ clientId: string }>, packet: PacketIn): Promise<void> {
-    if (subs.length > 0) this.outgoing.enqueue(subs.map((sub) => sub.clientId), packet);
+  /** `subs` come from subscriptionsByTopic: all persistent sessions the packet is for, in one transaction. */
+  async outgoingEnqueueCombi(subs: Target[], packet: PacketIn): Promise<void> {
+    if (subs.length > 0) this.outgoing.enqueue(subs, packet);
   }
 
   async outgoingUpdate(client: ClientRef, packet: QueuePacket): Promise<void> {

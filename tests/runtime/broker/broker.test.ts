@@ -28,7 +28,7 @@ function packets(c: TestClient): IPublishPacket[] {
 }
 
 beforeAll(async () => {
-  broker = await startBroker({ host: "127.0.0.1", port: 0, websocketPath: "/mqtt" }, createLogger({ level: "silent" }));
+  broker = await startBroker({ host: "127.0.0.1", port: 0, websocketPath: "/mqtt", persistence: "memory", maxQueuedPerClient: 1000 }, createLogger({ level: "silent" }));
   url = `mqtt://127.0.0.1:${broker.port}`;
 });
 

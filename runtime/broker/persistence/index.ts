@@ -1,0 +1,19 @@
+/** The broker's persistence as configured: SQLite in the data folder, or aedes's own in-memory one. */
+import { join } from "node:path";
+import type { Config } from "../../../config/schema";
+import { SqlitePersistence } from "./sqlite";
+
+/** Cannot be a service's `<name>.sqlite`: service names start with a letter and hold no "_". */
+export const BROKER_DB_FILE = "_broker.sqlite";
+
+/** undefined for "memory": aedes then keeps its state in memory. */
+export function openPersistence(config: Config["broker"], dataDir: string | undefined): SqlitePersistence | undefined {
+  if (config.persistence === "memory") return undefined;
+  if (dataDir === undefined) throw new Error('broker.persistence "sqlite" needs the data folder');
+  const file = join(dataDir, BROKER_DB_FILE);
+  try {
+    return new SqlitePersistence({ file, maxQueuedPerClient: config.maxQueuedPerClient });
+  } catch (err) {
+    throw new Error(`broker.persistence: cannot open ${file}: ${(err as Error).message}`, { cause: err });
+  }
+}

@@ -1,0 +1,50 @@
+import { describe, expect, test } from "bun:test";
+import { ResponseCache } from "../../../runtime/gateway/cache";
+
+const answer = (body: string) => ({ status: 200, headers: {}, body });
+
+describe("ResponseCache", () => {
+  test("an entry lives for its TTL and carries a strong ETag of its body", () => {
+    let now = 0;
+    const cache = new ResponseCache(10, 10_000, () => now);
+    const stored = cache.set("k", "GET /api/a", 1_000, answer('{"a":1}'));
+    expect(stored.etag).toMatch(/^"[0-9a-z]+"$/);
+    expect(cache.set("k2", "GET /api/a", 1_000, answer('{"a":1}')).etag).toBe(stored.etag);
+    expect(cache.set("k3", "GET /api/a", 1_000, answer('{"a":2}')).etag).not.toBe(stored.etag);
+    now = 999;
+    expect(cache.get("k")?.body).toBe('{"a":1}');
+    now = 1_000;
+    expect(cache.get("k")).toBeUndefined();
+  });
+
+  test("bounded by entries and by bytes, least recently used first", () => {
+    const cache = new ResponseCache(2, 10_000, () => 0);
+    cache.set("a", "r", 1_000, answer("1"));
+    cache.set("b", "r", 1_000, answer("2"));
+    cache.get("a");
+    cache.set("c", "r", 1_000, answer("3"));
+    expect([cache.get("a")?.body, cache.get("b")?.body, cache.get("c")?.body]).toEqual(["1", undefined, "3"]);
+
+    const small = new ResponseCache(100, 200, () => 0);
+    small.set("x", "r", 1_000, answer("x".repeat(100)));
+    small.set("y", "r", 1_000, answer("y".repeat(100)));
+    expect(small.size).toBe(1);
+    expect(small.get("y")).toBeDefined();
+    small.set("huge", "r", 1_000, answer("z".repeat(1_000))); // larger than the whole cache: not kept
+    expect(small.get("huge")).toBeUndefined();
+    expect(small.get("y")).toBeDefined();
+  });
+
+  test("an event on a watched filter clears that route's entries only", () => {
+    const cache = new ResponseCache(10, 10_000, () => 0);
+    cache.watch("GET /api/orders", ["events/orders/#"]);
+    cache.set("o1", "GET /api/orders", 60_000, answer("[]"));
+    cache.set("o2", "GET /api/orders", 60_000, answer("[1]"));
+    cache.set("i", "GET /api/inventory", 60_000, answer("{}"));
+    cache.invalidate("events/inventory/stock.changed");
+    expect(cache.size).toBe(3);
+    cache.invalidate("events/orders/created");
+    expect(cache.size).toBe(1);
+    expect(cache.get("i")).toBeDefined();
+  });
+});

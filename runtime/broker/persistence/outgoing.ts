@@ -26,6 +26,7 @@ type Id = string | number | null;
 /** Who a packet is queued for: a subscription from the trie (with its QoS and retain-as-published flag), or just a client. */
 export interface Target {
   clientId: string;
+  topic?: string;
   qos?: number;
   rap?: boolean;
 }

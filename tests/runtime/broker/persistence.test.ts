@@ -153,6 +153,26 @@ describe("bounded queues", () => {
     await p.destroy();
   });
 
+  test("[MQTT-3.8.4-6] [MQTT-3.3.1-9] a queued copy has its subscription's QoS and RETAIN 0 (kept with retain-as-published)", async () => {
+    const p = await open();
+    const packet = { ...publish("a/b", "x", 1), qos: 2, retain: true };
+    await p.outgoingEnqueueCombi(
+      [
+        { clientId: "low", topic: "a/b", qos: 1 },
+        { clientId: "overlap", topic: "a/+", qos: 1 },
+        { clientId: "overlap", topic: "a/#", qos: 2 },
+        { clientId: "rap", topic: "a/b", qos: 2, rap: true },
+      ],
+      packet,
+    );
+    const first = async (id: string) => (await all(p.outgoingStream({ id })))[0]!;
+    expect(await first("low")).toMatchObject({ qos: 1, retain: false });
+    expect(await first("overlap")).toMatchObject({ qos: 2, retain: false });
+    expect(await first("rap")).toMatchObject({ qos: 2, retain: true });
+    expect(await all(p.outgoingStream({ id: "overlap" }))).toHaveLength(1);
+    await p.destroy();
+  });
+
   test("a stream is the queue as it was when asked for, read in pages", async () => {
     const p = await open();
     for (let i = 0; i < 300; i++) await p.outgoingEnqueue({ clientId: "c" }, publish("t", `m${i}`, i + 1));

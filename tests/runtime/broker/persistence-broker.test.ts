@@ -5,7 +5,9 @@
  */
 import { afterAll, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
+import { createConnection, type Socket } from "node:net";
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
+import mqttPacket, { type Packet } from "mqtt-packet";
 import { Value } from "@sinclair/typebox/value";
 import { ConfigSchema, type Config } from "../../../config/schema";
 import { startBroker, type Broker } from "../../../runtime/broker/broker";
@@ -136,4 +138,91 @@ test('broker.persistence "memory" writes no file', async () => {
   await publish(broker, [["kept/nowhere", "x", 1, true]]);
   await broker.close();
   expect(existsSync(dir.join("memory", BROKER_DB_FILE))).toBe(false);
+});
+
+/** A client speaking raw MQTT packets, to stop a QoS 2 handshake halfway. */
+async function rawClient(broker: Broker, clientId: string) {
+  const socket = await new Promise<Socket>((resolve, reject) => {
+    const s = createConnection(broker.port, "127.0.0.1", () => resolve(s));
+    s.once("error", reject);
+  });
+  const parser = mqttPacket.parser({ protocolVersion: 4 });
+  const seen: Packet[] = [];
+  parser.on("packet", (p: Packet) => seen.push(p));
+  socket.on("data", (chunk: Buffer) => parser.parse(chunk));
+  const send = (p: object) => socket.write(mqttPacket.generate(p as Packet));
+  const next = async (cmd: string, from = 0) => {
+    await eventually(() => seen.slice(from).some((p) => p.cmd === cmd));
+    return seen.slice(from).find((p) => p.cmd === cmd)! as Packet & { messageId?: number; sessionPresent?: boolean };
+  };
+  send({ cmd: "connect", protocolId: "MQTT", protocolVersion: 4, clean: false, clientId, keepalive: 60 });
+  const connack = await next("connack");
+  return { seen, send, next, sessionPresent: !!connack.sessionPresent, close: () => socket.destroy() };
+}
+
+test("[MQTT-4.3.3-2] a QoS 2 PUBLISH received before a restart is not delivered again when resent after it", async () => {
+  const data = dir.join("qos2-in");
+  let broker = await start(data);
+  const listener = await connect(broker, { clientId: "listener", clean: false });
+  await listener.client.subscribeAsync("once", { qos: 2 });
+
+  const publisher = await rawClient(broker, "qos2-publisher");
+  publisher.send({ cmd: "publish", topic: "once", payload: Buffer.from("exactly once"), qos: 2, messageId: 7, retain: false, dup: false });
+  expect((await publisher.next("pubrec")).messageId).toBe(7);
+  publisher.close(); // no PUBREL: the handshake is left halfway
+  await eventually(() => listener.messages.length === 1);
+  await listener.client.endAsync();
+  await broker.close();
+
+  broker = await start(data);
+  const watcher = await connect(broker, { clientId: "watcher", clean: true });
+  await watcher.client.subscribeAsync("once", { qos: 2 });
+  const again = await rawClient(broker, "qos2-publisher");
+  expect(again.sessionPresent).toBe(false); // it has no subscriptions, but its QoS 2 state was kept
+  again.send({ cmd: "publish", topic: "once", payload: Buffer.from("exactly once"), qos: 2, messageId: 7, retain: false, dup: true });
+  expect((await again.next("pubrec")).messageId).toBe(7);
+  again.send({ cmd: "pubrel", messageId: 7 });
+  expect((await again.next("pubcomp")).messageId).toBe(7);
+  again.close();
+  const back = await connect(broker, { clientId: "listener", clean: false });
+  await Bun.sleep(200);
+  // Delivered before the restart, and not a second time: neither to the session nor to a new subscriber.
+  expect(back.messages).toEqual([]);
+  expect(watcher.messages).toEqual([]);
+  await back.client.endAsync();
+  await watcher.client.endAsync();
+  await broker.close();
+});
+
+test("a QoS 2 delivery stopped after PUBREC resumes with PUBREL after a restart", async () => {
+  const data = dir.join("qos2-out");
+  let broker = await start(data);
+  const receiver = await rawClient(broker, "qos2-receiver");
+  receiver.send({ cmd: "subscribe", messageId: 1, subscriptions: [{ topic: "handshake", qos: 2 }] });
+  await receiver.next("suback");
+  await publish(broker, [["handshake", "halfway", 2]]);
+  const delivered = await receiver.next("publish");
+  receiver.send({ cmd: "pubrec", messageId: delivered.messageId });
+  const pubrel = await receiver.next("pubrel");
+  expect(pubrel.messageId).toBe(delivered.messageId!);
+  receiver.close(); // no PUBCOMP
+  await broker.close();
+
+  broker = await start(data);
+  const again = await rawClient(broker, "qos2-receiver");
+  expect(again.sessionPresent).toBe(true);
+  // The broker resumes where it was: PUBREL again, not the PUBLISH [MQTT-4.4.0-1].
+  expect((await again.next("pubrel")).messageId).toBe(delivered.messageId!);
+  expect(again.seen.filter((p) => p.cmd === "publish")).toEqual([]);
+  again.send({ cmd: "pubcomp", messageId: delivered.messageId });
+  await Bun.sleep(100);
+  again.close();
+  await broker.close();
+
+  broker = await start(data);
+  const done = await rawClient(broker, "qos2-receiver");
+  await Bun.sleep(200);
+  expect(done.seen.filter((p) => p.cmd === "pubrel" || p.cmd === "publish")).toEqual([]);
+  done.close();
+  await broker.close();
 });

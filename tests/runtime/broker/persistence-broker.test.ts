@@ -1,18 +1,20 @@
 /**
  * The broker (aedes) on its SQLite persistence, restarted on the same data
- * folder, with MQTT.js clients over TCP: persistent sessions and retained
- * messages outlive the broker.
+ * folder, with MQTT.js clients (and raw MQTT packets where a handshake must
+ * stop halfway) over TCP: persistent sessions, retained messages, QoS 2 state
+ * and wills outlive the broker.
  */
 import { afterAll, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
-import { createConnection, type Socket } from "node:net";
+import { createConnection, createServer, type Socket } from "node:net";
+import { Aedes } from "aedes";
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import mqttPacket, { type Packet } from "mqtt-packet";
 import { Value } from "@sinclair/typebox/value";
 import { ConfigSchema, type Config } from "../../../config/schema";
 import { startBroker, type Broker } from "../../../runtime/broker/broker";
 import { BROKER_DB_FILE } from "../../../runtime/broker/persistence";
-import type { SqlitePersistence } from "../../../runtime/broker/persistence/sqlite";
+import { SqlitePersistence } from "../../../runtime/broker/persistence/sqlite";
 import { createLogger } from "../../../runtime/log";
 import { eventually } from "../../helpers/mqtt";
 import { tempDir } from "../../helpers/tmp";
@@ -226,3 +228,40 @@ test("a QoS 2 delivery stopped after PUBREC resumes with PUBREL after a restart"
   done.close();
   await broker.close();
 });
+
+test("the will of a client connected to a broker that died is published by the next broker's will sweep", async () => {
+  const file = dir.join("wills", BROKER_DB_FILE);
+  // The first broker "dies": it is never closed, and never heard from by the second.
+  const dead = await startAedes(file);
+  const server = createServer((socket) => dead.handle(socket));
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as { port: number }).port;
+  const doomed = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, {
+    clientId: "doomed",
+    reconnectPeriod: 0,
+    will: { topic: "status/doomed", payload: Buffer.from("gone"), qos: 1, retain: false },
+  });
+
+  const next = await startAedes(file, 25); // sweeps every 4 × 25 ms
+  const heard: string[] = [];
+  next.subscribe("status/+", (packet, cb) => {
+    heard.push(`${packet.topic} ${packet.payload.toString()}`);
+    cb();
+  }, () => {});
+  await eventually(() => heard.length === 1, 2_000);
+  expect(heard).toEqual(["status/doomed gone"]);
+  expect(await next.persistence.getWill({ id: "doomed" })).toBeUndefined();
+
+  doomed.end(true);
+  server.close();
+  await new Promise<void>((resolve) => dead.close(() => resolve()));
+  await new Promise<void>((resolve) => next.close(() => resolve()));
+  await dead.persistence.destroy();
+  await next.persistence.destroy();
+});
+
+async function startAedes(file: string, heartbeatInterval?: number) {
+  const persistence = new SqlitePersistence({ file });
+  const aedes = await Aedes.createBroker({ persistence, ...(heartbeatInterval && { heartbeatInterval }) });
+  return Object.assign(aedes, { persistence });
+}

@@ -20,7 +20,7 @@ import { API_PREFIX, apiHandler, type ApiPolicies } from "./routes";
 
 
 export interface Gateway {
-  readonly app: { handle(request: Request): Promise<Response> };
+  readonly app: GatewayApp;
   readonly url: string;
   readonly port: number;
   /** The client address of a request this gateway is serving. */
@@ -29,7 +29,17 @@ export interface Gateway {
   stop(graceMs: number): Promise<void>;
 }
 
-export function createApp(loader: Loader, config: Readonly<Config>, log: Logger, policies: ApiPolicies) {
+/**
+ * The gateway's request handler: `/api/*` straight to the API handler (the hot path, without
+ * Elysia's per-request work), everything else (and all of it when CORS is on, so that the CORS
+ * plugin sees every request) through the Elysia app.
+ */
+export interface GatewayApp {
+  app: { fetch(request: Request): Response | Promise<Response> };
+  fetch(request: Request): Response | Promise<Response>;
+}
+
+export function createApp(loader: Loader, config: Readonly<Config>, log: Logger, policies: ApiPolicies): GatewayApp {
   const startedAt = Date.now();
   const api = apiHandler(loader, config, policies);
   // Committed events clear the cached answers of the routes that name them, before the
@@ -38,7 +48,12 @@ export function createApp(loader: Loader, config: Readonly<Config>, log: Logger,
     for (const e of events) policies.cache.invalidate(Topics.event(service, e.type));
   });
   const { cors: corsConfig } = config.gateway;
-  return new Elysia()
+  const toResponse = (error: unknown, request: Request): Response => {
+    if (error instanceof PlinthError) return errorResponse(error);
+    log.error("gateway error", { path: new URL(request.url).pathname, error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
+    return errorResponse(new PlinthError("PLT_INTERNAL", "internal error"));
+  };
+  const app = new Elysia()
     .use(
       corsConfig.origins.length > 0
         ? cors({
@@ -51,13 +66,11 @@ export function createApp(loader: Loader, config: Readonly<Config>, log: Logger,
         : new Elysia(),
     )
     .onError(({ code, error, request }) => {
-      if (error instanceof PlinthError) return errorResponse(error);
       if (code === "NOT_FOUND") {
         return errorResponse(new PlinthError("PLT_NOT_FOUND", `no route ${request.method} ${new URL(request.url).pathname}`));
       }
       if (code === "PARSE") return errorResponse(new PlinthError("PLT_BAD_JSON", "malformed request body"));
-      log.error("gateway error", { error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
-      return errorResponse(new PlinthError("PLT_INTERNAL", "internal error"));
+      return toResponse(error, request);
     })
     .get("/health", () => {
       const { services, failed } = loader.describe();
@@ -72,7 +85,26 @@ export function createApp(loader: Loader, config: Readonly<Config>, log: Logger,
     })
     .get("/openapi.json", ({ status }) => (config.gateway.openapi ? openApiDocument(loader, config) : status(404, notFound("/openapi.json"))))
     .get("/docs", ({ status }) => (config.gateway.openapi ? docsPage("/openapi.json") : status(404, notFound("/docs"))))
-    .all(`${API_PREFIX}*`, ({ request, path, query }) => api(request, path, query), { parse: "none" });
+    .all(`${API_PREFIX}*`, ({ request, path }) => api(request, path, searchOf(request.url)), { parse: "none" });
+
+  const throughElysia = corsConfig.origins.length > 0;
+  return {
+    app,
+    fetch(request) {
+      if (throughElysia) return app.fetch(request);
+      const url = request.url;
+      const start = url.indexOf("/", url.indexOf("//") + 2);
+      const q = url.indexOf("?", start);
+      const path = q < 0 ? url.slice(start) : url.slice(start, q);
+      if (!path.startsWith(API_PREFIX)) return app.fetch(request);
+      return api(request, path, q < 0 ? "" : url.slice(q + 1)).catch((err: unknown) => toResponse(err, request));
+    },
+  };
+}
+
+function searchOf(url: string): string {
+  const q = url.indexOf("?");
+  return q < 0 ? "" : url.slice(q + 1);
 }
 
 function notFound(path: string) {
@@ -87,7 +119,7 @@ function serve(options: Bun.Serve.Options<MqttSocketData>, at: Config["gateway"]
   }
 }
 
-export function startGateway(app: ReturnType<typeof createApp>, broker: Broker, config: Readonly<Config>, log: Logger): Gateway {
+export function startGateway(app: GatewayApp, broker: Broker, config: Readonly<Config>, log: Logger): Gateway {
   const wsPath = config.broker.websocketPath;
   const server: Server<MqttSocketData> = serve({
     hostname: config.gateway.host,

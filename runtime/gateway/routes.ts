@@ -31,7 +31,8 @@ export function apiHandler(loader: Loader, config: Readonly<Config>, policies: A
   const { gateway } = config;
   const { auth, limiter, cache } = policies;
 
-  return async (request: Request, path: string, query: Record<string, string | undefined>): Promise<Response> => {
+  /** `search`: the query string, without "?". */
+  return async (request: Request, path: string, search: string): Promise<Response> => {
     const deadline = Date.now() + gateway.requestTimeoutMs;
     const rest = path.slice(API_PREFIX.length);
     const slash = rest.indexOf("/");
@@ -73,7 +74,8 @@ export function apiHandler(loader: Loader, config: Readonly<Config>, policies: A
     }
     for (const [k, v] of Object.entries(match.params)) match.params[k] = decode(v);
 
-    const req = { query: query as Record<string, string>, headers: request.headers.toJSON(), body, deadline, identity };
+    const query = search ? Object.fromEntries(new URLSearchParams(search)) : {};
+    const req = { query, headers: request.headers.toJSON(), body, deadline, identity };
     const reply = await loader.http(match, req, Math.max(1, deadline - Date.now())).catch((err: unknown) => {
       const fallback = gateway.fallbacks[name];
       const error = PlinthError.from(err);
@@ -123,6 +125,7 @@ function cachedResponse(request: Request, hit: { status: number; headers: Record
 }
 
 function decode(segment: string): string {
+  if (!segment.includes("%")) return segment;
   try {
     return decodeURIComponent(segment);
   } catch {

@@ -10,6 +10,7 @@ import { join } from "node:path";
 export interface LoadOptions {
   method?: "GET" | "POST";
   body?: string;
+  headers?: Record<string, string>;
   connections?: number;
   durationMs?: number;
 }
@@ -53,6 +54,7 @@ async function wrk(url: string, connections: number, durationMs: number, options
     writeFileSync(script, `wrk.method = "POST"\nwrk.body = ${JSON.stringify(options.body ?? "")}\nwrk.headers["Content-Type"] = "application/json"\n`);
     args.push("-s", script);
   }
+  for (const [name, value] of Object.entries(options.headers ?? {})) args.push("-H", `${name}: ${value}`);
   const out = Bun.spawnSync([...args, url]).stdout.toString();
   const latency = (p: string) => toMs(new RegExp(`^\\s+${p}%\\s+([\\d.]+)(us|ms|s)`, "m").exec(out));
   const errors = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0) + Number(/Socket errors:.*?timeout (\d+)/.exec(out)?.[1] ?? 0);
@@ -66,7 +68,8 @@ function toMs(m: RegExpExecArray | null): number {
 }
 
 async function fetchLoop(url: string, connections: number, durationMs: number, options: LoadOptions) {
-  const init: RequestInit = options.method === "POST" ? { method: "POST", headers: { "content-type": "application/json" }, body: options.body ?? "" } : {};
+  const headers = { ...options.headers, ...(options.method === "POST" ? { "content-type": "application/json" } : {}) };
+  const init: RequestInit = options.method === "POST" ? { method: "POST", headers, body: options.body ?? "" } : { headers };
   const latencies: number[] = [];
   let errors = 0;
   const end = performance.now() + durationMs;

@@ -8,6 +8,7 @@
 import { cpSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { SignJWT } from "jose";
 import { BINARY, ensureBinary } from "../helpers/binary";
 import { GENERATOR, load, type LoadResult } from "./load";
 import { spawnReady } from "./spawn";
@@ -18,6 +19,10 @@ const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 ensureBinary();
 const dir = mkdtempSync(join(tmpdir(), "plinth-bench-"));
 cpSync(join(import.meta.dir, "plugins"), join(dir, "plugins"), { recursive: true });
+// Routes are public unless they say otherwise (the bench's guarded route does); tokens are HS256.
+const SECRET = "bench-secret-bench-secret-bench-secret";
+await Bun.write(join(dir, "platform.config.ts"), `export default { auth: { defaultPolicy: "public", jwt: { secret: "${SECRET}" } } };\n`);
+const token = await new SignJWT({ roles: ["user"] }).setProtectedHeader({ alg: "HS256" }).setSubject("bench").setExpirationTime("1h").sign(new TextEncoder().encode(SECRET));
 
 const elysia = await spawnReady([process.execPath, join(import.meta.dir, "baselines/elysia.ts")], dir, /listening (http:\S+)/);
 const worker = await spawnReady([process.execPath, join(import.meta.dir, "baselines/worker-echo.ts")], dir, /listening (http:\S+)/);
@@ -37,7 +42,13 @@ try {
   rows.push({ name: "bare Elysia GET (reference)", r: bare });
   const wEcho = await run(`${workerUrl}/echo`, worker.proc.pid);
   rows.push({ name: "baseline: Elysia → Worker echo", r: wEcho });
-  rows.push({ name: "plinth echo GET /api/bench/echo", r: await run(`${plinthUrl}/api/bench/echo`, plinth.proc.pid), base: wEcho, target: "≥ 0.85" });
+  const echo = await run(`${plinthUrl}/api/bench/echo`, plinth.proc.pid);
+  rows.push({ name: "plinth echo GET /api/bench/echo", r: echo, base: wEcho, target: "≥ 0.85" });
+  const guarded = await run(`${plinthUrl}/api/bench/guarded?n=1`, plinth.proc.pid, { headers: { authorization: `Bearer ${token}` } });
+  rows.push({ name: "plinth GET /api/bench/guarded: JWT + rate limit + query validation (vs echo, policies off)", r: guarded, base: echo, target: "≥ 0.85" });
+  const staticRoute = await run(`${elysiaUrl}/static`, elysia.proc.pid);
+  rows.push({ name: "bare Elysia static route", r: staticRoute });
+  rows.push({ name: "plinth cache hit GET /api/bench/cached", r: await run(`${plinthUrl}/api/bench/cached`, plinth.proc.pid), base: staticRoute, target: "≥ 1.0" });
   const wWrite = await run(`${workerUrl}/items`, worker.proc.pid, post);
   rows.push({ name: "baseline: Elysia → Worker → SQLite INSERT", r: wWrite });
   rows.push({ name: "plinth write POST /api/bench/items (INSERT + event)", r: await run(`${plinthUrl}/api/bench/items`, plinth.proc.pid, post), base: wWrite, target: "≥ 0.9" });

@@ -10,6 +10,15 @@ export default definePlugin({
   },
   routes: {
     "GET /echo": () => ({ ok: true }),
+    // The same answer behind every gateway policy: a token, a rate limit and query validation.
+    "GET /guarded": route({
+      auth: "authenticated",
+      rateLimit: { limit: 1_000_000_000, windowMs: 1_000 },
+      query: t.Object({ n: t.Integer({ minimum: 0 }) }),
+      handler: () => ({ ok: true }),
+    }),
+    // The same answer from the gateway's response cache.
+    "GET /cached": route({ cache: { ttlMs: 3_600_000 }, handler: () => ({ ok: true }) }),
     // A → B: one more hop through the main thread to another worker.
     "GET /chain": (ctx) => ctx.call("bench2.echo", true),
     "POST /items": route({

@@ -4,6 +4,8 @@
  */
 import { Type as t, type Static } from "@sinclair/typebox";
 
+/** broker.maxPacketBytes when not set: 1 MiB. */
+export const DEFAULT_MAX_PACKET_BYTES = 1024 * 1024;
 const port = (d: number) => t.Integer({ minimum: 0, maximum: 65535, default: d });
 const ms = (d: number, minimum = 1) => t.Integer({ minimum, default: d });
 const section = <T extends Parameters<typeof t.Object>[0]>(props: T) =>
@@ -159,6 +161,11 @@ export const ConfigSchema = t.Object(
       persistence: t.Union([t.Literal("sqlite"), t.Literal("memory")], { default: "sqlite" }),
       /** QoS 1/2 messages queued per persistent session; past that the oldest are dropped. */
       maxQueuedPerClient: t.Integer({ minimum: 1, default: 1000 }),
+      /**
+       * Largest MQTT packet a client may send (fixed header included); a larger one disconnects it.
+       * Optional in the type only: a broker config built by hand gets the same default.
+       */
+      maxPacketBytes: t.Optional(t.Integer({ minimum: 256, maximum: 268_435_460, default: DEFAULT_MAX_PACKET_BYTES })),
     }),
     plugins: section({
       dir: t.String({ minLength: 1, default: "./plugins" }),

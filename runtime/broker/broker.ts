@@ -9,6 +9,7 @@ import type { Config } from "../../config/schema";
 import { PlinthError } from "../errors";
 import type { Logger } from "../log";
 import { aclHooks, type MqttAccess } from "./acl";
+import { conformant } from "./conformance";
 import { createBus, type Bus } from "./bus";
 import { openPersistence } from "./persistence";
 
@@ -35,6 +36,7 @@ export async function startBroker(config: Config["broker"], log: Logger, options
     await persistence?.destroy();
     throw err;
   });
+  conformant(aedes, config, log);
   aedes.on("clientError", (client, err) => log.debug("client error", { client: client.id, error: err.message }));
   aedes.on("connectionError", (client, err) => log.debug("connection error", { client: client?.id, error: err.message }));
 

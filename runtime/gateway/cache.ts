@@ -7,10 +7,13 @@ import { topicMatches } from "../protocol";
 
 export interface CachedResponse {
   status: number;
+  /** The stored headers, ETag included. */
   headers: Record<string, string>;
   /** The JSON text of the body. */
   body: string;
   etag: string;
+  /** `headers` with `x-cache: HIT`, built once: a plain hit allocates no header object. */
+  hitHeaders: Headers;
 }
 
 interface Entry extends CachedResponse {
@@ -47,8 +50,10 @@ export class ResponseCache {
     return entry;
   }
 
-  set(key: string, route: string, ttlMs: number, response: Omit<CachedResponse, "etag">): CachedResponse {
-    const cached = { ...response, etag: `"${Bun.hash(response.body).toString(36)}"` };
+  set(key: string, route: string, ttlMs: number, response: Pick<CachedResponse, "status" | "headers" | "body">): CachedResponse {
+    const etag = `"${Bun.hash(response.body).toString(36)}"`;
+    const headers = { ...response.headers, etag };
+    const cached: CachedResponse = { ...response, headers, etag, hitHeaders: new Headers({ ...headers, "x-cache": "HIT" }) };
     const bytes = key.length + response.body.length + 64;
     if (bytes > this.maxBytes || this.maxEntries === 0) return cached;
     this.remove(key);

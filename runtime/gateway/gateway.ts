@@ -85,7 +85,7 @@ export function createApp(loader: Loader, config: Readonly<Config>, log: Logger,
     })
     .get("/openapi.json", ({ status }) => (config.gateway.openapi ? openApiDocument(loader, config) : status(404, notFound("/openapi.json"))))
     .get("/docs", ({ status }) => (config.gateway.openapi ? docsPage("/openapi.json") : status(404, notFound("/docs"))))
-    .all(`${API_PREFIX}*`, ({ request, path }) => api(request, path, searchOf(request.url)), { parse: "none" });
+    .all(`${API_PREFIX}*`, ({ request, path }) => api(request, request.url, path, searchOf(request.url)), { parse: "none" });
 
   const throughElysia = corsConfig.origins.length > 0;
   return {
@@ -97,7 +97,12 @@ export function createApp(loader: Loader, config: Readonly<Config>, log: Logger,
       const q = url.indexOf("?", start);
       const path = q < 0 ? url.slice(start) : url.slice(start, q);
       if (!path.startsWith(API_PREFIX)) return app.fetch(request);
-      return api(request, path, q < 0 ? "" : url.slice(q + 1)).catch((err: unknown) => toResponse(err, request));
+      try {
+        const answer = api(request, url, path, q < 0 ? "" : url.slice(q + 1));
+        return answer instanceof Promise ? answer.catch((err: unknown) => toResponse(err, request)) : answer;
+      } catch (err) {
+        return toResponse(err, request);
+      }
     },
   };
 }

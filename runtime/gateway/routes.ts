@@ -13,7 +13,7 @@ import { routeName, type DeclaredRoute } from "../protocol";
 import type { Loader, RouteMatch } from "../loader/loader";
 import type { HttpResponse } from "../worker/channel";
 import { readBody } from "./body";
-import type { ResponseCache } from "./cache";
+import type { CachedResponse, ResponseCache } from "./cache";
 import { errorResponse } from "./errors";
 import type { RateLimiter } from "./ratelimit";
 
@@ -27,24 +27,59 @@ export interface ApiPolicies {
   clientIp(request: Request): string;
 }
 
+/** What one request carries from step to step. */
+interface Pending {
+  request: Request;
+  url: string;
+  search: string;
+  service: string;
+  subpath: string;
+  match: RouteMatch;
+  route: DeclaredRoute;
+  deadline: number;
+}
+
 export function apiHandler(loader: Loader, config: Readonly<Config>, policies: ApiPolicies) {
   const { gateway } = config;
   const { auth, limiter, cache } = policies;
+  const policyOf = (route: DeclaredRoute) => route.auth ?? config.auth.defaultPolicy;
 
-  /** `search`: the query string, without "?". */
-  return async (request: Request, path: string, search: string): Promise<Response> => {
+  /**
+   * `url`: the request's URL (read once by the caller); `search`: its query string without "?".
+   * Synchronous up to the cache: a cache hit with a known caller never waits.
+   */
+  return (request: Request, url: string, path: string, search: string): Response | Promise<Response> => {
     const deadline = Date.now() + gateway.requestTimeoutMs;
     const rest = path.slice(API_PREFIX.length);
     const slash = rest.indexOf("/");
     const service = decode(slash < 0 ? rest : rest.slice(0, slash));
     const subpath = slash < 0 ? "/" : rest.slice(slash);
-    const method = request.method;
+    const match = loader.match(service, request.method, subpath);
+    const p: Pending = { request, url, search, service, subpath, match, route: declared(match), deadline };
 
-    let match = loader.match(service, method, subpath);
-    let route = declared(match);
-    const identity = await identify(request, route);
-    authorize(route.auth ?? config.auth.defaultPolicy, identity);
-    const name = routeName(match.service.name, route);
+    // The caller, or null; invalid credentials fail unless the route is public (where they are ignored).
+    let identity: Identity | Promise<Identity> | null;
+    try {
+      identity = auth.fromHeaders(request.headers);
+    } catch (err) {
+      if (policyOf(p.route) !== "public") throw err;
+      identity = null;
+    }
+    if (!(identity instanceof Promise)) return admit(p, identity);
+    return identity.then(
+      (id) => admit(p, id),
+      (err: unknown) => {
+        if (policyOf(p.route) !== "public") throw err;
+        return admit(p, null);
+      },
+    );
+  };
+
+  /** Route policy, rate limit, then the cache; what passes is forwarded to the service. */
+  function admit(p: Pending, identity: Identity | null): Response | Promise<Response> {
+    const { request, route } = p;
+    authorize(policyOf(route), identity);
+    const name = nameOf(p.match.service.name, route);
 
     const limit = gateway.rateLimits[name] ?? route.rateLimit ?? gateway.rateLimit;
     let rateHeaders: Record<string, string> | undefined;
@@ -57,24 +92,30 @@ export function apiHandler(loader: Loader, config: Readonly<Config>, policies: A
       rateHeaders = taken.headers;
     }
 
-    const cacheKey = route.cache && method === "GET" ? `${name}\n${route.auth === "public" ? "" : `${identity?.via}:${identity?.sub}`}\n${request.url}` : null;
+    const cacheKey = route.cache && request.method === "GET" ? `${name}\n${route.auth === "public" ? "" : `${identity?.via}:${identity?.sub}`}\n${p.url}` : null;
     if (cacheKey) {
       const hit = cache.get(cacheKey);
-      if (hit) return cachedResponse(request, hit, route, rateHeaders, "HIT");
+      if (hit) return cachedResponse(request, hit, rateHeaders, "HIT");
     }
+    return forward(p, identity, name, rateHeaders, cacheKey);
+  }
 
+  async function forward(p: Pending, identity: Identity | null, name: string, rateHeaders: Record<string, string> | undefined, cacheKey: string | null): Promise<Response> {
+    const { request, deadline } = p;
+    const method = request.method;
     // Body, then the route again: the service that answers is the one serving when the request is
     // complete, so a plugin replaced meanwhile is never handed a request after it was drained.
     const body = request.body ? await withinDeadline(readBody(request, gateway.maxBodyBytes), deadline) : undefined;
-    const again = loader.match(service, method, subpath);
+    let { match, route } = p;
+    const again = loader.match(p.service, method, p.subpath);
     if (again.service !== match.service) {
       match = again;
       route = declared(match);
-      authorize(route.auth ?? config.auth.defaultPolicy, identity);
+      authorize(policyOf(route), identity);
     }
     for (const [k, v] of Object.entries(match.params)) match.params[k] = decode(v);
 
-    const query = search ? Object.fromEntries(new URLSearchParams(search)) : {};
+    const query = p.search ? Object.fromEntries(new URLSearchParams(p.search)) : {};
     const req = { query, headers: request.headers.toJSON(), body, deadline, identity };
     const reply = await loader.http(match, req, Math.max(1, deadline - Date.now())).catch((err: unknown) => {
       const fallback = gateway.fallbacks[name];
@@ -83,44 +124,38 @@ export function apiHandler(loader: Loader, config: Readonly<Config>, policies: A
       return { ...fallback, headers: { ...fallback.headers, "x-plinth-fallback": error.code } };
     });
     checkHeaders(match, reply);
-    if (cacheKey && reply.status === 200) {
-      cache.watch(name, route.cache!.invalidatedBy);
-      const stored = cache.set(cacheKey, name, route.cache!.ttlMs, { status: 200, headers: reply.headers, body: JSON.stringify(reply.body) });
-      return cachedResponse(request, stored, route, rateHeaders, "MISS");
+    if (cacheKey && reply.status === 200 && route.cache) {
+      cache.watch(name, route.cache.invalidatedBy);
+      const visibility = route.auth === "public" ? "public" : "private";
+      const headers = { ...reply.headers, "content-type": "application/json", "cache-control": `${visibility}, max-age=${Math.floor(route.cache.ttlMs / 1000)}` };
+      const stored = cache.set(cacheKey, name, route.cache.ttlMs, { status: 200, headers, body: JSON.stringify(reply.body) });
+      return cachedResponse(request, stored, rateHeaders, "MISS");
     }
     const headers = rateHeaders ? { ...reply.headers, ...rateHeaders } : reply.headers;
     if (reply.status === 204 || reply.status === 304 || method === "HEAD") return new Response(null, { status: reply.status, headers });
     return Response.json(reply.body, { status: reply.status, headers });
-  };
-
-  /** The caller, or null; invalid credentials fail unless the route is public (where they are ignored). */
-  async function identify(request: Request, route: DeclaredRoute): Promise<Identity | null> {
-    try {
-      return await auth.fromHeaders(request.headers);
-    } catch (err) {
-      if ((route.auth ?? config.auth.defaultPolicy) === "public") return null;
-      throw err;
-    }
   }
+}
+
+/** "GET /api/orders/:id" for a declared route, built once per route object. */
+const names = new WeakMap<DeclaredRoute, string>();
+function nameOf(service: string, route: DeclaredRoute): string {
+  let name = names.get(route);
+  if (name === undefined) names.set(route, (name = routeName(service, route)));
+  return name;
 }
 
 function declared(match: RouteMatch): DeclaredRoute {
   return match.service.host.manifest!.routes[match.route]!;
 }
 
-function cachedResponse(request: Request, hit: { status: number; headers: Record<string, string>; body: string; etag: string }, route: DeclaredRoute, rateHeaders: Record<string, string> | undefined, state: string): Response {
-  const headers: Record<string, string> = {
-    ...hit.headers,
-    ...rateHeaders,
-    etag: hit.etag,
-    "cache-control": `${route.auth === "public" ? "public" : "private"}, max-age=${Math.floor(route.cache!.ttlMs / 1000)}`,
-    "x-cache": state,
-  };
+/** A cached answer: 304 when the client holds its ETag, else the stored body (headers prebuilt for plain hits). */
+function cachedResponse(request: Request, hit: CachedResponse, rateHeaders: Record<string, string> | undefined, state: "HIT" | "MISS"): Response {
   const conditional = request.headers.get("if-none-match");
-  if (conditional !== null && conditional.split(",").some((tag) => tag.trim().replace(/^W\//, "") === hit.etag || tag.trim() === "*")) {
-    return new Response(null, { status: 304, headers });
-  }
-  headers["content-type"] = "application/json";
+  const fresh = conditional !== null && conditional.split(",").some((tag) => tag.trim().replace(/^W\//, "") === hit.etag || tag.trim() === "*");
+  if (!fresh && !rateHeaders && state === "HIT") return new Response(hit.body, { status: hit.status, headers: hit.hitHeaders });
+  const headers: Record<string, string> = { ...hit.headers, ...rateHeaders, "x-cache": state };
+  if (fresh) return new Response(null, { status: 304, headers });
   return new Response(hit.body, { status: hit.status, headers });
 }
 

@@ -9,6 +9,7 @@
  *   a protocol violation closes the connection [MQTT-4.8.0-1], a refused CONNECT gets its CONNACK
  *   return code, and nothing after either is processed [MQTT-3.1.4-5];
  * - one SUBACK return code per topic filter, duplicates included [MQTT-3.8.4-4] [MQTT-3.8.4-5];
+ * - an incoming PUBLISH's DUP flag not passed on [MQTT-3.3.1-3];
  * - delivery at no more than the subscription's QoS [MQTT-3.8.4-6] (aedes caps it only for a
  *   subscription whose filter is the topic itself), on the authorizeForward hook;
  * - on the session store: DUP set on PUBLISH packets sent again after a reconnect [MQTT-3.3.1-1],
@@ -319,6 +320,10 @@ function guard(client: Client, options: ConformanceOptions, log: Logger, combine
       if (code !== undefined) return refuse(code, "[MQTT-3.1.3-8] empty client identifier without a clean session");
     } else if (packet.cmd === "subscribe") {
       combineDuplicates(client, packet, combined);
+    } else if (packet.cmd === "publish") {
+      // [MQTT-3.3.1-3] DUP on the way out says whether that copy is a resend, not whether this one was
+      // (aedes would pass it on to subscribers, and keep it on the retained message).
+      packet.dup = false;
     }
     enqueue.call(this, packet);
   });

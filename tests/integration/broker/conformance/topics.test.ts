@@ -1,0 +1,84 @@
+/** MQTT 3.1.1 §4.7 topic names and filters: how they match, on a real platform. */
+import { describe, expect, test } from "bun:test";
+import { uniqueId, useBroker, type RawClient } from "../../../helpers/raw-mqtt";
+
+// Clients may use `$conformance/#` here (the ACL gives `$` topics only to filters that name them).
+// In-memory broker persistence: its retained store, unlike the SQLite one, does not skip `$` topics itself.
+const broker = useBroker({
+  broker: { persistence: "memory" },
+  auth: { mqtt: { acl: { anonymous: { publish: ["#", "$conformance/#"], subscribe: ["#", "$conformance/#"] } } } },
+});
+const fresh = (root: string) => `${root}/${uniqueId()}`;
+
+async function publish(topic: string, payload = topic, retain = false): Promise<void> {
+  const c = await broker.session();
+  c.send({ cmd: "publish", topic, payload, qos: 1, messageId: 1, retain });
+  await c.next("puback");
+  await c.disconnect();
+}
+
+/** Topics of the PUBLISH packets received within a short while, sorted. */
+async function topicsReceived(c: RawClient, ms = 250): Promise<string[]> {
+  await Bun.sleep(ms);
+  return c.received.flatMap((p) => (p.cmd === "publish" ? [p.topic] : [])).sort();
+}
+
+describe("matching", () => {
+  test("[MQTT-4.7.1-2] `#` matches its parent level and any number of levels below", async () => {
+    const root = fresh("topics/hash");
+    const sub = await broker.subscriber(`${root}/#`);
+    for (const t of [root, `${root}/a`, `${root}/a/b/c`, `${root}-sibling`]) await publish(t);
+    expect(await topicsReceived(sub)).toEqual([root, `${root}/a`, `${root}/a/b/c`]);
+  });
+
+  test("[MQTT-4.7.1-3] `+` matches exactly one level, an empty one included", async () => {
+    const root = fresh("topics/plus");
+    const sub = await broker.subscriber(`${root}/+/x`);
+    for (const t of [`${root}/a/x`, `${root}//x`, `${root}/x`, `${root}/a/b/x`, `${root}/a/x/y`]) await publish(t);
+    expect(await topicsReceived(sub)).toEqual([`${root}//x`, `${root}/a/x`]);
+  });
+
+  test("[MQTT-4.7.3-4] topics match character for character: no case folding, no normalization, U+FEFF kept [MQTT-1.5.3-3]", async () => {
+    const root = fresh("topics/exact");
+    const sub = await broker.subscriber(`${root}/Ab`);
+    const bom = await broker.subscriber(`${root}/\uFEFFAb`);
+    for (const t of [`${root}/Ab`, `${root}/ab`, `${root}/AB`, `${root}/Ab `, `${root}/\uFEFFAb`]) await publish(t);
+    expect(await topicsReceived(sub)).toEqual([`${root}/Ab`]);
+    expect(await topicsReceived(bom, 0)).toEqual([`${root}/\uFEFFAb`]);
+  });
+
+  test("a leading `/` makes an empty first level", async () => {
+    const root = uniqueId("topics-slash");
+    const sub = await broker.subscriber(`+/${root}`);
+    await publish(`/${root}`);
+    await publish(root);
+    expect(await topicsReceived(sub)).toEqual([`/${root}`]);
+  });
+});
+
+describe("topics starting with $", () => {
+  test("[MQTT-4.7.2-1] filters starting with a wildcard do not match `$` topics; a filter naming the `$` level does", async () => {
+    const id = uniqueId();
+    const hash = await broker.subscriber("#");
+    const plus = await broker.subscriber(`+/${id}`);
+    const named = await broker.subscriber(`$conformance/#`);
+    await publish(`$conformance/${id}`);
+    expect((await named.next("publish")).topic).toBe(`$conformance/${id}`);
+    for (const c of [hash, plus]) {
+      const topics = c.received.flatMap((p) => (p.cmd === "publish" ? [p.topic] : []));
+      expect(topics.filter((t) => t.startsWith("$"))).toEqual([]);
+    }
+  });
+
+  test("[MQTT-4.7.2-1] nor do they deliver the retained messages of `$` topics", async () => {
+    const topic = `$conformance/retained-${uniqueId()}`;
+    await publish(topic, "retained", true);
+    const named = await broker.subscriber("$conformance/+");
+    expect((await named.next("publish")).topic).toBe(topic);
+    for (const filter of ["#", "+/+"]) {
+      const c = await broker.subscriber(filter);
+      const topics = await topicsReceived(c);
+      expect([filter, topics.filter((t) => t.startsWith("$"))]).toEqual([filter, []]);
+    }
+  });
+});

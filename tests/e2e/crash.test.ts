@@ -1,13 +1,13 @@
 /**
  * kill -9 under load: every order the gateway acknowledged has its event
  * delivered to the notifications plugin exactly once in effect after a
- * restart, none missing. (The half with an external MQTT subscriber on a
- * persistent session needs the broker's SQLite persistence, not built yet.)
+ * restart, and at least once to an external MQTT.js subscriber on a persistent
+ * session (QoS 1, clean: false) that reconnects after the restart; none missing.
  */
 import { expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
 import { startBinary } from "../helpers/binary";
-import { eventually } from "../helpers/mqtt";
+import { connectMqtt, eventually } from "../helpers/mqtt";
 import { writePlugins } from "../helpers/plugins";
 import { tempDir } from "../helpers/tmp";
 
@@ -19,6 +19,13 @@ test(`kill -9 during ${TOTAL} order requests loses no acknowledged order's event
   using dir = tempDir("plinth-e2e-crash");
   writePlugins(dir.join("plugins"), { examples: ["orders", "inventory", "notifications"] });
   const app = await startBinary(dir.path);
+  // The outside subscriber: a persistent session, QoS 1. It sees the first half live; the broker keeps
+  // the rest for it (in SQLite) across the kill.
+  const session = { clientId: "crash-watcher", clean: false } as const;
+  const heard = new Set<string>();
+  const watcher = await connectMqtt(app.mqttUrl, session);
+  await watcher.subscribe("events/orders/#", 1);
+  watcher.client.on("message", (_topic, payload) => heard.add((JSON.parse(payload.toString()) as { id: string }).id));
 
   const acked: number[] = [];
   let next = 0;
@@ -47,7 +54,11 @@ test(`kill -9 during ${TOTAL} order requests loses no acknowledged order's event
   expect(killed).toBe(true);
   expect(acked.length).toBeGreaterThanOrEqual(KILL_AFTER);
 
+  await watcher.end();
   await using again = await startBinary(dir.path);
+  const back = await connectMqtt(again.mqttUrl, session);
+  expect(back.client.connected).toBe(true);
+  back.client.on("message", (_topic, payload) => heard.add((JSON.parse(payload.toString()) as { id: string }).id));
   const orders = new Database(dir.join("data/orders.sqlite"), { readonly: true });
   const notifications = new Database(dir.join("data/notifications.sqlite"), { readonly: true });
   try {
@@ -60,7 +71,11 @@ test(`kill -9 during ${TOTAL} order requests loses no acknowledged order's event
     await eventually(() => expected.every((id) => (handled.get(id!) as { n: number }).n === 1), 20_000, 100);
     const counts = expected.map((id) => (handled.get(id!) as { n: number }).n);
     expect(counts.filter((n) => n !== 1)).toEqual([]);
+    // At least once to the outside subscriber, across the kill: none missing.
+    await eventually(() => expected.every((id) => heard.has(id!)), 20_000, 100);
+    expect(expected.filter((id) => !heard.has(id!))).toEqual([]);
   } finally {
+    await back.end();
     orders.close();
     notifications.close();
   }

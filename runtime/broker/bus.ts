@@ -8,6 +8,8 @@ export type BusHandler = (topic: string, payload: Buffer) => void;
 
 export interface Bus {
   publish(topic: string, payload: string | Buffer, options?: { qos?: 0 | 1; retain?: boolean }): Promise<void>;
+  /** Removes every retained message on topics matching `filter` (e.g. state left by a previous run). */
+  clearRetained(filter: string): Promise<number>;
   /** Subscribes an in-process handler to an MQTT topic filter; returns the unsubscribe function. */
   subscribe(filter: string, handler: BusHandler): Promise<() => Promise<void>>;
 }
@@ -29,6 +31,15 @@ export function createBus(aedes: Aedes, onHandlerError: (err: unknown, topic: st
           (err) => (err ? reject(err) : resolve()),
         );
       });
+    },
+    async clearRetained(filter) {
+      const topics: string[] = [];
+      // aedes's types do not declare its persistence; the stream is aedes-persistence's retained stream.
+      const persistence = (aedes as unknown as { persistence: { createRetainedStreamCombi(p: string[]): AsyncIterable<{ topic: string }> } }).persistence;
+      for await (const packet of persistence.createRetainedStreamCombi([filter])) topics.push(packet.topic);
+      // An empty retained payload clears the topic [MQTT-3.3.1-10].
+      await Promise.all(topics.map((topic) => this.publish(topic, Buffer.alloc(0), { qos: 0, retain: true })));
+      return topics.length;
     },
     subscribe(filter, handler) {
       const deliver = (packet: AedesPublishPacket, done: () => void) => {

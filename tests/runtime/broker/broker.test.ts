@@ -412,3 +412,18 @@ describe("MQTT over WebSocket", () => {
     expect(await res.text()).toBe("no");
   });
 });
+
+describe("bus.clearRetained", () => {
+  test("removes the retained messages under a filter and leaves the others", async () => {
+    await broker.bus.publish("$platform/breakers/a", "open", { retain: true });
+    await broker.bus.publish("$platform/breakers/b", "open", { retain: true });
+    await broker.bus.publish("$platform/other", "kept", { retain: true });
+    expect(await broker.bus.clearRetained("$platform/breakers/#")).toBe(2);
+    const late = await client();
+    await late.subscribe("$platform/#");
+    expect((await late.next((m) => m.topic === "$platform/other")).payload.toString()).toBe("kept");
+    await Bun.sleep(100);
+    expect(late.received.map((m) => m.topic)).toEqual(["$platform/other"]);
+    expect(await broker.bus.clearRetained("$platform/breakers/#")).toBe(0);
+  });
+});

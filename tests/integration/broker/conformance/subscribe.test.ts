@@ -143,6 +143,27 @@ describe("SUBSCRIBE and SUBACK", () => {
   });
 });
 
+describe("refused subscriptions", () => {
+  // A platform whose ACL lets anonymous clients subscribe under open/ only.
+  const restricted = useBroker({ auth: { mqtt: { acl: { anonymous: { publish: ["#"], subscribe: ["open/#"] } } } } });
+
+  test("[MQTT-3.8.4-5] [MQTT-3.9.3-2] a refused filter gets 0x80 in its place, each time it is named, the others their QoS", async () => {
+    const c = await restricted.session();
+    const closed = fresh("closed");
+    c.send({
+      cmd: "subscribe",
+      messageId: 3,
+      subscriptions: [
+        { topic: fresh("open"), qos: 1 },
+        { topic: closed, qos: 0 },
+        { topic: fresh("open"), qos: 2 },
+        { topic: closed, qos: 1 },
+      ],
+    });
+    expect((await c.next("suback")).granted).toEqual([1, 0x80, 2, 0x80]);
+  });
+});
+
 describe("UNSUBSCRIBE and UNSUBACK", () => {
   test("[MQTT-3.10.4-4] [MQTT-3.10.4-5] UNSUBACK carries the packet identifier, even when no filter was subscribed", async () => {
     const c = await broker.session();

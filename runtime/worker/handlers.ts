@@ -38,7 +38,8 @@ export function compile(spec: unknown): Compiled {
 /** Validates `value` (converting strings to the schema's types when `convert`); 400 PLT_VALIDATION naming each failing path. */
 export function validate(where: string, validator: Validator | undefined, value: unknown, convert = false): unknown {
   if (!validator) return value;
-  const candidate = convert ? Value.Convert(validator.schema, structuredClone(value)) : value;
+  // The value arrived by postMessage: it is this worker's own copy, so converting it in place is safe.
+  const candidate = convert ? Value.Convert(validator.schema, value) : value;
   if (validator.check.Check(candidate)) return candidate;
   const errors = [...validator.check.Errors(candidate)].slice(0, 10).map((e) => ({ path: where + e.path, message: e.message }));
   const summary = errors.map((e) => `${e.path}: ${e.message}`).join("; ");

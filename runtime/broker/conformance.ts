@@ -28,8 +28,8 @@ export interface ConformanceOptions {
   maxPacketBytes?: number;
 }
 
-/** CONNACK return codes [MQTT-3.2.2-…]. */
-export const ConnackCode = { unacceptableProtocolVersion: 1, identifierRejected: 2 } as const;
+/** CONNACK return codes (MQTT 3.1.1 table 3.1). */
+const ConnackCode = { unacceptableProtocolVersion: 1, identifierRejected: 2 } as const;
 
 // ——— rules on parsed packets (pure) ———
 
@@ -231,8 +231,9 @@ export function conformant(aedes: Aedes, options: ConformanceOptions, log: Logge
   // [MQTT-3.8.4-6] at most the QoS granted. aedes caps it only by a subscription to the topic itself
   // (so one to `a/+` at QoS 1 got QoS 2 messages), and not at all for what it queued while the client
   // was offline. The packet is this delivery's own copy (aedes writes it as is when resending a
-  // session's queue), so it is capped in place. With overlapping subscriptions, the highest QoS among
-  // them is the cap [MQTT-3.3.5-1].
+  // session's queue), so it is capped in place. With overlapping subscriptions the cap is the highest
+  // QoS among them; aedes still delivers one copy, at the QoS of whichever subscription it matched
+  // first, so [MQTT-3.3.5-1] (the highest) is not guaranteed there.
   const authorizeForward = aedes.authorizeForward;
   aedes.authorizeForward = function (client, packet) {
     const forwarded = authorizeForward.call(this, client, packet);
@@ -302,7 +303,8 @@ function guard(client: Client, options: ConformanceOptions, log: Logger, combine
     const problem = scanner.feed(chunk);
     if (!problem) return;
     if ("tooLarge" in problem) {
-      close(`packet of ${problem.tooLarge} bytes is over broker.maxPacketBytes (${maxPacketBytes})`);
+      log.warn("MQTT packet too large", { client: client.id, bytes: problem.tooLarge, maxPacketBytes });
+      close(`packet of ${problem.tooLarge} bytes is over broker.maxPacketBytes`);
     } else {
       conn.off("data", onData);
       refuse(ConnackCode.unacceptableProtocolVersion, `[MQTT-3.1.2-2] protocol level ${problem.protocolLevel}`);

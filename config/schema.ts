@@ -6,6 +6,9 @@ import { Type as t, type Static } from "@sinclair/typebox";
 
 /** broker.maxPacketBytes when not set: 1 MiB. */
 export const DEFAULT_MAX_PACKET_BYTES = 1024 * 1024;
+/** broker.maxQueuedBytesPerClient and broker.sysIntervalMs when not set. */
+export const DEFAULT_MAX_QUEUED_BYTES_PER_CLIENT = 1024 * 1024;
+export const DEFAULT_SYS_INTERVAL_MS = 10_000;
 const port = (d: number) => t.Integer({ minimum: 0, maximum: 65535, default: d });
 const ms = (d: number, minimum = 1) => t.Integer({ minimum, default: d });
 const section = <T extends Parameters<typeof t.Object>[0]>(props: T) =>
@@ -166,6 +169,21 @@ export const ConfigSchema = t.Object(
        * Optional in the type only: a broker config built by hand gets the same default.
        */
       maxPacketBytes: t.Optional(t.Integer({ minimum: 256, maximum: 268_435_460, default: DEFAULT_MAX_PACKET_BYTES })),
+      /**
+       * Bytes waiting to be sent to one connected TCP/TLS client (it reads slower than it is sent to).
+       * Beyond this, QoS 0 messages to it are dropped and counted (`$SYS/broker/messages/dropped`);
+       * QoS 1/2 messages are still queued, and at 8 times this the client is disconnected as a slow
+       * consumer (`$SYS/broker/clients/slow`). 0: no bound. Optional in the type only.
+       */
+      maxQueuedBytesPerClient: t.Optional(t.Integer({ minimum: 0, default: DEFAULT_MAX_QUEUED_BYTES_PER_CLIENT })),
+      /** MQTT connections (TCP, TLS and WebSocket) at once; more are refused with CONNACK 3. 0: no limit. */
+      maxConnections: t.Optional(t.Integer({ minimum: 0, default: 0 })),
+      /** How often the `$SYS/broker/...` statistics are published (retained); 0 turns them off. */
+      sysIntervalMs: t.Optional(t.Integer({ minimum: 0, default: DEFAULT_SYS_INTERVAL_MS })),
+      /** MQTT over TLS on its own port (on `host`): PEM certificate chain and private key files. */
+      tls: t.Optional(
+        t.Object({ port: port(8883), cert: t.String({ minLength: 1 }), key: t.String({ minLength: 1 }) }, { additionalProperties: false }),
+      ),
     }),
     plugins: section({
       dir: t.String({ minLength: 1, default: "./plugins" }),
@@ -220,6 +238,8 @@ export const ConfigSchema = t.Object(
       heartbeatMs: ms(1_000),
       /** A worker that has not answered a ping for this long (e.g. stuck in a loop) is terminated and restarted. */
       heartbeatTimeoutMs: ms(5_000),
+      /** A worker whose JS heap grows past this (a leak, say) is terminated and restarted; 0: no limit. */
+      maxHeapBytes: t.Integer({ minimum: 0, default: 512 * 1024 * 1024 }),
     }),
     log: section({
       level: t.Union([t.Literal("debug"), t.Literal("info"), t.Literal("warn"), t.Literal("error"), t.Literal("silent")], {

@@ -224,6 +224,7 @@ export class Loader {
       startTimeoutMs: this.config.workers.startTimeoutMs,
       heartbeatMs: this.config.workers.heartbeatMs,
       heartbeatTimeoutMs: this.config.workers.heartbeatTimeoutMs,
+      maxHeapBytes: this.config.workers.maxHeapBytes,
       restartDelayMs: this.config.workers.restartDelayMs,
       maxRestarts: this.config.workers.maxRestarts,
       onCall: (from, call: CallMessage) => this.call(from, call.target, call.params, call.deadline, call.identity),

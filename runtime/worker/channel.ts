@@ -48,7 +48,7 @@ export type HostMessage =
   | { t: "sent"; seqs: number[] }
   /** Publish every committed event not yet marked sent (at start, after a crash). */
   | { t: "relay" }
-  /** Heartbeat: the worker answers "pong" as soon as its event loop is free. */
+  /** Heartbeat: the worker answers "pong" (with its heap size) as soon as its event loop is free. */
   | { t: "ping" }
   | { t: "stop" };
 
@@ -69,5 +69,5 @@ export type WorkerMessage =
   | { t: "events"; events: CommittedEvent[] }
   | { t: "result"; id: number; ok: false; error: WireError }
   | { t: "call"; id: number; target: string; params: unknown; deadline: number; identity: Identity | null }
-  | { t: "pong" }
+  | { t: "pong"; heapBytes: number }
   | { t: "stopped" };

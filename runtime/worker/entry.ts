@@ -3,6 +3,7 @@
  * file, applies migrations, then serves the host's requests. Must stay light:
  * no aedes, Elysia or MQTT.js here.
  */
+import { heapStats } from "bun:jsc";
 import type { Database } from "bun:sqlite";
 import { builtinServices } from "../../services/index";
 import { PlinthError } from "../errors";
@@ -284,7 +285,7 @@ self.onmessage = (e: MessageEvent<HostMessage>) => {
       relay();
       break;
     case "ping":
-      post({ t: "pong" });
+      post({ t: "pong", heapBytes: heapStats().heapSize });
       break;
     case "stop":
       db?.close();

@@ -38,6 +38,8 @@ export interface HostOptions {
   /** Ping interval, and how long without an answer before the worker is declared hung. */
   heartbeatMs: number;
   heartbeatTimeoutMs: number;
+  /** Heap size (bytes, as the worker reports it with each pong) past which it is restarted; 0: none. */
+  maxHeapBytes: number;
   restartDelayMs: number;
   maxRestarts: number;
   /** A call the plugin makes through ctx.call. */
@@ -234,6 +236,10 @@ export class WorkerHost {
         return;
       case "pong":
         this.heartbeat.pong();
+        if (this.options.maxHeapBytes > 0 && msg.heapBytes > this.options.maxHeapBytes) {
+          const mib = (n: number) => `${Math.round(n / 2 ** 20)} MiB`;
+          this.crashed(new PlinthError("PLT_SERVICE_UNAVAILABLE", `heap of ${mib(msg.heapBytes)} exceeds workers.maxHeapBytes (${mib(this.options.maxHeapBytes)}): leaking?`));
+        }
         return;
       case "stopped":
         this.stopped?.();

@@ -82,10 +82,26 @@ test("slow calls: hangs that time out open the breaker; other services are untou
   expect((await p.req("/api/inventory/apple")).status).toBe(200);
 });
 
-test("a leaking plugin keeps growing while its siblings serve", async () => {
-  p = await boot({ fixtures: ["faults", "caller"], examples: ["inventory"] }, { plugins: { config: { faults: { leakBytes: 4 * 2 ** 20 } } } });
-  let last = 0;
-  for (let i = 0; i < 5; i++) last = ((await call("faults.leak")) as unknown as { value: { leakedMiB: number } }).value.leakedMiB;
-  expect(last).toBe(20);
+test("a leaking worker is restarted once its heap passes workers.maxHeapBytes; the others never notice", async () => {
+  p = await boot(
+    { fixtures: ["faults", "caller"], examples: ["inventory"] },
+    {
+      plugins: { config: { faults: { leakBytes: 8 * 2 ** 20 } } },
+      workers: { maxHeapBytes: 64 * 2 ** 20, heartbeatMs: 50, restartDelayMs: 10, maxRestarts: 100 },
+    },
+  );
+  const restarts = async () =>
+    ((await (await p!.req("/api/platform/services")).json()) as { services: Array<{ name: string; restarts: number }> }).services.find((s) => s.name === "faults")!.restarts;
+  // Each call keeps 8 MiB more; past 64 MiB the next heartbeat reports it and the worker is replaced.
+  const leaked: number[] = [];
+  await eventually(async () => {
+    const r = (await call("faults.leak")) as { ok: boolean; value?: { leakedMiB: number } };
+    if (r.ok) leaked.push(r.value!.leakedMiB);
+    return (await restarts()) >= 1;
+  }, 15_000, 20);
+  expect(Math.max(...leaked)).toBeGreaterThanOrEqual(64);
+  // The fresh worker starts from nothing, and the sibling served throughout.
+  await eventually(async () => ((await call("faults.leak")) as { ok: boolean }).ok, 5_000);
+  expect(((await call("faults.leak")) as { value?: { leakedMiB: number } }).value!.leakedMiB).toBeLessThan(64);
   expect((await p.req("/api/inventory/apple")).status).toBe(200);
 });

@@ -75,6 +75,7 @@ function harness(path = pluginPath, overrides: Partial<HostOptions> = {}): Harne
     startTimeoutMs: 5_000,
     heartbeatMs: 1_000,
     heartbeatTimeoutMs: 5_000,
+    maxHeapBytes: 0,
     restartDelayMs: 10,
     maxRestarts: 2,
     onCall: async (from, call) => {

@@ -111,6 +111,15 @@ export class Breakers {
     }
   }
 
+  /**
+   * Drops a service's breakers (its own and its actions'), so the next call builds them from the
+   * settings in force then: a new version of a plugin starts with fresh breakers and its own settings.
+   */
+  forget(service: string): void {
+    this.resolved.delete(service);
+    for (const target of this.byTarget.keys()) if (target === service || target.startsWith(`${service}.`)) this.byTarget.delete(target);
+  }
+
   snapshot(): Record<string, BreakerSnapshot> {
     return Object.fromEntries([...this.byTarget].map(([name, b]) => [name, b.snapshot()]));
   }

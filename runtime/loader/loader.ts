@@ -110,6 +110,8 @@ export class Loader {
   async install(host: WorkerHost, path: string, previous?: Service): Promise<Service> {
     if (previous) await this.quiesce(previous);
     const service = await this.register(originOf(path), { kind: "file", path }, host, host.manifest!);
+    // Its breaker settings may have changed with the new version: rebuilt on the next call.
+    this.breakers.forget(service.name);
     this.resume(service);
     host.relay();
     return service;

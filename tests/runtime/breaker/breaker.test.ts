@@ -379,6 +379,27 @@ describe("Breakers", () => {
     });
   });
 
+  test("forget() drops a service's breakers (its actions' too); the next call reads the settings in force", async () => {
+    const clock = fakeClock();
+    let threshold = 1;
+    const breakers = new Breakers({ ...OPTIONS, failureThreshold: 5 }, clock, () => {}, undefined, (target) =>
+      target === "inventory" ? { failureThreshold: threshold } : target === "inventory.reserve" ? { slowCallMs: 10 } : undefined,
+    );
+    await breakers.guard("inventory", boom).catch(() => {});
+    expect(breakers.get("inventory").state).toBe("open");
+    const reserve = breakers.get("inventory", "reserve");
+    const payments = breakers.get("payments");
+    threshold = 3; // a new version of the plugin with other settings
+    breakers.forget("inventory");
+    expect(breakers.get("inventory").state).toBe("closed");
+    expect(breakers.get("inventory", "reserve")).not.toBe(reserve);
+    expect(breakers.get("payments")).toBe(payments);
+    for (let i = 0; i < 2; i++) await breakers.guard("inventory", boom).catch(() => {});
+    expect(breakers.get("inventory").state).toBe("closed"); // 2 < the new threshold of 3
+    await breakers.guard("inventory", boom).catch(() => {});
+    expect(breakers.get("inventory").state).toBe("open");
+  });
+
   test("the listener receives (service, state, snapshot) for each transition", async () => {
     const clock = fakeClock();
     const events: Array<[string, BreakerState, BreakerSnapshot]> = [];

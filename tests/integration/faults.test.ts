@@ -86,13 +86,13 @@ test("a leaking worker is restarted once its heap passes workers.maxHeapBytes; t
   p = await boot(
     { fixtures: ["faults", "caller"], examples: ["inventory"] },
     {
-      plugins: { config: { faults: { leakBytes: 8 * 2 ** 20 } } },
+      plugins: { config: { faults: { leakBytes: 16 * 2 ** 20 } } },
       workers: { maxHeapBytes: 64 * 2 ** 20, heartbeatMs: 50, restartDelayMs: 10, maxRestarts: 100 },
     },
   );
   const restarts = async () =>
     ((await (await p!.req("/api/platform/services")).json()) as { services: Array<{ name: string; restarts: number }> }).services.find((s) => s.name === "faults")!.restarts;
-  // Each call keeps 8 MiB more; past 64 MiB the next heartbeat reports it and the worker is replaced.
+  // Each call keeps 16 MiB more; past 64 MiB the next heartbeat reports it and the worker is replaced.
   const leaked: number[] = [];
   await eventually(async () => {
     const r = (await call("faults.leak")) as { ok: boolean; value?: { leakedMiB: number } };
@@ -104,4 +104,4 @@ test("a leaking worker is restarted once its heap passes workers.maxHeapBytes; t
   await eventually(async () => ((await call("faults.leak")) as { ok: boolean }).ok, 5_000);
   expect(((await call("faults.leak")) as { value?: { leakedMiB: number } }).value!.leakedMiB).toBeLessThan(64);
   expect((await p.req("/api/inventory/apple")).status).toBe(200);
-});
+}, 30_000);

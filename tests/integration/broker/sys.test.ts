@@ -1,0 +1,107 @@
+/**
+ * Broker statistics on `$SYS/broker/...` (runtime/broker/sys.ts), published retained every
+ * broker.sysIntervalMs through the real platform, read with MQTT.js.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { boot, type Booted } from "../../helpers/boot";
+import { connectMqtt, eventually, type Received, type TestClient } from "../../helpers/mqtt";
+
+const INTERVAL = 100;
+let app: Booted;
+const clients: TestClient[] = [];
+
+async function client(): Promise<TestClient> {
+  const c = await connectMqtt(app.mqttUrl);
+  clients.push(c);
+  return c;
+}
+
+/** The latest value seen on a $SYS topic. */
+function latest(c: TestClient, topic: string): string | undefined {
+  return c.received.findLast((m: Received) => m.topic === topic)?.payload.toString();
+}
+
+beforeAll(async () => {
+  app = await boot({}, { broker: { sysIntervalMs: INTERVAL } });
+});
+afterAll(async () => {
+  await Promise.all(clients.map((c) => c.end()));
+  await app.stop();
+});
+
+describe("$SYS/broker", () => {
+  test("a subscriber gets the retained statistics at once: version, uptime, clients connected", async () => {
+    const c = await client();
+    await c.subscribe("$SYS/broker/#", 0);
+    const version = await c.next((m) => m.topic === "$SYS/broker/version");
+    expect(version.payload.toString()).toMatch(/^plinth \d+\.\d+\.\d+/);
+    expect((await c.next((m) => m.topic === "$SYS/broker/uptime")).payload.toString()).toMatch(/^\d+ seconds$/);
+    await eventually(() => Number(latest(c, "$SYS/broker/clients/connected")) >= 1);
+    for (const topic of ["messages/received", "messages/sent", "messages/dropped", "bytes/received", "bytes/sent", "clients/rejected", "clients/slow"]) {
+      await eventually(() => /^\d+$/.test(latest(c, `$SYS/broker/${topic}`) ?? ""));
+    }
+    for (const topic of ["messages/received", "messages/sent", "bytes/received", "bytes/sent"]) {
+      for (const window of ["1min", "5min", "15min"]) await eventually(() => /^\d+\.\d\d$/.test(latest(c, `$SYS/broker/load/${topic}/${window}`) ?? ""));
+    }
+  });
+
+  test("the counters follow the traffic: a second client, messages received from clients and sent to them", async () => {
+    const watcher = await client();
+    await watcher.subscribe("$SYS/broker/#", 0);
+    await eventually(() => latest(watcher, "$SYS/broker/messages/received") !== undefined);
+    const received0 = Number(latest(watcher, "$SYS/broker/messages/received"));
+    const sent0 = Number(latest(watcher, "$SYS/broker/messages/sent"));
+    const connected0 = Number(latest(watcher, "$SYS/broker/clients/connected"));
+
+    const sub = await client();
+    await sub.subscribe("sys-test/data", 1);
+    const pub = await client();
+    for (let i = 0; i < 20; i++) await pub.client.publishAsync("sys-test/data", String(i), { qos: 1 });
+    await eventually(() => sub.received.filter((m) => m.topic === "sys-test/data").length === 20);
+
+    await eventually(() => Number(latest(watcher, "$SYS/broker/messages/received")) >= received0 + 20);
+    await eventually(() => Number(latest(watcher, "$SYS/broker/messages/sent")) >= sent0 + 20);
+    await eventually(() => Number(latest(watcher, "$SYS/broker/clients/connected")) >= connected0 + 2);
+    await eventually(() => Number(latest(watcher, "$SYS/broker/load/messages/received/1min")) > 0);
+  });
+
+  test("messages/dropped shows the broker's count of QoS 0 messages dropped for slow clients", async () => {
+    const watcher = await client();
+    await watcher.subscribe("$SYS/broker/messages/dropped", 0);
+    app.platform.broker.stats.droppedQos0 += 7; // as the transport counts them (tests/runtime/broker/backpressure.test.ts)
+    const expected = String(app.platform.broker.stats.droppedQos0);
+    await eventually(() => latest(watcher, "$SYS/broker/messages/dropped") === expected);
+  });
+
+  test("clients may not publish there: a forged value is dropped and the retained one stays", async () => {
+    const forger = await client();
+    await forger.client.publishAsync("$SYS/broker/version", "forged", { qos: 1, retain: true });
+    const late = await client();
+    await late.subscribe("$SYS/broker/version", 0);
+    await Bun.sleep(INTERVAL * 2);
+    expect(late.received.map((m) => m.payload.toString())).not.toContain("forged");
+    expect(latest(late, "$SYS/broker/version")).toMatch(/^plinth /);
+  });
+
+  test("[MQTT-4.7.2-1] a '#' subscriber gets none of them", async () => {
+    const all = await client();
+    await all.subscribe("#", 0);
+    await Bun.sleep(INTERVAL * 3);
+    expect(all.received.filter((m) => m.topic.startsWith("$"))).toEqual([]);
+  });
+});
+
+describe("broker.sysIntervalMs: 0", () => {
+  test("turns them off", async () => {
+    const quiet = await boot({}, { broker: { sysIntervalMs: 0 } });
+    try {
+      const c = await connectMqtt(quiet.mqttUrl);
+      await c.subscribe("$SYS/broker/#", 0);
+      await Bun.sleep(300);
+      expect(c.received).toEqual([]);
+      await c.end();
+    } finally {
+      await quiet.stop();
+    }
+  });
+});

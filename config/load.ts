@@ -51,6 +51,11 @@ export async function loadConfig(options: LoadOptions = {}): Promise<LoadedConfi
   const jwt = config.auth.jwt;
   if (jwt.publicKeyFile) jwt.publicKeyFile = absolute(jwt.publicKeyFile, base);
   if (jwt.jwksFile) jwt.jwksFile = absolute(jwt.jwksFile, base);
+  const tls = config.broker.tls;
+  if (tls) {
+    tls.cert = absolute(tls.cert, base);
+    tls.key = absolute(tls.key, base);
+  }
   return { config: deepFreeze(config), file };
 }
 

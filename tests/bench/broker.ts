@@ -1,15 +1,16 @@
 /**
  * Broker benchmark (part of `npm run bench`): the same MQTT load, in one run,
- * against Plinth's embedded broker (the compiled binary, no plugins) and bare
- * aedes (the same version) on Bun, on node:net as aedes documents it and on
- * Plinth's Bun.listen bridge (runtime/broker/tcp.ts), which isolates the
+ * against Plinth's embedded broker (the compiled binary, no plugins; with its
+ * SQLite session store, the default, and with broker.persistence "memory") and
+ * bare aedes (the same version) on Bun, on node:net as aedes documents it and
+ * on Plinth's Bun.listen bridge (runtime/broker/tcp.ts), which isolates the
  * transport from the rest of the platform.
  *
  * - Load: tests/bench/broker-load.ts in a process of its own (one publisher,
  *   1 or 10 subscribers, QoS 0 and 1, at most BENCH_WINDOW messages in flight,
  *   BENCH_PAYLOAD bytes each). Latency: a timestamp in the payload to receipt.
  * - Broker: CPU (utime + stime over the measured window) and peak RSS from /proc.
- * - Idle: RSS with 1,000 idle connections open.
+ * - Idle: RSS with 1,000 idle connections open (first, on fresh brokers).
  * Brokers take turns per row, so drift on the machine hits all of them alike.
  *
  * BENCH_MS (measured time per row, default 2500), BENCH_BINARY (default dist/plinth).
@@ -86,8 +87,8 @@ async function idleRss(target: Target): Promise<{ before: number; after: number 
   return { before, after };
 }
 
-ensureBinary();
 const binary = process.env.BENCH_BINARY ?? BINARY;
+if (!process.env.BENCH_BINARY) ensureBinary();
 const dir = mkdtempSync(join(tmpdir(), "plinth-bench-broker-"));
 mkdirSync(join(dir, "plugins"));
 // The load connects without credentials.

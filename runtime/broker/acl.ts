@@ -19,12 +19,16 @@ import type { Logger } from "../log";
 import { Topics } from "../protocol";
 
 const RESERVED = [Topics.eventsRoot, Topics.platformRoot, "$SYS"];
+const RESERVED_PREFIXES = RESERVED.map((root) => `${root}/`);
+/** Topic decisions remembered per client and action, until this many (then forgotten and relearned). */
+const DECISIONS_PER_CLIENT = 256;
 /** Where denied publishes go: a topic no client may subscribe to and nothing forwards. */
 const DROPPED = "$denied";
 
 /** The root itself counts too: the filter `events/#` matches the topic `events` [MQTT-4.7.1-2]. */
 export function isReservedTopic(topic: string): boolean {
-  return RESERVED.some((root) => topic === root || topic.startsWith(`${root}/`));
+  for (let i = 0; i < RESERVED.length; i++) if (topic === RESERVED[i] || topic.startsWith(RESERVED_PREFIXES[i]!)) return true;
+  return false;
 }
 
 export interface MqttAccess {
@@ -37,13 +41,24 @@ type Hooks = Pick<AedesOptions, "authenticate" | "authorizePublish" | "authorize
 /** `access` null: no authentication; every client may do anything outside the platform namespaces. */
 export function aclHooks(log: Logger, access: MqttAccess | null = null): Hooks {
   const identities = new WeakMap<Client, Identity>();
+  // A client's identity is fixed for its connection, so each (action, topic) is decided once.
+  const decisions = new WeakMap<Client, Map<string, boolean>>();
   const may = (client: Client, action: "publish" | "subscribe", topic: string): boolean => {
     if (!access) return true;
     const identity = identities.get(client);
     if (!identity) return false;
-    return identity.roles.some((role) =>
-      (access.config.acl[role]?.[action] ?? []).some((pattern) => covers(substitute(pattern, identity.sub, client.id), topic)),
-    );
+    let known = decisions.get(client);
+    if (!known) decisions.set(client, (known = new Map()));
+    const key = action === "publish" ? topic : `\u0000${topic}`;
+    let allowed = known.get(key);
+    if (allowed === undefined) {
+      allowed = identity.roles.some((role) =>
+        (access.config.acl[role]?.[action] ?? []).some((pattern) => covers(substitute(pattern, identity.sub, client.id), topic)),
+      );
+      if (known.size >= DECISIONS_PER_CLIENT) known.clear();
+      known.set(key, allowed);
+    }
+    return allowed;
   };
   const drop = (client: Client, packet: { topic: string; retain: boolean }, reason: string) => {
     log.warn("publish dropped", { client: client.id, topic: packet.topic, reason });

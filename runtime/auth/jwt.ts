@@ -9,14 +9,16 @@ import type { Config } from "../../config/schema";
 import { PlinthError } from "../errors";
 import type { Identity } from "./identity";
 
-export type JwtVerifier = (token: string) => Promise<Identity>;
+/** Synchronous for a token already verified (and not expired): the common case costs no promise. */
+export type JwtVerifier = (token: string) => Identity | Promise<Identity>;
 
 const CACHE_LIMIT = 10_000;
 
 /** null when no key is configured (tokens are then refused as unverifiable). */
 export async function createJwtVerifier(config: Config["auth"]["jwt"]): Promise<JwtVerifier | null> {
-  const getKey = await keyResolver(config);
-  if (!getKey) return null;
+  const resolved = await keyResolver(config);
+  if (!resolved) return null;
+  const getKey: JWTVerifyGetKey = resolved;
   const options = {
     algorithms: config.algorithms,
     clockTolerance: config.clockToleranceSeconds,
@@ -25,10 +27,14 @@ export async function createJwtVerifier(config: Config["auth"]["jwt"]): Promise<
   };
   const verified = new Map<string, { identity: Identity; expiresAt: number }>();
 
-  return async (token) => {
+  return (token) => {
     const hit = verified.get(token);
     if (hit && hit.expiresAt > Date.now()) return hit.identity;
     if (hit) verified.delete(token);
+    return verify(token);
+  };
+
+  async function verify(token: string): Promise<Identity> {
     let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(token, getKey, options));
@@ -39,7 +45,7 @@ export async function createJwtVerifier(config: Config["auth"]["jwt"]): Promise<
     if (verified.size >= CACHE_LIMIT) verified.delete(verified.keys().next().value!);
     verified.set(token, { identity, expiresAt: payload.exp ? payload.exp * 1000 : Date.now() + 60_000 });
     return identity;
-  };
+  }
 }
 
 function rolesOf(claim: unknown): string[] {

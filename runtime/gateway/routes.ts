@@ -115,8 +115,7 @@ export function apiHandler(loader: Loader, config: Readonly<Config>, policies: A
     }
     for (const [k, v] of Object.entries(match.params)) match.params[k] = decode(v);
 
-    const query = p.search ? Object.fromEntries(new URLSearchParams(p.search)) : {};
-    const req = { query, headers: request.headers.toJSON(), body, deadline, identity };
+    const req = { search: p.search, headers: request.headers.toJSON(), body, deadline, identity };
     const reply = await loader.http(match, req, Math.max(1, deadline - Date.now())).catch((err: unknown) => {
       const fallback = gateway.fallbacks[name];
       const error = PlinthError.from(err);

@@ -17,7 +17,8 @@ export interface HttpRequest {
   /** The caller, as the gateway authenticated it. */
   identity?: Identity | null;
   params: Record<string, string>;
-  query: Record<string, string>;
+  /** The query string without "?": parsed in the worker, off the gateway's thread. */
+  search: string;
   headers: Record<string, string>;
   body: unknown;
 }

@@ -211,7 +211,7 @@ function httpHandler(req: HttpRequest): Prepared {
   const set: { status?: number; headers: Record<string, string> } = { headers: {} };
   const extra = {
     body: validate("body", route.body, req.body),
-    query: validate("query", route.query, req.query, true),
+    query: validate("query", route.query, req.search ? Object.fromEntries(new URLSearchParams(req.search)) : {}, true),
     params: validate("params", route.params, req.params, true),
     headers: req.headers,
     set,

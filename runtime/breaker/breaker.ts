@@ -84,10 +84,14 @@ export class CircuitBreaker {
     return this.describe();
   }
 
-  /** Runs `fn` if the breaker lets it through; otherwise fails at once with PLT_BREAKER_OPEN. */
-  run<T>(fn: () => Promise<T>): Promise<T> {
+  /**
+   * Runs `fn` if the breaker lets it through; otherwise fails at once with PLT_BREAKER_OPEN.
+   * `done` runs once the call is over, either way (the bulkhead frees its slot there: one promise less).
+   */
+  run<T>(fn: () => Promise<T>, done?: () => void): Promise<T> {
     const state = this.state;
     if (state === "open" || (state === "half-open" && this.probes >= this.options.halfOpenMaxCalls)) {
+      done?.();
       return Promise.reject(
         new PlinthError("PLT_BREAKER_OPEN", `circuit breaker for "${this.name}" is open`, {
           data: { service: this.name, retryInMs: Math.max(0, Math.ceil(this.openedAt + this.options.resetTimeoutMs - this.clock.now())) },
@@ -113,10 +117,12 @@ export class CircuitBreaker {
     }
     return call.then(
       (value) => {
+        done?.();
         settled(false);
         return value;
       },
       (err: unknown) => {
+        done?.();
         // Only the callee's failures count; a caller's 4xx shows the callee is answering.
         settled(isFailure(err));
         throw err;

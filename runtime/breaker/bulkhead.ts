@@ -23,11 +23,15 @@ export class Bulkhead {
     return { active: this.active, queued: this.waiting.length };
   }
 
+  /** Takes a free slot if there is one (the caller must then call `release` exactly once). */
+  tryAcquire(): boolean {
+    if (this.active >= this.options.maxConcurrent) return false;
+    this.active++;
+    return true;
+  }
+
   run<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.active < this.options.maxConcurrent) {
-      this.active++;
-      return fn().finally(this.release);
-    }
+    if (this.tryAcquire()) return fn().finally(this.release);
     if (this.waiting.length >= this.options.maxQueue) {
       return Promise.reject(
         new PlinthError("PLT_BULKHEAD_FULL", `service "${this.name}" is at capacity`, {
@@ -40,7 +44,7 @@ export class Bulkhead {
   }
 
   /** Hands the slot straight to the next caller in line, or frees it. */
-  private readonly release = (): void => {
+  readonly release = (): void => {
     const next = this.waiting.shift();
     if (next) next();
     else this.active--;

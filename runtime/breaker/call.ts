@@ -93,6 +93,8 @@ export class Breakers {
     let bulkhead = this.bulkheads.get(service);
     if (!bulkhead) this.bulkheads.set(service, (bulkhead = new Bulkhead(service, this.bulkhead)));
     const breaker = this.get(service, action);
+    // The common case, a free slot: the breaker frees it when the call ends (no promise of its own).
+    if (!retry && bulkhead.tryAcquire()) return breaker.run(fn, bulkhead.release);
     if (!retry) return bulkhead.run(() => breaker.run(fn));
     return this.retrying(bulkhead, breaker, fn, retry);
   }

@@ -165,22 +165,28 @@ export class Loader {
     return this.breakers.guard(match.service.name, () => match.service.host.request(message, timeoutMs)) as Promise<HttpResponse>;
   }
 
-  /** Service → service (or gateway → action), through the target's breaker. */
-  async call(caller: string | null, target: string, params: unknown, deadline = Number.POSITIVE_INFINITY, identity: Identity | null = null): Promise<unknown> {
-    const { service: name, action } = parseTarget(target);
-    if (name === "$node") return nodeAction(this, action, params);
-    const service = this.services.get(name);
-    if (!service) throw new PlinthError("PLT_SERVICE_NOT_FOUND", `no service "${name}" (calling ${target})`);
-    // One deadline for the whole chain: this call gets what is left of it, at most calls.timeoutMs.
-    const end = Math.min(deadline, Date.now() + this.config.calls.timeoutMs);
-    const attempt = () => {
-      const left = end - Date.now();
-      if (left <= 0) return Promise.reject(new PlinthError("PLT_TIMEOUT", `deadline passed before calling ${target}`));
-      return service.host.request({ t: "action", action, params, caller, deadline: end, identity }, left);
-    };
-    const idempotent = service.host.manifest?.idempotent.includes(action);
-    const { retries, retryDelayMs } = this.config.calls;
-    return this.breakers.guard(name, attempt, idempotent ? { retries, retryDelayMs, deadline: end } : undefined, action);
+  /** Service → service (or gateway → action), through the target's breaker. Not async: no extra promise per call. */
+  call(caller: string | null, target: string, params: unknown, deadline = Number.POSITIVE_INFINITY, identity: Identity | null = null): Promise<unknown> {
+    try {
+      const { service: name, action } = parseTarget(target);
+      if (name === "$node") return Promise.resolve(nodeAction(this, action, params));
+      const service = this.services.get(name);
+      if (!service) throw new PlinthError("PLT_SERVICE_NOT_FOUND", `no service "${name}" (calling ${target})`);
+      // One deadline for the whole chain: this call gets what is left of it, at most calls.timeoutMs.
+      const end = Math.min(deadline, Date.now() + this.config.calls.timeoutMs);
+      // The identity travels only when there is one: every field is cloned across threads.
+      const message = identity ? { t: "action" as const, action, params, caller, deadline: end, identity } : { t: "action" as const, action, params, caller, deadline: end };
+      const attempt = () => {
+        const left = end - Date.now();
+        if (left <= 0) return Promise.reject(new PlinthError("PLT_TIMEOUT", `deadline passed before calling ${target}`));
+        return service.host.request(message, left);
+      };
+      const idempotent = service.host.manifest?.idempotent.includes(action);
+      const { retries, retryDelayMs } = this.config.calls;
+      return this.breakers.guard(name, attempt, idempotent ? { retries, retryDelayMs, deadline: end } : undefined, action);
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /**

@@ -9,7 +9,7 @@
  *   unacknowledged against bare aedes; the same kind of subscriber receives them.
  * Latency: wall clock stamped by the sender (performance.timeOrigin + now) to receipt.
  */
-import { cpSync, mkdtempSync, rmSync } from "node:fs";
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import mqtt, { type MqttClient } from "mqtt";
@@ -60,6 +60,8 @@ async function drive(latencies: number[], inFlight: number, send: () => Promise<
 ensureBinary();
 const dir = mkdtempSync(join(tmpdir(), "plinth-bench-events-"));
 cpSync(join(import.meta.dir, "plugins"), join(dir, "plugins"), { recursive: true });
+// Open routes and anonymous MQTT (the binary's defaults are closed): the bench measures events, not auth.
+writeFileSync(join(dir, "platform.config.ts"), `export default { auth: { defaultPolicy: "public", mqtt: { anonymous: true } } };\n`);
 const aedes = await spawnReady([process.execPath, join(import.meta.dir, "baselines/aedes.ts")], dir, /listening (mqtt:\S+)/);
 const plinth = await spawnReady([BINARY, "run", "--port", "0", "--mqtt-port", "0", "--log-level", "info"], dir, /platform ready/);
 const aedesUrl = aedes.text().match(/listening (mqtt:\S+)/)![1]!;

@@ -6,8 +6,8 @@ export interface Identity {
   /** The token's subject, or the API key's name. */
   sub: string;
   roles: string[];
-  /** How it was proven. */
-  via: "jwt" | "key";
+  /** How it was proven ("anonymous": not at all, an MQTT client let in by auth.mqtt.anonymous). */
+  via: "jwt" | "key" | "anonymous";
 }
 
 /** The role MQTT clients get when `auth.mqtt.anonymous` lets them in without credentials. */

@@ -20,7 +20,7 @@ import { Topics } from "../protocol";
 
 const RESERVED = [Topics.eventsRoot, Topics.platformRoot, "$SYS"];
 const RESERVED_PREFIXES = RESERVED.map((root) => `${root}/`);
-/** Topic decisions remembered per client and action, until this many (then forgotten and relearned). */
+/** Topic decisions remembered per client and action, up to this many (then forgotten and relearned). */
 const DECISIONS_PER_CLIENT = 256;
 /** Where denied publishes go: a topic no client may subscribe to and nothing forwards. */
 const DROPPED = "$denied";
@@ -41,35 +41,44 @@ type Hooks = Pick<AedesOptions, "authenticate" | "authorizePublish" | "authorize
 /** `access` null: no authentication; every client may do anything outside the platform namespaces. */
 export function aclHooks(log: Logger, access: MqttAccess | null = null): Hooks {
   const identities = new WeakMap<Client, Identity>();
-  // A client's identity is fixed for its connection, so each (action, topic) is decided once.
-  const decisions = new WeakMap<Client, Map<string, boolean>>();
+  // A client's identity is fixed for its connection, so each topic is decided once per action.
+  const decisions = new WeakMap<Client, { publish: Map<string, boolean>; subscribe: Map<string, boolean> }>();
   const may = (client: Client, action: "publish" | "subscribe", topic: string): boolean => {
     if (!access) return true;
     const identity = identities.get(client);
     if (!identity) return false;
     let known = decisions.get(client);
-    if (!known) decisions.set(client, (known = new Map()));
-    const key = action === "publish" ? topic : `\u0000${topic}`;
-    let allowed = known.get(key);
+    if (!known) decisions.set(client, (known = { publish: new Map(), subscribe: new Map() }));
+    const byTopic = known[action];
+    let allowed = byTopic.get(topic);
     if (allowed === undefined) {
       allowed = identity.roles.some((role) =>
         (access.config.acl[role]?.[action] ?? []).some((pattern) => covers(substitute(pattern, identity.sub, client.id), topic)),
       );
-      if (known.size >= DECISIONS_PER_CLIENT) known.clear();
-      known.set(key, allowed);
+      if (byTopic.size >= DECISIONS_PER_CLIENT) byTopic.clear();
+      byTopic.set(topic, allowed);
     }
     return allowed;
   };
-  const drop = (client: Client, packet: { topic: string; retain: boolean }, reason: string) => {
-    log.warn("publish dropped", { client: client.id, topic: packet.topic, reason });
+  const drop = (client: Client | null, packet: { topic: string; retain: boolean }, reason: string) => {
+    log.warn("publish dropped", { client: client?.id ?? "(will of a client gone before a restart)", topic: packet.topic, reason });
     packet.topic = DROPPED;
     packet.retain = false;
+  };
+  /** Why a will may not be accepted at CONNECT, if it may not: it is published later, maybe with no client to check. */
+  const willProblem = (client: Client): string | null => {
+    const will = (client as unknown as { _will?: { topic: string } | null })._will;
+    if (!will) return null;
+    if (isReservedTopic(will.topic)) return `will topic ${will.topic} is reserved`;
+    if (!may(client, "publish", will.topic)) return `will topic ${will.topic} is not allowed by the ACL`;
+    return null;
   };
 
   const hooks: Hooks = {
     authorizePublish(client, packet, callback) {
-      // client is null for the runtime's own in-process publishes and for wills of gone clients.
-      if (client && isReservedTopic(packet.topic)) drop(client, packet, "reserved topic");
+      // The runtime's own publishes do not come here; client is null for the will of a client that
+      // was connected to a previous run (its will was checked at its CONNECT; checked again here).
+      if (isReservedTopic(packet.topic)) drop(client, packet, "reserved topic");
       else if (client && !may(client, "publish", packet.topic)) drop(client, packet, "not allowed by the ACL");
       callback(null);
     },
@@ -81,30 +90,33 @@ export function aclHooks(log: Logger, access: MqttAccess | null = null): Hooks {
       }
       callback(null, subscription);
     },
-    authorizeForward(_client, packet) {
-      return packet.topic === DROPPED ? null : packet;
+    authorizeForward(client, packet) {
+      if (packet.topic === DROPPED) return null;
+      // Also what a persistent session had queued: a client id taken over by another identity, or a
+      // subscription the ACL no longer grants, must not carry messages to this client.
+      return may(client, "subscribe", packet.topic) ? packet : null;
     },
   };
-  if (!access) return hooks;
 
   hooks.authenticate = (client, _username, password, callback) => {
     const fail = (returnCode: number, message: string) => {
       log.warn("MQTT connect refused", { client: client.id, reason: message });
       callback(Object.assign(new Error(message), { returnCode }) as Parameters<typeof callback>[0], false);
     };
+    const admit = (identity: Identity | null) => {
+      if (identity) identities.set(client, identity);
+      const problem = willProblem(client);
+      if (problem) return fail(5, problem); // 5: not authorized
+      callback(null, true);
+    };
+    if (!access) return admit(null);
     if (!password || password.length === 0) {
-      if (!access.config.anonymous) return fail(5, "credentials required"); // 5: not authorized
-      identities.set(client, { sub: client.id, roles: [ANONYMOUS_ROLE], via: "key" });
-      return callback(null, true);
+      if (!access.config.anonymous) return fail(5, "credentials required");
+      // No identity to substitute: %u matches nothing for anonymous clients.
+      return admit({ sub: "", roles: [ANONYMOUS_ROLE], via: "anonymous" });
     }
     try {
-      Promise.resolve(access.auth.verify(password.toString("utf8"))).then(
-        (identity) => {
-          identities.set(client, identity);
-          callback(null, true);
-        },
-        (err: Error) => fail(4, err.message), // 4: bad user name or password
-      );
+      Promise.resolve(access.auth.verify(password.toString("utf8"))).then(admit, (err: Error) => fail(4, err.message)); // 4: bad user name or password
     } catch (err) {
       fail(4, (err as Error).message);
     }
@@ -114,8 +126,10 @@ export function aclHooks(log: Logger, access: MqttAccess | null = null): Hooks {
 
 function substitute(pattern: string, user: string, clientId: string): string {
   if (!pattern.includes("%")) return pattern;
-  // An identity with wildcard or level characters could widen the pattern: such names match nothing.
-  const safe = (s: string) => (/[+#/]/.test(s) || s === "" ? "\u0000" : s);
+  // A value with wildcard or level characters, a `$` or a platform root could widen the pattern or
+  // reach a reserved namespace: such values match nothing. (%c is chosen by the client: it grants
+  // nothing exclusive; use %u for per-device topics.)
+  const safe = (s: string) => (s === "" || /[+#/]/.test(s) || s.startsWith("$") || isReservedTopic(s) ? "\u0000" : s);
   return pattern.replaceAll("%u", safe(user)).replaceAll("%c", safe(clientId));
 }
 

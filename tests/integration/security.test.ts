@@ -174,7 +174,9 @@ describe("response cache", () => {
     expect(await alice.json()).toEqual({ sub: "alice" });
     expect(await bob.json()).toEqual({ sub: "bob" });
     expect(alice.headers.get("cache-control")).toBe("private, max-age=60");
-    expect(await (await get("/api/guarded/mine", { "x-api-key": userKey })).json()).toEqual({ sub: "bob" });
+    const again = await get("/api/guarded/mine", { "x-api-key": userKey });
+    expect(again.headers.get("x-cache")).toBe("HIT");
+    expect(await again.json()).toEqual({ sub: "bob" });
     expect((await get("/api/guarded/mine")).status).toBe(401);
   });
 });
@@ -239,6 +241,30 @@ describe("MQTT authentication and ACLs", () => {
     expect(got.payload.toString()).toBe("21");
     expect(admin.received.map((m) => m.topic)).toEqual(["devices/sensor-1/temp"]);
     expect(device.client.connected).toBe(true);
+  });
+
+  test("a will is checked at CONNECT: outside the ACL or in a platform namespace, the connection is refused", async () => {
+    const will = (topic: string) => ({ username: "sensor-1", password: deviceKey, will: { topic, payload: Buffer.from("gone"), qos: 1 as const, retain: true } });
+    await expect(connectMqtt(p.mqttUrl, will("devices/sensor-2/status"))).rejects.toThrow(/Not authorized/i);
+    await expect(connectMqtt(p.mqttUrl, will("$platform/breakers/guarded"))).rejects.toThrow(/Not authorized/i);
+    await using ok = await connectMqtt(p.mqttUrl, will("devices/sensor-1/status"));
+    expect(ok.client.connected).toBe(true);
+  });
+
+  test("a persistent session taken over by another identity does not hand it the queued messages", async () => {
+    const intruderKey = createKey(p.dataDir, ["device"], "sensor-2");
+    const session = { clientId: "shared-id", clean: false } as const;
+    const owner = await connectMqtt(p.mqttUrl, { ...session, username: "sensor-1", password: deviceKey });
+    await owner.subscribe("devices/sensor-1/#", 1);
+    await owner.end();
+    await using admin = await connectMqtt(p.mqttUrl, { username: "ops", password: p.adminKey });
+    await admin.client.publishAsync("devices/sensor-1/secret", "for sensor-1 only", { qos: 1 });
+    await using intruder = await connectMqtt(p.mqttUrl, { ...session, username: "sensor-2", password: intruderKey });
+    // Its own traffic still flows, so the queued message would have arrived by now.
+    await intruder.subscribe("devices/sensor-2/#", 1);
+    await admin.client.publishAsync("devices/sensor-2/ping", "x", { qos: 1 });
+    await intruder.next((m) => m.topic === "devices/sensor-2/ping");
+    expect(intruder.received.map((m) => m.topic)).toEqual(["devices/sensor-2/ping"]);
   });
 
   test("a device receives the events its role may read", async () => {

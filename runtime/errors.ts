@@ -15,6 +15,7 @@ export const ErrorCode = {
   PLT_UNAUTHENTICATED: { status: 401, retryable: false },
   PLT_FORBIDDEN: { status: 403, retryable: false },
   PLT_REQUEST_TIMEOUT: { status: 408, retryable: true },
+  PLT_CONFLICT: { status: 409, retryable: false },
   PLT_BODY_TOO_LARGE: { status: 413, retryable: false },
   PLT_UNSUPPORTED_MEDIA_TYPE: { status: 415, retryable: false },
   PLT_RATE_LIMITED: { status: 429, retryable: true },

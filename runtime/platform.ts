@@ -34,8 +34,6 @@ export async function startPlatform(config: Readonly<Config>, log: Logger, optio
   const started = performance.now();
   const auth = await Authenticator.create(config);
   const broker = await startBroker(config.broker, log.child("broker"), { access: { auth, config: config.auth.mqtt }, dataDir: config.data.dir });
-  // Breaker states retained by a previous run are not current: every breaker starts closed.
-  await broker.bus.clearRetained(`${Topics.platformRoot}/breakers/#`);
   const breakers = new Breakers(config.breaker, options.clock, onBreaker, config.bulkhead, (target) => loader.breakerOverrides(target));
   function onBreaker(service: string, state: string, snapshot: object) {
     log.warn("circuit breaker", { service, state });
@@ -44,6 +42,8 @@ export async function startPlatform(config: Readonly<Config>, log: Logger, optio
   const loader = new Loader(config, broker.bus, breakers, log.child("loader"));
   let gateway: Gateway;
   try {
+    // Breaker states retained by a previous run are not current: every breaker starts closed.
+    await broker.bus.clearRetained(`${Topics.platformRoot}/breakers/#`);
     await loader.start();
     const policies: ApiPolicies = {
       auth,

@@ -22,6 +22,8 @@ export async function createJwtVerifier(config: Config["auth"]["jwt"]): Promise<
   const options = {
     algorithms: config.algorithms,
     clockTolerance: config.clockToleranceSeconds,
+    // The subject is the identity (cache and rate-limit keys, %u): a token without one proves nobody.
+    requiredClaims: ["sub"],
     ...(config.issuer ? { issuer: config.issuer } : {}),
     ...(config.audience ? { audience: config.audience } : {}),
   };
@@ -41,7 +43,7 @@ export async function createJwtVerifier(config: Config["auth"]["jwt"]): Promise<
     } catch (err) {
       throw invalidToken(err);
     }
-    const identity: Identity = { sub: typeof payload.sub === "string" ? payload.sub : "", roles: rolesOf(payload[config.rolesClaim]), via: "jwt" };
+    const identity: Identity = { sub: payload.sub!, roles: rolesOf(payload[config.rolesClaim]), via: "jwt" };
     if (verified.size >= CACHE_LIMIT) verified.delete(verified.keys().next().value!);
     verified.set(token, { identity, expiresAt: payload.exp ? payload.exp * 1000 : Date.now() + 60_000 });
     return identity;
@@ -74,6 +76,9 @@ async function keyResolver(config: Config["auth"]["jwt"]): Promise<JWTVerifyGetK
       throw new PlinthError("PLT_CONFIG_INVALID", `auth.jwt.${field}: cannot read ${file}: ${(err as Error).message}`);
     }
   };
+  if (config.publicKeyFile && config.jwksFile) {
+    throw new PlinthError("PLT_CONFIG_INVALID", "auth.jwt: set publicKeyFile or jwksFile, not both");
+  }
   const secret = config.secret ? new TextEncoder().encode(config.secret) : null;
   const pem = config.publicKeyFile ? read("publicKeyFile", config.publicKeyFile) : null;
   let jwks: JWTVerifyGetKey | null = null;

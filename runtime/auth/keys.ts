@@ -8,6 +8,7 @@ import { Database } from "bun:sqlite";
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { PlinthError } from "../errors";
 import type { Identity } from "./identity";
 
 export const KEY_PREFIX = "plk_";
@@ -23,7 +24,13 @@ export const KEY_MIGRATIONS = [
      created_at TEXT NOT NULL,
      revoked_at TEXT
    )`,
+  // The name is the identity: one active key per name.
+  "CREATE UNIQUE INDEX api_keys_active_name ON api_keys (name) WHERE revoked_at IS NULL",
 ];
+
+/** What a key's name and roles may be (the CLI and the HTTP API check the same). */
+export const KEY_NAME = /^[A-Za-z0-9_.@-]{1,64}$/;
+export const ROLE_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 
 export interface KeyInfo {
   id: string;
@@ -51,6 +58,12 @@ export class KeyStore {
 
   /** Returns the new key: shown once, never stored. */
   create(name: string, roles: string[]): { key: string; info: KeyInfo } {
+    if (!KEY_NAME.test(name)) throw new PlinthError("PLT_BAD_REQUEST", `invalid key name ${JSON.stringify(name)}: letters, digits, '_', '.', '@', '-' (at most 64)`);
+    const badRole = roles.find((r) => !ROLE_NAME.test(r));
+    if (roles.length === 0 || badRole !== undefined) throw new PlinthError("PLT_BAD_REQUEST", `invalid roles: ${roles.length === 0 ? "at least one is needed" : JSON.stringify(badRole)}`);
+    if (this.db.query("SELECT 1 FROM api_keys WHERE name = ? AND revoked_at IS NULL").get(name)) {
+      throw new PlinthError("PLT_CONFLICT", `an active API key named "${name}" exists: revoke it first, or choose another name`);
+    }
     const id = randomBytes(6).toString("hex");
     const key = `${KEY_PREFIX}${id}_${randomBytes(24).toString("base64url")}`;
     const createdAt = new Date().toISOString();

@@ -12,7 +12,9 @@ import { keys } from "./keys";
 import { status } from "./status";
 import { run, runOptions, type RunFlags } from "./run";
 
-const keyOption = { type: "string", default: process.env.PLINTH_API_KEY, describe: "API key (default: $PLINTH_API_KEY)" } as const;
+// Read from the environment when used, not as a yargs default: --help would print it.
+const keyOption = { type: "string", describe: "API key (default: $PLINTH_API_KEY)" } as const;
+const keyOf = (flag: string | undefined) => flag ?? process.env.PLINTH_API_KEY;
 
 export async function cli(argv: string[]): Promise<void> {
   await yargs(argv)
@@ -40,14 +42,17 @@ export async function cli(argv: string[]): Promise<void> {
         .option("url", { type: "string", default: "mqtt://127.0.0.1:1883", describe: "Broker URL" })
         .option("json", { type: "boolean", default: false, describe: "Print each payload as it came" })
         .option("key", keyOption),
-      (flags) => tail({ filter: flags.filter, url: flags.url, json: flags.json, ...(flags.key ? { key: flags.key } : {}) }),
+      (flags) => {
+        const key = keyOf(flags.key);
+        return tail({ filter: flags.filter, url: flags.url, json: flags.json, ...(key ? { key } : {}) });
+      },
     )
     .command(
       "status",
       "Show the services of a running platform: state, breaker, restarts",
       (y) => y.option("url", { type: "string", default: "http://127.0.0.1:3000", describe: "Gateway URL" }).option("key", keyOption),
       async (flags) => {
-        process.exitCode = await status(flags.url, flags.key);
+        process.exitCode = await status(flags.url, keyOf(flags.key));
       },
     )
     .command(
@@ -64,7 +69,7 @@ export async function cli(argv: string[]): Promise<void> {
           service: flags.service,
           url: flags.url,
           ...(flags.redrive !== undefined ? { redrive: flags.redrive } : {}),
-          ...(flags.key ? { key: flags.key } : {}),
+          ...(keyOf(flags.key) ? { key: keyOf(flags.key)! } : {}),
         });
       },
     )
@@ -81,7 +86,10 @@ export async function cli(argv: string[]): Promise<void> {
           .option("data", { type: "string", describe: "Data folder (data.dir)" })
           .option("json", { type: "boolean", default: false, describe: "Machine-readable output" }),
       async (flags) => {
-        if (flags.command === "revoke" && !flags.id) throw new PlinthError("PLT_BAD_REQUEST", "keys revoke needs the key's id or name");
+        if (flags.command === "revoke" && !flags.id) {
+          console.error("plinth: keys revoke needs the key's id or name\n");
+          process.exit(2);
+        }
         registerSdkModule();
         const { config } = await loadConfig({ ...(flags.config ? { file: flags.config } : {}), overrides: { data: { dir: flags.data } } });
         process.exitCode = keys(flags.command, {

@@ -26,6 +26,8 @@ export class ResponseCache {
   private readonly entries = new Map<string, Entry>();
   /** Topic filter → routes it invalidates. */
   private readonly invalidators = new Map<string, Set<string>>();
+  /** Per route, how many times it was invalidated: an answer read before an invalidation is not stored. */
+  private readonly generations = new Map<string, number>();
   private bytes = 0;
 
   constructor(
@@ -72,18 +74,20 @@ export class ResponseCache {
     }
   }
 
+  /** Changes whenever `route` is invalidated (compare before and after reading an answer to store). */
+  generation(route: string): number {
+    return this.generations.get(route) ?? 0;
+  }
+
   /** An event committed on `topic`: drop the entries of every route watching it. */
   invalidate(topic: string): void {
     let routes: Set<string> | undefined;
     for (const [filter, watching] of this.invalidators) {
       if (topicMatches(filter, topic)) for (const r of watching) (routes ??= new Set()).add(r);
     }
-    if (routes) this.clear((route) => routes.has(route));
-  }
-
-  /** Drops every entry whose route satisfies `predicate` (e.g. all of a replaced service). */
-  clear(predicate: (route: string) => boolean = () => true): void {
-    for (const [key, entry] of this.entries) if (predicate(entry.route)) this.remove(key);
+    if (!routes) return;
+    for (const route of routes) this.generations.set(route, this.generation(route) + 1);
+    for (const [key, entry] of this.entries) if (routes.has(entry.route)) this.remove(key);
   }
 
   private remove(key: string): void {

@@ -92,12 +92,18 @@ export function apiHandler(loader: Loader, config: Readonly<Config>, policies: A
       rateHeaders = taken.headers;
     }
 
-    const cacheKey = route.cache && request.method === "GET" ? `${name}\n${route.auth === "public" ? "" : `${identity?.via}:${identity?.sub}`}\n${p.url}` : null;
+    // Answers of public routes are shared (their handlers do not see the caller); others are kept per
+    // caller and roles. The service's id in the key retires a replaced version's answers.
+    const shared = policyOf(route) === "public";
+    const cacheKey =
+      route.cache && request.method === "GET"
+        ? `${serviceId(p.match.service)} ${name}\n${shared || !identity ? "" : `${identity.via}:${identity.sub}:${identity.roles.join(",")}`}\n${p.url}`
+        : null;
     if (cacheKey) {
       const hit = cache.get(cacheKey);
       if (hit) return cachedResponse(request, hit, rateHeaders, "HIT");
     }
-    return forward(p, identity, name, rateHeaders, cacheKey);
+    return forward(p, cacheKey && shared ? null : identity, name, rateHeaders, cacheKey);
   }
 
   async function forward(p: Pending, identity: Identity | null, name: string, rateHeaders: Record<string, string> | undefined, cacheKey: string | null): Promise<Response> {
@@ -115,25 +121,44 @@ export function apiHandler(loader: Loader, config: Readonly<Config>, policies: A
     }
     for (const [k, v] of Object.entries(match.params)) match.params[k] = decode(v);
 
-    const req = { search: p.search, headers: request.headers.toJSON(), body, deadline, identity };
-    const reply = await loader.http(match, req, Math.max(1, deadline - Date.now())).catch((err: unknown) => {
+    // The credentials stay at the gateway: the handler gets the identity they proved.
+    const headers = request.headers.toJSON();
+    delete headers.authorization;
+    delete headers["x-api-key"];
+    // An event committed while this request runs must not be undone by storing what it read before.
+    if (cacheKey && route.cache) cache.watch(name, route.cache.invalidatedBy);
+    const generation = cacheKey ? cache.generation(name) : 0;
+    let fromFallback = false;
+    const reply = await loader.http(match, { search: p.search, headers, body, deadline, identity }, Math.max(1, deadline - Date.now())).catch((err: unknown) => {
       const fallback = gateway.fallbacks[name];
       const error = PlinthError.from(err);
       if (!fallback || error.status < 500) throw err;
+      fromFallback = true;
       return { ...fallback, headers: { ...fallback.headers, "x-plinth-fallback": error.code } };
     });
     checkHeaders(match, reply);
-    if (cacheKey && reply.status === 200 && route.cache) {
-      cache.watch(name, route.cache.invalidatedBy);
-      const visibility = route.auth === "public" ? "public" : "private";
-      const headers = { ...reply.headers, "content-type": "application/json", "cache-control": `${visibility}, max-age=${Math.floor(route.cache.ttlMs / 1000)}` };
+    if (cacheKey && route.cache && reply.status === 200 && !fromFallback && cache.generation(name) === generation) {
+      const visibility = policyOf(route) === "public" ? "public" : "private";
+      // A cookie belongs to the caller it was set for: never stored, never replayed.
+      const kept: Record<string, string> = { ...reply.headers };
+      delete kept["set-cookie"];
+      const headers = { ...kept, "content-type": "application/json", "cache-control": `${visibility}, max-age=${Math.floor(route.cache.ttlMs / 1000)}` };
       const stored = cache.set(cacheKey, name, route.cache.ttlMs, { status: 200, headers, body: JSON.stringify(reply.body) });
       return cachedResponse(request, stored, rateHeaders, "MISS");
     }
-    const headers = rateHeaders ? { ...reply.headers, ...rateHeaders } : reply.headers;
-    if (reply.status === 204 || reply.status === 304 || method === "HEAD") return new Response(null, { status: reply.status, headers });
-    return Response.json(reply.body, { status: reply.status, headers });
+    const answerHeaders = rateHeaders ? { ...reply.headers, ...rateHeaders } : reply.headers;
+    if (reply.status === 204 || reply.status === 304 || method === "HEAD") return new Response(null, { status: reply.status, headers: answerHeaders });
+    return Response.json(reply.body, { status: reply.status, headers: answerHeaders });
   }
+}
+
+/** A number per loaded service instance: a replaced plugin's cached answers are never served. */
+const serviceIds = new WeakMap<object, number>();
+let nextServiceId = 0;
+function serviceId(service: object): number {
+  let id = serviceIds.get(service);
+  if (id === undefined) serviceIds.set(service, (id = ++nextServiceId));
+  return id;
 }
 
 /** "GET /api/orders/:id" for a declared route, built once per route object. */

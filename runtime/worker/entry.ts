@@ -3,7 +3,7 @@
  * file, applies migrations, then serves the host's requests. Must stay light:
  * no aedes, Elysia or MQTT.js here.
  */
-import { heapStats } from "bun:jsc";
+import { heapSize } from "bun:jsc";
 import type { Database } from "bun:sqlite";
 import { builtinServices } from "../../services/index";
 import { PlinthError } from "../errors";
@@ -285,7 +285,8 @@ self.onmessage = (e: MessageEvent<HostMessage>) => {
       relay();
       break;
     case "ping":
-      post({ t: "pong", heapBytes: heapStats().heapSize });
+      // heapSize, not heapStats: the latter walks the whole heap (135 ms at 160 MB).
+      post({ t: "pong", heapBytes: heapSize() });
       break;
     case "stop":
       db?.close();

@@ -4,7 +4,7 @@
  * and `GET /api/auth/me` for any caller to see who the platform thinks they are.
  */
 import { PlinthError, definePlugin, route, t } from "plinth";
-import { KEY_MIGRATIONS, KeyStore } from "../../runtime/auth/keys";
+import { KEY_MIGRATIONS, KEY_NAME, KeyStore, ROLE_NAME } from "../../runtime/auth/keys";
 
 const admin = ["admin"];
 
@@ -21,8 +21,8 @@ export default definePlugin({
       summary: "Create an API key; the key is in this answer only",
       body: t.Object(
         {
-          name: t.String({ pattern: "^[A-Za-z0-9_.@-]{1,64}$" }),
-          roles: t.Array(t.String({ pattern: "^[A-Za-z0-9_.-]{1,64}$" }), { minItems: 1, maxItems: 32 }),
+          name: t.String({ pattern: KEY_NAME.source }),
+          roles: t.Array(t.String({ pattern: ROLE_NAME.source }), { minItems: 1, maxItems: 32 }),
         },
         { additionalProperties: false },
       ),

@@ -168,6 +168,16 @@ describe("response cache", () => {
     expect((await get("/api/guarded/notes", { "if-none-match": etag })).status).toBe(200);
   });
 
+  test("a public cached route is one answer for everyone: its handler sees no caller, and no cookie is replayed", async () => {
+    const alice = await get("/api/guarded/greeting", bearer(await jwt({ sub: "alice" })));
+    expect(await alice.json()).toEqual({ hello: "anyone" });
+    expect(alice.headers.get("set-cookie")).toBeNull();
+    const bob = await get("/api/guarded/greeting", { "x-api-key": userKey });
+    expect(bob.headers.get("x-cache")).toBe("HIT");
+    expect(await bob.json()).toEqual({ hello: "anyone" });
+    expect(bob.headers.get("set-cookie")).toBeNull();
+  });
+
   test("answers of non-public routes are cached per identity", async () => {
     const alice = await get("/api/guarded/mine", bearer(await jwt({ sub: "alice" })));
     const bob = await get("/api/guarded/mine", { "x-api-key": userKey });

@@ -25,8 +25,10 @@ describe("JWT verification", () => {
   test("issuer and audience are enforced when configured", async () => {
     const verify = (await createJwtVerifier(jwtConfig({ secret: SECRET, issuer: "https://id.example", audience: "plinth" })))!;
     const key = new TextEncoder().encode(SECRET);
-    const good = await new SignJWT({}).setProtectedHeader({ alg: "HS256" }).setIssuer("https://id.example").setAudience("plinth").sign(key);
-    const wrong = await new SignJWT({}).setProtectedHeader({ alg: "HS256" }).setIssuer("https://evil.example").setAudience("plinth").sign(key);
+    const good = await new SignJWT({}).setProtectedHeader({ alg: "HS256" }).setSubject("s").setIssuer("https://id.example").setAudience("plinth").sign(key);
+    const wrong = await new SignJWT({}).setProtectedHeader({ alg: "HS256" }).setSubject("s").setIssuer("https://evil.example").setAudience("plinth").sign(key);
+    const nobody = await new SignJWT({}).setProtectedHeader({ alg: "HS256" }).setIssuer("https://id.example").setAudience("plinth").sign(key);
+    await expect(verify(nobody)).rejects.toThrow(/claim "sub"/);
     expect((await verify(good)).via).toBe("jwt");
     await expect(verify(wrong)).rejects.toThrow(/claim "iss"/);
   });
@@ -66,4 +68,12 @@ describe("JWT verification", () => {
     await expect(fails({ publicKeyFile: dir.join("bad.pem") })).rejects.toThrow(/auth\.jwt\.publicKeyFile: .* is not a PEM public key/);
     await expect(fails({ jwksFile: dir.join("bad.json") })).rejects.toThrow(/auth\.jwt\.jwksFile: not a JSON Web Key Set/);
   });
+});
+
+test("a PEM and a JWKS file at once is a config error", async () => {
+  using dir = tempDir();
+  const { publicKey } = await generateKeyPair("ES256");
+  writeFileSync(dir.join("k.pem"), await exportSPKI(publicKey));
+  writeFileSync(dir.join("k.json"), JSON.stringify({ keys: [] }));
+  await expect(createJwtVerifier(jwtConfig({ publicKeyFile: dir.join("k.pem"), jwksFile: dir.join("k.json") }))).rejects.toThrow(/not both/);
 });

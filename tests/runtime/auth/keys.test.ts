@@ -25,3 +25,14 @@ test("keys are stored only as hashes; lookups see creation and revocation at onc
   expect(withKeyStore(dir.path, (s) => s.list())[0]!.revokedAt).not.toBeNull();
   lookup.close();
 });
+
+test("names and roles are checked, and one active key per name (the name is the identity)", () => {
+  using dir = tempDir();
+  expect(() => withKeyStore(dir.path, (s) => s.create("bad name", ["user"]))).toThrow(/invalid key name/);
+  expect(() => withKeyStore(dir.path, (s) => s.create("ok", []))).toThrow(/at least one/);
+  expect(() => withKeyStore(dir.path, (s) => s.create("ok", ["a b"]))).toThrow(/invalid roles/);
+  withKeyStore(dir.path, (s) => s.create("dup", ["user"]));
+  expect(() => withKeyStore(dir.path, (s) => s.create("dup", ["admin"]))).toThrow(/an active API key named "dup" exists/);
+  expect(withKeyStore(dir.path, (s) => s.revoke("dup"))).toBe(1);
+  expect(withKeyStore(dir.path, (s) => s.create("dup", ["admin"])).info.roles).toEqual(["admin"]);
+});

@@ -35,6 +35,16 @@ describe("ResponseCache", () => {
     expect(small.get("y")).toBeDefined();
   });
 
+  test("each invalidation of a route changes its generation (an answer read before it is not stored)", () => {
+    const cache = new ResponseCache(10, 10_000, () => 0);
+    cache.watch("GET /api/orders", ["events/orders/#"]);
+    const before = cache.generation("GET /api/orders");
+    cache.invalidate("events/inventory/x");
+    expect(cache.generation("GET /api/orders")).toBe(before);
+    cache.invalidate("events/orders/created");
+    expect(cache.generation("GET /api/orders")).toBe(before + 1);
+  });
+
   test("an event on a watched filter clears that route's entries only", () => {
     const cache = new ResponseCache(10, 10_000, () => 0);
     cache.watch("GET /api/orders", ["events/orders/#"]);

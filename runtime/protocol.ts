@@ -1,7 +1,8 @@
 /**
  * Every MQTT topic and message envelope the platform uses, in one file.
- * Imported by the host and by workers: keep it free of dependencies.
+ * Imported by the host and by workers: keep it free of dependencies (config types only).
  */
+import type { Policy } from "../config/schema";
 
 /** Service names: lower-case, start with a letter; used in topics, URLs and file names. */
 export const SERVICE_NAME = /^[a-z][a-z0-9-]{0,62}$/;
@@ -28,10 +29,22 @@ export interface RouteInfo {
   path: string;
 }
 
+/**
+ * Who is calling: the identity a token or an API key proves. Handlers see it as `ctx.identity`;
+ * calls they make carry it on to the callee. It crosses threads, hence it lives here.
+ */
+export interface Identity {
+  /** The token's subject, or the API key's name. */
+  sub: string;
+  roles: string[];
+  /** How it was proven ("anonymous": not at all, an MQTT client let in by auth.mqtt.anonymous). */
+  via: "jwt" | "key" | "anonymous";
+}
+
 /** What the gateway needs to know of a route besides where it is (all checked at load). */
 export interface RoutePolicy {
   /** Who may call it; absent: `auth.defaultPolicy`. */
-  auth?: "public" | "authenticated" | string[];
+  auth?: Policy;
   /** GET only: keep answers this long; cleared at once by events on `invalidatedBy` topic filters. */
   cache?: { ttlMs: number; invalidatedBy: string[] };
   rateLimit?: { limit: number; windowMs: number };

@@ -5,8 +5,7 @@
 import type { Database } from "bun:sqlite";
 import { PlinthError } from "../errors";
 import type { Logger } from "../log";
-import { isValidEventType, type EmitRequest } from "../protocol";
-import type { Identity } from "../auth/identity";
+import { isValidEventType, type EmitRequest, type Identity } from "../protocol";
 
 /** Where a handler's events and transactions go (the worker's unit of work). */
 export interface Scope {

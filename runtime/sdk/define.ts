@@ -6,9 +6,8 @@ import type { Database } from "bun:sqlite";
 import type { Static, TSchema } from "@sinclair/typebox";
 import type { Logger } from "../log";
 import type { BreakerOverride, Policy } from "../../config/schema";
-import type { Identity } from "../auth/identity";
 import type { PlinthError } from "../errors";
-import type { CloudEvent } from "../protocol";
+import type { CloudEvent, Identity } from "../protocol";
 
 export interface CallOptions<T = unknown> {
   /**

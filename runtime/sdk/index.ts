@@ -20,7 +20,7 @@ export type { Static, TSchema } from "@sinclair/typebox";
 export { PlinthError, ErrorCode } from "../errors";
 export type { WireError } from "../errors";
 export type { CloudEvent } from "../protocol";
-export type { Identity } from "../auth/identity";
+export type { Identity } from "../protocol";
 export type { Logger } from "../log";
 export { defineConfig } from "../../config/index";
 export type { UserConfig } from "../../config/index";

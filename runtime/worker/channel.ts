@@ -2,9 +2,8 @@
  * The only message format between the host (main thread) and a plugin worker.
  * Messages travel by structured clone; no JSON encoding happens here.
  */
-import type { Identity } from "../auth/identity";
 import type { WireError } from "../errors";
-import type { CloudEvent, CommittedEvent, Manifest } from "../protocol";
+import type { CloudEvent, CommittedEvent, Identity, Manifest } from "../protocol";
 import type { Cursor } from "./inbox";
 
 /** Where the worker finds its plugin: a file on disk or a built-in service bundled in the binary. */

@@ -45,6 +45,9 @@ export interface Running extends AsyncDisposable {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
+/** Starts so far: each start gets an admin key of its own name (a restart reuses the data folder). */
+let started = 0;
+
 /** Config text that opens routes and MQTT to anonymous callers, for tests not about authentication. */
 export const OPEN_AUTH = `auth: { defaultPolicy: "public", mqtt: { anonymous: true } }`;
 
@@ -57,7 +60,7 @@ export async function startBinary(cwd: string, args: string[] = [], binary = BIN
   ensureBinary();
   if (!existsSync(join(cwd, "platform.config.ts"))) writeFileSync(join(cwd, "platform.config.ts"), `export default { ${OPEN_AUTH} };\n`);
   const dataFlag = args.indexOf("--data");
-  const adminKey = createKey(resolve(cwd, dataFlag >= 0 ? args[dataFlag + 1]! : "data"), ["admin"], "e2e-admin");
+  const adminKey = createKey(resolve(cwd, dataFlag >= 0 ? args[dataFlag + 1]! : "data"), ["admin"], `e2e-admin-${++started}`);
   const proc = Bun.spawn([binary, "run", "--port", "0", "--mqtt-port", "0", ...args], {
     cwd,
     stdin: "ignore",

@@ -32,6 +32,9 @@ export interface Booted extends AsyncDisposable {
   stop(): Promise<void>;
 }
 
+/** Boots so far: each gets an admin key of its own name (a test may boot twice on one data folder). */
+let booted = 0;
+
 export async function boot(plugins: PluginSet, overrides: UserConfig = {}, options: PlatformOptions = {}): Promise<Booted> {
   registerSdkModule();
   const dir = tempDir("plinth-boot");
@@ -51,7 +54,7 @@ export async function boot(plugins: PluginSet, overrides: UserConfig = {}, optio
   });
   const platform = await startPlatform(config, createLogger({ level: config.log.level }), options);
   const url = platform.gateway.url;
-  const adminKey = createKey(config.data.dir, ["admin"], "test-admin");
+  const adminKey = createKey(config.data.dir, ["admin"], `test-admin-${++booted}`);
   let stopped = false;
   const stop = async () => {
     if (stopped) return;

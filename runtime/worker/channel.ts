@@ -50,7 +50,9 @@ export type HostMessage =
   | { t: "relay" }
   /** Heartbeat: the worker answers "pong" (with its heap size) as soon as its event loop is free. */
   | { t: "ping" }
-  | { t: "stop" };
+  | { t: "stop" }
+  /** Several messages in one postMessage (what one turn of the event loop produced), handled in order. */
+  | { t: "batch"; items: HostMessage[] };
 
 /** How far a "deliver" batch got: `handled` events done, then `error` for the next one (if any). */
 export interface DeliveryOutcome {
@@ -70,4 +72,6 @@ export type WorkerMessage =
   | { t: "result"; id: number; ok: false; error: WireError }
   | { t: "call"; id: number; target: string; params: unknown; deadline: number; identity: Identity | null }
   | { t: "pong"; heapBytes: number }
+  /** Several messages in one postMessage, handled in order. */
+  | { t: "batch"; items: WorkerMessage[] }
   | { t: "stopped" };

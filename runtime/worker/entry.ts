@@ -40,7 +40,20 @@ let subscriptions: Compiled[] = [];
 let nextCall = 1;
 const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
 
-const post = (msg: WorkerMessage) => self.postMessage(msg);
+/**
+ * Replies leave together at the end of the current task: a batch of requests handled in one go
+ * answers in one postMessage. (A microtask, not a later turn: nothing waits behind a timer or a crash.)
+ */
+let replies: WorkerMessage[] = [];
+const flush = () => {
+  const items = replies;
+  replies = [];
+  self.postMessage(items.length === 1 ? items[0]! : { t: "batch", items });
+};
+const post = (msg: WorkerMessage) => {
+  replies.push(msg);
+  if (replies.length === 1) queueMicrotask(flush);
+};
 
 async function loadDefinition(source: PluginSource): Promise<unknown> {
   if (source.kind === "builtin") {
@@ -220,9 +233,13 @@ function httpHandler(req: HttpRequest): Prepared {
   return { fn: route.handler, extra, finish, transaction: route.transaction, origin: { deadline: req.deadline ?? Infinity, identity: req.identity ?? null } };
 }
 
-self.onmessage = (e: MessageEvent<HostMessage>) => {
-  const msg = e.data;
+self.onmessage = (e: MessageEvent<HostMessage>) => handle(e.data);
+
+function handle(msg: HostMessage): void {
   switch (msg.t) {
+    case "batch":
+      for (const item of msg.items) handle(item);
+      break;
     case "init":
       void init(msg);
       break;
@@ -293,4 +310,4 @@ self.onmessage = (e: MessageEvent<HostMessage>) => {
       post({ t: "stopped" });
       break;
   }
-};
+}

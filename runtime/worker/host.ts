@@ -72,6 +72,8 @@ export class WorkerHost {
   private lastCrashAt = 0;
   private restartTimer: Timer | null = null;
   private readonly heartbeat: Heartbeat;
+  private outbox: HostMessage[] = [];
+  private outboxWorker: Worker | null = null;
   private stopped: (() => void) | null = null;
   /** Settles a start() still in progress when stop() is called. */
   private abortStart: ((error: PlinthError) => void) | null = null;
@@ -119,8 +121,8 @@ export class WorkerHost {
       };
       this.abortStart = settle;
 
-      worker.onmessage = (e: MessageEvent<WorkerMessage>) => {
-        const msg = e.data;
+      const handle = (msg: WorkerMessage): void => {
+        if (msg.t === "batch") return msg.items.forEach(handle);
         if (msg.t === "loaded") {
           clearTimeout(timer);
           Promise.resolve(this.options.claim?.(msg.manifest)).then(
@@ -144,6 +146,7 @@ export class WorkerHost {
           this.receive(msg);
         }
       };
+      worker.onmessage = (e: MessageEvent<WorkerMessage>) => handle(e.data);
       worker.addEventListener("error", (e: ErrorEvent) => {
         const error = new PlinthError("PLT_PLUGIN_LOAD", e.message || "worker error");
         if (!settled) return settle(error);
@@ -208,9 +211,29 @@ export class WorkerHost {
     this.state = "stopped";
   }
 
+  /**
+   * Messages to the worker leave together once per turn of the event loop: under load one
+   * postMessage carries many requests (its fixed cost was the largest item on the hot path).
+   * Messages for a worker that has since been replaced are dropped (their requests failed with it).
+   */
   private post(message: HostMessage): void {
-    this.worker?.postMessage(message);
+    const worker = this.worker;
+    if (!worker) return;
+    if (this.outboxWorker !== worker) {
+      this.outbox = [];
+      this.outboxWorker = worker;
+    }
+    this.outbox.push(message);
+    if (this.outbox.length === 1) setImmediate(this.flush);
   }
+
+  private readonly flush = (): void => {
+    const items = this.outbox;
+    const worker = this.outboxWorker;
+    this.outbox = [];
+    if (items.length === 0 || !worker || worker !== this.worker) return;
+    worker.postMessage(items.length === 1 ? items[0]! : { t: "batch", items });
+  };
 
   private receive(msg: WorkerMessage): void {
     switch (msg.t) {

@@ -16,6 +16,8 @@ interface Bucket {
 
 export class RateLimiter {
   private readonly buckets = new Map<string, Bucket>();
+  /** The most recently used key: already last in the Map's order (a busy caller skips the re-insert). */
+  private lastKey: string | null = null;
 
   constructor(
     private readonly maxKeys: number,
@@ -31,24 +33,27 @@ export class RateLimiter {
     const perMs = limit / windowMs;
     let bucket = this.buckets.get(key);
     if (bucket) {
-      this.buckets.delete(key); // re-inserted below: Map order is the LRU order
+      if (key !== this.lastKey) {
+        this.buckets.delete(key); // re-inserted below: Map order is the LRU order
+        this.buckets.set(key, bucket);
+      }
       bucket.tokens = Math.min(limit, bucket.tokens + (now - bucket.at) * perMs);
       bucket.at = now;
     } else {
       bucket = { tokens: limit, at: now };
       if (this.buckets.size >= this.maxKeys) this.buckets.delete(this.buckets.keys().next().value!);
+      this.buckets.set(key, bucket);
     }
-    this.buckets.set(key, bucket);
+    this.lastKey = key;
     const allowed = bucket.tokens >= 1;
     if (allowed) bucket.tokens -= 1;
-    const seconds = (tokens: number) => String(Math.max(0, Math.ceil(tokens / perMs / 1000)));
     const headers: Record<string, string> = {
       "ratelimit-limit": String(limit),
       "ratelimit-remaining": String(Math.floor(bucket.tokens)),
       // Seconds until the bucket is full again.
-      "ratelimit-reset": seconds(limit - bucket.tokens),
+      "ratelimit-reset": String(Math.max(0, Math.ceil((limit - bucket.tokens) / perMs / 1000))),
     };
-    if (!allowed) headers["retry-after"] = String(Math.max(1, Number(seconds(1 - bucket.tokens))));
+    if (!allowed) headers["retry-after"] = String(Math.max(1, Math.ceil((1 - bucket.tokens) / perMs / 1000)));
     return { allowed, headers };
   }
 }

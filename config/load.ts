@@ -84,7 +84,9 @@ async function importConfig(file: string): Promise<Record<string, unknown>> {
 }
 
 function fieldName(path: string): string {
-  return path.replace(/^\//, "").replaceAll("/", ".") || "(root)";
+  // JSON Pointer segments escape "/" as ~1 and "~" as ~0 (a route key holds slashes).
+  const segments = path.replace(/^\//, "").split("/").map((s) => s.replaceAll("~1", "/").replaceAll("~0", "~"));
+  return segments.map((s) => (/^[\w$-]+$/.test(s) ? s : JSON.stringify(s))).join(".").replace(/\.("[^"]*")/g, "[$1]") || "(root)";
 }
 
 function absolute(path: string, base: string): string {

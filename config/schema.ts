@@ -77,7 +77,8 @@ export const ConfigSchema = t.Object(
           {
             status: t.Integer({ minimum: 200, maximum: 599, default: 200 }),
             body: t.Unknown(),
-            headers: t.Record(t.String(), t.String(), { default: {} }),
+            // Optional: TypeBox fills no defaults inside a Record's values.
+            headers: t.Optional(t.Record(t.String(), t.String())),
           },
           { additionalProperties: false },
         ),

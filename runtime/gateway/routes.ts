@@ -103,7 +103,10 @@ export function apiHandler(loader: Loader, config: Readonly<Config>, policies: A
       const hit = cache.get(cacheKey);
       if (hit) return cachedResponse(request, hit, rateHeaders, "HIT");
     }
-    return forward(p, cacheKey && shared ? null : identity, name, rateHeaders, cacheKey);
+    const forwarded = forward(p, cacheKey && shared ? null : identity, name, rateHeaders, cacheKey);
+    if (!rateHeaders) return forwarded;
+    // Errors of a limited route carry its RateLimit-* headers too.
+    return forwarded.catch((err: unknown) => (err instanceof PlinthError ? errorResponse(err, rateHeaders) : Promise.reject(err)));
   }
 
   async function forward(p: Pending, identity: Identity | null, name: string, rateHeaders: Record<string, string> | undefined, cacheKey: string | null): Promise<Response> {
@@ -131,7 +134,7 @@ export function apiHandler(loader: Loader, config: Readonly<Config>, policies: A
       const error = PlinthError.from(err);
       if (!fallback || error.status < 500) throw err;
       fromFallback = true;
-      return { ...fallback, headers: { ...fallback.headers, "x-plinth-fallback": error.code } };
+      return { status: fallback.status, body: fallback.body, headers: { ...fallback.headers, "x-plinth-fallback": error.code } };
     });
     checkHeaders(match, reply);
     if (cacheKey && route.cache && reply.status === 200 && !fromFallback && cache.generation(name) === generation) {

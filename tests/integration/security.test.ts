@@ -33,7 +33,10 @@ beforeAll(async () => {
           },
         },
       },
-      gateway: { cors: { origins: ["https://app.example"] } },
+      gateway: {
+        cors: { origins: ["https://app.example"] },
+        fallbacks: { "GET /api/guarded/flaky-cached": { status: 200, body: { fallback: true } } },
+      },
     },
   );
   userKey = createKey(p.dataDir, ["user"], "bob");
@@ -140,6 +143,11 @@ describe("rate limits", () => {
     expect(Number(limited.headers.get("retry-after"))).toBeLessThanOrEqual(20);
     expect(Number(limited.headers.get("ratelimit-reset"))).toBeGreaterThan(0);
     expect((await errorOf(limited)).code).toBe("PLT_RATE_LIMITED");
+    // Errors of a limited route carry the headers too.
+    const missing = await get("/api/guarded/limited-missing/7");
+    expect(missing.status).toBe(404);
+    expect(missing.headers.get("ratelimit-limit")).toBe("100");
+    expect(missing.headers.get("ratelimit-remaining")).toBe("99");
     // Another caller has a bucket of its own.
     expect((await get("/api/guarded/limited", { "x-api-key": p.adminKey })).status).toBe(200);
   });
@@ -176,6 +184,16 @@ describe("response cache", () => {
     expect(bob.headers.get("x-cache")).toBe("HIT");
     expect(await bob.json()).toEqual({ hello: "anyone" });
     expect(bob.headers.get("set-cookie")).toBeNull();
+  });
+
+  test("a fallback answer is never cached: the next call reaches the service", async () => {
+    const first = await get("/api/guarded/flaky-cached");
+    expect(first.headers.get("x-plinth-fallback")).toBe("PLT_HANDLER_ERROR");
+    expect(await first.json()).toEqual({ fallback: true });
+    const second = await get("/api/guarded/flaky-cached");
+    expect(second.headers.get("x-cache")).toBe("MISS");
+    expect(await second.json()).toEqual({ real: true });
+    expect((await get("/api/guarded/flaky-cached")).headers.get("x-cache")).toBe("HIT");
   });
 
   test("answers of non-public routes are cached per identity", async () => {

@@ -182,7 +182,7 @@ describe("loadConfig", () => {
     const { config } = await loadConfig({ cwd });
     expect(config.breaker.services).toEqual({ orders: { failureRate: 0.2 } });
     write(cwd, "bad.config.ts", "export default { breaker: { actions: { 'a.b': { failureRate: 3 } } } }\n");
-    expect((await loadError({ cwd, file: "bad.config.ts" })).message).toContain("breaker.actions["a.b"].failureRate");
+    expect((await loadError({ cwd, file: "bad.config.ts" })).message).toContain(`breaker.actions["a.b"].failureRate`);
   });
 
   test("an unknown field is rejected by name", async () => {

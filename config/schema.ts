@@ -8,6 +8,8 @@ import { Type as t, type Static } from "@sinclair/typebox";
 export const DEFAULT_MAX_PACKET_BYTES = 1024 * 1024;
 /** broker.maxQueuedBytesPerClient and broker.sysIntervalMs when not set. */
 export const DEFAULT_MAX_QUEUED_BYTES_PER_CLIENT = 1024 * 1024;
+/** broker.maxQueuedPerClient when not set. */
+export const DEFAULT_MAX_QUEUED_PER_CLIENT = 1000;
 export const DEFAULT_SYS_INTERVAL_MS = 10_000;
 const port = (d: number) => t.Integer({ minimum: 0, maximum: 65535, default: d });
 const ms = (d: number, minimum = 1) => t.Integer({ minimum, default: d });
@@ -42,7 +44,7 @@ function breakerFields(withDefaults: boolean) {
 }
 
 /** A rate limit: `limit` requests per `windowMs`, refilled continuously (token bucket). */
-function rateLimit(options: { default?: { limit: number; windowMs: number } } = {}) {
+export function rateLimit(options: { default?: { limit: number; windowMs: number } } = {}) {
   return t.Object(
     { limit: t.Integer({ minimum: 0 }), windowMs: t.Integer({ minimum: 1, default: 1_000 }) },
     { additionalProperties: false, ...options },
@@ -164,7 +166,7 @@ export const ConfigSchema = t.Object(
        */
       persistence: t.Union([t.Literal("sqlite"), t.Literal("memory")], { default: "sqlite" }),
       /** QoS 1/2 messages queued per persistent session; past that the oldest are dropped. */
-      maxQueuedPerClient: t.Integer({ minimum: 1, default: 1000 }),
+      maxQueuedPerClient: t.Integer({ minimum: 1, default: DEFAULT_MAX_QUEUED_PER_CLIENT }),
       /**
        * Largest MQTT packet a client may send (fixed header included); a larger one disconnects it.
        * Optional in the type only: a broker config built by hand gets the same default.

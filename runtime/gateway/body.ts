@@ -1,10 +1,20 @@
 /**
  * Reads a request body within a size limit (stopping as soon as it is
- * exceeded, chunked or not) and decodes it by content type.
+ * exceeded, chunked or not) and a deadline (a slow client gets 408), and
+ * decodes it by content type.
  */
 import { PlinthError } from "../errors";
 
-export async function readBody(request: Request, maxBytes: number): Promise<unknown> {
+export function readBody(request: Request, maxBytes: number, deadline = Number.POSITIVE_INFINITY): Promise<unknown> {
+  if (!Number.isFinite(deadline)) return read(request, maxBytes);
+  let timer: Timer | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new PlinthError("PLT_REQUEST_TIMEOUT", "request body not received in time")), Math.max(0, deadline - Date.now()));
+  });
+  return Promise.race([read(request, maxBytes), timeout]).finally(() => clearTimeout(timer));
+}
+
+async function read(request: Request, maxBytes: number): Promise<unknown> {
   const declared = Number(request.headers.get("content-length") ?? "NaN");
   if (declared > maxBytes) throw tooLarge(maxBytes);
   if (!request.body) return undefined;

@@ -85,7 +85,14 @@ export function createApp(loader: Loader, config: Readonly<Config>, log: Logger,
     })
     .get("/openapi.json", ({ status }) => (config.gateway.openapi ? openApiDocument(loader, config) : status(404, notFound("/openapi.json"))))
     .get("/docs", ({ status }) => (config.gateway.openapi ? docsPage("/openapi.json") : status(404, notFound("/docs"))))
-    .all(`${API_PREFIX}*`, ({ request, path }) => api(request, request.url, path, searchOf(request.url)), { parse: "none" });
+    .all(
+      `${API_PREFIX}*`,
+      ({ request }) => {
+        const [path, search] = splitUrl(request.url);
+        return api(request, request.url, path, search);
+      },
+      { parse: "none" },
+    );
 
   const throughElysia = corsConfig.origins.length > 0;
   return {
@@ -93,12 +100,10 @@ export function createApp(loader: Loader, config: Readonly<Config>, log: Logger,
     fetch(request) {
       if (throughElysia) return app.fetch(request);
       const url = request.url;
-      const start = url.indexOf("/", url.indexOf("//") + 2);
-      const q = url.indexOf("?", start);
-      const path = q < 0 ? url.slice(start) : url.slice(start, q);
+      const [path, search] = splitUrl(url);
       if (!path.startsWith(API_PREFIX)) return app.fetch(request);
       try {
-        const answer = api(request, url, path, q < 0 ? "" : url.slice(q + 1));
+        const answer = api(request, url, path, search);
         return answer instanceof Promise ? answer.catch((err: unknown) => toResponse(err, request)) : answer;
       } catch (err) {
         return toResponse(err, request);
@@ -107,9 +112,11 @@ export function createApp(loader: Loader, config: Readonly<Config>, log: Logger,
   };
 }
 
-function searchOf(url: string): string {
-  const q = url.indexOf("?");
-  return q < 0 ? "" : url.slice(q + 1);
+/** The path and the query string (without "?") of an absolute request URL, without building a URL object. */
+function splitUrl(url: string): [path: string, search: string] {
+  const start = url.indexOf("/", url.indexOf("//") + 2);
+  const q = url.indexOf("?", start);
+  return q < 0 ? [url.slice(start), ""] : [url.slice(start, q), url.slice(q + 1)];
 }
 
 function notFound(path: string) {

@@ -11,10 +11,10 @@ import { authorize } from "../auth/policy";
 import { PlinthError } from "../errors";
 import { routeName, type DeclaredRoute } from "../protocol";
 import type { Loader, RouteMatch } from "../loader/loader";
-import type { HttpResponse } from "../worker/channel";
 import { readBody } from "./body";
-import type { CachedResponse, ResponseCache } from "./cache";
+import type { ResponseCache } from "./cache";
 import { errorResponse } from "./errors";
+import { cachedResponse, checkHeaders, decode, forwardedHeaders } from "./http";
 import type { RateLimiter } from "./ratelimit";
 
 export const API_PREFIX = "/api/";
@@ -114,7 +114,7 @@ export function apiHandler(loader: Loader, config: Readonly<Config>, policies: A
     const method = request.method;
     // Body, then the route again: the service that answers is the one serving when the request is
     // complete, so a plugin replaced meanwhile is never handed a request after it was drained.
-    const body = request.body ? await withinDeadline(readBody(request, gateway.maxBodyBytes), deadline) : undefined;
+    const body = request.body ? await readBody(request, gateway.maxBodyBytes, deadline) : undefined;
     let { match, route } = p;
     const again = loader.match(p.service, method, p.subpath);
     if (again.service !== match.service) {
@@ -153,19 +153,6 @@ export function apiHandler(loader: Loader, config: Readonly<Config>, policies: A
   }
 }
 
-/**
- * The request's headers for the handler, without the credentials: they stay at the gateway, the
- * handler gets the identity they proved. (Copied rather than deleted from: an object that had a
- * property deleted is slower to clone across threads.)
- */
-function forwardedHeaders(incoming: Headers): Record<string, string> {
-  const all = incoming.toJSON();
-  if (all.authorization === undefined && all["x-api-key"] === undefined) return all;
-  const kept: Record<string, string> = {};
-  for (const name in all) if (name !== "authorization" && name !== "x-api-key") kept[name] = all[name]!;
-  return kept;
-}
-
 /** A number per loaded service instance: a replaced plugin's cached answers are never served. */
 const serviceIds = new WeakMap<object, number>();
 let nextServiceId = 0;
@@ -185,44 +172,4 @@ function nameOf(service: string, route: DeclaredRoute): string {
 
 function declared(match: RouteMatch): DeclaredRoute {
   return match.service.host.manifest!.routes[match.route]!;
-}
-
-/** A cached answer: 304 when the client holds its ETag, else the stored body (headers prebuilt for plain hits). */
-function cachedResponse(request: Request, hit: CachedResponse, rateHeaders: Record<string, string> | undefined, state: "HIT" | "MISS"): Response {
-  const conditional = request.headers.get("if-none-match");
-  const fresh = conditional !== null && conditional.split(",").some((tag) => tag.trim().replace(/^W\//, "") === hit.etag || tag.trim() === "*");
-  if (!fresh && !rateHeaders && state === "HIT") return new Response(hit.body, { status: hit.status, headers: hit.hitHeaders });
-  const headers: Record<string, string> = { ...hit.headers, ...rateHeaders, "x-cache": state };
-  if (fresh) return new Response(null, { status: 304, headers });
-  return new Response(hit.body, { status: hit.status, headers });
-}
-
-function decode(segment: string): string {
-  if (!segment.includes("%")) return segment;
-  try {
-    return decodeURIComponent(segment);
-  } catch {
-    throw new PlinthError("PLT_BAD_REQUEST", `malformed percent-encoding in path segment "${segment}"`);
-  }
-}
-
-/** A body that has not fully arrived by the request's deadline (a slow client) is refused. */
-function withinDeadline<T>(reading: Promise<T>, deadline: number): Promise<T> {
-  let timer: Timer | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new PlinthError("PLT_REQUEST_TIMEOUT", "request body not received in time")), Math.max(0, deadline - Date.now()));
-  });
-  return Promise.race([reading, timeout]).finally(() => clearTimeout(timer));
-}
-
-const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
-
-/** A handler's response headers must be well-formed: a CR/LF in a value would let a caller inject headers. */
-function checkHeaders(match: RouteMatch, reply: HttpResponse): void {
-  for (const [name, value] of Object.entries(reply.headers)) {
-    if (!HEADER_NAME.test(name) || typeof value !== "string" || !HEADER_VALUE.test(value)) {
-      throw new PlinthError("PLT_HANDLER_ERROR", `${match.service.name}: invalid response header ${JSON.stringify(name)}`);
-    }
-  }
 }

@@ -4,7 +4,7 @@
  */
 import { Type as t, type TSchema } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
-import { BreakerOverride, Policy } from "../../config/schema";
+import { BreakerOverride, Policy, rateLimit } from "../../config/schema";
 import { PlinthError } from "../errors";
 import { SERVICE_NAME, isValidTopicFilter, type DeclaredRoute, type Manifest, type RouteInfo, type RoutePolicy } from "../protocol";
 import type { PluginDefinition } from "./define";
@@ -100,7 +100,8 @@ export function validatePlugin(value: unknown): { plugin: PluginDefinition; mani
   };
 }
 
-const RateLimit = t.Object({ limit: t.Integer({ minimum: 0 }), windowMs: t.Integer({ minimum: 1 }) }, { additionalProperties: false });
+/** The same shape as config's `gateway.rateLimits` entries (a default does not change what passes). */
+const RateLimit = rateLimit();
 const Cache = t.Object(
   { ttlMs: t.Integer({ minimum: 1 }), invalidatedBy: t.Optional(t.Array(t.String())) },
   { additionalProperties: false },

@@ -75,3 +75,21 @@ export type WorkerMessage =
   /** Several messages in one postMessage, handled in order. */
   | { t: "batch"; items: WorkerMessage[] }
   | { t: "stopped" };
+
+/**
+ * A sender that gathers messages and sends them together when `schedule` fires: one message as it
+ * is, several as a "batch" (handled in order by the receiver). One postMessage per batch instead of
+ * one per message: its fixed cost was the largest item on the hot path.
+ */
+export function batched<M>(send: (message: M | { t: "batch"; items: M[] }) => void, schedule: (flush: () => void) => void): (message: M) => void {
+  let items: M[] = [];
+  const flush = () => {
+    const out = items;
+    items = [];
+    send(out.length === 1 ? out[0]! : { t: "batch", items: out });
+  };
+  return (message) => {
+    items.push(message);
+    if (items.length === 1) schedule(flush);
+  };
+}

@@ -14,7 +14,7 @@ import { validatePlugin } from "../sdk/manifest";
 import { registerSdkModule } from "../sdk/module";
 import type { WireError } from "../errors";
 import { serviceOfSource, type CloudEvent, type CommittedEvent } from "../protocol";
-import type { DeliveryOutcome, HostMessage, HttpRequest, HttpResponse, PluginSource, WorkerMessage } from "./channel";
+import { batched, type DeliveryOutcome, type HostMessage, type HttpRequest, type HttpResponse, type PluginSource, type WorkerMessage } from "./channel";
 import { openDatabase } from "./database";
 import { compile, validate, type Compiled, type Handler } from "./handlers";
 import { Inbox } from "./inbox";
@@ -44,16 +44,7 @@ const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Err
  * Replies leave together at the end of the current task: a batch of requests handled in one go
  * answers in one postMessage. (A microtask, not a later turn: nothing waits behind a timer or a crash.)
  */
-let replies: WorkerMessage[] = [];
-const flush = () => {
-  const items = replies;
-  replies = [];
-  self.postMessage(items.length === 1 ? items[0]! : { t: "batch", items });
-};
-const post = (msg: WorkerMessage) => {
-  replies.push(msg);
-  if (replies.length === 1) queueMicrotask(flush);
-};
+const post = batched<WorkerMessage>((message) => self.postMessage(message), queueMicrotask);
 
 async function loadDefinition(source: PluginSource): Promise<unknown> {
   if (source.kind === "builtin") {

@@ -6,7 +6,7 @@
 import { PlinthError, type WireError } from "../errors";
 import type { Logger } from "../log";
 import type { CommittedEvent, Manifest } from "../protocol";
-import type { HostMessage, PluginSource, WorkerMessage } from "./channel";
+import { batched, type HostMessage, type PluginSource, type WorkerMessage } from "./channel";
 import type { Cursor } from "./inbox";
 import { Heartbeat } from "./heartbeat";
 import { PendingRequests } from "./pending";
@@ -72,8 +72,8 @@ export class WorkerHost {
   private lastCrashAt = 0;
   private restartTimer: Timer | null = null;
   private readonly heartbeat: Heartbeat;
-  private outbox: HostMessage[] = [];
-  private outboxWorker: Worker | null = null;
+  /** Sends to the current worker, once per turn of the event loop (see post). */
+  private send: ((message: HostMessage) => void) | null = null;
   private stopped: (() => void) | null = null;
   /** Settles a start() still in progress when stop() is called. */
   private abortStart: ((error: PlinthError) => void) | null = null;
@@ -100,6 +100,8 @@ export class WorkerHost {
     return new Promise((resolve, reject) => {
       const worker = new Worker(ENTRY);
       this.worker = worker;
+      // Bound to this worker: what was queued for it is dropped if it has been replaced meanwhile.
+      this.send = batched<HostMessage>((message) => this.worker === worker && worker.postMessage(message), setImmediate);
       let timer: Timer | undefined;
       const deadline = (phase: string) => {
         clearTimeout(timer);
@@ -217,23 +219,8 @@ export class WorkerHost {
    * Messages for a worker that has since been replaced are dropped (their requests failed with it).
    */
   private post(message: HostMessage): void {
-    const worker = this.worker;
-    if (!worker) return;
-    if (this.outboxWorker !== worker) {
-      this.outbox = [];
-      this.outboxWorker = worker;
-    }
-    this.outbox.push(message);
-    if (this.outbox.length === 1) setImmediate(this.flush);
+    if (this.worker) this.send?.(message);
   }
-
-  private readonly flush = (): void => {
-    const items = this.outbox;
-    const worker = this.outboxWorker;
-    this.outbox = [];
-    if (items.length === 0 || !worker || worker !== this.worker) return;
-    worker.postMessage(items.length === 1 ? items[0]! : { t: "batch", items });
-  };
 
   private receive(msg: WorkerMessage): void {
     switch (msg.t) {

@@ -10,6 +10,7 @@
  * so aedes sees each write in the order it made them.
  */
 import type { Database } from "bun:sqlite";
+import { DEFAULT_MAX_QUEUED_PER_CLIENT } from "../../../config/schema";
 import { Readable } from "node:stream";
 import type { StoredPacket } from "./codec";
 import { IncomingStore } from "./incoming";
@@ -44,8 +45,6 @@ interface BrokerRef {
   id: string;
 }
 
-export const DEFAULT_MAX_QUEUED = 1000;
-
 export class SqlitePersistence {
   private readonly db: Database;
   private readonly retained: RetainedStore;
@@ -60,7 +59,7 @@ export class SqlitePersistence {
     this.db = openBrokerDatabase(options.file);
     this.retained = new RetainedStore(this.db);
     this.subscriptions = new SubscriptionStore(this.db);
-    this.outgoing = new OutgoingQueue(this.db, options.maxQueuedPerClient ?? DEFAULT_MAX_QUEUED);
+    this.outgoing = new OutgoingQueue(this.db, options.maxQueuedPerClient ?? DEFAULT_MAX_QUEUED_PER_CLIENT);
     this.incoming = new IncomingStore(this.db);
     this.wills = new WillStore(this.db);
   }

@@ -243,6 +243,11 @@ export const ConfigSchema = t.Object(
       heartbeatTimeoutMs: ms(5_000),
       /** A worker whose JS heap grows past this (a leak, say) is terminated and restarted; 0: no limit. */
       maxHeapBytes: t.Integer({ minimum: 0, default: 512 * 1024 * 1024 }),
+      /**
+       * How long (ms, fractions allowed) a worker may gather synchronous handlers into one commit
+       * (group commit; replies wait for it). 0: every handler commits alone.
+       */
+      groupCommitMs: t.Number({ minimum: 0, maximum: 100, default: 0.2 }),
     }),
     log: section({
       level: t.Union([t.Literal("debug"), t.Literal("info"), t.Literal("warn"), t.Literal("error"), t.Literal("silent")], {

@@ -4,30 +4,18 @@
  * decodes it by content type.
  */
 import { PlinthError } from "../errors";
+import { Deadlines } from "./deadlines";
 
-export function readBody(request: Request, maxBytes: number, deadline = Number.POSITIVE_INFINITY): Promise<unknown> {
-  if (!Number.isFinite(deadline)) return read(request, maxBytes);
-  let timer: Timer | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new PlinthError("PLT_REQUEST_TIMEOUT", "request body not received in time")), Math.max(0, deadline - Date.now()));
-  });
-  return Promise.race([read(request, maxBytes), timeout]).finally(() => clearTimeout(timer));
-}
+/** One sweep for every body being read, not a timer per request. */
+const deadlines = new Deadlines(() => new PlinthError("PLT_REQUEST_TIMEOUT", "request body not received in time"));
 
-async function read(request: Request, maxBytes: number): Promise<unknown> {
+export async function readBody(request: Request, maxBytes: number, deadline = Number.POSITIVE_INFINITY): Promise<unknown> {
   const declared = Number(request.headers.get("content-length") ?? "NaN");
   if (declared > maxBytes) throw tooLarge(maxBytes);
   if (!request.body) return undefined;
-
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for await (const chunk of request.body) {
-    size += chunk.byteLength;
-    if (size > maxBytes) throw tooLarge(maxBytes);
-    chunks.push(chunk);
-  }
-  if (size === 0) return undefined;
-  const text = new TextDecoder().decode(Buffer.concat(chunks));
+  // With a Content-Length the runtime holds the body to it: read it whole, natively.
+  const text = await deadlines.race(Number.isFinite(declared) ? request.text() : readChunked(request.body, maxBytes), deadline);
+  if (text.length === 0) return undefined;
 
   const type = (request.headers.get("content-type") ?? "application/json").split(";")[0]!.trim().toLowerCase();
   if (type === "application/json" || type.endsWith("+json")) {
@@ -39,6 +27,18 @@ async function read(request: Request, maxBytes: number): Promise<unknown> {
   }
   if (type.startsWith("text/")) return text;
   throw new PlinthError("PLT_UNSUPPORTED_MEDIA_TYPE", `unsupported content-type "${type}": send application/json`);
+}
+
+/** A body without Content-Length, counted chunk by chunk so an endless one stops at the limit. */
+async function readChunked(body: ReadableStream<Uint8Array>, maxBytes: number): Promise<string> {
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += chunk.byteLength;
+    if (size > maxBytes) throw tooLarge(maxBytes);
+    chunks.push(chunk);
+  }
+  return new TextDecoder().decode(Buffer.concat(chunks));
 }
 
 function tooLarge(maxBytes: number): PlinthError {

@@ -233,6 +233,7 @@ export class Loader {
       heartbeatMs: this.config.workers.heartbeatMs,
       heartbeatTimeoutMs: this.config.workers.heartbeatTimeoutMs,
       maxHeapBytes: this.config.workers.maxHeapBytes,
+      groupCommitMs: this.config.workers.groupCommitMs,
       restartDelayMs: this.config.workers.restartDelayMs,
       maxRestarts: this.config.workers.maxRestarts,
       onCall: (from, call: CallMessage) => this.call(from, call.target, call.params, call.deadline, call.identity),

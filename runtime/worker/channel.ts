@@ -29,7 +29,7 @@ export interface HttpResponse {
 }
 
 export type HostMessage =
-  | { t: "init"; source: PluginSource; dataDir: string; retainSent: number; retainSentMs: number; logLevel: string; logFormat: string }
+  | { t: "init"; source: PluginSource; dataDir: string; retainSent: number; retainSentMs: number; groupCommitMs: number; logLevel: string; logFormat: string }
   /** The host accepted the plugin's name: open its database, migrate, and report ready. Carries the plugin's own section of `plugins.config`, and nobody else's. */
   | { t: "open"; config: Record<string, unknown> }
   | { t: "http"; id: number; req: HttpRequest }
@@ -77,19 +77,24 @@ export type WorkerMessage =
   | { t: "stopped" };
 
 /**
- * A sender that gathers messages and sends them together when `schedule` fires: one message as it
- * is, several as a "batch" (handled in order by the receiver). One postMessage per batch instead of
- * one per message: its fixed cost was the largest item on the hot path.
+ * A sender that gathers messages and sends them together when `schedule` fires (or on `flush()`):
+ * one message as it is, several as a "batch" (handled in order by the receiver). One postMessage
+ * per batch instead of one per message: its fixed cost was the largest item on the hot path.
  */
-export function batched<M>(send: (message: M | { t: "batch"; items: M[] }) => void, schedule: (flush: () => void) => void): (message: M) => void {
+export function batched<M>(
+  send: (message: M | { t: "batch"; items: M[] }) => void,
+  schedule: (flush: () => void) => void,
+): { post: (message: M) => void; flush: () => void } {
   let items: M[] = [];
   const flush = () => {
+    if (items.length === 0) return; // flushed early already
     const out = items;
     items = [];
     send(out.length === 1 ? out[0]! : { t: "batch", items: out });
   };
-  return (message) => {
+  const post = (message: M) => {
     items.push(message);
     if (items.length === 1) schedule(flush);
   };
+  return { post, flush };
 }

@@ -26,6 +26,7 @@ declare const self: Worker;
 let plugin: PluginDefinition;
 let dataDir = "";
 let retention = { count: 10_000, ms: Number.POSITIVE_INFINITY };
+let groupCommitMs = 0;
 let outbox: Outbox;
 let inbox: Inbox;
 let subscriptionFilters: string[] = [];
@@ -44,7 +45,8 @@ const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Err
  * Replies leave together at the end of the current task: a batch of requests handled in one go
  * answers in one postMessage. (A microtask, not a later turn: nothing waits behind a timer or a crash.)
  */
-const post = batched<WorkerMessage>((message) => self.postMessage(message), queueMicrotask);
+const sender = batched<WorkerMessage>((message) => self.postMessage(message), queueMicrotask);
+const post = sender.post;
 
 async function loadDefinition(source: PluginSource): Promise<unknown> {
   if (source.kind === "builtin") {
@@ -64,6 +66,7 @@ async function init(msg: Extract<HostMessage, { t: "init" }>): Promise<void> {
     plugin = validated.plugin;
     dataDir = msg.dataDir;
     retention = { count: msg.retainSent, ms: msg.retainSentMs };
+    groupCommitMs = msg.groupCommitMs;
     log = createLogger({ name: plugin.name, level: msg.logLevel as LogLevel, format: msg.logFormat as LogFormat });
     routes = Object.values(plugin.routes ?? {}).map(compile);
     routeNames = validated.manifest.routes.map((r) => `${r.method} ${r.path}`);
@@ -83,7 +86,8 @@ function open(msg: Extract<HostMessage, { t: "open" }>): void {
     outbox = new Outbox(db, retention.count, retention.ms);
     outbox.prune();
     inbox = new Inbox(db);
-    unit = new UnitOfWork(db, outbox, (events) => post({ t: "events", events }));
+    // A group's replies leave as soon as it commits: the host answers them while this thread goes on.
+    unit = new UnitOfWork(db, outbox, (events) => post({ t: "events", events }), groupCommitMs, sender.flush);
     base = {
       service: plugin.name,
       db,
@@ -141,10 +145,10 @@ function failure(err: unknown, what: string): WireError {
   return { ...PlinthError.from(err).toWire(), message: `${base.service}: ${what} failed` };
 }
 
-/** Runs one handler and posts its result; its committed events travel back with it. */
+/** Runs one handler and posts its result once committed; its committed events travel back with it. */
 function run(id: number, what: string, prepare: () => Prepared): void {
-  const ok = ({ value, events }: Done<unknown>) => post({ t: "result", id, ok: true, value, events });
   const fail = (err: unknown) => post({ t: "result", id, ok: false, error: failure(err, what) });
+  const ok = ({ value, events }: Done<unknown>) => unit.whenCommitted(() => post({ t: "result", id, ok: true, value, events }), fail);
   try {
     const done = execute(prepare);
     if (done instanceof Promise) done.then(ok).catch(fail);
@@ -164,10 +168,18 @@ async function deliver(msg: Extract<HostMessage, { t: "deliver" }>): Promise<voi
       handled++;
     } catch (err) {
       const outcome: DeliveryOutcome = { handled, error: failure(err, `subscription ${item.topic}`) };
-      return post({ t: "result", id: msg.id, ok: true, value: outcome, events });
+      return answer(msg.id, outcome, events);
     }
   }
-  post({ t: "result", id: msg.id, ok: true, value: { handled } satisfies DeliveryOutcome, events });
+  answer(msg.id, { handled } satisfies DeliveryOutcome, events);
+}
+
+/** Posts a successful result once what produced it is committed; a failed commit fails it. */
+function answer(id: number, value: unknown, events: CommittedEvent[] = []): void {
+  unit.whenCommitted(
+    () => post({ t: "result", id, ok: true, value, events }),
+    (err) => post({ t: "result", id, ok: false, error: failure(err, "commit") }),
+  );
 }
 
 /** Sends every committed-but-unsent outbox row to the host, in commit order. */
@@ -224,7 +236,11 @@ function httpHandler(req: HttpRequest): Prepared {
   return { fn: route.handler, extra, finish, transaction: route.transaction, origin: { deadline: req.deadline ?? Infinity, identity: req.identity ?? null } };
 }
 
-self.onmessage = (e: MessageEvent<HostMessage>) => handle(e.data);
+self.onmessage = (e: MessageEvent<HostMessage>) => {
+  handle(e.data);
+  // What this message's handlers wrote commits now, in one go; their replies leave with it.
+  unit?.settle();
+};
 
 function handle(msg: HostMessage): void {
   switch (msg.t) {
@@ -256,12 +272,13 @@ function handle(msg: HostMessage): void {
       void deliver(msg);
       break;
     case "bury": {
+      unit.settle();
       const durable = durableOf(msg.event);
       if (durable) {
         const subscription = subscriptionFilters[msg.subscription]!;
         inbox.bury({ subscription, topic: msg.topic, ...durable, event: msg.event, error: msg.error, attempts: msg.attempts });
       }
-      post({ t: "result", id: msg.id, ok: true, value: null, events: [] });
+      answer(msg.id, null);
       break;
     }
     case "deadletters":
@@ -290,6 +307,7 @@ function handle(msg: HostMessage): void {
       outbox.markSent(msg.seqs);
       break;
     case "relay":
+      unit.settle(); // only committed rows are events
       relay();
       break;
     case "ping":
@@ -297,6 +315,7 @@ function handle(msg: HostMessage): void {
       post({ t: "pong", heapBytes: heapSize() });
       break;
     case "stop":
+      unit?.settle();
       db?.close();
       post({ t: "stopped" });
       break;

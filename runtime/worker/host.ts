@@ -40,6 +40,8 @@ export interface HostOptions {
   heartbeatTimeoutMs: number;
   /** Heap size (bytes, as the worker reports it with each pong) past which it is restarted; 0: none. */
   maxHeapBytes: number;
+  /** How long the worker may gather handlers into one commit (workers.groupCommitMs). */
+  groupCommitMs: number;
   restartDelayMs: number;
   maxRestarts: number;
   /** A call the plugin makes through ctx.call. */
@@ -101,7 +103,7 @@ export class WorkerHost {
       const worker = new Worker(ENTRY);
       this.worker = worker;
       // Bound to this worker: what was queued for it is dropped if it has been replaced meanwhile.
-      this.send = batched<HostMessage>((message) => this.worker === worker && worker.postMessage(message), setImmediate);
+      this.send = batched<HostMessage>((message) => this.worker === worker && worker.postMessage(message), setImmediate).post;
       let timer: Timer | undefined;
       const deadline = (phase: string) => {
         clearTimeout(timer);
@@ -168,6 +170,7 @@ export class WorkerHost {
         dataDir: this.options.dataDir,
         retainSent: this.options.retainSent,
         retainSentMs: this.options.retainSentMs,
+        groupCommitMs: this.options.groupCommitMs,
         logLevel: this.options.log.level,
         logFormat: this.options.logFormat,
       });

@@ -3,8 +3,14 @@
  * state change and the events describing it commit together (transactional
  * outbox, see outbox.ts).
  *
- * - A synchronous handler runs inside one transaction: BEGIN, the handler,
- *   the outbox rows for its events, COMMIT; ROLLBACK (and no events) if it throws.
+ * - A synchronous handler runs inside one transaction: the handler, then the
+ *   outbox rows for its events; rolled back (and no events) if it throws.
+ * - Group commit: consecutive synchronous units share one transaction, each in
+ *   its own savepoint (a failing one rolls back alone), committed at the end of
+ *   the message that brought them or once the group is `groupMs` old. One
+ *   commit writes each touched page once instead of once per unit (25 µs → 9 µs
+ *   per write here). A unit's result may leave the worker only once committed:
+ *   its reply goes through `whenCommitted`.
  * - An async handler cannot hold SQLite's single write transaction across its
  *   awaits without stalling every other request to the service, so it runs
  *   outside one. `ctx.tx(fn)` runs `fn` in a transaction with the events it
@@ -33,39 +39,80 @@ export function isAsync(fn: unknown): boolean {
   return fn instanceof AsyncFunction;
 }
 
+interface Held {
+  ok: () => void;
+  fail: (err: unknown) => void;
+}
+
 export class UnitOfWork {
   // Prepared once: a handler's transaction costs no SQL parsing.
   private readonly begin: Statement;
   private readonly commitStmt: Statement;
   private readonly rollbackStmt: Statement;
+  private readonly savepoint: Statement;
+  private readonly release: Statement;
+  private readonly rollbackTo: Statement;
+  /** The open group: committed units whose replies wait for its COMMIT. */
+  private group: { since: number; held: Held[] } | null = null;
+  /** A synchronous handler is running inside its savepoint: ctx.tx nests in it. */
+  private inHandler = false;
 
   constructor(
     private readonly db: Database,
     private readonly outbox: Outbox,
     /** Events committed by `ctx.tx` inside an async handler, to publish at once. */
     private readonly onCommitted: (events: CommittedEvent[]) => void,
+    /** A group commits once it is this old (or at the end of the message, whichever comes first). */
+    private readonly groupMs = 0.2,
+    /** After each group commit (the worker sends the replies it released). */
+    private readonly onSettled: () => void = () => {},
   ) {
     this.begin = db.query("BEGIN");
     this.commitStmt = db.query("COMMIT");
     this.rollbackStmt = db.query("ROLLBACK");
+    this.savepoint = db.query("SAVEPOINT plinth_unit");
+    this.release = db.query("RELEASE plinth_unit");
+    this.rollbackTo = db.query("ROLLBACK TO plinth_unit");
   }
 
-  private rollback(): void {
-    if (this.db.inTransaction) this.rollbackStmt.run();
+  /** Runs `ok` once everything run() has returned so far is committed (at once if it is), `fail` if that commit failed. */
+  whenCommitted(ok: () => void, fail: (err: unknown) => void): void {
+    if (this.group) this.group.held.push({ ok, fail });
+    else ok();
+  }
+
+  /** Commits the open group, if any, and releases the replies waiting for it. */
+  settle(): void {
+    const group = this.group;
+    if (!group) return;
+    this.group = null;
+    let error: unknown;
+    try {
+      this.commitStmt.run();
+    } catch (err) {
+      error = err;
+      if (this.db.inTransaction) this.rollbackStmt.run();
+    }
+    for (const held of group.held) {
+      if (error === undefined) held.ok();
+      else held.fail(error);
+    }
+    this.onSettled();
   }
 
   /**
-   * Runs `handler`, with its value and the events committed when it finished. A synchronous
-   * handler in a transaction completes synchronously (no promise on the hot path); otherwise a
-   * promise. A synchronous handler that throws throws.
+   * Runs `handler`, with its value and the events it committed. A synchronous handler in a
+   * transaction completes synchronously (no promise on the hot path), its commit pending in the
+   * group until `whenCommitted` says so; otherwise a promise. A synchronous handler that throws throws.
    */
   run<T>(handler: (scope: Scope) => T | Promise<T>, options: UnitOptions): Done<T> | Promise<Done<T>> {
     let sink: EmitRequest[] = [];
     const scope: Scope = {
       emit: (event) => sink.push(event),
       tx: <R>(fn: () => R): R => {
-        // Inside the implicit transaction: a savepoint; its events commit with the handler's.
-        if (this.db.inTransaction) return this.db.transaction(fn)();
+        // Inside a synchronous handler: a savepoint; its events commit with the handler's.
+        if (this.inHandler) return this.db.transaction(fn)();
+        this.settle();
         const outer = sink;
         sink = [];
         try {
@@ -83,43 +130,69 @@ export class UnitOfWork {
       },
     };
 
-    if (options.transaction) {
-      this.begin.run();
-      let result: T | Promise<T>;
+    if (!options.transaction) {
+      // Its writes autocommit as they happen: none may join a group that could still fail.
+      this.settle();
       try {
-        result = handler(scope);
-        if (!(result instanceof Promise)) return { value: result, events: this.commit(sink) };
+        return Promise.resolve(handler(scope)).then((value) => ({ value, events: this.commitLoose(sink) }));
       } catch (err) {
-        this.rollback();
-        throw err;
+        return Promise.reject(err);
       }
-      // A plain function that returned a promise: commit what it did before its first await.
-      const prefix = this.commit(sink);
-      sink = [];
-      if (prefix.length > 0) this.onCommitted(prefix);
-      return result.then((value) => ({ value, events: this.commitLoose(sink) }));
     }
 
-    try {
-      return Promise.resolve(handler(scope)).then((value) => ({ value, events: this.commitLoose(sink) }));
-    } catch (err) {
-      return Promise.reject(err);
+    if (!this.group) {
+      this.begin.run();
+      this.group = { since: performance.now(), held: [] };
+      // Settled at the end of the message by the worker; this catches units run from a later microtask.
+      queueMicrotask(() => this.settle());
     }
+    this.savepoint.run();
+    this.inHandler = true;
+    let result: T | Promise<T>;
+    let events: CommittedEvent[];
+    try {
+      result = handler(scope);
+      events = this.outbox.add(sink);
+      this.release.run();
+    } catch (err) {
+      this.undo();
+      throw err;
+    } finally {
+      this.inHandler = false;
+    }
+    if (!(result instanceof Promise)) {
+      if (performance.now() - this.group.since >= this.groupMs) this.settle();
+      return { value: result, events };
+    }
+    // A plain function that returned a promise: what it did before its first await commits now.
+    sink = [];
+    let failed: unknown;
+    this.whenCommitted(
+      () => events.length > 0 && this.onCommitted(events),
+      (err) => (failed = err),
+    );
+    this.settle();
+    if (failed !== undefined) return Promise.reject(failed);
+    return result.then((value) => ({ value, events: this.commitLoose(sink) }));
+  }
+
+  /** Undoes the failed unit alone; if SQLite already rolled back the whole group, the group fails. */
+  private undo(): void {
+    if (this.db.inTransaction) {
+      this.rollbackTo.run();
+      this.release.run();
+      return;
+    }
+    const group = this.group;
+    this.group = null;
+    const lost = new Error("the transaction was rolled back by SQLite");
+    for (const held of group?.held ?? []) held.fail(lost);
   }
 
   /** Events emitted outside any transaction, committed on their own once the handler succeeded. */
   private commitLoose(events: EmitRequest[]): CommittedEvent[] {
-    return events.length > 0 ? this.db.transaction(() => this.outbox.add(events))() : [];
-  }
-
-  private commit(events: EmitRequest[]): CommittedEvent[] {
-    try {
-      const written = this.outbox.add(events);
-      this.commitStmt.run();
-      return written;
-    } catch (err) {
-      this.rollback();
-      throw err;
-    }
+    if (events.length === 0) return [];
+    this.settle();
+    return this.db.transaction(() => this.outbox.add(events))();
   }
 }

@@ -80,7 +80,7 @@ describe("loadConfig", () => {
       services: {},
       actions: {},
     });
-    expect(config.workers).toEqual({ restartDelayMs: 100, maxRestarts: 5, startTimeoutMs: 10_000, heartbeatMs: 1_000, heartbeatTimeoutMs: 5_000, maxHeapBytes: 512 * 1024 * 1024 });
+    expect(config.workers).toEqual({ restartDelayMs: 100, maxRestarts: 5, startTimeoutMs: 10_000, heartbeatMs: 1_000, heartbeatTimeoutMs: 5_000, maxHeapBytes: 512 * 1024 * 1024, groupCommitMs: 0.2 });
     expect(config.log).toEqual({ level: "info", format: "pretty" });
     expect(config.shutdown).toEqual({ graceMs: 10_000 });
   });

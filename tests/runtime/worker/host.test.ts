@@ -76,6 +76,7 @@ function harness(path = pluginPath, overrides: Partial<HostOptions> = {}): Harne
     heartbeatMs: 1_000,
     heartbeatTimeoutMs: 5_000,
     maxHeapBytes: 0,
+    groupCommitMs: 0.2,
     restartDelayMs: 10,
     maxRestarts: 2,
     onCall: async (from, call) => {

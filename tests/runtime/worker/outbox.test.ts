@@ -55,9 +55,27 @@ describe("Outbox", () => {
     expect((db.query("SELECT seq FROM _plinth_outbox ORDER BY seq").all() as Array<{ seq: number }>).map((r) => r.seq)).toEqual([3]);
   });
 
-  test("an event id is stored once", () => {
+  test("seq never goes back: pruning keeps the newest row, by count or by age", () => {
+    const byCount = new Outbox(db, 0);
+    byCount.add([1, 2, 3].map(event));
+    byCount.markSent([1, 2, 3]);
+    byCount.prune();
+    expect(byCount.add([event(4)]).map((e) => e.seq)).toEqual([4]);
+
+    const byAge = new Outbox(db, 100, 1);
+    byAge.markSent([4]);
+    byAge.prune(Date.now() + 60_000);
+    expect((db.query("SELECT seq FROM _plinth_outbox").all() as Array<{ seq: number }>).map((r) => r.seq)).toEqual([4]);
+    expect(byAge.add([event(5)]).map((e) => e.seq)).toEqual([5]);
+  });
+
+  test("an outbox made by an earlier version (AUTOINCREMENT, unsent index) still works and loses the index", () => {
+    db.exec("CREATE TABLE _plinth_outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, type TEXT NOT NULL, time TEXT NOT NULL, data TEXT NOT NULL, sent_at TEXT)");
+    db.exec("CREATE INDEX _plinth_outbox_unsent ON _plinth_outbox (seq) WHERE sent_at IS NULL");
     const outbox = new Outbox(db, 100);
-    outbox.add([event(1)]);
-    expect(() => outbox.add([event(1)])).toThrow(/UNIQUE/);
+    expect(db.query("SELECT name FROM sqlite_master WHERE name = '_plinth_outbox_unsent'").get()).toBeNull();
+    outbox.add([event(1), event(2)]);
+    outbox.markSent([1]);
+    expect(outbox.unsent().map((e) => e.seq)).toEqual([2]);
   });
 });

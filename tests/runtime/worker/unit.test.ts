@@ -1,10 +1,13 @@
 /** The unit of work: state changes and their events commit (or roll back) together. */
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { CommittedEvent } from "../../../runtime/protocol";
 import { Outbox } from "../../../runtime/worker/outbox";
 import type { Scope } from "../../../runtime/sdk/context";
-import { UnitOfWork, isAsync } from "../../../runtime/worker/unit";
+import { UnitOfWork, isAsync, type Done } from "../../../runtime/worker/unit";
 
 let db: Database;
 let outbox: Outbox;
@@ -18,7 +21,10 @@ beforeEach(() => {
   published = [];
   unit = new UnitOfWork(db, outbox, (events) => published.push(events));
 });
-afterEach(() => db.close());
+afterEach(() => {
+  unit.settle();
+  db.close();
+});
 
 let n = 0;
 const emit = (scope: Scope, type: string) => scope.emit({ id: `e${++n}`, type, time: "t", data: { type } });
@@ -50,6 +56,7 @@ describe("synchronous handlers (one implicit transaction)", () => {
         throw new Error("no");
       }, { transaction: true });
     expect(failing).toThrow("no");
+    unit.settle();
     expect(items()).toEqual([]);
     expect(outboxTypes()).toEqual([]);
     expect(db.inTransaction).toBe(false);
@@ -148,6 +155,108 @@ describe("async handlers (no transaction held across awaits)", () => {
     expect(quick.value).toBe(2);
     release();
     expect((await slow).value).toBe(1);
+  });
+});
+
+describe("group commit: synchronous units share one commit", () => {
+  let dir: string;
+  let file: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), "plinth-unit-"));
+    file = join(dir, "s.sqlite");
+    unit.settle();
+    db.close();
+    db = new Database(file, { create: true, strict: true });
+    db.exec("PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; CREATE TABLE items (v TEXT NOT NULL)");
+    outbox = new Outbox(db, 100);
+    unit = new UnitOfWork(db, outbox, (events) => published.push(events), 1_000);
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** What another connection (another process, say) can see: only what is committed. */
+  const committedItems = () => {
+    const other = new Database(file, { readonly: true });
+    try {
+      return (other.query("SELECT v FROM items ORDER BY rowid").all() as Array<{ v: string }>).map((r) => r.v);
+    } finally {
+      other.close();
+    }
+  };
+
+  test("replies wait for the group's commit; nothing is visible outside before it", () => {
+    const released: string[] = [];
+    for (const v of ["a", "b"]) {
+      const done = unit.run((s) => {
+        insert(v);
+        emit(s, v);
+        return v;
+      }, { transaction: true }) as Done<string>;
+      unit.whenCommitted(() => released.push(done.value), () => released.push("failed"));
+    }
+    expect(released).toEqual([]);
+    expect(committedItems()).toEqual([]);
+    unit.settle();
+    expect(released).toEqual(["a", "b"]);
+    expect(committedItems()).toEqual(["a", "b"]);
+    expect(outboxTypes()).toEqual(["a", "b"]);
+  });
+
+  test("a unit that throws rolls back alone; the others in its group commit", () => {
+    unit.run(() => insert("kept"), { transaction: true });
+    expect(() =>
+      unit.run((s) => {
+        insert("undone");
+        emit(s, "undone");
+        throw new Error("no");
+      }, { transaction: true }),
+    ).toThrow("no");
+    unit.run(() => insert("kept too"), { transaction: true });
+    unit.settle();
+    expect(committedItems()).toEqual(["kept", "kept too"]);
+    expect(outboxTypes()).toEqual([]);
+  });
+
+  test("a failed commit fails every reply of the group and keeps none of its writes or events", () => {
+    db.exec("CREATE TABLE parents (id INTEGER PRIMARY KEY); CREATE TABLE children (parent INTEGER REFERENCES parents (id) DEFERRABLE INITIALLY DEFERRED)");
+    const outcomes: string[] = [];
+    unit.run((s) => (insert("a"), emit(s, "a")), { transaction: true });
+    unit.whenCommitted(() => outcomes.push("ok"), (err) => outcomes.push(String(err)));
+    // Checked only at COMMIT: the whole group fails there.
+    unit.run(() => db.query("INSERT INTO children (parent) VALUES (42)").run(), { transaction: true });
+    unit.whenCommitted(() => outcomes.push("ok"), (err) => outcomes.push(String(err)));
+    unit.settle();
+    expect(outcomes).toHaveLength(2);
+    expect(outcomes.every((o) => /FOREIGN KEY/.test(o))).toBe(true);
+    expect(committedItems()).toEqual([]);
+    expect(outboxTypes()).toEqual([]);
+    expect(db.inTransaction).toBe(false);
+  });
+
+  test("a group older than groupMs commits at the next unit; with 0 every unit commits alone", async () => {
+    unit = new UnitOfWork(db, outbox, () => {}, 0);
+    unit.run(() => insert("a"), { transaction: true });
+    expect(db.inTransaction).toBe(false);
+    expect(committedItems()).toEqual(["a"]);
+
+    unit = new UnitOfWork(db, outbox, () => {}, 5);
+    unit.run(() => insert("b"), { transaction: true });
+    await Bun.sleep(10); // b's group was committed by the settle it queued as a microtask; c opens a new one
+    unit.run(() => insert("c"), { transaction: true });
+    expect(committedItems()).toEqual(["a", "b"]);
+    const started = performance.now();
+    while (performance.now() - started < 6);
+    unit.run(() => insert("d"), { transaction: true });
+    expect(committedItems()).toEqual(["a", "b", "c", "d"]);
+  });
+
+  test("an async handler starts after the open group committed: its own writes never ride on it", async () => {
+    unit.run(() => insert("grouped"), { transaction: true });
+    const done = unit.run(async () => {
+      insert("async");
+      return 1;
+    }, { transaction: false });
+    expect(committedItems()).toEqual(["grouped", "async"]);
+    expect((await done).value).toBe(1);
   });
 });
 

@@ -236,7 +236,7 @@ export class Loader {
       groupCommitMs: this.config.workers.groupCommitMs,
       restartDelayMs: this.config.workers.restartDelayMs,
       maxRestarts: this.config.workers.maxRestarts,
-      onCall: (from, call: CallMessage) => this.call(from, call.target, call.params, call.deadline, call.identity),
+      onCall: (from, call: CallMessage) => this.call(from, call.target, call.params, call.deadline ?? undefined, call.identity),
       onEvents: (from, events) => {
         for (const listener of this.commitListeners) listener(from, events);
         for (const s of this.services.values()) for (const d of s.deliveries) d.offer(from, events);

@@ -1,6 +1,10 @@
 /**
  * The only message format between the host (main thread) and a plugin worker.
- * Messages travel by structured clone; no JSON encoding happens here.
+ * Messages travel as JSON text (`encode`/`decode`): Bun's structured clone
+ * cost 3× as much per message as JSON.stringify plus a string copy (measured:
+ * 5.4 vs 1.8 µs to send a request, 1.7 vs 0.6 µs to receive a result). So
+ * values crossing a service boundary are JSON values: a Date arrives as its ISO
+ * string, and a number that JSON cannot hold (Infinity, NaN) as null.
  */
 import type { WireError } from "../errors";
 import type { CloudEvent, CommittedEvent, Identity, Manifest } from "../protocol";
@@ -29,7 +33,8 @@ export interface HttpResponse {
 }
 
 export type HostMessage =
-  | { t: "init"; source: PluginSource; dataDir: string; retainSent: number; retainSentMs: number; groupCommitMs: number; logLevel: string; logFormat: string }
+  /** `retainSentMs` null: no age limit (JSON has no Infinity). */
+  | { t: "init"; source: PluginSource; dataDir: string; retainSent: number; retainSentMs: number | null; groupCommitMs: number; logLevel: string; logFormat: string }
   /** The host accepted the plugin's name: open its database, migrate, and report ready. Carries the plugin's own section of `plugins.config`, and nobody else's. */
   | { t: "open"; config: Record<string, unknown> }
   | { t: "http"; id: number; req: HttpRequest }
@@ -70,7 +75,8 @@ export type WorkerMessage =
   /** Committed events from the outbox that still need publishing (answer to "relay"). */
   | { t: "events"; events: CommittedEvent[] }
   | { t: "result"; id: number; ok: false; error: WireError }
-  | { t: "call"; id: number; target: string; params: unknown; deadline: number; identity: Identity | null }
+  /** `deadline` null: none (JSON has no Infinity). */
+  | { t: "call"; id: number; target: string; params: unknown; deadline: number | null; identity: Identity | null }
   | { t: "pong"; heapBytes: number }
   /** Several messages in one postMessage, handled in order. */
   | { t: "batch"; items: WorkerMessage[] }
@@ -97,4 +103,13 @@ export function batched<M>(
     if (items.length === 1) schedule(flush);
   };
   return { post, flush };
+}
+
+/** A message (or batch) as it crosses the thread boundary. */
+export function encode(message: HostMessage | WorkerMessage): string {
+  return JSON.stringify(message);
+}
+
+export function decode<M extends HostMessage | WorkerMessage>(data: string): M {
+  return JSON.parse(data) as M;
 }

@@ -14,7 +14,7 @@ import { validatePlugin } from "../sdk/manifest";
 import { registerSdkModule } from "../sdk/module";
 import type { WireError } from "../errors";
 import { serviceOfSource, type CloudEvent, type CommittedEvent } from "../protocol";
-import { batched, type DeliveryOutcome, type HostMessage, type HttpRequest, type HttpResponse, type PluginSource, type WorkerMessage } from "./channel";
+import { batched, decode, encode, type DeliveryOutcome, type HostMessage, type HttpRequest, type HttpResponse, type PluginSource, type WorkerMessage } from "./channel";
 import { openDatabase } from "./database";
 import { compile, validate, type Compiled, type Handler } from "./handlers";
 import { Inbox } from "./inbox";
@@ -45,7 +45,7 @@ const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Err
  * Replies leave together at the end of the current task: a batch of requests handled in one go
  * answers in one postMessage. (A microtask, not a later turn: nothing waits behind a timer or a crash.)
  */
-const sender = batched<WorkerMessage>((message) => self.postMessage(message), queueMicrotask);
+const sender = batched<WorkerMessage>((message) => self.postMessage(encode(message)), queueMicrotask);
 const post = sender.post;
 
 async function loadDefinition(source: PluginSource): Promise<unknown> {
@@ -65,7 +65,7 @@ async function init(msg: Extract<HostMessage, { t: "init" }>): Promise<void> {
     const validated = validatePlugin(await loadDefinition(msg.source));
     plugin = validated.plugin;
     dataDir = msg.dataDir;
-    retention = { count: msg.retainSent, ms: msg.retainSentMs };
+    retention = { count: msg.retainSent, ms: msg.retainSentMs ?? Number.POSITIVE_INFINITY };
     groupCommitMs = msg.groupCommitMs;
     log = createLogger({ name: plugin.name, level: msg.logLevel as LogLevel, format: msg.logFormat as LogFormat });
     routes = Object.values(plugin.routes ?? {}).map(compile);
@@ -108,7 +108,8 @@ async function call<T>(target: string, params: unknown, options: CallOptions<T> 
     return await new Promise<T>((resolve, reject) => {
       const id = nextCall++;
       pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
-      post({ t: "call", id, target, params, deadline: Math.min(origin.deadline, limit), identity: origin.identity });
+      const deadline = Math.min(origin.deadline, limit);
+      post({ t: "call", id, target, params, deadline: Number.isFinite(deadline) ? deadline : null, identity: origin.identity });
     });
   } catch (err) {
     if (!options || !("fallback" in options)) throw err;
@@ -236,8 +237,8 @@ function httpHandler(req: HttpRequest): Prepared {
   return { fn: route.handler, extra, finish, transaction: route.transaction, origin: { deadline: req.deadline ?? Infinity, identity: req.identity ?? null } };
 }
 
-self.onmessage = (e: MessageEvent<HostMessage>) => {
-  handle(e.data);
+self.onmessage = (e: MessageEvent<string>) => {
+  handle(decode<HostMessage>(e.data));
   // What this message's handlers wrote commits now, in one go; their replies leave with it.
   unit?.settle();
 };

@@ -6,7 +6,7 @@
 import { PlinthError, type WireError } from "../errors";
 import type { Logger } from "../log";
 import type { CommittedEvent, Manifest } from "../protocol";
-import { batched, type HostMessage, type PluginSource, type WorkerMessage } from "./channel";
+import { batched, decode, encode, type HostMessage, type PluginSource, type WorkerMessage } from "./channel";
 import type { Cursor } from "./inbox";
 import { Heartbeat } from "./heartbeat";
 import { PendingRequests } from "./pending";
@@ -103,7 +103,7 @@ export class WorkerHost {
       const worker = new Worker(ENTRY);
       this.worker = worker;
       // Bound to this worker: what was queued for it is dropped if it has been replaced meanwhile.
-      this.send = batched<HostMessage>((message) => this.worker === worker && worker.postMessage(message), setImmediate).post;
+      this.send = batched<HostMessage>((message) => this.worker === worker && worker.postMessage(encode(message)), setImmediate).post;
       let timer: Timer | undefined;
       const deadline = (phase: string) => {
         clearTimeout(timer);
@@ -150,7 +150,7 @@ export class WorkerHost {
           this.receive(msg);
         }
       };
-      worker.onmessage = (e: MessageEvent<WorkerMessage>) => handle(e.data);
+      worker.onmessage = (e: MessageEvent<string>) => handle(decode<WorkerMessage>(e.data));
       worker.addEventListener("error", (e: ErrorEvent) => {
         const error = new PlinthError("PLT_PLUGIN_LOAD", e.message || "worker error");
         if (!settled) return settle(error);
@@ -169,7 +169,7 @@ export class WorkerHost {
         source: this.options.source,
         dataDir: this.options.dataDir,
         retainSent: this.options.retainSent,
-        retainSentMs: this.options.retainSentMs,
+        retainSentMs: Number.isFinite(this.options.retainSentMs) ? this.options.retainSentMs : null,
         groupCommitMs: this.options.groupCommitMs,
         logLevel: this.options.log.level,
         logFormat: this.options.logFormat,

@@ -134,7 +134,8 @@ export function apiHandler(loader: Loader, config: Readonly<Config>, policies: A
       const error = PlinthError.from(err);
       if (!fallback || error.status < 500) throw err;
       fromFallback = true;
-      return { status: fallback.status, body: fallback.body, headers: { ...fallback.headers, "x-plinth-fallback": error.code } };
+      const headers = { "content-type": "application/json;charset=utf-8", ...fallback.headers, "x-plinth-fallback": error.code };
+      return { status: fallback.status, body: JSON.stringify(fallback.body), headers };
     });
     checkHeaders(match, reply);
     if (cacheKey && route.cache && reply.status === 200 && !fromFallback && cache.generation(name) === generation) {
@@ -143,13 +144,13 @@ export function apiHandler(loader: Loader, config: Readonly<Config>, policies: A
       const kept: Record<string, string> = { ...reply.headers };
       delete kept["set-cookie"];
       const headers = { ...kept, "content-type": "application/json", "cache-control": `${visibility}, max-age=${Math.floor(route.cache.ttlMs / 1000)}` };
-      const stored = cache.set(cacheKey, name, route.cache.ttlMs, { status: 200, headers, body: JSON.stringify(reply.body) });
+      const stored = cache.set(cacheKey, name, route.cache.ttlMs, { status: 200, headers, body: reply.body ?? "null" });
       return cachedResponse(request, stored, rateHeaders, "MISS");
     }
     // reply.headers is this request's own copy (it crossed threads): add to it in place.
     const answerHeaders = rateHeaders ? Object.assign(reply.headers, rateHeaders) : reply.headers;
     if (reply.status === 204 || reply.status === 304 || method === "HEAD") return new Response(null, { status: reply.status, headers: answerHeaders });
-    return Response.json(reply.body, { status: reply.status, headers: answerHeaders });
+    return new Response(reply.body, { status: reply.status, headers: answerHeaders });
   }
 }
 

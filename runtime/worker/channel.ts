@@ -28,8 +28,10 @@ export interface HttpRequest {
 
 export interface HttpResponse {
   status: number;
+  /** Always with a content-type (JSON unless the handler set one). */
   headers: Record<string, string>;
-  body: unknown;
+  /** The body as JSON text, encoded in the worker (off the gateway's thread); null: none. */
+  body: string | null;
 }
 
 export type HostMessage =

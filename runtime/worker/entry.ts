@@ -222,6 +222,8 @@ function eventHandler(index: number, topic: string, event: CloudEvent, checkCurs
   return { fn, extra, transaction: sub.transaction };
 }
 
+const JSON_TYPE = "application/json;charset=utf-8";
+
 function httpHandler(req: HttpRequest): Prepared {
   const route = routes[req.route];
   if (!route) throw new PlinthError("PLT_NOT_FOUND", "route not found");
@@ -233,7 +235,11 @@ function httpHandler(req: HttpRequest): Prepared {
     headers: req.headers,
     set,
   };
-  const finish = (body: unknown): HttpResponse => ({ status: set.status ?? (body === undefined ? 204 : 200), headers: set.headers, body: body ?? null });
+  const finish = (body: unknown): HttpResponse => {
+    const headers = set.headers;
+    if (!Object.keys(headers).some((name) => name.toLowerCase() === "content-type")) headers["content-type"] = JSON_TYPE;
+    return { status: set.status ?? (body === undefined ? 204 : 200), headers, body: JSON.stringify(body ?? null) };
+  };
   return { fn: route.handler, extra, finish, transaction: route.transaction, origin: { deadline: req.deadline ?? Infinity, identity: req.identity ?? null } };
 }
 

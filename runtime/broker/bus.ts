@@ -8,6 +8,8 @@ export type BusHandler = (topic: string, payload: Buffer) => void;
 
 export interface Bus {
   publish(topic: string, payload: string | Buffer, options?: { qos?: 0 | 1; retain?: boolean }): Promise<void>;
+  /** publish at QoS 1 with a callback instead of a promise (the events hot path). */
+  send(topic: string, payload: string, done: (err?: Error | null) => void): void;
   /** Removes every retained message on topics matching `filter` (e.g. state left by a previous run). */
   clearRetained(filter: string): Promise<number>;
   /** Subscribes an in-process handler to an MQTT topic filter; returns the unsubscribe function. */
@@ -17,6 +19,9 @@ export interface Bus {
 /** `onHandlerError` hears what a subscriber threw; the other subscribers still get the message. */
 export function createBus(aedes: Aedes, onHandlerError: (err: unknown, topic: string) => void = () => {}): Bus {
   return {
+    send(topic, payload, done) {
+      aedes.publish({ cmd: "publish", topic, payload: Buffer.from(payload), qos: 1, retain: false, dup: false }, done);
+    },
     publish(topic, payload, options = {}) {
       return new Promise((resolve, reject) => {
         aedes.publish(

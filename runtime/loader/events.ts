@@ -9,18 +9,25 @@ import { Topics, isValidEventType, toEnvelope, type CloudEvent, type CommittedEv
 
 /**
  * Publishes a service's committed events (QoS 1, in order); the topic and source come from the
- * host's name for the service, never from the worker. Resolves once the broker has taken them all.
+ * host's name for the service, never from the worker. `done` runs once the broker has taken them
+ * all (with the first error, if any). Callbacks, not promises: this runs once per event.
  */
-export async function publishEvents(bus: Bus, service: string, events: CommittedEvent[], log: Logger): Promise<void> {
-  const published: Promise<void>[] = [];
+export function publishEvents(bus: Bus, service: string, events: CommittedEvent[], log: Logger, done: (err?: Error) => void): void {
+  let left = events.length + 1;
+  let failed: Error | undefined;
+  const settled = (err?: Error | null) => {
+    if (err) failed ??= err;
+    if (--left === 0) done(failed);
+  };
   for (const e of events) {
     if (!isValidEventType(e.type)) {
       log.error("event dropped: invalid type", { service, type: e.type });
+      settled();
       continue;
     }
-    published.push(bus.publish(Topics.event(service, e.type), JSON.stringify(toEnvelope(service, e))));
+    bus.send(Topics.event(service, e.type), JSON.stringify(toEnvelope(service, e)), settled);
   }
-  await Promise.all(published);
+  settled();
 }
 
 /** Events from services are CloudEvents already; other MQTT messages are wrapped in one (type `mqtt.message`). */

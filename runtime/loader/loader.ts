@@ -237,10 +237,10 @@ export class Loader {
       restartDelayMs: this.config.workers.restartDelayMs,
       maxRestarts: this.config.workers.maxRestarts,
       onCall: (from, call: CallMessage) => this.call(from, call.target, call.params, call.deadline ?? undefined, call.identity),
-      onEvents: (from, events) => {
+      onEvents: (from, events, done) => {
         for (const listener of this.commitListeners) listener(from, events);
         for (const s of this.services.values()) for (const d of s.deliveries) d.offer(from, events);
-        return publishEvents(this.bus, from, events, this.log);
+        publishEvents(this.bus, from, events, this.log, done);
       },
       onReady: (manifest) => {
         const service = this.services.get(manifest.name);

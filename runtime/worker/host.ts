@@ -46,8 +46,8 @@ export interface HostOptions {
   maxRestarts: number;
   /** A call the plugin makes through ctx.call. */
   onCall: (from: string, call: CallMessage) => Promise<unknown>;
-  /** Committed events to publish, in commit order; once the promise resolves they are marked sent. */
-  onEvents: (from: string, events: CommittedEvent[]) => Promise<void>;
+  /** Committed events to publish, in commit order; once `done` runs without an error they are marked sent. */
+  onEvents: (from: string, events: CommittedEvent[], done: (err?: Error) => void) => void;
   /** Every (re)start that reached ready, with the manifest the plugin reported. */
   onReady?: (manifest: Manifest) => void;
   /** A state change after start (crash, restart, failed). */
@@ -267,14 +267,12 @@ export class WorkerHost {
 
   /** Publishes committed events, then acks them (batched per tick) so the plugin marks them sent. */
   private publish(events: CommittedEvent[]): void {
-    this.options.onEvents(this.name, events).then(
-      () => {
-        if (this.acks.length === 0) setImmediate(() => this.flushAcks());
-        for (const e of events) this.acks.push(e.seq);
-      },
+    this.options.onEvents(this.name, events, (err) => {
       // Not acked: the rows stay unsent and are published again at the next relay.
-      (err: Error) => this.options.log.error("publishing events failed", { count: events.length, error: err.message }),
-    );
+      if (err) return this.options.log.error("publishing events failed", { count: events.length, error: err.message });
+      if (this.acks.length === 0) setImmediate(() => this.flushAcks());
+      for (const e of events) this.acks.push(e.seq);
+    });
   }
 
   private flushAcks(): void {

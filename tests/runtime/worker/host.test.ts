@@ -84,8 +84,9 @@ function harness(path = pluginPath, overrides: Partial<HostOptions> = {}): Harne
       if (call.target === "missing.thing") throw new PlinthError("PLT_SERVICE_NOT_FOUND", "no such service");
       return { from, target: call.target, params: call.params };
     },
-    onEvents: async (from, events) => {
+    onEvents: (from, events, done) => {
       h.events.push({ from, events });
+      done();
     },
     onStateChange: (s) => h.states.push(s),
     ...overrides,

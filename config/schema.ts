@@ -4,13 +4,8 @@
  */
 import { Type as t, type Static } from "@sinclair/typebox";
 
-/** broker.maxPacketBytes when not set: 1 MiB. */
-export const DEFAULT_MAX_PACKET_BYTES = 1024 * 1024;
-/** broker.maxQueuedBytesPerClient and broker.sysIntervalMs when not set. */
-export const DEFAULT_MAX_QUEUED_BYTES_PER_CLIENT = 1024 * 1024;
 /** broker.maxQueuedPerClient when not set. */
 export const DEFAULT_MAX_QUEUED_PER_CLIENT = 1000;
-export const DEFAULT_SYS_INTERVAL_MS = 10_000;
 const port = (d: number) => t.Integer({ minimum: 0, maximum: 65535, default: d });
 const ms = (d: number, minimum = 1) => t.Integer({ minimum, default: d });
 const section = <T extends Parameters<typeof t.Object>[0]>(props: T) =>
@@ -165,24 +160,24 @@ export const ConfigSchema = t.Object(
        * "sqlite" (`<data.dir>/_broker.sqlite`, kept across restarts and crashes) or "memory" (lost on exit).
        */
       persistence: t.Union([t.Literal("sqlite"), t.Literal("memory")], { default: "sqlite" }),
-      /** QoS 1/2 messages queued per persistent session; past that the oldest are dropped. */
+      /**
+       * QoS 1/2 messages queued per persistent session; past that the oldest are dropped and counted
+       * (`$SYS/broker/store/messages/dropped`).
+       */
       maxQueuedPerClient: t.Integer({ minimum: 1, default: DEFAULT_MAX_QUEUED_PER_CLIENT }),
+      /** Largest MQTT packet a client may send (fixed header included); a larger one disconnects it. */
+      maxPacketBytes: t.Integer({ minimum: 256, maximum: 268_435_460, default: 1024 * 1024 }),
       /**
-       * Largest MQTT packet a client may send (fixed header included); a larger one disconnects it.
-       * Optional in the type only: a broker config built by hand gets the same default.
-       */
-      maxPacketBytes: t.Optional(t.Integer({ minimum: 256, maximum: 268_435_460, default: DEFAULT_MAX_PACKET_BYTES })),
-      /**
-       * Bytes waiting to be sent to one connected TCP/TLS client (it reads slower than it is sent to).
-       * Beyond this, QoS 0 messages to it are dropped and counted (`$SYS/broker/messages/dropped`);
+       * Bytes waiting to be sent to one connected client, TCP, TLS or WebSocket (it reads slower than it
+       * is sent to). Beyond this, QoS 0 messages to it are dropped and counted (`$SYS/broker/messages/dropped`);
        * QoS 1/2 messages are still queued, and at 8 times this the client is disconnected as a slow
-       * consumer (`$SYS/broker/clients/slow`). 0: no bound. Optional in the type only.
+       * consumer (`$SYS/broker/clients/slow`). 0: no bound.
        */
-      maxQueuedBytesPerClient: t.Optional(t.Integer({ minimum: 0, default: DEFAULT_MAX_QUEUED_BYTES_PER_CLIENT })),
+      maxQueuedBytesPerClient: t.Integer({ minimum: 0, default: 1024 * 1024 }),
       /** MQTT connections (TCP, TLS and WebSocket) at once; more are refused with CONNACK 3. 0: no limit. */
-      maxConnections: t.Optional(t.Integer({ minimum: 0, default: 0 })),
+      maxConnections: t.Integer({ minimum: 0, default: 0 }),
       /** How often the `$SYS/broker/...` statistics are published (retained); 0 turns them off. */
-      sysIntervalMs: t.Optional(t.Integer({ minimum: 0, default: DEFAULT_SYS_INTERVAL_MS })),
+      sysIntervalMs: t.Integer({ minimum: 0, default: 10_000 }),
       /** MQTT over TLS on its own port (on `host`): PEM certificate chain and private key files. */
       tls: t.Optional(
         t.Object({ port: port(8883), cert: t.String({ minLength: 1 }), key: t.String({ minLength: 1 }) }, { additionalProperties: false }),

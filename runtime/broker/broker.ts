@@ -1,21 +1,23 @@
 /**
  * The embedded MQTT broker: aedes, listening on TCP (and TLS) through Bun's
  * native sockets (tcp.ts); WebSocket connections are handed over by the gateway
- * (see ws.ts). Statistics on `$SYS/broker/...` (sys.ts). start() resolves once listening.
+ * (see ws.ts). Both reach aedes as stream.ts's SocketStream, with the same bound
+ * on each client's queue. Statistics on `$SYS/broker/...` (sys.ts). start() resolves once listening.
  */
 import { readFileSync } from "node:fs";
 import { X509Certificate, createPrivateKey } from "node:crypto";
 import type { Duplex } from "node:stream";
 import { Aedes } from "aedes";
-import { DEFAULT_MAX_QUEUED_BYTES_PER_CLIENT, DEFAULT_SYS_INTERVAL_MS, type Config } from "../../config/schema";
+import type { Config } from "../../config/schema";
 import { PlinthError } from "../errors";
 import type { Logger } from "../log";
 import { aclHooks, type MqttAccess } from "./acl";
 import { conformant } from "./conformance";
 import { createBus, type Bus } from "./bus";
 import { openPersistence } from "./persistence";
+import { SocketStream, transportStats, type TransportStats } from "./stream";
 import { startSys } from "./sys";
-import { listenMqtt, transportStats, type Gate, type TransportStats } from "./tcp";
+import { listenMqtt, type Gate } from "./tcp";
 import { VERSION } from "../version";
 
 export interface Broker {
@@ -51,8 +53,8 @@ export async function startBroker(config: Config["broker"], log: Logger, options
   aedes.on("connectionError", (client, err) => log.debug("connection error", { client: client?.id, error: err.message }));
 
   const stats = transportStats();
-  const gate = connectionGate(config.maxConnections ?? 0);
-  const transport = { hostname: config.host, maxQueuedBytes: config.maxQueuedBytesPerClient ?? DEFAULT_MAX_QUEUED_BYTES_PER_CLIENT, stats, gate };
+  const gate = connectionGate(config.maxConnections);
+  const transport = { hostname: config.host, maxQueuedBytes: config.maxQueuedBytesPerClient, stats, gate };
   const listeners: Array<{ stop(closeActive?: boolean): void }> = [];
   const abort = async (err: PlinthError) => {
     for (const l of listeners) l.stop(true);
@@ -85,8 +87,8 @@ export async function startBroker(config: Config["broker"], log: Logger, options
     }
   }
   log.info("broker listening", { url: `mqtt://${config.host}:${port}`, ...(tlsPort !== null ? { tls: `mqtts://${config.host}:${tlsPort}` } : {}) });
-  const sysIntervalMs = config.sysIntervalMs ?? DEFAULT_SYS_INTERVAL_MS;
-  const sys = sysIntervalMs > 0 ? startSys(aedes, { intervalMs: sysIntervalMs, version: VERSION, stats }) : null;
+  const storeDropped = persistence ? () => persistence.droppedMessages() : undefined;
+  const sys = config.sysIntervalMs > 0 ? startSys(aedes, { intervalMs: config.sysIntervalMs, version: VERSION, stats, storeDropped }) : null;
 
   return {
     aedes,
@@ -97,6 +99,8 @@ export async function startBroker(config: Config["broker"], log: Logger, options
     handle(stream) {
       if (!gate.admit()) return refuse(stream, stats);
       stream.once("close", () => gate.release());
+      // A WebSocket's stream, made by the gateway: bounded and counted like a TCP one.
+      if (stream instanceof SocketStream) stream.limit(transport.maxQueuedBytes, stats);
       aedes.handle(stream);
     },
     async close() {

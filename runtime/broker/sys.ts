@@ -8,7 +8,7 @@
  * never an aedes id (those are UUIDs), so the two sets do not meet.
  */
 import type { Aedes } from "aedes";
-import type { TransportStats } from "./tcp";
+import type { TransportStats } from "./stream";
 
 export const SYS_ROOT = "$SYS/broker";
 
@@ -22,8 +22,10 @@ const WINDOWS = [
 export interface SysOptions {
   intervalMs: number;
   version: string;
-  /** Connections refused at `maxConnections` and the like, beside the transport's counters. */
+  /** The transports' counters (TCP, TLS and WebSocket), connections refused at `maxConnections` among them. */
   stats: TransportStats;
+  /** QoS 1/2 messages dropped from persistent sessions' full queues (`broker.maxQueuedPerClient`). */
+  storeDropped?: () => number;
   now?: () => number;
 }
 
@@ -84,6 +86,7 @@ export function startSys(aedes: Aedes, options: SysOptions): Sys {
     send("messages/received", received);
     send("messages/sent", stats.publishSent);
     send("messages/dropped", stats.droppedQos0);
+    send("store/messages/dropped", options.storeDropped?.() ?? 0);
     send("bytes/received", stats.bytesReceived);
     send("bytes/sent", stats.bytesSent);
     const loads: Array<[string, Counter]> = [

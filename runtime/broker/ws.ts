@@ -1,46 +1,53 @@
 /**
- * MQTT over WebSocket on Bun's native WebSocket server. aedes wants a Node
- * Duplex per connection; this bridges a Bun ServerWebSocket to one, with
- * backpressure (a write waits for `drain` when Bun reports it is buffering).
+ * MQTT over WebSocket on Bun's native WebSocket server (the gateway's port). Each connection is
+ * handed to the broker as a `SocketStream` (stream.ts), the same as a TCP one, over the WebSocket
+ * adapted to a `Wire`: one binary message per connection per turn, and the broker's bound on what
+ * waits for a client (the broker applies it in `handle`).
  */
-import { Duplex } from "node:stream";
+import type { Duplex } from "node:stream";
 import type { Server, ServerWebSocket, WebSocketHandler } from "bun";
+import { SocketStream, type Wire } from "./stream";
 
 export interface MqttSocketData {
-  stream?: WebSocketDuplex;
+  stream?: SocketStream;
 }
 
-class WebSocketDuplex extends Duplex {
-  private waiting: (() => void) | null = null;
+/**
+ * A ServerWebSocket as a Wire. Bun takes a whole message per send, and holds what the socket did not
+ * take (reporting -1) until it can, then calls `drain`. While Bun holds bytes nothing more is given
+ * to it: the rest waits in the stream's queue and goes on `drain`. What Bun holds counts in the bound.
+ */
+export class WebSocketWire implements Wire {
+  constructor(private readonly ws: Pick<ServerWebSocket<MqttSocketData>, "readyState" | "getBufferedAmount" | "sendBinary" | "close" | "pause" | "resume">) {}
 
-  constructor(private readonly ws: ServerWebSocket<MqttSocketData>) {
-    super();
+  get readyState(): number {
+    return this.ws.readyState;
   }
 
-  override _read(): void {}
-
-  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    if (this.ws.readyState !== 1) return callback(new Error("websocket closed"));
-    const sent = this.ws.send(chunk);
-    if (sent === -1) this.waiting = () => callback();
-    else if (sent === 0) callback(new Error("websocket dropped the message"));
-    else callback();
+  write(data: Uint8Array): number {
+    if (this.ws.readyState !== 1) return -1;
+    if (this.ws.getBufferedAmount() > 0) return 0;
+    // 0 means Bun dropped the message (not expected with nothing buffered and no backpressureLimit): the
+    // byte stream would have a hole, so the connection is closed instead.
+    if (this.ws.sendBinary(data) !== 0) return data.length;
+    this.ws.close(1011, "message dropped");
+    return -1;
   }
 
-  override _final(callback: (error?: Error | null) => void): void {
+  heldBytes(): number {
+    return this.ws.getBufferedAmount();
+  }
+
+  pause(): void {
+    this.ws.pause();
+  }
+
+  resume(): void {
+    this.ws.resume();
+  }
+
+  end(): void {
     this.ws.close();
-    callback();
-  }
-
-  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    if (this.ws.readyState === 1) this.ws.close();
-    callback(error);
-  }
-
-  drained(): void {
-    const waiting = this.waiting;
-    this.waiting = null;
-    waiting?.();
   }
 }
 
@@ -54,16 +61,18 @@ export function upgradeMqtt(req: Request, server: Server<MqttSocketData>): boole
 
 export function mqttWebSocketHandler(handle: (stream: Duplex) => void): WebSocketHandler<MqttSocketData> {
   return {
+    // The broker bounds what waits for a client; Bun's own limit would drop a message silently.
+    backpressureLimit: 0,
     open(ws) {
       ws.binaryType = "nodebuffer";
-      const stream = new WebSocketDuplex(ws);
+      const stream = new SocketStream(new WebSocketWire(ws));
       ws.data.stream = stream;
       handle(stream);
     },
     message(ws, message) {
       // [MQTT-6.0.0-1] MQTT control packets travel in binary frames; a text frame closes the connection.
       if (typeof message === "string") return ws.close(1003, "MQTT requires binary frames");
-      ws.data.stream?.push(message);
+      ws.data.stream?.received(message);
     },
     drain(ws) {
       ws.data.stream?.drained();
@@ -71,7 +80,8 @@ export function mqttWebSocketHandler(handle: (stream: Duplex) => void): WebSocke
     close(ws) {
       const stream = ws.data.stream;
       if (!stream) return;
-      stream.push(null);
+      ws.data.stream = undefined;
+      if (!stream.readableEnded) stream.push(null);
       stream.destroy();
     },
   };

@@ -1,6 +1,7 @@
 /** Baseline: bare aedes (the version Plinth embeds) on Plinth's Bun.listen bridge (runtime/broker/tcp.ts), nothing else. */
 import { Aedes } from "aedes";
-import { listenMqtt, transportStats } from "../../../runtime/broker/tcp";
+import { transportStats } from "../../../runtime/broker/stream";
+import { listenMqtt } from "../../../runtime/broker/tcp";
 
 const aedes = await Aedes.createBroker();
 const listener = listenMqtt(

@@ -37,7 +37,7 @@ describe("$SYS/broker", () => {
     expect(version.payload.toString()).toMatch(/^plinth \d+\.\d+\.\d+/);
     expect((await c.next((m) => m.topic === "$SYS/broker/uptime")).payload.toString()).toMatch(/^\d+ seconds$/);
     await eventually(() => Number(latest(c, "$SYS/broker/clients/connected")) >= 1);
-    for (const topic of ["messages/received", "messages/sent", "messages/dropped", "bytes/received", "bytes/sent", "clients/rejected", "clients/slow"]) {
+    for (const topic of ["messages/received", "messages/sent", "messages/dropped", "store/messages/dropped", "bytes/received", "bytes/sent", "clients/rejected", "clients/slow"]) {
       await eventually(() => /^\d+$/.test(latest(c, `$SYS/broker/${topic}`) ?? ""));
     }
     for (const topic of ["messages/received", "messages/sent", "bytes/received", "bytes/sent"]) {
@@ -88,6 +88,25 @@ describe("$SYS/broker", () => {
     await all.subscribe("#", 0);
     await Bun.sleep(INTERVAL * 3);
     expect(all.received.filter((m) => m.topic.startsWith("$"))).toEqual([]);
+  });
+});
+
+describe("store/messages/dropped", () => {
+  test("counts the QoS 1 messages dropped from a persistent session's full queue (broker.maxQueuedPerClient)", async () => {
+    const small = await boot({}, { broker: { sysIntervalMs: INTERVAL, maxQueuedPerClient: 2 } });
+    try {
+      const away = await connectMqtt(small.mqttUrl, { clientId: "sys-away", clean: false });
+      await away.subscribe("sys-store/news", 1);
+      await away.end();
+      const pub = await connectMqtt(small.mqttUrl);
+      for (let i = 0; i < 5; i++) await pub.client.publishAsync("sys-store/news", String(i), { qos: 1 });
+      const watcher = await connectMqtt(small.mqttUrl);
+      await watcher.subscribe("$SYS/broker/store/messages/dropped", 0);
+      await eventually(() => latest(watcher, "$SYS/broker/store/messages/dropped") === "3");
+      await Promise.all([pub.end(), watcher.end()]);
+    } finally {
+      await small.stop();
+    }
   });
 });
 

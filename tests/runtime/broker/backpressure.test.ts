@@ -7,8 +7,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import mqttPacket, { type Packet } from "mqtt-packet";
 import { startBroker, type Broker } from "../../../runtime/broker/broker";
-import { SLOW_CONSUMER_FACTOR, SocketStream, transportStats, type TransportStats } from "../../../runtime/broker/tcp";
+import { SLOW_CONSUMER_FACTOR, SocketStream, transportStats, type TransportStats } from "../../../runtime/broker/stream";
 import { createLogger } from "../../../runtime/log";
+import { brokerConfig } from "../../helpers/broker-config";
 import { connectMqtt, eventually, type TestClient } from "../../helpers/mqtt";
 import { rawSession, uniqueId, type RawClient } from "../../helpers/raw-mqtt";
 
@@ -154,10 +155,7 @@ describe("a broker with a subscriber that stops reading", () => {
   const clients: Array<TestClient | RawClient> = [];
 
   beforeAll(async () => {
-    broker = await startBroker(
-      { host: "127.0.0.1", port: 0, websocketPath: "", persistence: "memory", maxQueuedPerClient: 1000, maxQueuedBytesPerClient: LIMIT, sysIntervalMs: 0 },
-      createLogger({ level: "silent" }),
-    );
+    broker = await startBroker(brokerConfig({ persistence: "memory", maxQueuedBytesPerClient: LIMIT, sysIntervalMs: 0 }), createLogger({ level: "silent" }));
     url = `mqtt://127.0.0.1:${broker.port}`;
   });
   afterAll(async () => {

@@ -5,6 +5,7 @@ import { isReservedTopic } from "../../../runtime/broker/acl";
 import { startBroker, type Broker } from "../../../runtime/broker/broker";
 import { mqttWebSocketHandler, upgradeMqtt, type MqttSocketData } from "../../../runtime/broker/ws";
 import { createLogger } from "../../../runtime/log";
+import { brokerConfig } from "../../helpers/broker-config";
 import { connectMqtt, eventually, type TestClient } from "../../helpers/mqtt";
 
 let broker: Broker;
@@ -28,7 +29,7 @@ function packets(c: TestClient): IPublishPacket[] {
 }
 
 beforeAll(async () => {
-  broker = await startBroker({ host: "127.0.0.1", port: 0, websocketPath: "/mqtt", persistence: "memory", maxQueuedPerClient: 1000 }, createLogger({ level: "silent" }));
+  broker = await startBroker(brokerConfig({ websocketPath: "/mqtt", persistence: "memory" }), createLogger({ level: "silent" }));
   url = `mqtt://127.0.0.1:${broker.port}`;
 });
 

@@ -3,7 +3,7 @@ import { EventEmitter } from "node:events";
 import { expect, test } from "bun:test";
 import type { Aedes } from "aedes";
 import { startSys } from "../../../runtime/broker/sys";
-import { transportStats } from "../../../runtime/broker/tcp";
+import { transportStats } from "../../../runtime/broker/stream";
 
 class FakeAedes extends EventEmitter {
   connectedClients = 3;
@@ -49,4 +49,19 @@ test("publishes retained values at start and on demand; loads are per-minute mov
   sys.stop();
   aedes.emit("publish", {}, { id: "c" });
   expect(sys.received).toBe(600);
+});
+
+test("store/messages/dropped: what the session store dropped from full queues, 0 without a store that counts", () => {
+  const aedes = new FakeAedes();
+  let dropped = 0;
+  const sys = startSys(aedes as unknown as Aedes, { intervalMs: 0, version: "9.9.9", stats: transportStats(), storeDropped: () => dropped });
+  expect(aedes.retained.get("$SYS/broker/store/messages/dropped")).toBe("0");
+  dropped = 3;
+  sys.publish();
+  expect(aedes.retained.get("$SYS/broker/store/messages/dropped")).toBe("3");
+  sys.stop();
+
+  const without = new FakeAedes();
+  startSys(without as unknown as Aedes, { intervalMs: 0, version: "9.9.9", stats: transportStats() }).stop();
+  expect(without.retained.get("$SYS/broker/store/messages/dropped")).toBe("0");
 });

@@ -1,0 +1,44 @@
+/**
+ * Rules applied on the session store's streams: DUP on PUBLISH packets sent again after a reconnect
+ * [MQTT-3.3.1-1], and no `$` topics among the retained messages for filters that start with a
+ * wildcard [MQTT-4.7.2-1].
+ */
+import { pipeline, Transform, type Readable } from "node:stream";
+import type { Aedes } from "aedes";
+import { topicMatches } from "../../protocol";
+
+type Persistence = {
+  outgoingStream(client: unknown): Readable;
+  createRetainedStreamCombi(patterns: string[]): Readable;
+};
+
+export function wrapStore(aedes: Aedes): void {
+  const persistence = (aedes as unknown as { persistence: Persistence }).persistence;
+  // [MQTT-3.3.1-1] a queued PUBLISH that already has a packet identifier was sent before: when the
+  // session resumes it goes out again with that identifier [MQTT-4.4.0-1], and with DUP set. One
+  // queued while the client was offline has none yet: its first delivery has DUP 0 [MQTT-3.3.1-3].
+  const outgoingStream = persistence.outgoingStream.bind(persistence);
+  persistence.outgoingStream = (client) =>
+    through(outgoingStream(client), (packet: { cmd?: string; messageId?: number | null; dup?: boolean }) =>
+      (packet.cmd ?? "publish") === "publish" && packet.messageId != null ? { ...packet, dup: true } : packet,
+    );
+  // [MQTT-4.7.2-1] a `$` topic's retained message only for a filter that does not start with a wildcard.
+  const retained = persistence.createRetainedStreamCombi.bind(persistence);
+  persistence.createRetainedStreamCombi = (patterns) =>
+    through(retained(patterns), (packet: { topic: string }) =>
+      !packet.topic.startsWith("$") || patterns.some((p) => topicMatches(p, packet.topic)) ? packet : undefined,
+    );
+}
+
+/** `source` mapped through `fn` (undefined drops the item); errors travel downstream. */
+function through<T, U>(source: Readable, fn: (item: T) => U | undefined): Readable {
+  const map = new Transform({
+    objectMode: true,
+    transform(item: T, _encoding, callback) {
+      const out = fn(item);
+      if (out !== undefined) this.push(out);
+      callback();
+    },
+  });
+  return pipeline(source, map, () => {});
+}

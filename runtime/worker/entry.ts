@@ -9,16 +9,17 @@ import { builtinServices } from "../../services/index";
 import { PlinthError } from "../errors";
 import { createLogger, type LogFormat, type LogLevel, type Logger } from "../log";
 import { createContext, type ContextBase, type Origin } from "../sdk/context";
-import type { CallOptions, PluginDefinition } from "../sdk/define";
+import type { PluginDefinition } from "../sdk/define";
 import { validatePlugin } from "../sdk/manifest";
 import { registerSdkModule } from "../sdk/module";
 import type { WireError } from "../errors";
-import { serviceOfSource, type CloudEvent, type CommittedEvent } from "../protocol";
-import { batched, decode, encode, type DeliveryOutcome, type HostMessage, type HttpRequest, type HttpResponse, type PluginSource, type WorkerMessage } from "./channel";
+import type { CommittedEvent } from "../protocol";
+import { Calls } from "./calls";
+import { batched, decode, encode, type DeliveryOutcome, type HostMessage, type PluginSource, type WorkerMessage } from "./channel";
 import { openDatabase } from "./database";
-import { compile, validate, type Compiled, type Handler } from "./handlers";
 import { Inbox } from "./inbox";
 import { Outbox } from "./outbox";
+import { Handlers, durableOf, type Prepared } from "./prepare";
 import { UnitOfWork, type Done } from "./unit";
 
 declare const self: Worker;
@@ -29,17 +30,11 @@ let retention = { count: 10_000, ms: Number.POSITIVE_INFINITY };
 let groupCommitMs = 0;
 let outbox: Outbox;
 let inbox: Inbox;
-let subscriptionFilters: string[] = [];
+let handlers: Handlers;
 let unit: UnitOfWork;
 let base: ContextBase;
 let db: Database | undefined;
 let log: Logger = createLogger();
-let routes: Compiled[] = [];
-let routeNames: string[] = [];
-let actions = new Map<string, Compiled>();
-let subscriptions: Compiled[] = [];
-let nextCall = 1;
-const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
 
 /**
  * Replies leave together at the end of the current task: a batch of requests handled in one go
@@ -47,6 +42,7 @@ const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Err
  */
 const sender = batched<WorkerMessage>((message) => self.postMessage(encode(message)), queueMicrotask);
 const post = sender.post;
+const calls = new Calls(post);
 
 async function loadDefinition(source: PluginSource): Promise<unknown> {
   if (source.kind === "builtin") {
@@ -68,11 +64,7 @@ async function init(msg: Extract<HostMessage, { t: "init" }>): Promise<void> {
     retention = { count: msg.retainSent, ms: msg.retainSentMs ?? Number.POSITIVE_INFINITY };
     groupCommitMs = msg.groupCommitMs;
     log = createLogger({ name: plugin.name, level: msg.logLevel as LogLevel, format: msg.logFormat as LogFormat });
-    routes = Object.values(plugin.routes ?? {}).map(compile);
-    routeNames = validated.manifest.routes.map((r) => `${r.method} ${r.path}`);
-    actions = new Map(Object.entries(plugin.actions ?? {}).map(([k, v]) => [k, compile(v)]));
-    subscriptions = Object.values(plugin.subscribe ?? {}).map(compile);
-    subscriptionFilters = validated.manifest.subscriptions;
+    handlers = new Handlers(plugin.name, plugin, validated.manifest, () => inbox);
     post({ t: "loaded", manifest: validated.manifest });
   } catch (err) {
     post({ t: "failed", error: PlinthError.from(err, "PLT_PLUGIN_LOAD").toWire() });
@@ -93,7 +85,7 @@ function open(msg: Extract<HostMessage, { t: "open" }>): void {
       db,
       log,
       config: Object.freeze({ ...msg.config }),
-      call,
+      call: calls.call,
     };
     post({ t: "ready", cursors: inbox.cursors() });
   } catch (err) {
@@ -101,34 +93,7 @@ function open(msg: Extract<HostMessage, { t: "open" }>): void {
   }
 }
 
-/** ctx.call: through the host, within the handler's deadline and as its caller; a fallback answers instead of a failure. */
-async function call<T>(target: string, params: unknown, options: CallOptions<T> | undefined, origin: Origin): Promise<T> {
-  const limit = options?.timeoutMs ? Date.now() + options.timeoutMs : Number.POSITIVE_INFINITY;
-  try {
-    return await new Promise<T>((resolve, reject) => {
-      const id = nextCall++;
-      pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
-      const deadline = Math.min(origin.deadline, limit);
-      post({ t: "call", id, target, params, deadline: Number.isFinite(deadline) ? deadline : null, identity: origin.identity });
-    });
-  } catch (err) {
-    if (!options || !("fallback" in options)) throw err;
-    const fallback = options.fallback;
-    return typeof fallback === "function" ? await (fallback as (e: PlinthError) => T | Promise<T>)(err as PlinthError) : (fallback as T);
-  }
-}
-
 const NO_ORIGIN: Origin = { deadline: Infinity, identity: null };
-
-interface Prepared {
-  fn: Handler;
-  extra: object;
-  /** Deadline and identity of the caller; calls made by the handler share them (default: none). */
-  origin?: Origin;
-  transaction: boolean;
-  /** Turns the handler's return value into the reply (HTTP wraps it with status and headers). */
-  finish?: (value: unknown) => unknown;
-}
 
 /** Runs one handler as a unit of work: its reply value and committed events (synchronously when the handler is). */
 function execute(prepare: () => Prepared): Done<unknown> | Promise<Done<unknown>> {
@@ -165,7 +130,7 @@ async function deliver(msg: Extract<HostMessage, { t: "deliver" }>): Promise<voi
   let handled = 0;
   for (const item of msg.items) {
     try {
-      events.push(...(await execute(() => eventHandler(msg.subscription, item.topic, item.event, true))).events);
+      events.push(...(await execute(() => handlers.event(msg.subscription, item.topic, item.event, true))).events);
       handled++;
     } catch (err) {
       const outcome: DeliveryOutcome = { handled, error: failure(err, `subscription ${item.topic}`) };
@@ -192,57 +157,6 @@ function relay(): void {
   }
 }
 
-/** A service event's place in its source's log, from its CloudEvent (`plinth/<service>`, `sequence`). */
-function durableOf(event: CloudEvent): { source: string; seq: number } | null {
-  const seq = Number(event.sequence);
-  const source = serviceOfSource(event.source);
-  return source !== null && Number.isInteger(seq) ? { source, seq } : null;
-}
-
-/** Runs `after` once `value` (maybe a promise) has resolved, keeping synchronous results synchronous. */
-function then<T>(value: T | Promise<T>, after: () => void): T | Promise<T> {
-  if (value instanceof Promise) return value.then((v) => (after(), v));
-  after();
-  return value;
-}
-
-/**
- * A subscription handler for one event. Service events are handled once in effect: an event
- * the cursor has passed is skipped, and the cursor moves in the handler's own transaction.
- */
-function eventHandler(index: number, topic: string, event: CloudEvent, checkCursor: boolean): Prepared {
-  const sub = subscriptions[index];
-  const filter = subscriptionFilters[index];
-  if (!sub || filter === undefined) throw new PlinthError("PLT_INTERNAL", `unknown subscription ${index}`);
-  const durable = durableOf(event);
-  const extra = { event, topic };
-  if (!durable) return { fn: sub.handler, extra, transaction: sub.transaction };
-  if (checkCursor && inbox.handled(filter, durable.source, durable.seq)) return { fn: () => ({ skipped: true }), extra, transaction: true };
-  const fn = (ctx: unknown) => then(sub.handler(ctx), () => inbox.advance(filter, durable.source, durable.seq));
-  return { fn, extra, transaction: sub.transaction };
-}
-
-const JSON_TYPE = "application/json;charset=utf-8";
-
-function httpHandler(req: HttpRequest): Prepared {
-  const route = routes[req.route];
-  if (!route) throw new PlinthError("PLT_NOT_FOUND", "route not found");
-  const set: { status?: number; headers: Record<string, string> } = { headers: {} };
-  const extra = {
-    body: validate("body", route.body, req.body),
-    query: validate("query", route.query, req.search ? Object.fromEntries(new URLSearchParams(req.search)) : {}, true),
-    params: validate("params", route.params, req.params, true),
-    headers: req.headers,
-    set,
-  };
-  const finish = (body: unknown): HttpResponse => {
-    const headers = set.headers;
-    if (!Object.keys(headers).some((name) => name.toLowerCase() === "content-type")) headers["content-type"] = JSON_TYPE;
-    return { status: set.status ?? (body === undefined ? 204 : 200), headers, body: JSON.stringify(body ?? null) };
-  };
-  return { fn: route.handler, extra, finish, transaction: route.transaction, origin: { deadline: req.deadline ?? Infinity, identity: req.identity ?? null } };
-}
-
 self.onmessage = (e: MessageEvent<string>) => {
   handle(decode<HostMessage>(e.data));
   // What this message's handlers wrote commits now, in one go; their replies leave with it.
@@ -261,19 +175,13 @@ function handle(msg: HostMessage): void {
       open(msg);
       break;
     case "http":
-      run(msg.id, `${routeNames[msg.req.route]}`, () => httpHandler(msg.req));
+      run(msg.id, `${handlers.routeNames[msg.req.route]}`, () => handlers.http(msg.req));
       break;
     case "action":
-      run(msg.id, `action ${msg.action}`, () => {
-        const action = actions.get(msg.action);
-        if (!action) throw new PlinthError("PLT_ACTION_NOT_FOUND", `${base.service} has no action "${msg.action}"`);
-        const params = validate("params", action.params, msg.params);
-        const origin = { deadline: msg.deadline ?? Infinity, identity: msg.identity ?? null };
-        return { fn: action.handler, extra: { params, caller: msg.caller }, transaction: action.transaction, origin };
-      });
+      run(msg.id, `action ${msg.action}`, () => handlers.action(msg));
       break;
     case "event":
-      run(msg.id, `subscription ${msg.topic}`, () => eventHandler(msg.subscription, msg.topic, msg.event, true));
+      run(msg.id, `subscription ${msg.topic}`, () => handlers.event(msg.subscription, msg.topic, msg.event, true));
       break;
     case "deliver":
       void deliver(msg);
@@ -282,7 +190,7 @@ function handle(msg: HostMessage): void {
       unit.settle();
       const durable = durableOf(msg.event);
       if (durable) {
-        const subscription = subscriptionFilters[msg.subscription]!;
+        const subscription = handlers.filters[msg.subscription]!;
         inbox.bury({ subscription, topic: msg.topic, ...durable, event: msg.event, error: msg.error, attempts: msg.attempts });
       }
       answer(msg.id, null);
@@ -292,24 +200,11 @@ function handle(msg: HostMessage): void {
       post({ t: "result", id: msg.id, ok: true, value: inbox.deadLetters(), events: [] });
       break;
     case "redrive":
-      run(msg.id, `redrive ${msg.letter}`, () => {
-        const letter = inbox.deadLetter(msg.letter);
-        if (!letter) throw new PlinthError("PLT_NOT_FOUND", `no dead letter ${msg.letter}`);
-        const index = subscriptionFilters.indexOf(letter.subscription);
-        if (index < 0) throw new PlinthError("PLT_NOT_FOUND", `subscription ${letter.subscription} no longer exists`);
-        const prepared = eventHandler(index, letter.topic, letter.event, false);
-        const fn = prepared.fn;
-        return { ...prepared, fn: (ctx: unknown) => then(fn(ctx), () => inbox.forget(letter.id)) };
-      });
+      run(msg.id, `redrive ${msg.letter}`, () => handlers.redrive(msg.letter));
       break;
-    case "reply": {
-      const waiter = pending.get(msg.id);
-      if (!waiter) break;
-      pending.delete(msg.id);
-      if (msg.ok) waiter.resolve(msg.value);
-      else waiter.reject(PlinthError.fromWire(msg.error));
+    case "reply":
+      calls.reply(msg);
       break;
-    }
     case "sent":
       outbox.markSent(msg.seqs);
       break;

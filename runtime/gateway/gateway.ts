@@ -89,7 +89,7 @@ export function createApp(loader: Loader, config: Readonly<Config>, log: Logger,
       `${API_PREFIX}*`,
       ({ request }) => {
         const [path, search] = splitUrl(request.url);
-        return api(request, request.url, path, search);
+        return api(request, path, search);
       },
       { parse: "none" },
     );
@@ -99,11 +99,10 @@ export function createApp(loader: Loader, config: Readonly<Config>, log: Logger,
     app,
     fetch(request) {
       if (throughElysia) return app.fetch(request);
-      const url = request.url;
-      const [path, search] = splitUrl(url);
+      const [path, search] = splitUrl(request.url);
       if (!path.startsWith(API_PREFIX)) return app.fetch(request);
       try {
-        const answer = api(request, url, path, search);
+        const answer = api(request, path, search);
         return answer instanceof Promise ? answer.catch((err: unknown) => toResponse(err, request)) : answer;
       } catch (err) {
         return toResponse(err, request);

@@ -30,7 +30,10 @@ export interface ApiPolicies {
 /** What one request carries from step to step. */
 interface Pending {
   request: Request;
-  url: string;
+  /** GET for a HEAD request: HEAD is served by the GET route, without the body. */
+  method: string;
+  /** Path and query string: what the cache keys on (the Host header does not choose anything here). */
+  target: string;
   search: string;
   service: string;
   subpath: string;
@@ -45,17 +48,19 @@ export function apiHandler(loader: Loader, config: Readonly<Config>, policies: A
   const policyOf = (route: DeclaredRoute) => route.auth ?? config.auth.defaultPolicy;
 
   /**
-   * `url`: the request's URL (read once by the caller); `search`: its query string without "?".
+   * `path` and `search` (the query string without "?") are split from the request's URL once by the caller.
    * Synchronous up to the cache: a cache hit with a known caller never waits.
    */
-  return (request: Request, url: string, path: string, search: string): Response | Promise<Response> => {
+  return (request: Request, path: string, search: string): Response | Promise<Response> => {
     const deadline = Date.now() + gateway.requestTimeoutMs;
     const rest = path.slice(API_PREFIX.length);
     const slash = rest.indexOf("/");
     const service = decode(slash < 0 ? rest : rest.slice(0, slash));
     const subpath = slash < 0 ? "/" : rest.slice(slash);
-    const match = loader.match(service, request.method, subpath);
-    const p: Pending = { request, url, search, service, subpath, match, route: declared(match), deadline };
+    const method = request.method === "HEAD" ? "GET" : request.method;
+    const match = loader.match(service, method, subpath);
+    const target = search ? `${path}?${search}` : path;
+    const p: Pending = { request, method, target, search, service, subpath, match, route: declared(match), deadline };
 
     // The caller, or null; invalid credentials fail unless the route is public (where they are ignored).
     let identity: Identity | Promise<Identity> | null;
@@ -96,8 +101,8 @@ export function apiHandler(loader: Loader, config: Readonly<Config>, policies: A
     // caller and roles. The service's id in the key retires a replaced version's answers.
     const shared = policyOf(route) === "public";
     const cacheKey =
-      route.cache && request.method === "GET"
-        ? `${serviceId(p.match.service)} ${name}\n${shared || !identity ? "" : `${identity.via}:${identity.sub}:${identity.roles.join(",")}`}\n${p.url}`
+      route.cache && p.method === "GET"
+        ? `${serviceId(p.match.service)} ${name}\n${shared || !identity ? "" : `${identity.via}:${identity.sub}:${identity.roles.join(",")}`}\n${p.target}`
         : null;
     if (cacheKey) {
       const hit = cache.get(cacheKey);
@@ -111,12 +116,11 @@ export function apiHandler(loader: Loader, config: Readonly<Config>, policies: A
 
   async function forward(p: Pending, identity: Identity | null, name: string, rateHeaders: Record<string, string> | undefined, cacheKey: string | null): Promise<Response> {
     const { request, deadline } = p;
-    const method = request.method;
     // Body, then the route again: the service that answers is the one serving when the request is
     // complete, so a plugin replaced meanwhile is never handed a request after it was drained.
     const body = request.body ? await readBody(request, gateway.maxBodyBytes, deadline) : undefined;
     let { match, route } = p;
-    const again = loader.match(p.service, method, p.subpath);
+    const again = loader.match(p.service, p.method, p.subpath);
     if (again.service !== match.service) {
       match = again;
       route = declared(match);
@@ -149,7 +153,7 @@ export function apiHandler(loader: Loader, config: Readonly<Config>, policies: A
     }
     // reply.headers is this request's own copy (it crossed threads): add to it in place.
     const answerHeaders = rateHeaders ? Object.assign(reply.headers, rateHeaders) : reply.headers;
-    if (reply.status === 204 || reply.status === 304 || method === "HEAD") return new Response(null, { status: reply.status, headers: answerHeaders });
+    if (reply.status === 204 || reply.status === 304 || request.method === "HEAD") return new Response(null, { status: reply.status, headers: answerHeaders });
     return new Response(reply.body, { status: reply.status, headers: answerHeaders });
   }
 }

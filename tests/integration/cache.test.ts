@@ -89,6 +89,35 @@ describe("response cache, request by request", () => {
     }
   });
 
+  test("HEAD is served by the GET route and its cache entry: same status and headers, no body", async () => {
+    const first = await get("/api/c/hits?head=1");
+    const head = await p.req("/api/c/hits?head=1", { method: "HEAD", anonymous: true });
+    expect(head.status).toBe(200);
+    expect(head.headers.get("x-cache")).toBe("HIT");
+    expect(head.headers.get("etag")).toBe(first.headers.get("etag"));
+    expect(await head.text()).toBe("");
+  });
+
+  test("the Host header is not part of the key: a client cannot fill the cache by varying it", async () => {
+    const url = new URL("/api/c/hits?host=1", p.url);
+    const raw = (host: string) =>
+      new Promise<string>((resolve, reject) => {
+        let text = "";
+        Bun.connect({
+          hostname: url.hostname,
+          port: Number(url.port),
+          socket: {
+            open: (s) => void s.write(`GET ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`),
+            data: (_s, d) => void (text += d.toString()),
+            close: () => resolve(text),
+            error: (_s, e) => reject(e),
+          },
+        }).catch(reject);
+      });
+    expect(await raw("a.example")).toMatch(/x-cache: MISS/i);
+    expect(await raw("b.example")).toMatch(/x-cache: HIT/i);
+  });
+
   test("an entry ends with its TTL", async () => {
     expect(await answer(await get("/api/c/brief"))).toEqual({ status: 200, cache: "MISS", body: { calls: 1 } });
     expect(await answer(await get("/api/c/brief"))).toEqual({ status: 200, cache: "HIT", body: { calls: 1 } });

@@ -1,38 +1,157 @@
-/** [MQTT-3.8.4-6] delivery at no more than the QoS granted, on aedes' authorizeForward hook. */
+/**
+ * What a client gets of a message, in place of aedes' own delivery functions (lib/client.js `deliver0`,
+ * `deliverQoS`; aedes issue #1074):
+ *
+ * - [MQTT-3.3.5-1] one copy when several of its subscriptions match, at the highest QoS among them.
+ *   aedes calls one delivery function per matching subscription and keeps the first (by broker id and
+ *   counter): which one comes first decides the QoS. A QoS 0 subscription's function sent QoS 0 even
+ *   when a QoS 1 one matched too, and `deliverQoS` lowered the QoS to that of a subscription to the
+ *   topic itself (`a/x` at QoS 0 beside `a/#` at QoS 1 got QoS 0). A copy it dropped was also cleared
+ *   from a persistent session's queue, where the SQLite store found the one just queued and took it
+ *   away from the delivery in flight ("no such packet": the client was disconnected).
+ * - [MQTT-3.8.4-6] no more than the QoS granted (the highest of the matching filters), also for what a
+ *   persistent session had queued (on the authorizeForward hook, which aedes also calls for those).
+ * - [MQTT-4.4.0-1] a retained message sent on SUBSCRIBE at QoS 1 or 2 to a persistent session is kept
+ *   in its queue until acknowledged, like any other delivery: aedes did not store it, so it was not
+ *   sent again when the session resumed, and the client's PUBREC for a QoS 2 one found nothing to
+ *   turn into a PUBREL (the client was disconnected).
+ *
+ * QoS 0 deliveries still go through aedes' `deliver0`; QoS 1 and 2 ones are sent here, as aedes' own
+ * `deliverQoS` sends them but for the points above.
+ */
 import type { Aedes, Client } from "aedes";
-import { topicMatches } from "../../protocol";
+import AedesPacket from "aedes-packet";
+import mqttPacket from "mqtt-packet";
+import { grantedQoS, type Subscriptions } from "./granted";
 
-/** What aedes keeps on a client (not in its typings): its subscriptions by filter, with the QoS granted. */
-interface ClientSubscriptions {
-  subscriptions?: Record<string, { qos: number }>;
+/** A PUBLISH on its way to a client, as aedes passes it (an aedes-packet Packet). */
+interface Outgoing {
+  cmd: "publish";
+  topic: string;
+  payload: Buffer;
+  qos: 0 | 1 | 2;
+  retain: boolean;
+  dup: boolean;
+  messageId?: number;
+  /** Which broker made it, and its number there: the same message to the same client has the same. */
+  brokerId?: string | null;
+  brokerCounter?: number;
+  clientId?: string;
+  /** MQTT 5 no local. */
+  nl?: boolean;
 }
 
-/**
- * aedes caps the QoS only by a subscription to the topic itself (so one to `a/+` at QoS 1 got QoS 2
- * messages), and not at all for what it queued while the client was offline. The packet is this
- * delivery's own copy (aedes writes it as is when resending a session's queue), so it is capped in
- * place. With overlapping subscriptions the cap is the highest QoS among them; aedes still delivers
- * one copy, at the QoS of whichever subscription it matched first, so [MQTT-3.3.5-1] (the highest) is
- * not guaranteed there.
- */
+type Deliver = (packet: Outgoing, done: () => void) => void;
+
+/** What aedes keeps on a client (not in its typings) that delivering uses. */
+interface ClientState {
+  id: string;
+  clean: boolean;
+  connecting: boolean;
+  connected: boolean;
+  errored: boolean;
+  conn: NodeJS.WritableStream;
+  subscriptions: Subscriptions;
+  /** The highest broker counter delivered so far, per broker id. */
+  duplicates: Record<string, number>;
+  /** The next packet identifier to use. */
+  _nextId: number;
+  deliver0: Deliver;
+  deliverQoS: Deliver;
+  waitForDrain(done: (err: Error | null) => void): void;
+  emit(event: "error", err: Error): boolean;
+}
+
+interface Store {
+  outgoingEnqueue(sub: { clientId: string }, packet: Outgoing): Promise<void>;
+  outgoingUpdate(client: ClientState, packet: Outgoing): Promise<void>;
+  outgoingClearMessageId(client: ClientState, packet: Outgoing): Promise<unknown>;
+}
+
+/** aedes-packet's constructor (its typings declare a namespace, not the function it exports). */
+const Packet = AedesPacket as unknown as new (original: Outgoing, broker: Aedes) => Outgoing;
+
+const noop = () => {};
+
+/** Caps what aedes forwards at the QoS granted [MQTT-3.8.4-6]. */
 export function capForwardedQoS(aedes: Aedes): void {
   const authorizeForward = aedes.authorizeForward;
   aedes.authorizeForward = function (client, packet) {
     const forwarded = authorizeForward.call(this, client, packet);
     if (!forwarded || forwarded.qos === 0) return forwarded;
-    const granted = grantedQoS(client, forwarded.topic);
+    const granted = grantedQoS((client as unknown as ClientState).subscriptions, forwarded.topic);
     if (granted >= 0 && granted < forwarded.qos) forwarded.qos = granted as 0 | 1 | 2;
     return forwarded;
   };
 }
 
-/** The highest QoS granted to the client's subscriptions that match the topic; -1 if none does. */
-function grantedQoS(client: Client, topic: string): number {
-  const subscriptions = (client as unknown as ClientSubscriptions).subscriptions;
-  let max = -1;
-  for (const filter in subscriptions) {
-    const qos = subscriptions[filter]!.qos;
-    if (qos > max && topicMatches(filter, topic)) max = qos;
+/**
+ * Replaces the client's delivery functions (before it subscribes: aedes takes them at SUBSCRIBE).
+ * Both are the same function: a subscription's QoS no longer decides the delivery, the message and
+ * all the client's matching subscriptions do.
+ */
+export function deliverOnce(aedes: Aedes, client: Client): void {
+  const c = client as unknown as ClientState;
+  const store = (aedes as unknown as { persistence: Store }).persistence;
+  const deliver0 = c.deliver0;
+
+  const deliver: Deliver = (packet, done) => {
+    if (packet.qos === 0) return deliver0(packet, done);
+    const id = packet.brokerId;
+    // [MQTT-3.3.5-1] another matching subscription's copy, already delivered (retained ones have no id).
+    if (id && (c.duplicates[id] ?? 0) >= packet.brokerCounter!) return void setImmediate(done);
+    const granted = grantedQoS(c.subscriptions, packet.topic);
+    const qos = granted < 0 ? packet.qos : (Math.min(packet.qos, granted) as 0 | 1 | 2);
+    if (qos === 0) return deliver0(packet, done);
+
+    if (id) c.duplicates[id] = packet.brokerCounter!;
+    const forwarded = packet.clientId === c.id && packet.nl ? null : aedes.authorizeForward(client, packet as never);
+    if (!forwarded) {
+      // Not for this client after all: what was queued for it goes (a retained one was not queued).
+      if (!c.clean && !packet.retain) store.outgoingClearMessageId(c, packet).then(noop, noop);
+      return void setImmediate(done);
+    }
+    setImmediate(send, forwarded as unknown as Outgoing, qos, done);
+  };
+
+  function send(forwarded: Outgoing, qos: 1 | 2, done: () => void): void {
+    const packet = new Packet(forwarded, aedes);
+    packet.qos = qos;
+    packet.messageId = forwarded.messageId || nextMessageId(c);
+    const sent = (err?: unknown) => {
+      if (err) c.emit("error", err as Error);
+      done();
+    };
+    const stored = (err?: unknown) => (err ? sent(err) : write(c, packet, sent));
+    if (c.clean) return write(c, packet, sent);
+    // A retained message sent on SUBSCRIBE was queued for nobody (live ones were, when published): it
+    // is queued here, under the broker id and counter its Packet was given, then marked as sent.
+    const queued = packet.retain ? store.outgoingEnqueue({ clientId: c.id }, packet) : Promise.resolve();
+    queued.then(() => store.outgoingUpdate(c, packet)).then(() => stored(), stored);
   }
-  return max;
+
+  c.deliver0 = deliver;
+  c.deliverQoS = deliver;
+}
+
+/** The client's next packet identifier (1 to 65535, in turn), as aedes allocates them. */
+function nextMessageId(c: ClientState): number {
+  const id = c._nextId;
+  c._nextId = id >= 65535 ? 1 : id + 1;
+  return id;
+}
+
+/** Writes a packet as aedes does (lib/write.js): waits for "drain" when the connection's buffer is full. */
+function write(c: ClientState, packet: Outgoing, done: (err: Error | null) => void): void {
+  let error: Error | null = null;
+  if (c.connecting || c.connected) {
+    try {
+      if (!mqttPacket.writeToStream(packet as never, c.conn) && !c.errored) return c.waitForDrain(done);
+    } catch {
+      error = new Error("packet received not valid");
+    }
+  } else {
+    error = new Error("connection closed");
+  }
+  setImmediate(done, error);
 }

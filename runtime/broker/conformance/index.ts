@@ -10,16 +10,21 @@
  *   return code, and nothing after either is processed [MQTT-3.1.4-5];
  * - one SUBACK return code per topic filter, duplicates included [MQTT-3.8.4-4] [MQTT-3.8.4-5] (suback.ts);
  * - an incoming PUBLISH's DUP flag not passed on [MQTT-3.3.1-3] (guard.ts);
- * - delivery at no more than the subscription's QoS [MQTT-3.8.4-6] (aedes caps it only for a
- *   subscription whose filter is the topic itself), on the authorizeForward hook (delivery.ts);
+ * - per connection (delivery.ts), aedes' delivery functions replaced: one copy per message however many
+ *   of the client's subscriptions match, at the highest QoS among them [MQTT-3.3.5-1], never above the
+ *   QoS granted [MQTT-3.8.4-6] (also for what a session had queued: on the authorizeForward hook), and
+ *   retained messages sent on SUBSCRIBE at QoS 1/2 kept in a persistent session's queue until
+ *   acknowledged [MQTT-4.4.0-1];
+ * - session present 1 for a stored session without subscriptions [MQTT-3.2.2-2] (sessions.ts);
  * - on the session store (store.ts): DUP set on PUBLISH packets sent again after a reconnect
- *   [MQTT-3.3.1-1], and no `$` topics among the retained messages for filters that start with a
- *   wildcard [MQTT-4.7.2-1].
+ *   [MQTT-3.3.1-1], no `$` topics among the retained messages for filters that start with a
+ *   wildcard [MQTT-4.7.2-1], one queued copy per client [MQTT-3.3.5-1].
  */
 import type { Aedes } from "aedes";
 import type { Logger } from "../../log";
-import { capForwardedQoS } from "./delivery";
+import { capForwardedQoS, deliverOnce } from "./delivery";
 import { guard } from "./guard";
+import { recordSessions } from "./sessions";
 import { wrapStore } from "./store";
 import { combinedSubacks } from "./suback";
 
@@ -38,9 +43,11 @@ export function conformant(aedes: Aedes, options: ConformanceOptions, log: Logge
   aedes.handle = (conn, req) => {
     const client = handle(conn, req);
     guard(client, options.maxPacketBytes, log, combined);
+    deliverOnce(aedes, client);
     return client;
   };
   capForwardedQoS(aedes);
+  recordSessions(aedes);
   wrapStore(aedes);
   return aedes;
 }

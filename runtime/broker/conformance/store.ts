@@ -1,15 +1,23 @@
 /**
- * Rules applied on the session store's streams: DUP on PUBLISH packets sent again after a reconnect
- * [MQTT-3.3.1-1], and no `$` topics among the retained messages for filters that start with a
- * wildcard [MQTT-4.7.2-1].
+ * Rules applied on the session store: DUP on PUBLISH packets sent again after a reconnect
+ * [MQTT-3.3.1-1], no `$` topics among the retained messages for filters that start with a wildcard
+ * [MQTT-4.7.2-1], and one queued copy per client however many of its filters match [MQTT-3.3.5-1].
  */
 import { pipeline, Transform, type Readable } from "node:stream";
 import type { Aedes } from "aedes";
 import { topicMatches } from "../../protocol";
 
+/** A persistent session's subscription matching a topic, as the store's subscriptionsByTopic gives it. */
+interface Target {
+  clientId: string;
+  qos?: number;
+  rap?: boolean;
+}
+
 type Persistence = {
   outgoingStream(client: unknown): Readable;
   createRetainedStreamCombi(patterns: string[]): Readable;
+  outgoingEnqueueCombi(subs: Target[], packet: unknown): Promise<void>;
 };
 
 export function wrapStore(aedes: Aedes): void {
@@ -28,6 +36,21 @@ export function wrapStore(aedes: Aedes): void {
     through(retained(patterns), (packet: { topic: string }) =>
       !packet.topic.startsWith("$") || patterns.some((p) => topicMatches(p, packet.topic)) ? packet : undefined,
     );
+  // [MQTT-3.3.5-1] aedes queues a message for each matching subscription of a persistent session, and
+  // aedes' memory store keeps each: an offline client got it twice when it resumed. One per client, at
+  // the highest QoS (the SQLite store does the same on its own).
+  const enqueueCombi = persistence.outgoingEnqueueCombi.bind(persistence);
+  persistence.outgoingEnqueueCombi = (subs, packet) => enqueueCombi(subs.length < 2 ? subs : onePerClient(subs), packet);
+}
+
+function onePerClient(subs: Target[]): Target[] {
+  const byClient = new Map<string, Target>();
+  for (const sub of subs) {
+    const seen = byClient.get(sub.clientId);
+    if (!seen) byClient.set(sub.clientId, sub);
+    else byClient.set(sub.clientId, { ...seen, qos: Math.max(seen.qos ?? 2, sub.qos ?? 2), rap: !!(seen.rap || sub.rap) });
+  }
+  return byClient.size === subs.length ? subs : [...byClient.values()];
 }
 
 /** `source` mapped through `fn` (undefined drops the item); errors travel downstream. */

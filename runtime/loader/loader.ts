@@ -16,7 +16,7 @@ import { PlinthError } from "../errors";
 import type { Logger } from "../log";
 import { Topics, type CommittedEvent, type Manifest } from "../protocol";
 import type { HttpRequest, HttpResponse, PluginSource } from "../worker/channel";
-import { WorkerHost, type CallMessage } from "../worker/host";
+import { WorkerHost } from "../worker/host";
 import { NameClaims } from "./claims";
 import { Delivery } from "./delivery";
 import { discoverPlugins } from "./discover";
@@ -236,7 +236,7 @@ export class Loader {
       groupCommitMs: this.config.workers.groupCommitMs,
       restartDelayMs: this.config.workers.restartDelayMs,
       maxRestarts: this.config.workers.maxRestarts,
-      onCall: (from, call: CallMessage) => this.call(from, call.target, call.params, call.deadline ?? undefined, call.identity),
+      onCall: (from, call) => this.call(from, call.target, call.params, call.deadline, call.identity),
       onEvents: (from, events, done) => {
         for (const listener of this.commitListeners) listener(from, events);
         for (const s of this.services.values()) for (const d of s.deliveries) d.offer(from, events);

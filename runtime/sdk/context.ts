@@ -28,6 +28,8 @@ export interface Origin {
   /** Absolute (Date.now() ms); Infinity when nobody waits. */
   deadline: number;
   identity: Identity | null;
+  /** The host's id of the request being handled: calls name it, and the host takes their caller from it. */
+  request: number | null;
 }
 
 /** A handler's context: the shared base, the handler's own fields, and `emit`/`tx` bound to its unit of work. */

@@ -21,7 +21,7 @@ export class Calls {
         const id = this.next++;
         this.waiting.set(id, { resolve: resolve as (v: unknown) => void, reject });
         const deadline = Math.min(origin.deadline, limit);
-        this.post({ t: "call", id, target, params, deadline: Number.isFinite(deadline) ? deadline : null, identity: origin.identity });
+        this.post({ t: "call", id, target, params, deadline: Number.isFinite(deadline) ? deadline : null, request: origin.request });
       });
     } catch (err) {
       if (!options || !("fallback" in options)) throw err;

@@ -77,8 +77,12 @@ export type WorkerMessage =
   /** Committed events from the outbox that still need publishing (answer to "relay"). */
   | { t: "events"; events: CommittedEvent[] }
   | { t: "result"; id: number; ok: false; error: WireError }
-  /** `deadline` null: none (JSON has no Infinity). */
-  | { t: "call"; id: number; target: string; params: unknown; deadline: number | null; identity: Identity | null }
+  /**
+   * A ctx.call. `request`: the host's id of the request whose handler calls (null: none, e.g. a
+   * subscription); the host takes the caller's identity and deadline from that request, never from
+   * the worker. `deadline`: the worker's own limit (a call's timeoutMs), null: none.
+   */
+  | { t: "call"; id: number; target: string; params: unknown; deadline: number | null; request: number | null }
   | { t: "pong"; heapBytes: number }
   /** Several messages in one postMessage, handled in order. */
   | { t: "batch"; items: WorkerMessage[] }

@@ -93,7 +93,7 @@ function open(msg: Extract<HostMessage, { t: "open" }>): void {
   }
 }
 
-const NO_ORIGIN: Origin = { deadline: Infinity, identity: null };
+const NO_ORIGIN: Origin = { deadline: Infinity, identity: null, request: null };
 
 /** Runs one handler as a unit of work: its reply value and committed events (synchronously when the handler is). */
 function execute(prepare: () => Prepared): Done<unknown> | Promise<Done<unknown>> {
@@ -175,7 +175,7 @@ function handle(msg: HostMessage): void {
       open(msg);
       break;
     case "http":
-      run(msg.id, `${handlers.routeNames[msg.req.route]}`, () => handlers.http(msg.req));
+      run(msg.id, `${handlers.routeNames[msg.req.route]}`, () => handlers.http(msg.id, msg.req));
       break;
     case "action":
       run(msg.id, `action ${msg.action}`, () => handlers.action(msg));

@@ -5,11 +5,11 @@
  */
 import { PlinthError, type WireError } from "../errors";
 import type { Logger } from "../log";
-import type { CommittedEvent, Manifest } from "../protocol";
+import type { CommittedEvent, Identity, Manifest } from "../protocol";
 import { batched, decode, encode, type HostMessage, type PluginSource, type WorkerMessage } from "./channel";
 import type { Cursor } from "./inbox";
 import { Heartbeat } from "./heartbeat";
-import { PendingRequests } from "./pending";
+import { PendingRequests, type RequestOrigin } from "./pending";
 
 export type HostState = "starting" | "ready" | "restarting" | "failed" | "stopping" | "stopped";
 
@@ -17,7 +17,13 @@ export type HostState = "starting" | "ready" | "restarting" | "failed" | "stoppi
 type Requests = Exclude<Extract<HostMessage, { id: number }>, { t: "reply" }>;
 export type HostRequest = Requests extends infer M ? (M extends Requests ? Omit<M, "id"> : never) : never;
 
-export type CallMessage = Extract<WorkerMessage, { t: "call" }>;
+/** A ctx.call as the host resolved it: the caller and deadline come from the request that made it. */
+export interface OutgoingCall {
+  target: string;
+  params: unknown;
+  deadline: number;
+  identity: Identity | null;
+}
 
 export interface HostOptions {
   source: PluginSource;
@@ -45,7 +51,7 @@ export interface HostOptions {
   restartDelayMs: number;
   maxRestarts: number;
   /** A call the plugin makes through ctx.call. */
-  onCall: (from: string, call: CallMessage) => Promise<unknown>;
+  onCall: (from: string, call: OutgoingCall) => Promise<unknown>;
   /** Committed events to publish, in commit order; once `done` runs without an error they are marked sent. */
   onEvents: (from: string, events: CommittedEvent[], done: (err?: Error) => void) => void;
   /** Every (re)start that reached ready, with the manifest the plugin reported. */
@@ -182,7 +188,7 @@ export class WorkerHost {
     if (this.state !== "ready" || !this.worker) {
       return Promise.reject(new PlinthError("PLT_SERVICE_UNAVAILABLE", `service "${this.name}" is ${this.state}`));
     }
-    const { id, answer } = this.pending.open(timeoutMs);
+    const { id, answer } = this.pending.open(timeoutMs, originOf(message));
     this.post({ ...message, id } as HostMessage);
     return answer;
   }
@@ -238,7 +244,10 @@ export class WorkerHost {
         return;
       }
       case "call": {
-        this.options.onCall(this.name, msg).then(
+        // A worker cannot lend its calls an identity it was not handed, nor more time than its caller has.
+        const origin = msg.request === null ? undefined : this.pending.originOf(msg.request);
+        const deadline = Math.min(msg.deadline ?? Number.POSITIVE_INFINITY, origin?.deadline ?? Number.POSITIVE_INFINITY);
+        this.options.onCall(this.name, { target: msg.target, params: msg.params, deadline, identity: origin?.identity ?? null }).then(
           (value) => this.post({ t: "reply", id: msg.id, ok: true, value }),
           (err) => this.post({ t: "reply", id: msg.id, ok: false, error: PlinthError.from(err, "PLT_INTERNAL").toWire() }),
         );
@@ -324,4 +333,11 @@ export class WorkerHost {
     this.state = state;
     this.options.onStateChange?.(state, this.lastError ?? undefined);
   }
+}
+
+/** Who a request acts for and until when, as the host sent it (HTTP and action calls carry a caller). */
+function originOf(message: HostRequest): RequestOrigin | undefined {
+  if (message.t === "http") return { identity: message.req.identity ?? null, deadline: message.req.deadline ?? Number.POSITIVE_INFINITY };
+  if (message.t === "action") return { identity: message.identity ?? null, deadline: message.deadline ?? Number.POSITIVE_INFINITY };
+  return undefined;
 }

@@ -4,6 +4,14 @@
  * a timer per request on the hot path.
  */
 import { PlinthError } from "../errors";
+import type { Identity } from "../protocol";
+
+/** Who a request acts for and until when: what the calls its handler makes inherit. */
+export interface RequestOrigin {
+  identity: Identity | null;
+  /** Date.now() ms; Infinity: none. */
+  deadline: number;
+}
 
 interface Waiter {
   resolve: (value: unknown) => void;
@@ -11,6 +19,7 @@ interface Waiter {
   /** performance.now() after which the request times out. */
   expires: number;
   timeoutMs: number;
+  origin?: RequestOrigin;
 }
 
 const SWEEP_MS = 10;
@@ -27,16 +36,21 @@ export class PendingRequests {
   }
 
   /** A new request id and the promise its answer settles. */
-  open(timeoutMs: number): { id: number; answer: Promise<unknown> } {
+  open(timeoutMs: number, origin?: RequestOrigin): { id: number; answer: Promise<unknown> } {
     const id = this.next++;
     const answer = new Promise<unknown>((resolve, reject) => {
-      this.waiters.set(id, { resolve, reject, expires: performance.now() + timeoutMs, timeoutMs });
+      this.waiters.set(id, { resolve, reject, expires: performance.now() + timeoutMs, timeoutMs, origin });
     });
     if (!this.sweeper) {
       this.sweeper = setInterval(() => this.sweep(), SWEEP_MS);
       this.sweeper.unref();
     }
     return { id, answer };
+  }
+
+  /** The origin request `id` was sent with, while it is in flight. */
+  originOf(id: number): RequestOrigin | undefined {
+    return this.waiters.get(id)?.origin;
   }
 
   /** Settles request `id` (ignored if it already timed out). */

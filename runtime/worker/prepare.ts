@@ -60,7 +60,7 @@ export class Handlers {
     this.filters = manifest.subscriptions;
   }
 
-  http(req: HttpRequest): Prepared {
+  http(id: number, req: HttpRequest): Prepared {
     const route = this.routes[req.route];
     if (!route) throw new PlinthError("PLT_NOT_FOUND", "route not found");
     const set: { status?: number; headers: Record<string, string> } = { headers: {} };
@@ -77,14 +77,14 @@ export class Handlers {
       if (!Object.keys(headers).some((name) => name.toLowerCase() === "content-type")) headers["content-type"] = JSON_TYPE;
       return { status: set.status ?? (body === undefined ? 204 : 200), headers, body: JSON.stringify(body ?? null) };
     };
-    return { fn: route.handler, extra, finish, transaction: route.transaction, origin: { deadline: req.deadline ?? Infinity, identity: req.identity ?? null } };
+    return { fn: route.handler, extra, finish, transaction: route.transaction, origin: { deadline: req.deadline ?? Infinity, identity: req.identity ?? null, request: id } };
   }
 
   action(msg: Extract<HostMessage, { t: "action" }>): Prepared {
     const action = this.actions.get(msg.action);
     if (!action) throw new PlinthError("PLT_ACTION_NOT_FOUND", `${this.service} has no action "${msg.action}"`);
     const params = validate("params", action.params, msg.params);
-    const origin = { deadline: msg.deadline ?? Infinity, identity: msg.identity ?? null };
+    const origin = { deadline: msg.deadline ?? Infinity, identity: msg.identity ?? null, request: msg.id };
     return { fn: action.handler, extra: { params, caller: msg.caller }, transaction: action.transaction, origin };
   }
 

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { SignJWT } from "jose";
 import { boot, type Booted } from "../helpers/boot";
 import { createKey, revokeKey } from "../helpers/keys";
-import { connectMqtt } from "../helpers/mqtt";
+import { connectMqtt, eventually } from "../helpers/mqtt";
 
 const SECRET = "a-test-secret-that-is-long-enough-for-hs256";
 const secret = new TextEncoder().encode(SECRET);
@@ -75,6 +75,15 @@ describe("route policies", () => {
   test("ctx.call carries the caller's identity to the callee", async () => {
     const res = await get("/api/guarded/whoami-via-call", bearer(await jwt({ sub: "carol", roles: ["ops"] })));
     expect(await res.json()).toEqual({ sub: "carol", roles: ["ops"], caller: "guarded" });
+  });
+
+  test("a worker cannot lend a call an identity: the host takes it from the request that made the call", async () => {
+    expect((await p.req("/api/guarded/forged-call", { method: "POST", anonymous: true })).status).toBe(200);
+    const seen = await eventually(async () => {
+      const rows = (await (await get("/api/guarded/seen")).json()) as unknown[];
+      return rows.length > 0 ? rows : null;
+    });
+    expect(seen).toEqual([{ who: null }]);
   });
 
   test("a wrong role answers 403; the right one 200", async () => {

@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { PlinthError } from "../../../runtime/errors";
 import { createLogger } from "../../../runtime/log";
 import type { CommittedEvent } from "../../../runtime/protocol";
-import { WorkerHost, type CallMessage, type HostOptions, type HostState } from "../../../runtime/worker/host";
+import { WorkerHost, type OutgoingCall, type HostOptions, type HostState } from "../../../runtime/worker/host";
 import { eventually } from "../../helpers/mqtt";
 import { tempDir, type TempDir } from "../../helpers/tmp";
 import { rejection } from "../../helpers/errors";
@@ -39,7 +39,7 @@ export default {
 interface Harness {
   host: WorkerHost;
   events: Array<{ from: string; events: CommittedEvent[] }>;
-  calls: Array<{ from: string; call: CallMessage }>;
+  calls: Array<{ from: string; call: OutgoingCall }>;
   states: HostState[];
 }
 
@@ -245,8 +245,18 @@ describe("WorkerHost.request", () => {
     expect(value).toEqual({ from: "w", target: "other.thing", params: { a: 1 } });
     expect(calls).toHaveLength(1);
     expect(calls[0]!.from).toBe("w");
-    expect(calls[0]!.call.t).toBe("call");
     expect(calls[0]!.call.target).toBe("other.thing");
+    expect(calls[0]!.call.identity).toBeNull();
+  });
+
+  test("a call acts for the request that made it: its identity and deadline come from the host's record of it", async () => {
+    const { host, calls } = harness();
+    await host.start();
+    const identity = { sub: "ada", roles: ["user"], via: "jwt" as const };
+    const deadline = Date.now() + 800;
+    await host.request({ t: "action", action: "callOut", params: null, caller: null, identity, deadline }, 1_000);
+    expect(calls[0]!.call.identity).toEqual(identity);
+    expect(calls[0]!.call.deadline).toBe(deadline);
   });
 
   test("an onCall rejection reaches the plugin as a PlinthError with its code", async () => {

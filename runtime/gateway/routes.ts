@@ -40,6 +40,8 @@ interface Pending {
   match: RouteMatch;
   route: DeclaredRoute;
   deadline: number;
+  /** Its caller was verified asynchronously: the route may have changed hands meanwhile. */
+  waited: boolean;
 }
 
 export function apiHandler(loader: Loader, config: Readonly<Config>, policies: ApiPolicies) {
@@ -60,7 +62,7 @@ export function apiHandler(loader: Loader, config: Readonly<Config>, policies: A
     const method = request.method === "HEAD" ? "GET" : request.method;
     const match = loader.match(service, method, subpath);
     const target = search ? `${path}?${search}` : path;
-    const p: Pending = { request, method, target, search, service, subpath, match, route: declared(match), deadline };
+    const p: Pending = { request, method, target, search, service, subpath, match, route: declared(match), deadline, waited: false };
 
     // The caller, or null; invalid credentials fail unless the route is public (where they are ignored).
     let identity: Identity | Promise<Identity> | null;
@@ -71,6 +73,7 @@ export function apiHandler(loader: Loader, config: Readonly<Config>, policies: A
       identity = null;
     }
     if (!(identity instanceof Promise)) return admit(p, identity);
+    p.waited = true;
     return identity.then(
       (id) => admit(p, id),
       (err: unknown) => {
@@ -116,15 +119,18 @@ export function apiHandler(loader: Loader, config: Readonly<Config>, policies: A
 
   async function forward(p: Pending, identity: Identity | null, name: string, rateHeaders: Record<string, string> | undefined, cacheKey: string | null): Promise<Response> {
     const { request, deadline } = p;
-    // Body, then the route again: the service that answers is the one serving when the request is
-    // complete, so a plugin replaced meanwhile is never handed a request after it was drained.
-    const body = request.body ? await readBody(request, gateway.maxBodyBytes, deadline) : undefined;
+    const reading = readBody(request, gateway.maxBodyBytes, deadline);
+    const body = reading === undefined ? undefined : await reading;
     let { match, route } = p;
-    const again = loader.match(p.service, p.method, p.subpath);
-    if (again.service !== match.service) {
-      match = again;
-      route = declared(match);
-      authorize(policyOf(route), identity);
+    if (reading !== undefined || p.waited) {
+      // The route again: the service that answers is the one serving when the request is complete,
+      // so a plugin replaced meanwhile is never handed a request after it was drained.
+      const again = loader.match(p.service, p.method, p.subpath);
+      if (again.service !== match.service) {
+        match = again;
+        route = declared(match);
+        authorize(policyOf(route), identity);
+      }
     }
     for (const [k, v] of Object.entries(match.params)) match.params[k] = decode(v);
 

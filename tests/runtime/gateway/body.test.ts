@@ -3,6 +3,8 @@ import { readBody } from "../../../runtime/gateway/body";
 import { rejection } from "../../helpers/errors";
 
 const URL_ = "http://plinth.test/api/x";
+/** readBody as a promise (it answers a request without a body synchronously, with undefined). */
+const read = (...args: Parameters<typeof readBody>) => Promise.resolve(readBody(...args));
 const LIMIT = 64;
 
 function post(body: RequestInit["body"], headers: Record<string, string> = {}): Request {
@@ -65,14 +67,14 @@ describe("readBody: JSON", () => {
   });
 
   test("malformed JSON rejects with PLT_BAD_JSON (400)", async () => {
-    const err = await rejection(readBody(post(`{"a":`, { "content-type": "application/json" }), LIMIT));
+    const err = await rejection(read(post(`{"a":`, { "content-type": "application/json" }), LIMIT));
     expect(err.code).toBe("PLT_BAD_JSON");
     expect(err.status).toBe(400);
     expect(err.message).toContain("malformed JSON");
   });
 
   test("malformed +json rejects with PLT_BAD_JSON", async () => {
-    expect((await rejection(readBody(post("nope", { "content-type": "application/problem+json" }), LIMIT))).code).toBe("PLT_BAD_JSON");
+    expect((await rejection(read(post("nope", { "content-type": "application/problem+json" }), LIMIT))).code).toBe("PLT_BAD_JSON");
   });
 
   test("a multi-byte character split across chunks is decoded intact", async () => {
@@ -97,6 +99,12 @@ describe("readBody: text", () => {
 });
 
 describe("readBody: empty", () => {
+  test("GET, HEAD and a Content-Length of 0 have no body: undefined at once, not a promise", () => {
+    expect(readBody(new Request(URL_), LIMIT)).toBeUndefined();
+    expect(readBody(new Request(URL_, { method: "HEAD" }), LIMIT)).toBeUndefined();
+    expect(readBody(post("", { "content-length": "0" }), LIMIT)).toBeUndefined();
+  });
+
   test("no body → undefined", async () => {
     expect(await readBody(new Request(URL_), LIMIT)).toBeUndefined();
     expect(await readBody(new Request(URL_, { method: "DELETE" }), LIMIT)).toBeUndefined();
@@ -126,7 +134,7 @@ describe("readBody: size limit", () => {
   test("a content-length over the limit rejects with PLT_BODY_TOO_LARGE (413) without reading", async () => {
     const { request, state } = streamed(() => bytes("x"));
     request.headers.set("content-length", String(LIMIT + 1));
-    const err = await rejection(readBody(request, LIMIT));
+    const err = await rejection(read(request, LIMIT));
     expect(err.code).toBe("PLT_BODY_TOO_LARGE");
     expect(err.status).toBe(413);
     expect(err.data).toEqual({ maxBytes: LIMIT });
@@ -136,14 +144,14 @@ describe("readBody: size limit", () => {
 
   test("a declared oversize body is refused even though its actual bytes would fit", async () => {
     const req = post(`{}`, { "content-type": "application/json", "content-length": String(LIMIT * 10) });
-    expect((await rejection(readBody(req, LIMIT))).code).toBe("PLT_BODY_TOO_LARGE");
+    expect((await rejection(read(req, LIMIT))).code).toBe("PLT_BODY_TOO_LARGE");
     expect(req.bodyUsed).toBe(false);
   });
 
   test("a streamed body over the limit rejects with PLT_BODY_TOO_LARGE", async () => {
     const { request, state } = streamed([bytes("[" + "1,".repeat(20)), bytes("1,".repeat(20)), bytes("1,".repeat(20) + "1]")]);
     expect(request.headers.get("content-length")).toBeNull();
-    const err = await rejection(readBody(request, LIMIT));
+    const err = await rejection(read(request, LIMIT));
     expect(err.code).toBe("PLT_BODY_TOO_LARGE");
     expect(err.data).toEqual({ maxBytes: LIMIT });
     expect(state.pulls).toBeGreaterThan(1);
@@ -151,7 +159,7 @@ describe("readBody: size limit", () => {
 
   test("an endless stream stops being read once over the limit, and is cancelled", async () => {
     const { request, state } = streamed(() => bytes("0123456789"));
-    const err = await rejection(readBody(request, LIMIT));
+    const err = await rejection(read(request, LIMIT));
     expect(err.code).toBe("PLT_BODY_TOO_LARGE");
     expect(state.pulls).toBeLessThan(20);
     await Bun.sleep(0);
@@ -160,26 +168,26 @@ describe("readBody: size limit", () => {
 
   test("a body over the limit sent without content-length (a Blob) is refused", async () => {
     const req = post(new Blob(["y".repeat(LIMIT + 1)]), { "content-type": "text/plain" });
-    expect((await rejection(readBody(req, LIMIT))).code).toBe("PLT_BODY_TOO_LARGE");
+    expect((await rejection(read(req, LIMIT))).code).toBe("PLT_BODY_TOO_LARGE");
   });
 });
 
 describe("readBody: unsupported media types", () => {
   test("form-urlencoded rejects with PLT_UNSUPPORTED_MEDIA_TYPE (415)", async () => {
-    const err = await rejection(readBody(post("a=1&b=2", { "content-type": "application/x-www-form-urlencoded" }), LIMIT));
+    const err = await rejection(read(post("a=1&b=2", { "content-type": "application/x-www-form-urlencoded" }), LIMIT));
     expect(err.code).toBe("PLT_UNSUPPORTED_MEDIA_TYPE");
     expect(err.status).toBe(415);
     expect(err.message).toContain("application/x-www-form-urlencoded");
   });
 
   test("URLSearchParams bodies (form-urlencoded by default) are refused", async () => {
-    expect((await rejection(readBody(post(new URLSearchParams({ a: "1" })), LIMIT))).code).toBe("PLT_UNSUPPORTED_MEDIA_TYPE");
+    expect((await rejection(read(post(new URLSearchParams({ a: "1" })), LIMIT))).code).toBe("PLT_UNSUPPORTED_MEDIA_TYPE");
   });
 
   test.each(["application/octet-stream", "application/xml", "multipart/form-data; boundary=x", "application/jsonx"])(
     "%s rejects with PLT_UNSUPPORTED_MEDIA_TYPE",
     async (type) => {
-      expect((await rejection(readBody(post("data", { "content-type": type }), LIMIT))).code).toBe("PLT_UNSUPPORTED_MEDIA_TYPE");
+      expect((await rejection(read(post("data", { "content-type": type }), LIMIT))).code).toBe("PLT_UNSUPPORTED_MEDIA_TYPE");
     },
   );
 });

@@ -132,7 +132,8 @@ export function apiHandler(loader: Loader, config: Readonly<Config>, policies: A
         authorize(policyOf(route), identity);
       }
     }
-    for (const [k, v] of Object.entries(match.params)) match.params[k] = decode(v);
+    const params = match.params;
+    for (const k in params) params[k] = decode(params[k]!);
 
     const headers = forwardedHeaders(request.headers);
     // An event committed while this request runs must not be undone by storing what it read before.
@@ -147,8 +148,8 @@ export function apiHandler(loader: Loader, config: Readonly<Config>, policies: A
       const headers = { "content-type": "application/json;charset=utf-8", ...fallback.headers, "x-plinth-fallback": error.code };
       return { status: fallback.status, body: JSON.stringify(fallback.body), headers };
     });
-    checkHeaders(match, reply);
     if (cacheKey && route.cache && reply.status === 200 && !fromFallback && cache.generation(name) === generation) {
+      checkHeaders(match, reply); // before they are stored and replayed
       const visibility = policyOf(route) === "public" ? "public" : "private";
       // A cookie belongs to the caller it was set for: never stored, never replayed.
       const kept: Record<string, string> = { ...reply.headers };
@@ -159,8 +160,14 @@ export function apiHandler(loader: Loader, config: Readonly<Config>, policies: A
     }
     // reply.headers is this request's own copy (it crossed threads): add to it in place.
     const answerHeaders = rateHeaders ? Object.assign(reply.headers, rateHeaders) : reply.headers;
-    if (reply.status === 204 || reply.status === 304 || request.method === "HEAD") return new Response(null, { status: reply.status, headers: answerHeaders });
-    return new Response(reply.body, { status: reply.status, headers: answerHeaders });
+    const empty = reply.status === 204 || reply.status === 304 || request.method === "HEAD";
+    try {
+      return new Response(empty ? null : reply.body, { status: reply.status, headers: answerHeaders });
+    } catch {
+      // The worker checks its handler's headers (prepare.ts); Bun refuses a CR/LF in a value too.
+      checkHeaders(match, reply);
+      throw new PlinthError("PLT_HANDLER_ERROR", `${match.service.name}: invalid response`);
+    }
   }
 }
 

@@ -153,7 +153,9 @@ export class Loader {
   match(serviceName: string, method: string, path: string): RouteMatch {
     const service = this.services.get(serviceName);
     if (!service) throw new PlinthError("PLT_SERVICE_NOT_FOUND", `no service "${serviceName}"`);
-    const normalized = path.length > 1 ? path.replace(/\/+$/, "") || "/" : "/";
+    let end = path.length;
+    while (end > 1 && path.charCodeAt(end - 1) === 47 /* "/" */) end--;
+    const normalized = end === path.length ? path : path.slice(0, end);
     const found = service.router.find(method, normalized);
     if (!found) throw new PlinthError("PLT_NOT_FOUND", `no route ${method} ${normalized} in service "${serviceName}"`);
     return { service, route: found.store, params: found.params };

@@ -89,13 +89,15 @@ export type WorkerMessage =
   | { t: "stopped" };
 
 /**
- * A sender that gathers messages and sends them together when `schedule` fires (or on `flush()`):
- * one message as it is, several as a "batch" (handled in order by the receiver). One postMessage
- * per batch instead of one per message: its fixed cost was the largest item on the hot path.
+ * A sender that gathers messages and sends them together when `schedule` fires, on `flush()`, or
+ * once `maxItems` are waiting: one message as it is, several as a "batch" (handled in order by the
+ * receiver). One postMessage per batch instead of one per message: its fixed cost was the largest
+ * item on the hot path.
  */
 export function batched<M>(
   send: (message: M | { t: "batch"; items: M[] }) => void,
   schedule: (flush: () => void) => void,
+  maxItems = Number.POSITIVE_INFINITY,
 ): { post: (message: M) => void; flush: () => void } {
   let items: M[] = [];
   const flush = () => {
@@ -107,6 +109,7 @@ export function batched<M>(
   const post = (message: M) => {
     items.push(message);
     if (items.length === 1) schedule(flush);
+    else if (items.length >= maxItems) flush();
   };
   return { post, flush };
 }

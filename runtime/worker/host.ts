@@ -11,6 +11,13 @@ import type { Cursor } from "./inbox";
 import { Heartbeat } from "./heartbeat";
 import { PendingRequests, type RequestOrigin } from "./pending";
 
+/**
+ * Requests to a worker leave in batches of at most this many: the worker starts on the first ones while
+ * this thread is still reading the rest, instead of the two taking turns (measured with wrk -c50: the
+ * write path +9–20%, echo −1–3%; 8 cost echo 8%).
+ */
+const BATCH_MAX = 16;
+
 export type HostState = "starting" | "ready" | "restarting" | "failed" | "stopping" | "stopped";
 
 /** A request to the plugin, without the id the host assigns. */
@@ -109,7 +116,7 @@ export class WorkerHost {
       const worker = new Worker(ENTRY);
       this.worker = worker;
       // Bound to this worker: what was queued for it is dropped if it has been replaced meanwhile.
-      this.send = batched<HostMessage>((message) => this.worker === worker && worker.postMessage(encode(message)), setImmediate).post;
+      this.send = batched<HostMessage>((message) => this.worker === worker && worker.postMessage(encode(message)), setImmediate, BATCH_MAX).post;
       let timer: Timer | undefined;
       const deadline = (phase: string) => {
         clearTimeout(timer);

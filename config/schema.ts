@@ -193,6 +193,11 @@ export const ConfigSchema = t.Object(
     data: section({
       /** Each service keeps `<dir>/<service>.sqlite`. */
       dir: t.String({ minLength: 1, default: "./data" }),
+      /**
+       * How often a thread of its own checkpoints every database's WAL, so that writers never stop
+       * for it; 0: off (each connection checkpoints itself, SQLite's default).
+       */
+      checkpointMs: t.Integer({ minimum: 0, default: 100 }),
     }),
     calls: section({
       /** Default timeout of a service-to-service call (within the caller's own deadline). */

@@ -16,6 +16,7 @@ import { Loader } from "./loader/loader";
 import { Reloader } from "./loader/reload";
 import type { Logger } from "./log";
 import { Topics } from "./protocol";
+import { Checkpointer } from "./worker/checkpointer";
 
 export interface Platform {
   readonly config: Readonly<Config>;
@@ -40,6 +41,8 @@ export async function startPlatform(config: Readonly<Config>, log: Logger, optio
     broker.bus.publish(Topics.breaker(service), JSON.stringify({ service, ...snapshot }), { retain: true }).catch(() => {});
   }
   const loader = new Loader(config, broker.bus, breakers, log.child("loader"));
+  // Writers (workers, the broker) never stop for a WAL checkpoint: a thread of its own does them.
+  const checkpointer = config.data.checkpointMs > 0 ? new Checkpointer(config.data.dir, config.data.checkpointMs) : null;
   let gateway: Gateway;
   try {
     // Breaker states retained by a previous run are not current: every breaker starts closed.
@@ -56,6 +59,7 @@ export async function startPlatform(config: Readonly<Config>, log: Logger, optio
     await loader.stop();
     await broker.close();
     auth.close();
+    await checkpointer?.stop();
     throw err;
   }
   const reloader = config.plugins.watch ? new Reloader(loader, config.plugins.dir, config.shutdown.graceMs, log.child("reload")) : null;
@@ -75,6 +79,7 @@ export async function startPlatform(config: Readonly<Config>, log: Logger, optio
         await loader.stop();
         await broker.close();
         auth.close();
+        await checkpointer?.stop();
         log.info("platform stopped");
       })();
       return stopping;

@@ -1,6 +1,7 @@
 /**
- * Builds the single binary dist/plinth: the CLI entry plus the worker entry
- * (a second entrypoint, so `new Worker(...)` finds it inside the binary).
+ * Builds the single binary dist/plinth: the CLI entry plus the worker entries
+ * (plugin workers and the WAL checkpointer: more entrypoints, so `new Worker(...)`
+ * finds them inside the binary).
  * ESM format because the entry uses top-level await (needed by --bytecode).
  */
 import { rmSync } from "node:fs";
@@ -9,7 +10,7 @@ const outfile = process.env.PLINTH_OUTFILE ?? "dist/plinth";
 rmSync(outfile, { force: true });
 const started = performance.now();
 const result = await Bun.build({
-  entrypoints: ["./runtime/main.ts", "./runtime/worker/entry.ts"],
+  entrypoints: ["./runtime/main.ts", "./runtime/worker/entry.ts", "./runtime/worker/checkpointer-thread.ts"],
   compile: { outfile },
   format: "esm",
   minify: true,

@@ -48,7 +48,7 @@ export async function boot(plugins: PluginSet, overrides: UserConfig = {}, optio
       gateway: { port: 0, ...overrides.gateway },
       broker: { port: 0, ...overrides.broker },
       plugins: { dir: pluginsDir, ...overrides.plugins },
-      data: { dir: overrides.data?.dir ?? dir.join("data") },
+      data: { ...overrides.data, dir: overrides.data?.dir ?? dir.join("data") },
       log: { level: "silent", ...overrides.log },
     },
   });

@@ -124,13 +124,17 @@ function run(id: number, what: string, prepare: () => Prepared): void {
   }
 }
 
-/** Hands a batch of events to one subscription, in order, each in its own unit of work; stops at the first failure. */
+/**
+ * Hands a batch of events to one subscription, in order, each in its own unit of work; stops at the
+ * first failure. Synchronous handlers run back to back, so the batch shares its group commits.
+ */
 async function deliver(msg: Extract<HostMessage, { t: "deliver" }>): Promise<void> {
   const events: CommittedEvent[] = [];
   let handled = 0;
   for (const item of msg.items) {
     try {
-      events.push(...(await execute(() => handlers.event(msg.subscription, item.topic, item.event, true))).events);
+      const done = execute(() => handlers.event(msg.subscription, item.topic, item.event, true));
+      events.push(...(done instanceof Promise ? await done : done).events);
       handled++;
     } catch (err) {
       const outcome: DeliveryOutcome = { handled, error: failure(err, `subscription ${item.topic}`) };

@@ -5,28 +5,15 @@
  * with a timeout only). Interleaved rounds, same worker, same load.
  */
 import { join } from "node:path";
-import { loadConfig } from "../../config/load";
-import { createLogger } from "../../runtime/log";
-import { startPlatform } from "../../runtime/platform";
-import { registerSdkModule } from "../../runtime/sdk/module";
 import { tempDir } from "../helpers/tmp";
+import { startInProcess } from "./inprocess";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 12);
 const CALLS = Number(process.env.BENCH_CALLS ?? 20_000);
 const CONCURRENCY = 64;
 
-registerSdkModule();
 using dir = tempDir("plinth-bench-calls");
-const { config } = await loadConfig({
-  overrides: {
-    gateway: { port: 0 },
-    broker: { port: 0 },
-    plugins: { dir: join(import.meta.dir, "plugins"), watch: false },
-    data: { dir: dir.join("data") },
-    log: { level: "warn" },
-  },
-});
-const platform = await startPlatform(config, createLogger({ level: "warn" }));
+const platform = await startInProcess(join(import.meta.dir, "plugins"), dir.join("data"));
 const service = platform.loader.services.get("bench")!;
 
 async function run(call: () => Promise<unknown>): Promise<number> {

@@ -4,16 +4,12 @@
  * its cursor moves in the same transaction). Reports events handled per second, end to end, in
  * one process.
  */
-import { writeFileSync, mkdirSync } from "node:fs";
-import { loadConfig } from "../../config/load";
-import { createLogger } from "../../runtime/log";
-import { startPlatform } from "../../runtime/platform";
-import { registerSdkModule } from "../../runtime/sdk/module";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { tempDir } from "../helpers/tmp";
+import { startInProcess } from "./inprocess";
 
 const BURSTS = Number(process.env.BENCH_BURSTS ?? 200);
 
-registerSdkModule();
 using dir = tempDir("plinth-bench-delivery");
 mkdirSync(dir.join("plugins"));
 writeFileSync(dir.join("plugins", "src.ts"), `import { definePlugin } from "plinth";
@@ -26,17 +22,7 @@ export default definePlugin({ name: "sink", version: "1.0.0",
   subscribe: { "events/src/#": (ctx) => void ctx.db.query("INSERT INTO seen (i) VALUES (?)").run(ctx.event.data.i) },
   routes: { "GET /count": (ctx) => ctx.db.query("SELECT COUNT(*) AS n FROM seen").get() } });
 `);
-const { config } = await loadConfig({
-  overrides: {
-    gateway: { port: 0 },
-    broker: { port: 0 },
-    plugins: { dir: dir.join("plugins"), watch: false },
-    data: { dir: dir.join("data") },
-    log: { level: "warn" },
-    auth: { defaultPolicy: "public" },
-  },
-});
-const platform = await startPlatform(config, createLogger({ level: "warn" }));
+const platform = await startInProcess(dir.join("plugins"), dir.join("data"), { auth: { defaultPolicy: "public" } });
 const call = (path: string, init?: RequestInit) => platform.gateway.app.fetch(new Request(`http://127.0.0.1/api${path}`, init));
 const handled = async () => ((await (await call("/sink/count")).json()) as { n: number }).n;
 

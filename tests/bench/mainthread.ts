@@ -9,11 +9,8 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { loadConfig } from "../../config/load";
-import { createLogger } from "../../runtime/log";
-import { startPlatform } from "../../runtime/platform";
-import { registerSdkModule } from "../../runtime/sdk/module";
 import { tempDir } from "../helpers/tmp";
+import { startInProcess } from "./inprocess";
 
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 40_000);
 const CONCURRENCY = 50;
@@ -24,19 +21,8 @@ function threadCpuMs(): number {
   return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
-registerSdkModule();
 using dir = tempDir("plinth-bench-main");
-const { config } = await loadConfig({
-  overrides: {
-    gateway: { port: 0 },
-    broker: { port: 0 },
-    plugins: { dir: join(import.meta.dir, "plugins"), watch: false },
-    data: { dir: dir.join("data") },
-    log: { level: "warn" },
-    auth: { defaultPolicy: "public" },
-  },
-});
-const platform = await startPlatform(config, createLogger({ level: "warn" }));
+const platform = await startInProcess(join(import.meta.dir, "plugins"), dir.join("data"), { auth: { defaultPolicy: "public" } });
 const base = "http://127.0.0.1/api/bench";
 const json = { "content-type": "application/json", "content-length": "9" };
 const paths: Record<string, () => Request> = {

@@ -164,7 +164,7 @@ export function apiHandler(loader: Loader, config: Readonly<Config>, policies: A
     try {
       return new Response(empty ? null : reply.body, { status: reply.status, headers: answerHeaders });
     } catch {
-      // The worker checks its handler's headers (prepare.ts); Bun refuses a CR/LF in a value too.
+      // Bun refuses a malformed header (a CR/LF in a value, say): name it, else the status was invalid.
       checkHeaders(match, reply);
       throw new PlinthError("PLT_HANDLER_ERROR", `${match.service.name}: invalid response`);
     }

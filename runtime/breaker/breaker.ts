@@ -16,6 +16,13 @@ import { RollingWindow } from "./window";
 
 export type BreakerState = "closed" | "open" | "half-open";
 
+/** A call the breaker let through: the state and breaker generation it started in, and when. */
+export interface Admission {
+  generation: number;
+  started: number;
+  state: BreakerState;
+}
+
 export { systemClock, type Clock } from "./clock";
 
 export interface BreakerOptions {
@@ -85,30 +92,39 @@ export class CircuitBreaker {
   }
 
   /**
+   * Lets a call through, or refuses it (PLT_BREAKER_OPEN, returned, not thrown). An admitted call
+   * must be reported once to `exit`. A call only counts in the state it started in: a slow call that
+   * began while closed cannot close a breaker that has opened since, nor reopen one that is probing.
+   */
+  enter(): Admission | PlinthError {
+    const state = this.state;
+    if (state === "open" || (state === "half-open" && this.probes >= this.options.halfOpenMaxCalls)) {
+      return new PlinthError("PLT_BREAKER_OPEN", `circuit breaker for "${this.name}" is open`, {
+        data: { service: this.name, retryInMs: Math.max(0, Math.ceil(this.openedAt + this.options.resetTimeoutMs - this.clock.now())) },
+      });
+    }
+    if (state === "half-open") this.probes++;
+    return { generation: this.generation, started: this.clock.now(), state };
+  }
+
+  /** How an admitted call ended: `failed` as `isFailure` judges its error. */
+  exit(admission: Admission, failed: boolean): void {
+    const { generation, started, state } = admission;
+    if (generation !== this.generation) return;
+    this.settle(failed, started);
+    if (state === "half-open" && generation === this.generation) this.probes--;
+  }
+
+  /**
    * Runs `fn` if the breaker lets it through; otherwise fails at once with PLT_BREAKER_OPEN.
    * `done` runs once the call is over, either way (the bulkhead frees its slot there: one promise less).
    */
   run<T>(fn: () => Promise<T>, done?: () => void): Promise<T> {
-    const state = this.state;
-    if (state === "open" || (state === "half-open" && this.probes >= this.options.halfOpenMaxCalls)) {
+    const admission = this.enter();
+    if (admission instanceof PlinthError) {
       done?.();
-      return Promise.reject(
-        new PlinthError("PLT_BREAKER_OPEN", `circuit breaker for "${this.name}" is open`, {
-          data: { service: this.name, retryInMs: Math.max(0, Math.ceil(this.openedAt + this.options.resetTimeoutMs - this.clock.now())) },
-        }),
-      );
+      return Promise.reject(admission);
     }
-    // A call only counts in the state it started in: a slow call that began while closed
-    // cannot close a breaker that has opened since, nor can it reopen one that is probing.
-    // (Plain promise callbacks rather than async/await: this is on every request's path.)
-    const generation = this.generation;
-    const started = this.clock.now();
-    if (state === "half-open") this.probes++;
-    const settled = (failed: boolean) => {
-      if (generation !== this.generation) return;
-      this.settle(failed, started);
-      if (state === "half-open" && generation === this.generation) this.probes--;
-    };
     let call: Promise<T>;
     try {
       call = fn();
@@ -118,13 +134,13 @@ export class CircuitBreaker {
     return call.then(
       (value) => {
         done?.();
-        settled(false);
+        this.exit(admission, false);
         return value;
       },
       (err: unknown) => {
         done?.();
         // Only the callee's failures count; a caller's 4xx shows the callee is answering.
-        settled(isFailure(err));
+        this.exit(admission, isFailure(err));
         throw err;
       },
     );

@@ -38,6 +38,10 @@ function splitTarget(target: unknown): CallTarget {
 
 export type BreakerListener = (service: string, state: BreakerState, snapshot: BreakerSnapshot) => void;
 
+/** How a reported call ended: no argument for success, its error otherwise. */
+export type Report = (err?: unknown) => void;
+const ignore: Report = () => {};
+
 export interface RetryOptions {
   /** Extra attempts after the first (0: none). */
   retries: number;
@@ -88,15 +92,49 @@ export class Breakers {
     return breaker;
   }
 
+  /**
+   * As `guard` without retries, for a call that reports its own end: `start` gets a `report(err?)` to
+   * call once, when the call settles (the pending request does, on its answer, timeout or the
+   * worker's crash). The layer then adds no promise of its own. A full bulkhead queues it as `guard` does.
+   */
+  guardReported<T>(service: string, start: (report: Report) => Promise<T>, action?: string): Promise<T> {
+    const bulkhead = this.bulkheadOf(service);
+    const breaker = this.get(service, action);
+    if (!bulkhead.tryAcquire()) return bulkhead.run(() => breaker.run(() => start(ignore)));
+    const admission = breaker.enter();
+    if (admission instanceof PlinthError) {
+      bulkhead.release();
+      return Promise.reject(admission);
+    }
+    let open = true;
+    const report: Report = (err) => {
+      if (!open) return;
+      open = false;
+      bulkhead.release();
+      breaker.exit(admission, err !== undefined && isFailure(err));
+    };
+    try {
+      return start(report);
+    } catch (err) {
+      report(err);
+      return Promise.reject(err);
+    }
+  }
+
   /** Runs `fn` behind the service's bulkhead and breaker; retries when `retry` is given (idempotent calls only). */
   guard<T>(service: string, fn: () => Promise<T>, retry?: RetryOptions, action?: string): Promise<T> {
-    let bulkhead = this.bulkheads.get(service);
-    if (!bulkhead) this.bulkheads.set(service, (bulkhead = new Bulkhead(service, this.bulkhead)));
+    const bulkhead = this.bulkheadOf(service);
     const breaker = this.get(service, action);
     // The common case, a free slot: the breaker frees it when the call ends (no promise of its own).
     if (!retry && bulkhead.tryAcquire()) return breaker.run(fn, bulkhead.release);
     if (!retry) return bulkhead.run(() => breaker.run(fn));
     return this.retrying(bulkhead, breaker, fn, retry);
+  }
+
+  private bulkheadOf(service: string): Bulkhead {
+    let bulkhead = this.bulkheads.get(service);
+    if (!bulkhead) this.bulkheads.set(service, (bulkhead = new Bulkhead(service, this.bulkhead)));
+    return bulkhead;
   }
 
   private async retrying<T>(bulkhead: Bulkhead, breaker: CircuitBreaker, fn: () => Promise<T>, retry: RetryOptions): Promise<T> {

@@ -9,7 +9,7 @@ import { relative } from "node:path";
 import Memoirist from "memoirist";
 import type { BreakerOverride, Config } from "../../config/schema";
 import { builtinServiceNames } from "../../services/names";
-import { Breakers, parseTarget } from "../breaker/call";
+import { Breakers, parseTarget, type Report } from "../breaker/call";
 import type { Bus } from "../broker/bus";
 import type { Identity } from "../auth/identity";
 import { PlinthError } from "../errors";
@@ -164,7 +164,7 @@ export class Loader {
   /** Gateway → service, through the target's breaker. */
   http(match: RouteMatch, req: Omit<HttpRequest, "route" | "params">, timeoutMs: number): Promise<HttpResponse> {
     const message = { t: "http" as const, req: { ...req, route: match.route, params: match.params } };
-    return this.breakers.guard(match.service.name, () => match.service.host.request(message, timeoutMs)) as Promise<HttpResponse>;
+    return this.breakers.guardReported(match.service.name, (report) => match.service.host.request(message, timeoutMs, report)) as Promise<HttpResponse>;
   }
 
   /** Service → service (or gateway → action), through the target's breaker. Not async: no extra promise per call. */
@@ -178,14 +178,16 @@ export class Loader {
       const end = Math.min(deadline, Date.now() + this.config.calls.timeoutMs);
       // The identity travels only when there is one: every field is cloned across threads.
       const message = identity ? { t: "action" as const, action, params, caller, deadline: end, identity } : { t: "action" as const, action, params, caller, deadline: end };
-      const attempt = () => {
+      const attempt = (report?: Report) => {
         const left = end - Date.now();
-        if (left <= 0) return Promise.reject(new PlinthError("PLT_TIMEOUT", `deadline passed before calling ${target}`));
-        return service.host.request(message, left);
+        if (left > 0) return service.host.request(message, left, report);
+        const late = new PlinthError("PLT_TIMEOUT", `deadline passed before calling ${target}`);
+        report?.(late);
+        return Promise.reject(late);
       };
-      const idempotent = service.host.manifest?.idempotent.includes(action);
+      if (!service.host.manifest?.idempotent.includes(action)) return this.breakers.guardReported(name, attempt, action);
       const { retries, retryDelayMs } = this.config.calls;
-      return this.breakers.guard(name, attempt, idempotent ? { retries, retryDelayMs, deadline: end } : undefined, action);
+      return this.breakers.guard(name, attempt, { retries, retryDelayMs, deadline: end }, action);
     } catch (err) {
       return Promise.reject(err);
     }

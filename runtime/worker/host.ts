@@ -190,12 +190,17 @@ export class WorkerHost {
     });
   }
 
-  /** Sends a request to the plugin; rejects with PLT_TIMEOUT after timeoutMs. */
-  request(message: HostRequest, timeoutMs: number): Promise<unknown> {
+  /**
+   * Sends a request to the plugin; rejects with PLT_TIMEOUT after timeoutMs. `report` hears how it
+   * ended (nothing: answered) before the promise settles, whatever the ending.
+   */
+  request(message: HostRequest, timeoutMs: number, report?: (err?: PlinthError) => void): Promise<unknown> {
     if (this.state !== "ready" || !this.worker) {
-      return Promise.reject(new PlinthError("PLT_SERVICE_UNAVAILABLE", `service "${this.name}" is ${this.state}`));
+      const error = new PlinthError("PLT_SERVICE_UNAVAILABLE", `service "${this.name}" is ${this.state}`);
+      report?.(error);
+      return Promise.reject(error);
     }
-    const { id, answer } = this.pending.open(timeoutMs, originOf(message));
+    const { id, answer } = this.pending.open(timeoutMs, originOf(message), report);
     this.post({ ...message, id } as HostMessage);
     return answer;
   }

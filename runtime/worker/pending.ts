@@ -20,6 +20,8 @@ interface Waiter {
   expires: number;
   timeoutMs: number;
   origin?: RequestOrigin;
+  /** Told how the request ended (no argument: answered), before its promise settles. */
+  report?: (err?: PlinthError) => void;
 }
 
 const SWEEP_MS = 10;
@@ -36,10 +38,10 @@ export class PendingRequests {
   }
 
   /** A new request id and the promise its answer settles. */
-  open(timeoutMs: number, origin?: RequestOrigin): { id: number; answer: Promise<unknown> } {
+  open(timeoutMs: number, origin?: RequestOrigin, report?: (err?: PlinthError) => void): { id: number; answer: Promise<unknown> } {
     const id = this.next++;
     const answer = new Promise<unknown>((resolve, reject) => {
-      this.waiters.set(id, { resolve, reject, expires: performance.now() + timeoutMs, timeoutMs, origin });
+      this.waiters.set(id, { resolve, reject, expires: performance.now() + timeoutMs, timeoutMs, origin, report });
     });
     if (!this.sweeper) {
       this.sweeper = setInterval(() => this.sweep(), SWEEP_MS);
@@ -58,13 +60,21 @@ export class PendingRequests {
     const waiter = this.waiters.get(id);
     if (!waiter) return false;
     this.waiters.delete(id);
-    if (outcome.ok) waiter.resolve(outcome.value);
-    else waiter.reject(outcome.error);
+    if (outcome.ok) {
+      waiter.report?.();
+      waiter.resolve(outcome.value);
+    } else {
+      waiter.report?.(outcome.error);
+      waiter.reject(outcome.error);
+    }
     return true;
   }
 
   failAll(error: PlinthError): void {
-    for (const waiter of this.waiters.values()) waiter.reject(error);
+    for (const waiter of this.waiters.values()) {
+      waiter.report?.(error);
+      waiter.reject(error);
+    }
     this.waiters.clear();
   }
 
@@ -79,7 +89,9 @@ export class PendingRequests {
     for (const [id, waiter] of this.waiters) {
       if (waiter.expires > now) continue;
       this.waiters.delete(id);
-      waiter.reject(new PlinthError("PLT_TIMEOUT", `service "${this.label()}" did not answer within ${waiter.timeoutMs} ms`));
+      const error = new PlinthError("PLT_TIMEOUT", `service "${this.label()}" did not answer within ${waiter.timeoutMs} ms`);
+      waiter.report?.(error);
+      waiter.reject(error);
     }
     if (this.waiters.size === 0 && this.sweeper) {
       clearInterval(this.sweeper);

@@ -367,6 +367,49 @@ describe("Breakers", () => {
     expect(await breakers.guard("payments", ok("paid"))).toBe("paid");
   });
 
+  describe("guardReported: the call reports its own end, the layer adds no promise", () => {
+    const reportedFailure = (breakers: Breakers, service: string) =>
+      breakers.guardReported(service, (report) => {
+        const err = new PlinthError("PLT_TIMEOUT", "no answer");
+        report(err);
+        return Promise.reject(err);
+      });
+
+    test("failures it reports open the breaker; 4xx ones do not; then it refuses without starting the call", async () => {
+      const breakers = new Breakers({ ...OPTIONS, failureThreshold: 2 }, fakeClock());
+      const notFound = new PlinthError("PLT_NOT_FOUND", "no such order");
+      await breakers.guardReported("orders", (report) => (report(notFound), Promise.reject(notFound))).catch(() => {});
+      expect(breakers.get("orders").state).toBe("closed");
+      for (let i = 0; i < 2; i++) await reportedFailure(breakers, "orders").catch(() => {});
+      expect(breakers.get("orders").state).toBe("open");
+      let started = false;
+      const err = await rejection(breakers.guardReported("orders", () => ((started = true), Promise.resolve(1))));
+      expect(err.code).toBe("PLT_BREAKER_OPEN");
+      expect(started).toBe(false);
+    });
+
+    test("the bulkhead slot is held until the call reports, and freed once even if it reports twice", async () => {
+      const breakers = new Breakers(OPTIONS, fakeClock(), () => {}, { maxConcurrent: 1, maxQueue: 0 });
+      let report!: (err?: unknown) => void;
+      const first = breakers.guardReported("orders", (r) => ((report = r), Promise.resolve("first")));
+      expect((await rejection(breakers.guardReported("orders", () => Promise.resolve("second")))).code).toBe("PLT_BULKHEAD_FULL");
+      report();
+      report();
+      expect(await first).toBe("first");
+      // One slot again, not two: a call that has not reported holds it, the next is refused.
+      expect(await breakers.guardReported("orders", () => Promise.resolve("third"))).toBe("third");
+      expect((await rejection(breakers.guardReported("orders", () => Promise.resolve("fourth")))).code).toBe("PLT_BULKHEAD_FULL");
+    });
+
+    test("a start that throws is reported as a failure and frees its slot", async () => {
+      const breakers = new Breakers({ ...OPTIONS, failureThreshold: 1 }, fakeClock(), () => {}, { maxConcurrent: 1, maxQueue: 0 });
+      await breakers.guardReported("orders", () => {
+        throw new Error("broken");
+      }).catch(() => {});
+      expect(breakers.get("orders").state).toBe("open");
+    });
+  });
+
   test("snapshot() lists every breaker by service", async () => {
     const clock = fakeClock();
     const breakers = new Breakers({ ...OPTIONS, failureThreshold: 1 }, clock);

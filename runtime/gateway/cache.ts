@@ -18,6 +18,8 @@ export interface CachedResponse {
 
 interface Entry extends CachedResponse {
   route: string;
+  /** The route's generation when stored: an entry of an earlier one is stale (dropped when met). */
+  generation: number;
   expiresAt: number;
   bytes: number;
 }
@@ -40,11 +42,16 @@ export class ResponseCache {
     return this.entries.size;
   }
 
+  /** Some route is cleared by events: committed events need looking at. */
+  get watching(): boolean {
+    return this.invalidators.size > 0;
+  }
+
   get(key: string): CachedResponse | undefined {
     const entry = this.entries.get(key);
     if (!entry) return undefined;
     this.entries.delete(key);
-    if (entry.expiresAt <= this.now()) {
+    if (entry.expiresAt <= this.now() || entry.generation !== this.generation(entry.route)) {
       this.bytes -= entry.bytes;
       return undefined;
     }
@@ -60,7 +67,7 @@ export class ResponseCache {
     if (bytes > this.maxBytes || this.maxEntries === 0) return cached;
     this.remove(key);
     while (this.entries.size >= this.maxEntries || this.bytes + bytes > this.maxBytes) this.remove(this.entries.keys().next().value!);
-    this.entries.set(key, { ...cached, route, expiresAt: this.now() + ttlMs, bytes });
+    this.entries.set(key, { ...cached, route, generation: this.generation(route), expiresAt: this.now() + ttlMs, bytes });
     this.bytes += bytes;
     return cached;
   }
@@ -79,15 +86,15 @@ export class ResponseCache {
     return this.generations.get(route) ?? 0;
   }
 
-  /** An event committed on `topic`: drop the entries of every route watching it. */
+  /**
+   * An event committed on `topic`: every route watching it moves to a new generation, so none of its
+   * entries is served again (they are dropped when next met, or by the LRU; no scan of all entries).
+   */
   invalidate(topic: string): void {
-    let routes: Set<string> | undefined;
     for (const [filter, watching] of this.invalidators) {
-      if (topicMatches(filter, topic)) for (const r of watching) (routes ??= new Set()).add(r);
+      if (!topicMatches(filter, topic)) continue;
+      for (const route of watching) this.generations.set(route, this.generation(route) + 1);
     }
-    if (!routes) return;
-    for (const route of routes) this.generations.set(route, this.generation(route) + 1);
-    for (const [key, entry] of this.entries) if (routes.has(entry.route)) this.remove(key);
   }
 
   private remove(key: string): void {

@@ -45,6 +45,7 @@ export function createApp(loader: Loader, config: Readonly<Config>, log: Logger,
   // Committed events clear the cached answers of the routes that name them, before the
   // request that committed them is answered.
   loader.onCommit((service, events) => {
+    if (!policies.cache.watching) return;
     for (const e of events) policies.cache.invalidate(Topics.event(service, e.type));
   });
   const { cors: corsConfig } = config.gateway;

@@ -14,6 +14,7 @@
  *     holds them until killed.
  */
 import type { Socket } from "bun";
+import { frame, remainingLength, str } from "../helpers/mqtt-bytes";
 
 type Frame = (type: number, flags: number, body: Buffer) => void;
 
@@ -33,36 +34,13 @@ interface ConnState {
   onClose: () => void;
 }
 
-function varint(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let byte = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) byte |= 0x80;
-    out.push(byte);
-  } while (n > 0);
-  return out;
-}
-
-function packet(first: number, body: Buffer): Buffer {
-  return Buffer.concat([Buffer.from([first, ...varint(body.length)]), body]);
-}
-
-function str(s: string): Buffer {
-  const b = Buffer.from(s);
-  const out = Buffer.allocUnsafe(2 + b.length);
-  out.writeUInt16BE(b.length, 0);
-  b.copy(out, 2);
-  return out;
-}
-
 function connectPacket(clientId: string): Buffer {
   // protocol name, level 4, clean session, keepalive 0 (no pings needed)
-  return packet(0x10, Buffer.concat([str("MQTT"), Buffer.from([4, 0x02, 0, 0]), str(clientId)]));
+  return frame(0x10, str("MQTT"), Buffer.from([4, 0x02, 0, 0]), str(clientId));
 }
 
 function subscribePacket(id: number, filter: string, qos: number): Buffer {
-  return packet(0x82, Buffer.concat([Buffer.from([id >> 8, id & 0xff]), str(filter), Buffer.from([qos])]));
+  return frame(0x82, Buffer.from([id >> 8, id & 0xff]), str(filter), Buffer.from([qos]));
 }
 
 /** Splits the byte stream into MQTT frames. */
@@ -218,7 +196,7 @@ async function flow(url: string, qos: number, subscribers: number, warmupMs: num
   const topicBytes = str(topic);
   const header = qos === 0 ? 0x30 : 0x32;
   const bodyLen = topicBytes.length + (qos ? 2 : 0) + payloadBytes;
-  const fixed = Buffer.from([header, ...varint(bodyLen)]);
+  const fixed = Buffer.from([header, ...remainingLength(bodyLen)]);
   const frameLen = fixed.length + bodyLen;
   let nextId = 1;
   let pumping = false;

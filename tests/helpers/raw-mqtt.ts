@@ -8,6 +8,7 @@ import { createConnection, type Socket } from "node:net";
 import mqttPacket, { type IConnackPacket, type IConnectPacket, type Packet } from "mqtt-packet";
 import type { UserConfig } from "../../config/index";
 import { boot, type Booted } from "./boot";
+import { frame, str } from "./mqtt-bytes";
 
 export type { Packet } from "mqtt-packet";
 
@@ -37,25 +38,7 @@ export interface RawClient extends AsyncDisposable {
 
 // ——— bytes for packets mqtt-packet will not build (malformed or breaking a rule) ———
 
-/** A packet: first byte (type and flags), remaining length, body. */
-export function frame(first: number, ...body: Array<Buffer | number[]>): Buffer {
-  const payload = Buffer.concat(body.map((b) => (Buffer.isBuffer(b) ? b : Buffer.from(b))));
-  const length: number[] = [];
-  let n = payload.length;
-  do {
-    let byte = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) byte |= 0x80;
-    length.push(byte);
-  } while (n > 0);
-  return Buffer.concat([Buffer.from([first, ...length]), payload]);
-}
-
-/** A length-prefixed string field; a Buffer is written as is (for ill-formed UTF-8). */
-export function str(s: string | Buffer | number[]): Buffer {
-  const bytes = typeof s === "string" ? Buffer.from(s, "utf8") : Buffer.from(s);
-  return Buffer.concat([Buffer.from([bytes.length >> 8, bytes.length & 0xff]), bytes]);
-}
+export { frame, str } from "./mqtt-bytes";
 
 export interface RawConnect {
   protocolName?: string;

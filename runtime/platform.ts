@@ -43,10 +43,17 @@ export async function startPlatform(config: Readonly<Config>, log: Logger, optio
   const loader = new Loader(config, broker.bus, breakers, log.child("loader"));
   // Writers (workers, the broker) never stop for a WAL checkpoint: a thread of its own does them.
   const checkpointer = config.data.checkpointMs > 0 ? new Checkpointer(config.data.dir, config.data.checkpointMs) : null;
+  /** What start-up opened, closed in reverse (the gateway and reloader, when up, are stopped first). */
+  const close = async () => {
+    await loader.stop();
+    await broker.close();
+    auth.close();
+    await checkpointer?.stop();
+  };
   let gateway: Gateway;
   try {
     // Breaker states retained by a previous run are not current: every breaker starts closed.
-    await broker.bus.clearRetained(`${Topics.platformRoot}/breakers/#`);
+    await broker.bus.clearRetained(Topics.breaker("#"));
     await loader.start();
     const policies: ApiPolicies = {
       auth,
@@ -56,10 +63,7 @@ export async function startPlatform(config: Readonly<Config>, log: Logger, optio
     };
     gateway = startGateway(createApp(loader, config, log.child("gateway"), policies), broker, config, log.child("gateway"));
   } catch (err) {
-    await loader.stop();
-    await broker.close();
-    auth.close();
-    await checkpointer?.stop();
+    await close();
     throw err;
   }
   const reloader = config.plugins.watch ? new Reloader(loader, config.plugins.dir, config.shutdown.graceMs, log.child("reload")) : null;
@@ -76,10 +80,7 @@ export async function startPlatform(config: Readonly<Config>, log: Logger, optio
       stopping ??= (async () => {
         await reloader?.close();
         await gateway.stop(config.shutdown.graceMs);
-        await loader.stop();
-        await broker.close();
-        auth.close();
-        await checkpointer?.stop();
+        await close();
         log.info("platform stopped");
       })();
       return stopping;

@@ -23,7 +23,6 @@ export interface Admission {
   state: BreakerState;
 }
 
-export { systemClock, type Clock } from "./clock";
 
 export interface BreakerOptions {
   failureThreshold: number;
@@ -116,6 +115,21 @@ export class CircuitBreaker {
   }
 
   /**
+   * The one-shot report of an admitted call's end: nothing for success, its error otherwise (only the
+   * callee's failures count; a caller's 4xx shows the callee is answering). `done` runs first (the
+   * bulkhead frees its slot there); later reports are ignored.
+   */
+  reporter(admission: Admission, done?: () => void): (err?: unknown) => void {
+    let open = true;
+    return (err) => {
+      if (!open) return;
+      open = false;
+      done?.();
+      this.exit(admission, err !== undefined && isFailure(err));
+    };
+  }
+
+  /**
    * Runs `fn` if the breaker lets it through; otherwise fails at once with PLT_BREAKER_OPEN.
    * `done` runs once the call is over, either way (the bulkhead frees its slot there: one promise less).
    */
@@ -125,6 +139,7 @@ export class CircuitBreaker {
       done?.();
       return Promise.reject(admission);
     }
+    const report = this.reporter(admission, done);
     let call: Promise<T>;
     try {
       call = fn();
@@ -132,15 +147,9 @@ export class CircuitBreaker {
       call = Promise.reject(err);
     }
     return call.then(
-      (value) => {
-        done?.();
-        this.exit(admission, false);
-        return value;
-      },
+      (value) => (report(), value),
       (err: unknown) => {
-        done?.();
-        // Only the callee's failures count; a caller's 4xx shows the callee is answering.
-        this.exit(admission, isFailure(err));
+        report(err);
         throw err;
       },
     );

@@ -7,7 +7,8 @@
  */
 import { PlinthError } from "../errors";
 import { SERVICE_NAME } from "../protocol";
-import { CircuitBreaker, isFailure, systemClock, type BreakerOptions, type BreakerSnapshot, type BreakerState, type Clock } from "./breaker";
+import { CircuitBreaker, isFailure, type BreakerOptions, type BreakerSnapshot, type BreakerState } from "./breaker";
+import { systemClock, type Clock } from "./clock";
 import { Bulkhead, type BulkheadOptions } from "./bulkhead";
 
 export interface CallTarget {
@@ -106,13 +107,7 @@ export class Breakers {
       bulkhead.release();
       return Promise.reject(admission);
     }
-    let open = true;
-    const report: Report = (err) => {
-      if (!open) return;
-      open = false;
-      bulkhead.release();
-      breaker.exit(admission, err !== undefined && isFailure(err));
-    };
+    const report = breaker.reporter(admission, bulkhead.release);
     try {
       return start(report);
     } catch (err) {

@@ -176,8 +176,8 @@ export class Loader {
       if (!service) throw new PlinthError("PLT_SERVICE_NOT_FOUND", `no service "${name}" (calling ${target})`);
       // One deadline for the whole chain: this call gets what is left of it, at most calls.timeoutMs.
       const end = Math.min(deadline, Date.now() + this.config.calls.timeoutMs);
-      // The identity travels only when there is one: every field is cloned across threads.
-      const message = identity ? { t: "action" as const, action, params, caller, deadline: end, identity } : { t: "action" as const, action, params, caller, deadline: end };
+      // The identity travels only when there is one (JSON leaves an undefined field out).
+      const message = { t: "action" as const, action, params, caller, deadline: end, identity: identity ?? undefined };
       const attempt = (report?: Report) => {
         const left = end - Date.now();
         if (left > 0) return service.host.request(message, left, report);

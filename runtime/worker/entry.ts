@@ -114,7 +114,7 @@ function failure(err: unknown, what: string): WireError {
 /** Runs one handler and posts its result once committed; its committed events travel back with it. */
 function run(id: number, what: string, prepare: () => Prepared): void {
   const fail = (err: unknown) => post({ t: "result", id, ok: false, error: failure(err, what) });
-  const ok = ({ value, events }: Done<unknown>) => unit.whenCommitted(() => post({ t: "result", id, ok: true, value, events }), fail);
+  const ok = ({ value, events }: Done<unknown>) => answer(id, value, events, what);
   try {
     const done = execute(prepare);
     if (done instanceof Promise) done.then(ok).catch(fail);
@@ -145,10 +145,10 @@ async function deliver(msg: Extract<HostMessage, { t: "deliver" }>): Promise<voi
 }
 
 /** Posts a successful result once what produced it is committed; a failed commit fails it. */
-function answer(id: number, value: unknown, events: CommittedEvent[] = []): void {
+function answer(id: number, value: unknown, events: CommittedEvent[] = [], what = "commit"): void {
   unit.whenCommitted(
     () => post({ t: "result", id, ok: true, value, events }),
-    (err) => post({ t: "result", id, ok: false, error: failure(err, "commit") }),
+    (err) => post({ t: "result", id, ok: false, error: failure(err, what) }),
   );
 }
 

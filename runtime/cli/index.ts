@@ -1,4 +1,4 @@
-/** The command line: `plinth [run]`, `plinth new <name>`, `--help`, `--version`. */
+/** The command line: `plinth [run]`, `new`, `events tail`, `status`, `deadletters`, `keys`, `--help`, `--version`. */
 import { relative } from "node:path";
 import yargs from "yargs";
 import { loadConfig } from "../../config/load";

@@ -1,7 +1,7 @@
 /**
  * Cached answers of GET routes that declare `cache`: bounded by entries and
  * bytes (least recently used dropped first), each with a strong ETag, and
- * cleared per route when an event on one of its `invalidatedBy` filters commits.
+ * retired per route (a new generation) when an event on one of its `invalidatedBy` filters commits.
  */
 import { topicMatches } from "../protocol";
 

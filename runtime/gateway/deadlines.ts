@@ -3,15 +3,14 @@
  * them, instead of a timer per promise (a setTimeout and clearTimeout per
  * request cost more than reading a small body).
  */
+/** How late a deadline may fire. */
+const RESOLUTION_MS = 50;
+
 export class Deadlines {
   private readonly waiting = new Set<{ deadline: number; reject: (err: Error) => void }>();
   private timer: Timer | undefined;
 
-  constructor(
-    private readonly error: () => Error,
-    /** How late a deadline may fire. */
-    private readonly resolutionMs = 50,
-  ) {}
+  constructor(private readonly error: () => Error) {}
 
   /** `promise`, or a rejection with the error once `deadline` (epoch ms) has passed. */
   race<T>(promise: Promise<T>, deadline: number): Promise<T> {
@@ -19,7 +18,7 @@ export class Deadlines {
     return new Promise<T>((resolve, reject) => {
       const entry = { deadline, reject };
       this.waiting.add(entry);
-      this.timer ??= setInterval(() => this.sweep(), this.resolutionMs).unref();
+      this.timer ??= setInterval(() => this.sweep(), RESOLUTION_MS).unref();
       promise.then(
         (value) => (this.waiting.delete(entry), resolve(value)),
         (err: unknown) => (this.waiting.delete(entry), reject(err)),

@@ -1,6 +1,7 @@
 /**
- * The HTTP entry point: Elysia for /health and /api/*, with every error turned
- * into `{ error: { code, message } }` and its catalog status. MQTT over
+ * The HTTP entry point: /api/* straight to the API handler, Elysia for the rest
+ * (/health, /openapi.json, /docs, 404s, and everything when CORS is on), every
+ * error turned into `{ error: { code, message } }` and its catalog status. MQTT over
  * WebSocket is served on the same port at `broker.websocketPath`.
  */
 import { cors } from "@elysiajs/cors";
@@ -35,7 +36,6 @@ export interface Gateway {
  * plugin sees every request) through the Elysia app.
  */
 export interface GatewayApp {
-  app: { fetch(request: Request): Response | Promise<Response> };
   fetch(request: Request): Response | Promise<Response>;
 }
 
@@ -49,6 +49,7 @@ export function createApp(loader: Loader, config: Readonly<Config>, log: Logger,
     for (const e of events) policies.cache.invalidate(Topics.event(service, e.type));
   });
   const { cors: corsConfig } = config.gateway;
+  const throughElysia = corsConfig.origins.length > 0;
   const toResponse = (error: unknown, request: Request): Response => {
     if (error instanceof PlinthError) return errorResponse(error);
     log.error("gateway error", { path: new URL(request.url).pathname, error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
@@ -56,7 +57,7 @@ export function createApp(loader: Loader, config: Readonly<Config>, log: Logger,
   };
   const app = new Elysia()
     .use(
-      corsConfig.origins.length > 0
+      throughElysia
         ? cors({
             origin: corsConfig.origins.includes("*") ? true : corsConfig.origins,
             credentials: corsConfig.credentials && !corsConfig.origins.includes("*"),
@@ -84,8 +85,8 @@ export function createApp(loader: Loader, config: Readonly<Config>, log: Logger,
         failed,
       };
     })
-    .get("/openapi.json", ({ status }) => (config.gateway.openapi ? openApiDocument(loader, config) : status(404, notFound("/openapi.json"))))
-    .get("/docs", ({ status }) => (config.gateway.openapi ? docsPage("/openapi.json") : status(404, notFound("/docs"))))
+    .get("/openapi.json", () => (config.gateway.openapi ? openApiDocument(loader, config) : notFound("/openapi.json")))
+    .get("/docs", () => (config.gateway.openapi ? docsPage("/openapi.json") : notFound("/docs")))
     .all(
       `${API_PREFIX}*`,
       ({ request }) => {
@@ -95,9 +96,7 @@ export function createApp(loader: Loader, config: Readonly<Config>, log: Logger,
       { parse: "none" },
     );
 
-  const throughElysia = corsConfig.origins.length > 0;
   return {
-    app,
     fetch(request) {
       if (throughElysia) return app.fetch(request);
       const [path, search] = splitUrl(request.url);
@@ -119,8 +118,8 @@ function splitUrl(url: string): [path: string, search: string] {
   return q < 0 ? [url.slice(start), ""] : [url.slice(start, q), url.slice(q + 1)];
 }
 
-function notFound(path: string) {
-  return { error: { code: "PLT_NOT_FOUND", message: `no route GET ${path}` } };
+function notFound(path: string): Response {
+  return errorResponse(new PlinthError("PLT_NOT_FOUND", `no route GET ${path}`));
 }
 
 function serve(options: Bun.Serve.Options<MqttSocketData>, at: Config["gateway"]): Server<MqttSocketData> {

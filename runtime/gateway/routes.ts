@@ -48,6 +48,8 @@ export function apiHandler(loader: Loader, config: Readonly<Config>, policies: A
   const { gateway } = config;
   const { auth, limiter, cache } = policies;
   const policyOf = (route: DeclaredRoute) => route.auth ?? config.auth.defaultPolicy;
+  /** Routes whose `invalidatedBy` filters this cache already knows. */
+  const watched = new WeakSet<DeclaredRoute>();
 
   /**
    * `path` and `search` (the query string without "?") are split from the request's URL once by the caller.
@@ -104,7 +106,7 @@ export function apiHandler(loader: Loader, config: Readonly<Config>, policies: A
     // caller and roles. The service's id in the key retires a replaced version's answers.
     const shared = policyOf(route) === "public";
     const cacheKey =
-      route.cache && p.method === "GET"
+      route.cache
         ? `${serviceId(p.match.service)} ${name}\n${shared || !identity ? "" : `${identity.via}:${identity.sub}:${identity.roles.join(",")}`}\n${p.target}`
         : null;
     if (cacheKey) {
@@ -137,7 +139,10 @@ export function apiHandler(loader: Loader, config: Readonly<Config>, policies: A
 
     const headers = forwardedHeaders(request.headers);
     // An event committed while this request runs must not be undone by storing what it read before.
-    if (cacheKey && route.cache) cache.watch(name, route.cache.invalidatedBy);
+    if (cacheKey && route.cache && !watched.has(route)) {
+      watched.add(route);
+      cache.watch(name, route.cache.invalidatedBy);
+    }
     const generation = cacheKey ? cache.generation(name) : 0;
     let fromFallback = false;
     const reply = await loader.http(match, { search: p.search, headers, body, deadline, identity }, Math.max(1, deadline - Date.now())).catch((err: unknown) => {

@@ -248,8 +248,9 @@ export class SocketStream extends Duplex {
   /** A packet starts with this byte: true if it is to be dropped. */
   private startPacket(first: number): boolean {
     const isPublish = first >> 4 === 3;
-    const queued = this.holds ? this.queuedBytes : this.chunkBytes + this.unsentBytes;
-    if (this.maxQueuedBytes > 0 && queued >= this.maxQueuedBytes) {
+    // Measured only when bounded (on a WebSocket, measuring asks Bun for its buffer).
+    const queued = this.maxQueuedBytes > 0 ? this.queuedBytes : 0;
+    if (queued > 0 && queued >= this.maxQueuedBytes) {
       // PUBLISH with QoS bits 00
       if ((first & 0xf6) === 0x30) {
         this.stats.droppedQos0++;

@@ -1,7 +1,7 @@
 /**
  * Broker statistics on `$SYS/broker/...` (mosquitto's names where it has one),
  * published retained (QoS 0) through aedes every `broker.sysIntervalMs`, and
- * once at start. Clients may subscribe; the ACL refuses their publishes there.
+ * once at start. Clients may subscribe; their publishes there are acknowledged and dropped (acl.ts).
  *
  * aedes publishes its own `$SYS/<broker id>/...` topics (heartbeat, birth,
  * new/clients, new/subscribes...) and listens on some of them; `broker` is

@@ -15,11 +15,11 @@
  *
  * BENCH_MS (measured time per row, default 2500), BENCH_BINARY (default dist/plinth).
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BINARY, ensureBinary } from "../helpers/binary";
-import { rssMiB } from "./load";
+import { cpuTicks, rssMiB } from "./proc";
 import { spawnReady } from "./spawn";
 
 const DURATION_MS = Number(process.env.BENCH_MS ?? 2_500);
@@ -45,10 +45,6 @@ interface Flow {
   rssMiB: number;
 }
 
-function cpuTicks(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-  return Number(fields[11]) + Number(fields[12]); // utime + stime, after pid and (comm)
-}
 
 async function flow(target: Target, qos: number, subscribers: number): Promise<Flow> {
   const proc = Bun.spawn(

@@ -7,6 +7,7 @@
 import { join } from "node:path";
 import { tempDir } from "../helpers/tmp";
 import { startInProcess } from "./inprocess";
+import { median } from "./proc";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 12);
 const CALLS = Number(process.env.BENCH_CALLS ?? 20_000);
@@ -61,7 +62,6 @@ const layerNs: number[] = [];
 for (let i = 0; i < 5; i++) layerNs.push((await perCallNs(layered)) - (await perCallNs(bare)));
 await platform.stop();
 
-const median = (xs: number[]) => xs.toSorted((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const [d, g, r] = [median(rates.direct), median(rates.guarded), median(ratios)];
 console.log(`\ncall policies: ${CALLS} action calls × ${ROUNDS} paired rounds, ${CONCURRENCY} in flight, median calls/s`);
 console.log("| path | calls/s | ratio |");

@@ -13,7 +13,7 @@ import { cpSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import mqtt, { type MqttClient } from "mqtt";
-import { BINARY, ensureBinary } from "../helpers/binary";
+import { BINARY, OPEN_AUTH, ensureBinary } from "../helpers/binary";
 import { spawnReady } from "./spawn";
 
 const DURATION_MS = Number(process.env.BENCH_MS ?? 3_000);
@@ -61,7 +61,7 @@ ensureBinary();
 const dir = mkdtempSync(join(tmpdir(), "plinth-bench-events-"));
 cpSync(join(import.meta.dir, "plugins"), join(dir, "plugins"), { recursive: true });
 // Open routes and anonymous MQTT (the binary's defaults are closed): the bench measures events, not auth.
-writeFileSync(join(dir, "platform.config.ts"), `export default { auth: { defaultPolicy: "public", mqtt: { anonymous: true } } };\n`);
+writeFileSync(join(dir, "platform.config.ts"), `export default { ${OPEN_AUTH} };\n`);
 const aedes = await spawnReady([process.execPath, join(import.meta.dir, "baselines/aedes.ts")], dir, /listening (mqtt:\S+)/);
 const plinth = await spawnReady([BINARY, "run", "--port", "0", "--mqtt-port", "0", "--log-level", "info"], dir, /platform ready/);
 const aedesUrl = aedes.text().match(/listening (mqtt:\S+)/)![1]!;

@@ -3,9 +3,10 @@
  * the brief's figures), otherwise a closed-loop Bun fetch client. Also reads
  * the server's CPU time and RSS from /proc around each run.
  */
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { cpuTicks, rssMiB } from "./proc";
 
 export interface LoadOptions {
   method?: "GET" | "POST";
@@ -27,16 +28,6 @@ export interface LoadResult {
 
 const WRK = Bun.which("wrk");
 export const GENERATOR = WRK ? `wrk (${Bun.spawnSync([WRK, "--version"]).stdout.toString().split(" ").slice(0, 2).join(" ")}), 1 thread` : "Bun fetch closed loop";
-
-function cpuTicks(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-  return Number(fields[11]) + Number(fields[12]); // utime + stime, in clock ticks (100/s)
-}
-
-export function rssMiB(pid: number): number {
-  const kb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0);
-  return kb / 1024;
-}
 
 export async function load(url: string, pid: number, options: LoadOptions = {}): Promise<LoadResult> {
   const { connections = 50, durationMs = 3_000 } = options;
@@ -89,3 +80,4 @@ async function fetchLoop(url: string, connections: number, durationMs: number, o
   const q = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))]!;
   return { rps: latencies.length / ((performance.now() - started) / 1000), p50Ms: q(0.5), p99Ms: q(0.99), errors };
 }
+

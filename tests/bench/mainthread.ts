@@ -11,6 +11,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { tempDir } from "../helpers/tmp";
 import { startInProcess } from "./inprocess";
+import { median } from "./proc";
 
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 40_000);
 const CONCURRENCY = 50;
@@ -51,7 +52,6 @@ async function run(make: () => Request, requests: number): Promise<{ us: number;
 }
 
 for (const make of Object.values(paths)) await run(make, REQUESTS / 4); // warm-up
-const median = (xs: number[]) => xs.toSorted((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const rows: string[] = [];
 for (const [name, make] of Object.entries(paths)) {
   const runs = [await run(make, REQUESTS), await run(make, REQUESTS), await run(make, REQUESTS)];

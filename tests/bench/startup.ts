@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BINARY, ensureBinary } from "../helpers/binary";
-import { rssMiB } from "./load";
+import { median, rssMiB } from "./proc";
 import { spawnReady } from "./spawn";
 
 const RUNS = 3;
@@ -21,7 +21,6 @@ export default definePlugin({
 `;
 
 ensureBinary();
-const median = (xs: number[]) => xs.toSorted((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const results: Array<{ n: number; wallMs: number; platformMs: number; rss: number }> = [];
 for (const n of [1, 10, 50]) {
   const wall: number[] = [];

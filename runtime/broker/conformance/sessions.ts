@@ -5,7 +5,7 @@
  * any got session present 0, as if it had been discarded.
  *
  * A session is recorded as one more subscription, to a filter no client can send (U+FFFD is refused in
- * every filter, guard.ts): it is stored and discarded with the others by any aedes persistence, kept
+ * every filter, rules.ts isWellFormed): it is stored and discarded with the others by any aedes persistence, kept
  * across restarts, and makes the stored list non-empty, which is what aedes answers session present 1
  * for. It is never matched (QoS 0: no store queues for it) and never subscribed: when aedes restores it
  * at CONNECT, the authorizeSubscribe hook refuses it, so nothing is added.

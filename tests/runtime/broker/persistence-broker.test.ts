@@ -10,10 +10,10 @@ import { createConnection, createServer, type Socket } from "node:net";
 import { Aedes } from "aedes";
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import mqttPacket, { type Packet } from "mqtt-packet";
-import { Value } from "@sinclair/typebox/value";
-import { ConfigSchema, type Config } from "../../../config/schema";
+import type { Config } from "../../../config/schema";
 import { startBroker, type Broker } from "../../../runtime/broker/broker";
 import { BROKER_DB_FILE } from "../../../runtime/broker/persistence";
+import { brokerConfig } from "../../helpers/broker-config";
 import { SqlitePersistence } from "../../../runtime/broker/persistence/sqlite";
 import { createLogger } from "../../../runtime/log";
 import { eventually } from "../../helpers/mqtt";
@@ -26,11 +26,8 @@ afterAll(async () => {
   dir[Symbol.dispose]();
 });
 
-/** The broker section with its defaults (persistence: "sqlite"), on a free port. */
-const config = (overrides: Partial<Config["broker"]> = {}) =>
-  Value.Default(ConfigSchema.properties.broker, { port: 0, websocketPath: "", ...overrides }) as Config["broker"];
 const start = (dataDir: string, overrides?: Partial<Config["broker"]>) =>
-  startBroker(config(overrides), createLogger({ level: "silent" }), { dataDir });
+  startBroker(brokerConfig(overrides), createLogger({ level: "silent" }), { dataDir });
 const url = (broker: Broker) => `mqtt://127.0.0.1:${broker.port}`;
 
 interface Session {

@@ -10,7 +10,7 @@ import { Topics, isValidEventType, toEnvelope, type CloudEvent, type CommittedEv
 /**
  * Publishes a service's committed events (QoS 1, in order); the topic and source come from the
  * host's name for the service, never from the worker. `done` runs once the broker has taken them
- * all (with the first error, if any). Callbacks, not promises: this runs once per event.
+ * all (with the first error, if any). Callbacks, not promises: this runs for every commit that emitted.
  */
 export function publishEvents(bus: Bus, service: string, events: CommittedEvent[], log: Logger, done: (err?: Error) => void): void {
   let left = events.length + 1;

@@ -161,13 +161,13 @@ export class Loader {
     return { service, route: found.store, params: found.params };
   }
 
-  /** Gateway → service, through the target's breaker. */
+  /** Gateway → service, through the target's bulkhead and breaker. */
   http(match: RouteMatch, req: Omit<HttpRequest, "route" | "params">, timeoutMs: number): Promise<HttpResponse> {
     const message = { t: "http" as const, req: { ...req, route: match.route, params: match.params } };
     return this.breakers.guardReported(match.service.name, (report) => match.service.host.request(message, timeoutMs, report)) as Promise<HttpResponse>;
   }
 
-  /** Service → service (or gateway → action), through the target's breaker. Not async: no extra promise per call. */
+  /** Service → service (or gateway → action), through the target's bulkhead and breaker. Not async: no extra promise per call. */
   call(caller: string | null, target: string, params: unknown, deadline = Number.POSITIVE_INFINITY, identity: Identity | null = null): Promise<unknown> {
     try {
       const { service: name, action } = parseTarget(target);

@@ -235,8 +235,8 @@ export class WorkerHost {
   }
 
   /**
-   * Messages to the worker leave together once per turn of the event loop: under load one
-   * postMessage carries many requests (its fixed cost was the largest item on the hot path).
+   * Messages to the worker leave together once per turn of the event loop, or as soon as
+   * BATCH_MAX are waiting: under load one postMessage carries many requests.
    * Messages for a worker that has since been replaced are dropped (their requests failed with it).
    */
   private post(message: HostMessage): void {

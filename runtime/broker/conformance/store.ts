@@ -6,13 +6,7 @@
 import { pipeline, Transform, type Readable } from "node:stream";
 import type { Aedes } from "aedes";
 import { topicMatches } from "../../protocol";
-
-/** A persistent session's subscription matching a topic, as the store's subscriptionsByTopic gives it. */
-interface Target {
-  clientId: string;
-  qos?: number;
-  rap?: boolean;
-}
+import { onePerClient, type Target } from "../persistence/outgoing";
 
 type Persistence = {
   outgoingStream(client: unknown): Readable;
@@ -38,19 +32,9 @@ export function wrapStore(aedes: Aedes): void {
     );
   // [MQTT-3.3.5-1] aedes queues a message for each matching subscription of a persistent session, and
   // aedes' memory store keeps each: an offline client got it twice when it resumed. One per client, at
-  // the highest QoS (the SQLite store does the same on its own).
+  // the highest QoS (onePerClient, which the SQLite store also applies on its own).
   const enqueueCombi = persistence.outgoingEnqueueCombi.bind(persistence);
-  persistence.outgoingEnqueueCombi = (subs, packet) => enqueueCombi(subs.length < 2 ? subs : onePerClient(subs), packet);
-}
-
-function onePerClient(subs: Target[]): Target[] {
-  const byClient = new Map<string, Target>();
-  for (const sub of subs) {
-    const seen = byClient.get(sub.clientId);
-    if (!seen) byClient.set(sub.clientId, sub);
-    else byClient.set(sub.clientId, { ...seen, qos: Math.max(seen.qos ?? 2, sub.qos ?? 2), rap: !!(seen.rap || sub.rap) });
-  }
-  return byClient.size === subs.length ? subs : [...byClient.values()];
+  persistence.outgoingEnqueueCombi = (subs, packet) => enqueueCombi(onePerClient(subs), packet);
 }
 
 /** `source` mapped through `fn` (undefined drops the item); errors travel downstream. */

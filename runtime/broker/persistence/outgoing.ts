@@ -74,9 +74,24 @@ function statements(db: Database) {
   };
 }
 
+/**
+ * One target per client [MQTT-3.3.5-1]: aedes lists a persistent session once per matching
+ * subscription; a message is queued once, at the highest QoS among them.
+ */
+export function onePerClient<T extends Target>(targets: T[]): T[] {
+  if (targets.length < 2) return targets;
+  const byClient = new Map<string, T>();
+  for (const t of targets) {
+    const seen = byClient.get(t.clientId);
+    if (!seen) byClient.set(t.clientId, t);
+    else byClient.set(t.clientId, { ...seen, qos: Math.max(seen.qos ?? 2, t.qos ?? 2), rap: !!(seen.rap || t.rap) });
+  }
+  return byClient.size === targets.length ? targets : [...byClient.values()];
+}
+
 export class OutgoingQueue {
   private readonly sql: ReturnType<typeof statements>;
-  private readonly enqueueAll: (targets: Map<string, Target>, packet: StoredPacket) => void;
+  private readonly enqueueAll: (targets: Target[], packet: StoredPacket) => void;
   private droppedTotal = 0;
 
   constructor(
@@ -84,13 +99,14 @@ export class OutgoingQueue {
     private readonly maxQueued: number,
   ) {
     const sql = (this.sql = statements(db));
-    this.enqueueAll = db.transaction((targets: Map<string, Target>, packet: StoredPacket) => {
+    this.enqueueAll = db.transaction((targets: Target[], packet: StoredPacket) => {
       const cmd = String(packet.cmd ?? "publish");
       const brokerId = (packet.brokerId ?? null) as Id;
       const brokerCounter = (packet.brokerCounter ?? null) as Id;
       // One encoding per variant (QoS, retain) the subscriptions call for, usually one in all.
       const encoded = new Map<string, ReturnType<typeof encodePacket>>();
-      for (const [clientId, target] of targets) {
+      for (const target of targets) {
+        const clientId = target.clientId;
         const variant = forTarget(packet, target);
         const key = `${variant.qos}:${variant.retain}`;
         let e = encoded.get(key);
@@ -112,14 +128,8 @@ export class OutgoingQueue {
    * among them, retained only if one of them keeps the flag as published (MQTT 5 retain-as-published).
    */
   enqueue(targets: Target[], packet: object): void {
-    const byClient = new Map<string, Target>();
-    for (const t of targets) {
-      const seen = byClient.get(t.clientId);
-      if (!seen) byClient.set(t.clientId, t);
-      else byClient.set(t.clientId, { clientId: t.clientId, qos: Math.max(seen.qos ?? 2, t.qos ?? 2), rap: !!(seen.rap || t.rap) });
-    }
     // A fresh aedes Packet, as aedes-persistence stores it: no message id until it is sent.
-    this.enqueueAll(byClient, new Packet(packet));
+    this.enqueueAll(onePerClient(targets), new Packet(packet));
   }
 
   /**

@@ -60,18 +60,18 @@ export function validatePlugin(value: unknown): { plugin: PluginDefinition; mani
     }
     if (typeof handlerOf(spec) !== "function") problems.push(`routes["${key}"]: expected a handler function`);
   }
-  const breakerProblems = (where: string, value: unknown) => {
-    if (value === undefined) return;
-    for (const e of Value.Errors(BreakerOverride, value)) problems.push(`${where}${e.path.replaceAll("/", ".")}: ${e.message}`);
-  };
-  breakerProblems("breaker", p.breaker);
+  if (p.breaker !== undefined) check(problems, "breaker", BreakerOverride, p.breaker);
   const actionBreakers: Record<string, Record<string, number>> = {};
+  const idempotent: string[] = [];
   for (const [key, spec] of entries(p.actions)) {
     if (!ACTION_NAME.test(key)) problems.push(`actions["${key}"]: invalid action name`);
     if (typeof handlerOf(spec) !== "function") problems.push(`actions["${key}"]: expected a handler function`);
-    const breaker = isRecord(spec) ? spec.breaker : undefined;
-    breakerProblems(`actions["${key}"].breaker`, breaker);
-    if (breaker !== undefined) actionBreakers[key] = breaker as Record<string, number>;
+    if (!isRecord(spec)) continue;
+    if (spec.breaker !== undefined) {
+      check(problems, `actions["${key}"].breaker`, BreakerOverride, spec.breaker);
+      actionBreakers[key] = spec.breaker as Record<string, number>;
+    }
+    if (spec.idempotent === true) idempotent.push(key);
   }
   for (const [filter, spec] of entries(p.subscribe)) {
     if (!isValidTopicFilter(filter)) problems.push(`subscribe["${filter}"]: not a valid MQTT topic filter`);
@@ -89,9 +89,7 @@ export function validatePlugin(value: unknown): { plugin: PluginDefinition; mani
       ...(plugin.description ? { description: plugin.description } : {}),
       routes,
       actions: Object.keys(plugin.actions ?? {}),
-      idempotent: Object.entries(plugin.actions ?? {})
-        .filter(([, spec]) => typeof spec === "object" && (spec as { idempotent?: unknown }).idempotent === true)
-        .map(([name]) => name),
+      idempotent,
       ...(plugin.breaker ? { breaker: plugin.breaker as Record<string, number> } : {}),
       actionBreakers,
       subscriptions: Object.keys(plugin.subscribe ?? {}),
@@ -111,13 +109,9 @@ const Cache = t.Object(
 function routePolicy(where: string, info: RouteInfo, spec: unknown, problems: string[]): RoutePolicy {
   if (!isRecord(spec)) return {};
   const policy: RoutePolicy = {};
-  const check = (field: string, schema: TSchema, value: unknown) => {
-    for (const e of Value.Errors(schema, value)) problems.push(`${where}.${field}${e.path.replaceAll("/", ".")}: ${e.message}`);
-    return Value.Check(schema, value);
-  };
-  if (spec.auth !== undefined && check("auth", Policy(), spec.auth)) policy.auth = spec.auth as RoutePolicy["auth"];
-  if (spec.rateLimit !== undefined && check("rateLimit", RateLimit, spec.rateLimit)) policy.rateLimit = spec.rateLimit as RoutePolicy["rateLimit"];
-  if (spec.cache !== undefined && check("cache", Cache, spec.cache)) {
+  if (spec.auth !== undefined && check(problems, `${where}.auth`, Policy(), spec.auth)) policy.auth = spec.auth as RoutePolicy["auth"];
+  if (spec.rateLimit !== undefined && check(problems, `${where}.rateLimit`, RateLimit, spec.rateLimit)) policy.rateLimit = spec.rateLimit as RoutePolicy["rateLimit"];
+  if (spec.cache !== undefined && check(problems, `${where}.cache`, Cache, spec.cache)) {
     const cache = spec.cache as { ttlMs: number; invalidatedBy?: string[] };
     const invalidatedBy = cache.invalidatedBy ?? [];
     if (info.method !== "GET") problems.push(`${where}.cache: only GET routes may be cached`);
@@ -127,9 +121,19 @@ function routePolicy(where: string, info: RouteInfo, spec: unknown, problems: st
   if (typeof spec.summary === "string") policy.summary = spec.summary;
   const schemas: NonNullable<RoutePolicy["schemas"]> = {};
   for (const key of ["body", "query", "params"] as const) {
-    // Plain JSON Schema for the host: TypeBox's symbol keys do not cross threads.
+    // Plain JSON Schema, as the host will see it (TypeBox's symbol keys left out).
     if (isRecord(spec[key])) schemas[key] = JSON.parse(JSON.stringify(spec[key]));
   }
   if (Object.keys(schemas).length > 0) policy.schemas = schemas;
   return policy;
+}
+
+/** Whether `value` fits `schema`; if not, one problem per failing path, named from `where`. */
+function check(problems: string[], where: string, schema: TSchema, value: unknown): boolean {
+  let fits = true;
+  for (const e of Value.Errors(schema, value)) {
+    problems.push(`${where}${e.path.replaceAll("/", ".")}: ${e.message}`);
+    fits = false;
+  }
+  return fits;
 }

@@ -34,27 +34,29 @@ export interface PlatformOptions {
 export async function startPlatform(config: Readonly<Config>, log: Logger, options: PlatformOptions = {}): Promise<Platform> {
   const started = performance.now();
   const auth = await Authenticator.create(config);
-  const broker = await startBroker(config.broker, log.child("broker"), { access: { auth, config: config.auth.mqtt }, dataDir: config.data.dir });
   const breakers = new Breakers(config.breaker, options.clock, onBreaker, config.bulkhead, (target) => loader.breakerOverrides(target));
   function onBreaker(service: string, state: string, snapshot: object) {
     log.warn("circuit breaker", { service, state });
-    broker.bus.publish(Topics.breaker(service), JSON.stringify({ service, ...snapshot }), { retain: true }).catch(() => {});
+    broker?.bus.publish(Topics.breaker(service), JSON.stringify({ service, ...snapshot }), { retain: true }).catch(() => {});
   }
-  const loader = new Loader(config, broker.bus, breakers, log.child("loader"));
-  // Writers (workers, the broker) never stop for a WAL checkpoint: a thread of its own does them.
-  const checkpointer = config.data.checkpointMs > 0 ? new Checkpointer(config.data.dir, config.data.checkpointMs) : null;
+  const loader = new Loader(config, breakers, log.child("loader"));
+  // The plugins' workers load and open their databases (on the other core) while this thread starts the broker.
+  loader.startWorkers();
+  let broker: Broker | undefined;
+  let checkpointer: Checkpointer | null = null;
   /** What start-up opened, closed in reverse (the gateway and reloader, when up, are stopped first). */
   const close = async () => {
     await loader.stop();
-    await broker.close();
+    await broker?.close();
     auth.close();
     await checkpointer?.stop();
   };
   let gateway: Gateway;
   try {
+    broker = await startBroker(config.broker, log.child("broker"), { access: { auth, config: config.auth.mqtt }, dataDir: config.data.dir });
     // Breaker states retained by a previous run are not current: every breaker starts closed.
     await broker.bus.clearRetained(Topics.breaker("#"));
-    await loader.start();
+    await loader.start(broker.bus);
     const policies: ApiPolicies = {
       auth,
       limiter: new RateLimiter(config.gateway.rateLimitKeys),
@@ -68,6 +70,9 @@ export async function startPlatform(config: Readonly<Config>, log: Logger, optio
   }
   const reloader = config.plugins.watch ? new Reloader(loader, config.plugins.dir, config.shutdown.graceMs, log.child("reload")) : null;
   reloader?.start();
+  // Writers (workers, the broker) never stop for a WAL checkpoint: a thread of its own does them.
+  // Started once ready, so that it does not compete with the plugins' workers for a core at start-up.
+  if (config.data.checkpointMs > 0) checkpointer = new Checkpointer(config.data.dir, config.data.checkpointMs);
   log.info("platform ready", { services: loader.services.size, failed: loader.failures.length, ms: Math.round(performance.now() - started) });
 
   let stopping: Promise<void> | null = null;

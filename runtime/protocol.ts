@@ -2,7 +2,7 @@
  * Every MQTT topic and message envelope the platform uses, in one file.
  * Imported by the host and by workers: keep it free of dependencies (config types only).
  */
-import type { Policy } from "../config/schema";
+import type { Policy } from "../config/fields";
 
 /** Service names: lower-case, start with a letter; used in topics, URLs and file names. */
 export const SERVICE_NAME = /^[a-z][a-z0-9-]{0,62}$/;

@@ -1,5 +1,5 @@
 /** Route policies: who may call. 401 when the caller is unknown, 403 when known but not allowed. */
-import type { Policy } from "../../config/schema";
+import type { Policy } from "../../config/fields";
 import { PlinthError } from "../errors";
 import type { Identity } from "./identity";
 

@@ -5,7 +5,8 @@
  * Plugins come and go at run time, so the document is rebuilt on request.
  */
 import { ScalarRender } from "@elysiajs/openapi/scalar";
-import type { Config, Policy } from "../../config/schema";
+import type { Policy } from "../../config/fields";
+import type { Config } from "../../config/schema";
 import type { Loader } from "../loader/loader";
 import type { DeclaredRoute } from "../protocol";
 import { VERSION } from "../version";

@@ -7,7 +7,8 @@
 import { mkdirSync } from "node:fs";
 import { relative } from "node:path";
 import Memoirist from "memoirist";
-import type { BreakerOverride, Config } from "../../config/schema";
+import type { BreakerOverride } from "../../config/fields";
+import type { Config } from "../../config/schema";
 import { builtinServiceNames } from "../../services/names";
 import { Breakers, parseTarget, type Report } from "../breaker/call";
 import type { Bus } from "../broker/bus";
@@ -33,39 +34,57 @@ export class Loader {
   readonly logs: EventLogs;
   private readonly commitListeners: Array<(service: string, events: readonly CommittedEvent[]) => void> = [];
 
+  /** The broker's bus, from start() on (nothing reaches it before a service is registered). */
+  private bus!: Bus;
+  /** Workers started by startWorkers() and not yet put in service by start(). */
+  private launched: { launches: Array<{ origin: string; source: PluginSource; host: WorkerHost; ready: Promise<Manifest> }>; settled: Promise<Array<PromiseSettledResult<Manifest>>> } | null = null;
+
   constructor(
     readonly config: Readonly<Config>,
-    private readonly bus: Bus,
     readonly breakers: Breakers,
     private readonly log: Logger,
   ) {
     this.logs = new EventLogs(config.data.dir);
   }
 
-  async start(): Promise<void> {
+  /**
+   * Phase 1 of start-up: starts every plugin's worker (built-ins first, then the plugins folder).
+   * Nothing here needs the broker, so the platform calls it first: the workers load and open their
+   * databases on the other core while the main thread starts the broker.
+   */
+  startWorkers(): void {
+    this.launched ??= this.spawnAll();
+  }
+
+  private spawnAll(): NonNullable<Loader["launched"]> {
     mkdirSync(this.config.data.dir, { recursive: true });
     const sources: Array<{ origin: string; source: PluginSource }> = [
       ...builtinServiceNames.map((name) => ({ origin: `builtin:${name}`, source: { kind: "builtin", name } as const })),
       ...discoverPlugins(this.config.plugins.dir).map((path) => ({ origin: originOf(path), source: { kind: "file", path } as const })),
     ];
     const claims = new NameClaims(sources.map((s) => s.origin));
-    const hosts = sources.map(({ origin, source }, i) => ({
-      origin,
-      host: this.createHost(source, origin, (manifest) => claims.claim(i, manifest.name)),
-    }));
-    const results = await Promise.allSettled(
-      hosts.map(({ host }, i) =>
-        host.start().catch((err: unknown) => {
-          claims.failed(i);
-          throw err;
-        }),
-      ),
-    );
-    for (const [i, result] of results.entries()) {
-      const { origin, host } = hosts[i]!;
+    const launches = sources.map(({ origin, source }, i) => {
+      const host = this.createHost(source, origin, (manifest) => claims.claim(i, manifest.name));
+      const ready = host.start().catch((err: unknown) => {
+        claims.failed(i);
+        throw err;
+      });
+      return { origin, source, host, ready };
+    });
+    return { launches, settled: Promise.allSettled(launches.map((l) => l.ready)) };
+  }
+
+  /** Phase 2, once the broker is up: puts the launched plugins in service (launching them first if needed). */
+  async start(bus: Bus): Promise<void> {
+    this.bus = bus;
+    this.startWorkers();
+    const { launches, settled } = this.launched!;
+    for (const [i, result] of (await settled).entries()) {
+      const { origin, source, host } = launches[i]!;
       if (result.status === "rejected") this.reportFailure(origin, PlinthError.from(result.reason, "PLT_PLUGIN_LOAD"));
-      else await this.register(origin, sources[i]!.source, host, result.value);
+      else await this.register(origin, source, host, result.value);
     }
+    this.launched = null;
     // Now that every service is known: subscribers catch up from the logs, then what was
     // committed but not published before a crash is published.
     for (const service of this.services.values()) this.resume(service);
@@ -77,6 +96,10 @@ export class Loader {
   }
 
   async stop(): Promise<void> {
+    // Launched but never put in service (start-up failed in between): their workers stop too.
+    const launched = this.launched?.launches ?? [];
+    this.launched = null;
+    await Promise.all(launched.map((l) => l.host.stop()));
     const services = [...this.services.values()];
     this.services.clear();
     await Promise.all(services.map(async (s) => {

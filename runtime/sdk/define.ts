@@ -5,7 +5,7 @@
 import type { Database } from "bun:sqlite";
 import type { Static, TSchema } from "@sinclair/typebox";
 import type { Logger } from "../log";
-import type { BreakerOverride, Policy } from "../../config/schema";
+import type { BreakerOverride, Policy } from "../../config/fields";
 import type { PlinthError } from "../errors";
 import type { CloudEvent, Identity } from "../protocol";
 

@@ -4,7 +4,7 @@
  */
 import { Type as t, type TSchema } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
-import { BreakerOverride, Policy, rateLimit } from "../../config/schema";
+import { BreakerOverride, Policy, rateLimit } from "../../config/fields";
 import { PlinthError } from "../errors";
 import { SERVICE_NAME, isValidTopicFilter, type DeclaredRoute, type Manifest, type RouteInfo, type RoutePolicy } from "../protocol";
 import type { PluginDefinition } from "./define";

@@ -11,7 +11,7 @@ import { BINARY, ensureBinary } from "../helpers/binary";
 import { median, rssMiB } from "./proc";
 import { spawnReady } from "./spawn";
 
-const RUNS = 3;
+const RUNS = 5;
 const plugin = (i: number) => `import { definePlugin } from "plinth";
 export default definePlugin({
   name: "p${i}", version: "1.0.0",

@@ -1,9 +1,10 @@
 /** Graceful stop: in-flight requests finish, new ones are refused, databases are closed. */
 import { expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { boot } from "../helpers/boot";
+import { tempDir } from "../helpers/tmp";
 
 const slow = `import { definePlugin } from "plinth";
 export default definePlugin({
@@ -40,4 +41,20 @@ test("stop() lets an in-flight request finish, then refuses connections and clos
     db.close();
   }
   await p.stop();
+});
+
+test("a start-up that fails after the workers were started (broker port in use) stops them: no database is left open", async () => {
+  // The plugins' workers start before the broker does (they load while it starts).
+  using data = tempDir("plinth-failed-start");
+  const taken = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  try {
+    const failed = await boot({ files: { "slow.ts": slow } }, { broker: { port: taken.port }, data: { dir: data.path } }).catch((err: unknown) => err);
+    expect(failed).toMatchObject({ code: "PLT_LISTEN_FAILED" });
+    // A worker left running would go on to open its database and hold it (its -wal file stays).
+    await Bun.sleep(500);
+    const files = existsSync(data.path) ? readdirSync(data.path) : [];
+    expect(files.filter((f) => f.endsWith("-wal"))).toEqual([]);
+  } finally {
+    taken.stop(true);
+  }
 });

@@ -153,6 +153,10 @@ function answer(id: number, value: unknown, events: CommittedEvent[] = [], what 
 }
 
 /** Sends every committed-but-unsent outbox row to the host, in commit order. */
+/** How long acks ("sent") may wait for a group commit to ride along with before they are written on their own. */
+const ACK_FLUSH_MS = 20;
+let ackTimer: Timer | null = null;
+
 function relay(): void {
   let after = 0;
   for (let batch = outbox.unsent(after); batch.length > 0; batch = outbox.unsent(after)) {
@@ -210,10 +214,16 @@ function handle(msg: HostMessage): void {
       calls.reply(msg);
       break;
     case "sent":
-      outbox.markSent(msg.seqs);
+      outbox.markSentLater(msg.seqs);
+      // Written with the next group commit; when none comes soon, on their own.
+      ackTimer ??= setTimeout(() => {
+        ackTimer = null;
+        outbox.flushSent();
+      }, ACK_FLUSH_MS);
       break;
     case "relay":
       unit.settle(); // only committed rows are events
+      outbox.flushSent(); // nor are rows already published
       relay();
       break;
     case "ping":
@@ -222,6 +232,8 @@ function handle(msg: HostMessage): void {
       break;
     case "stop":
       unit?.settle();
+      if (ackTimer) clearTimeout(ackTimer);
+      outbox?.flushSent();
       db?.close();
       post({ t: "stopped" });
       break;

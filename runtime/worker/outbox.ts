@@ -2,7 +2,8 @@
  * The transactional outbox, inside a service's own database. Events a handler
  * emits are inserted in the handler's transaction, so they commit (or roll
  * back) with its writes; the host publishes them after commit and acks them
- * back ("sent"). Rows never acked are published again at the next start.
+ * back ("sent"), and the acks are written with the next transaction. Rows never
+ * marked sent are published again at the next start.
  */
 import type { Database, Statement } from "bun:sqlite";
 import type { CommittedEvent, EmitRequest } from "../protocol";
@@ -12,6 +13,8 @@ export class Outbox {
   private readonly markOne: Statement;
   private readonly selectUnsent: Statement;
   private sentSincePrune = 0;
+  /** Acks received and not yet written (see markSentLater). */
+  private acked: number[] = [];
 
   constructor(
     private readonly db: Database,
@@ -53,6 +56,24 @@ export class Outbox {
       ...row,
       data: JSON.parse(row.data) as unknown,
     }));
+  }
+
+  /**
+   * Holds acks to write with the next transaction that opens (flushSent), instead of committing
+   * them on their own: under load that is the next group commit, which writes the same pages anyway
+   * (about 3–4 µs less per event here). Acks lost with a crash or a failed commit only mean those
+   * events are published again at the next relay: at least once, as always.
+   */
+  markSentLater(seqs: number[]): void {
+    for (const seq of seqs) this.acked.push(seq);
+  }
+
+  /** Writes the held acks: inside an open transaction they commit with it, otherwise on their own. */
+  flushSent(): void {
+    if (this.acked.length === 0) return;
+    const seqs = this.acked;
+    this.acked = [];
+    this.markSent(seqs);
   }
 
   markSent(seqs: number[]): void {

@@ -142,6 +142,11 @@ export class UnitOfWork {
 
     if (!this.group) {
       this.begin.run();
+      try {
+        this.outbox.flushSent(); // the acks held since the last group ride along with this one
+      } catch {
+        // Its savepoint is rolled back: those events stay unsent and are published again at the next relay.
+      }
       this.group = { since: performance.now(), held: [] };
       // Settled at the end of the message by the worker; this catches units run from a later microtask.
       queueMicrotask(() => this.settle());

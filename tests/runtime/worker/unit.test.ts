@@ -232,6 +232,38 @@ describe("group commit: synchronous units share one commit", () => {
     expect(db.inTransaction).toBe(false);
   });
 
+  test("acks held for later are written by the next group's commit, not one of their own; a failed commit loses them and the events stay unsent", () => {
+    const committedUnsent = () => {
+      const other = new Database(file, { readonly: true });
+      try {
+        return (other.query("SELECT seq FROM _plinth_outbox WHERE sent_at IS NULL ORDER BY seq").all() as Array<{ seq: number }>).map((r) => r.seq);
+      } finally {
+        other.close();
+      }
+    };
+    unit.run((s) => emit(s, "a"), { transaction: true });
+    unit.run((s) => emit(s, "b"), { transaction: true });
+    unit.settle();
+    outbox.markSentLater([1]);
+    expect(committedUnsent()).toEqual([1, 2]);
+    unit.run(() => insert("x"), { transaction: true });
+    expect(committedUnsent()).toEqual([1, 2]); // written inside the open group...
+    unit.settle();
+    expect(committedUnsent()).toEqual([2]); // ...and committed with it
+
+    db.exec("CREATE TABLE parents (id INTEGER PRIMARY KEY); CREATE TABLE children (parent INTEGER REFERENCES parents (id) DEFERRABLE INITIALLY DEFERRED)");
+    outbox.markSentLater([2]);
+    unit.run(() => db.query("INSERT INTO children (parent) VALUES (42)").run(), { transaction: true });
+    unit.settle(); // the COMMIT fails (deferred foreign key): the ack goes with it
+    expect(committedUnsent()).toEqual([2]);
+    outbox.flushSent();
+    expect(committedUnsent()).toEqual([2]); // not held any more: published again at the next relay
+
+    outbox.markSentLater([2]);
+    outbox.flushSent(); // no transaction open: written on its own
+    expect(committedUnsent()).toEqual([]);
+  });
+
   test("a group older than groupMs commits at the next unit; with 0 every unit commits alone", async () => {
     unit = new UnitOfWork(db, outbox, () => {}, 0);
     unit.run(() => insert("a"), { transaction: true });

@@ -10,7 +10,7 @@ import type { CommittedEvent, EmitRequest } from "../protocol";
 
 export class Outbox {
   private readonly insert: Statement;
-  private readonly markOne: Statement;
+  private readonly markRange: Statement;
   private readonly selectUnsent: Statement;
   private sentSincePrune = 0;
   /** Acks received and not yet written (see markSentLater). */
@@ -36,7 +36,7 @@ export class Outbox {
     )`);
     db.exec("DROP INDEX IF EXISTS _plinth_outbox_unsent"); // written by versions before 0.2
     this.insert = db.query("INSERT INTO _plinth_outbox (id, type, time, data) VALUES (?, ?, ?, ?) RETURNING seq");
-    this.markOne = db.query("UPDATE _plinth_outbox SET sent_at = ? WHERE seq = ?");
+    this.markRange = db.query("UPDATE _plinth_outbox SET sent_at = ? WHERE seq BETWEEN ? AND ?");
     this.selectUnsent = db.query(
       "SELECT seq, id, type, time, data FROM _plinth_outbox WHERE sent_at IS NULL AND seq > ? ORDER BY seq LIMIT ?",
     );
@@ -78,8 +78,15 @@ export class Outbox {
 
   markSent(seqs: number[]): void {
     const now = new Date().toISOString();
+    // Acks come in commit order, mostly consecutive: one UPDATE per run of consecutive seqs.
+    const sorted = seqs.length > 1 ? seqs.toSorted((a, b) => a - b) : seqs;
     this.db.transaction(() => {
-      for (const seq of seqs) this.markOne.run(now, seq);
+      let from = sorted[0]!;
+      for (let i = 1; i <= sorted.length; i++) {
+        if (i < sorted.length && sorted[i]! <= sorted[i - 1]! + 1) continue;
+        this.markRange.run(now, from, sorted[i - 1]!);
+        from = sorted[i]!;
+      }
     })();
     this.sentSincePrune += seqs.length;
     if (this.sentSincePrune >= Math.max(100, this.retainSent / 10)) this.prune();

@@ -31,6 +31,15 @@ describe("Outbox", () => {
     expect((db.query("SELECT COUNT(*) AS n FROM _plinth_outbox").get() as { n: number }).n).toBe(3);
   });
 
+  test("markSent marks exactly the acked rows, in any order, with gaps and repeats (one UPDATE per consecutive run)", () => {
+    const outbox = new Outbox(db, 100);
+    outbox.add([1, 2, 3, 4, 5, 6, 7].map(event));
+    outbox.markSent([7, 2, 3, 3, 5]);
+    expect(outbox.unsent().map((e) => e.seq)).toEqual([1, 4, 6]);
+    outbox.markSent([]);
+    expect(outbox.unsent().map((e) => e.seq)).toEqual([1, 4, 6]);
+  });
+
   test("prune keeps the newest retainSent sent rows and every unsent row", () => {
     const outbox = new Outbox(db, 2);
     outbox.add([1, 2, 3, 4, 5, 6].map(event));

@@ -71,6 +71,7 @@ export class Loader {
       });
       return { origin, source, host, ready };
     });
+    // Settled-watched at once: a start that fails before start() looks (or when start-up is abandoned) is not an unhandled rejection.
     return { launches, settled: Promise.allSettled(launches.map((l) => l.ready)) };
   }
 

@@ -152,7 +152,8 @@ export const ConfigSchema = t.Object(
       dir: t.String({ minLength: 1, default: "./data" }),
       /**
        * How often a thread of its own checkpoints every database's WAL, so that writers never stop
-       * for it; 0: off (each connection checkpoints itself, SQLite's default).
+       * for it (they do only past 10,000 pages, a fallback); 0: off (each connection checkpoints
+       * itself every 1,000 pages, SQLite's default).
        */
       checkpointMs: t.Integer({ minimum: 0, default: 100 }),
     }),

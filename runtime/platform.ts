@@ -16,7 +16,7 @@ import { Loader } from "./loader/loader";
 import { Reloader } from "./loader/reload";
 import type { Logger } from "./log";
 import { Topics } from "./protocol";
-import { Checkpointer } from "./worker/checkpointer";
+import { Checkpointer, autoCheckpointPages } from "./worker/checkpointer";
 
 export interface Platform {
   readonly config: Readonly<Config>;
@@ -53,7 +53,11 @@ export async function startPlatform(config: Readonly<Config>, log: Logger, optio
   };
   let gateway: Gateway;
   try {
-    broker = await startBroker(config.broker, log.child("broker"), { access: { auth, config: config.auth.mqtt }, dataDir: config.data.dir });
+    broker = await startBroker(config.broker, log.child("broker"), {
+      access: { auth, config: config.auth.mqtt },
+      dataDir: config.data.dir,
+      autoCheckpointPages: autoCheckpointPages(config.data.checkpointMs),
+    });
     // Breaker states retained by a previous run are not current: every breaker starts closed.
     await broker.bus.clearRetained(Topics.breaker("#"));
     await loader.start(broker.bus);

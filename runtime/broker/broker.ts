@@ -39,10 +39,12 @@ export interface BrokerOptions {
   access?: MqttAccess | null;
   /** The data folder (`data.dir`): with `broker.persistence: "sqlite"` the broker's state is kept there. */
   dataDir?: string;
+  /** `PRAGMA wal_autocheckpoint` of the broker's database (SQLite's default unless a checkpointer thread runs). */
+  autoCheckpointPages?: number;
 }
 
 export async function startBroker(config: Config["broker"], log: Logger, options: BrokerOptions = {}): Promise<Broker> {
-  const persistence = openPersistence(config, options.dataDir);
+  const persistence = openPersistence(config, options.dataDir, options.autoCheckpointPages);
   const aedes = await Aedes.createBroker({ ...aclHooks(log, options.access), persistence }).catch(async (err) => {
     await persistence?.destroy();
     throw err;

@@ -2,11 +2,19 @@
  * Checkpoints the WAL of every SQLite database in the data folder from a thread
  * of its own (checkpointer-thread.ts), so that the threads writing them (plugin
  * workers, the broker on the main thread) do not stop for a checkpoint's copy
- * and fsync. They keep SQLite's own auto-checkpoint as the fallback; it only
- * runs once a WAL holds 1,000 pages, which a checkpoint every `intervalMs`
- * prevents (a fully checkpointed WAL starts over at the next write).
+ * and fsync. They keep SQLite's own auto-checkpoint as the fallback, raised
+ * to FALLBACK_PAGES while this thread runs (autoCheckpointPages): at SQLite's
+ * default of 1,000 pages a busy writer reached it between two rounds here and
+ * did the checkpoint (and its fsyncs) itself, in the middle of its requests.
+ * A fully checkpointed WAL starts over at the next write.
  */
 const ENTRY = import.meta.url.includes("/$bunfs/") ? "./worker/checkpointer-thread.ts" : new URL("./checkpointer-thread.ts", import.meta.url).href;
+
+/** ~40 MB of 4 KiB pages: reached only if this thread falls far behind. */
+const FALLBACK_PAGES = 10_000;
+
+/** `PRAGMA wal_autocheckpoint` for the connections that write: SQLite's default without the checkpointer thread. */
+export const autoCheckpointPages = (checkpointMs: number): number => (checkpointMs > 0 ? FALLBACK_PAGES : 1_000);
 
 export interface CheckpointerStart {
   dataDir: string;

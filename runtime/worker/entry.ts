@@ -28,6 +28,7 @@ let plugin: PluginDefinition;
 let dataDir = "";
 let retention = { count: 10_000, ms: Number.POSITIVE_INFINITY };
 let groupCommitMs = 0;
+let autoCheckpointPages = 1_000;
 let outbox: Outbox;
 let inbox: Inbox;
 let handlers: Handlers;
@@ -63,6 +64,7 @@ async function init(msg: Extract<HostMessage, { t: "init" }>): Promise<void> {
     dataDir = msg.dataDir;
     retention = { count: msg.retainSent, ms: msg.retainSentMs ?? Number.POSITIVE_INFINITY };
     groupCommitMs = msg.groupCommitMs;
+    autoCheckpointPages = msg.autoCheckpointPages;
     log = createLogger({ name: plugin.name, level: msg.logLevel as LogLevel, format: msg.logFormat as LogFormat });
     handlers = new Handlers(plugin.name, plugin, validated.manifest, () => inbox);
     post({ t: "loaded", manifest: validated.manifest });
@@ -74,7 +76,7 @@ async function init(msg: Extract<HostMessage, { t: "init" }>): Promise<void> {
 /** Phase 2: open the plugin's own database, apply its migrations, and start serving. */
 function open(msg: Extract<HostMessage, { t: "open" }>): void {
   try {
-    db = openDatabase(dataDir, plugin);
+    db = openDatabase(dataDir, plugin, autoCheckpointPages);
     outbox = new Outbox(db, retention.count, retention.ms);
     outbox.prune();
     inbox = new Inbox(db);

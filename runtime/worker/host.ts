@@ -55,6 +55,8 @@ export interface HostOptions {
   maxHeapBytes: number;
   /** How long the worker may gather handlers into one commit (workers.groupCommitMs). */
   groupCommitMs: number;
+  /** `PRAGMA wal_autocheckpoint` of the plugin's database (see checkpointer.ts). */
+  autoCheckpointPages: number;
   restartDelayMs: number;
   maxRestarts: number;
   /** A call the plugin makes through ctx.call. */
@@ -184,6 +186,7 @@ export class WorkerHost {
         retainSent: this.options.retainSent,
         retainSentMs: Number.isFinite(this.options.retainSentMs) ? this.options.retainSentMs : null,
         groupCommitMs: this.options.groupCommitMs,
+        autoCheckpointPages: this.options.autoCheckpointPages,
         logLevel: this.options.log.level,
         logFormat: this.options.logFormat,
       });

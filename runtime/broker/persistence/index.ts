@@ -7,12 +7,12 @@ import { SqlitePersistence } from "./sqlite";
 export const BROKER_DB_FILE = "_broker.sqlite";
 
 /** undefined for "memory": aedes then keeps its state in memory. */
-export function openPersistence(config: Config["broker"], dataDir: string | undefined): SqlitePersistence | undefined {
+export function openPersistence(config: Config["broker"], dataDir: string | undefined, autoCheckpointPages?: number): SqlitePersistence | undefined {
   if (config.persistence === "memory") return undefined;
   if (dataDir === undefined) throw new Error('broker.persistence "sqlite" needs the data folder');
   const file = join(dataDir, BROKER_DB_FILE);
   try {
-    return new SqlitePersistence({ file, maxQueuedPerClient: config.maxQueuedPerClient });
+    return new SqlitePersistence({ file, maxQueuedPerClient: config.maxQueuedPerClient, autoCheckpointPages });
   } catch (err) {
     throw new Error(`broker.persistence: cannot open ${file}: ${(err as Error).message}`, { cause: err });
   }

@@ -25,6 +25,8 @@ export interface SqlitePersistenceOptions {
   file: string;
   /** Publishes queued per client; past that the oldest are dropped. */
   maxQueuedPerClient?: number;
+  /** `PRAGMA wal_autocheckpoint` (SQLite's default 1,000 pages; higher while a checkpointer thread runs). */
+  autoCheckpointPages?: number;
 }
 
 /** A packet as aedes passes it (an aedes-packet Packet, or a plain object in the contract tests). */
@@ -56,7 +58,7 @@ export class SqlitePersistence {
   private closed = false;
 
   constructor(options: SqlitePersistenceOptions) {
-    this.db = openBrokerDatabase(options.file);
+    this.db = openBrokerDatabase(options.file, options.autoCheckpointPages);
     this.retained = new RetainedStore(this.db);
     this.subscriptions = new SubscriptionStore(this.db);
     this.outgoing = new OutgoingQueue(this.db, options.maxQueuedPerClient ?? DEFAULT_MAX_QUEUED_PER_CLIENT);

@@ -108,3 +108,14 @@ describe("$SYS counters", () => {
     await eventually(() => grew("messages/received", M) && grew("messages/sent", M));
   });
 });
+
+describe("the MQTT WebSocket path", () => {
+  test("a request without an Upgrade header is not upgraded: a JSON 404, like any unknown route; the API still answers beside it", async () => {
+    const plain = await fetch(`${app.url}/mqtt`);
+    expect(plain.status).toBe(404);
+    expect(await plain.json()).toMatchObject({ error: { code: "PLT_NOT_FOUND" } });
+    expect((await fetch(`${app.url}/health`)).status).toBe(200);
+    const c = await client();
+    expect(c.client.connected).toBe(true);
+  });
+});

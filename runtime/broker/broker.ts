@@ -46,7 +46,7 @@ export interface BrokerOptions {
 export async function startBroker(config: Config["broker"], log: Logger, options: BrokerOptions = {}): Promise<Broker> {
   const persistence = openPersistence(config, options.dataDir, options.autoCheckpointPages);
   const aedes = await Aedes.createBroker({ ...aclHooks(log, options.access), persistence }).catch(async (err) => {
-    await persistence?.destroy();
+    await persistence.destroy();
     throw err;
   });
   conformant(aedes, config, log);
@@ -61,7 +61,7 @@ export async function startBroker(config: Config["broker"], log: Logger, options
   const abort = async (err: PlinthError) => {
     for (const l of listeners) l.stop(true);
     await new Promise<void>((resolve) => aedes.close(() => resolve()));
-    await persistence?.destroy();
+    await persistence.destroy();
     return err;
   };
   let tls: { cert: string; key: string } | null = null;
@@ -89,7 +89,7 @@ export async function startBroker(config: Config["broker"], log: Logger, options
     }
   }
   log.info("broker listening", { url: `mqtt://${config.host}:${port}`, ...(tlsPort !== null ? { tls: `mqtts://${config.host}:${tlsPort}` } : {}) });
-  const storeDropped = persistence ? () => persistence.droppedMessages() : undefined;
+  const storeDropped = () => persistence.droppedMessages();
   const sys = config.sysIntervalMs > 0 ? startSys(aedes, { intervalMs: config.sysIntervalMs, version: VERSION, stats, storeDropped }) : null;
 
   return {
@@ -110,7 +110,7 @@ export async function startBroker(config: Config["broker"], log: Logger, options
       // aedes first: it disconnects the clients; then the listeners close what is left.
       await new Promise<void>((resolve) => aedes.close(() => resolve()));
       for (const l of listeners) l.stop(true);
-      await persistence?.destroy();
+      await persistence.destroy();
     },
   };
 }

@@ -1,17 +1,16 @@
 /**
  * Rules applied on the session store: DUP on PUBLISH packets sent again after a reconnect
  * [MQTT-3.3.1-1], no `$` topics among the retained messages for filters that start with a wildcard
- * [MQTT-4.7.2-1], and one queued copy per client however many of its filters match [MQTT-3.3.5-1].
+ * [MQTT-4.7.2-1]. (One queued copy per client however many of its filters match [MQTT-3.3.5-1] is
+ * the store's own rule: persistence/outgoing.ts `onePerClient`, for both `broker.persistence` values.)
  */
 import { pipeline, Transform, type Readable } from "node:stream";
 import type { Aedes } from "aedes";
 import { topicMatches } from "../../protocol";
-import { onePerClient, type Target } from "../persistence/outgoing";
 
 type Persistence = {
   outgoingStream(client: unknown): Readable;
   createRetainedStreamCombi(patterns: string[]): Readable;
-  outgoingEnqueueCombi(subs: Target[], packet: unknown): Promise<void>;
 };
 
 export function wrapStore(aedes: Aedes): void {
@@ -30,11 +29,6 @@ export function wrapStore(aedes: Aedes): void {
     through(retained(patterns), (packet: { topic: string }) =>
       !packet.topic.startsWith("$") || patterns.some((p) => topicMatches(p, packet.topic)) ? packet : undefined,
     );
-  // [MQTT-3.3.5-1] aedes queues a message for each matching subscription of a persistent session, and
-  // aedes' memory store keeps each: an offline client got it twice when it resumed. One per client, at
-  // the highest QoS (onePerClient, which the SQLite store also applies on its own).
-  const enqueueCombi = persistence.outgoingEnqueueCombi.bind(persistence);
-  persistence.outgoingEnqueueCombi = (subs, packet) => enqueueCombi(onePerClient(subs), packet);
 }
 
 /** `source` mapped through `fn` (undefined drops the item); errors travel downstream. */

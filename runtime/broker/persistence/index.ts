@@ -1,4 +1,8 @@
-/** The broker's persistence as configured: SQLite in the data folder, or aedes's own in-memory one. */
+/**
+ * The broker's persistence as configured: SQLite in the data folder, or ("memory") the same store on
+ * an in-memory SQLite database, lost on exit. One implementation for both, so that both keep the
+ * per-client queue bound (`broker.maxQueuedPerClient`) and count what it drops.
+ */
 import { join } from "node:path";
 import type { Config } from "../../../config/schema";
 import { SqlitePersistence } from "./sqlite";
@@ -6,9 +10,8 @@ import { SqlitePersistence } from "./sqlite";
 /** Cannot be a service's `<name>.sqlite`: service names start with a letter and hold no "_". */
 export const BROKER_DB_FILE = "_broker.sqlite";
 
-/** undefined for "memory": aedes then keeps its state in memory. */
-export function openPersistence(config: Config["broker"], dataDir: string | undefined, autoCheckpointPages?: number): SqlitePersistence | undefined {
-  if (config.persistence === "memory") return undefined;
+export function openPersistence(config: Config["broker"], dataDir: string | undefined, autoCheckpointPages?: number): SqlitePersistence {
+  if (config.persistence === "memory") return new SqlitePersistence({ file: ":memory:", maxQueuedPerClient: config.maxQueuedPerClient });
   if (dataDir === undefined) throw new Error('broker.persistence "sqlite" needs the data folder');
   const file = join(dataDir, BROKER_DB_FILE);
   try {

@@ -92,22 +92,28 @@ describe("$SYS/broker", () => {
 });
 
 describe("store/messages/dropped", () => {
-  test("counts the QoS 1 messages dropped from a persistent session's full queue (broker.maxQueuedPerClient)", async () => {
-    const small = await boot({}, { broker: { sysIntervalMs: INTERVAL, maxQueuedPerClient: 2 } });
-    try {
-      const away = await connectMqtt(small.mqttUrl, { clientId: "sys-away", clean: false });
-      await away.subscribe("sys-store/news", 1);
-      await away.end();
-      const pub = await connectMqtt(small.mqttUrl);
-      for (let i = 0; i < 5; i++) await pub.client.publishAsync("sys-store/news", String(i), { qos: 1 });
-      const watcher = await connectMqtt(small.mqttUrl);
-      await watcher.subscribe("$SYS/broker/store/messages/dropped", 0);
-      await eventually(() => latest(watcher, "$SYS/broker/store/messages/dropped") === "3");
-      await Promise.all([pub.end(), watcher.end()]);
-    } finally {
-      await small.stop();
-    }
-  });
+  for (const persistence of ["sqlite", "memory"] as const) {
+    test(`counts the QoS 1 messages dropped from a persistent session's full queue (broker.maxQueuedPerClient), which keeps the newest; persistence ${persistence}`, async () => {
+      const small = await boot({}, { broker: { sysIntervalMs: INTERVAL, maxQueuedPerClient: 2, persistence } });
+      try {
+        const away = await connectMqtt(small.mqttUrl, { clientId: `sys-away-${persistence}`, clean: false });
+        await away.subscribe("sys-store/news", 1);
+        await away.end();
+        const pub = await connectMqtt(small.mqttUrl);
+        for (let i = 0; i < 5; i++) await pub.client.publishAsync("sys-store/news", String(i), { qos: 1 });
+        const watcher = await connectMqtt(small.mqttUrl);
+        await watcher.subscribe("$SYS/broker/store/messages/dropped", 0);
+        await eventually(() => latest(watcher, "$SYS/broker/store/messages/dropped") === "3");
+        const back = await connectMqtt(small.mqttUrl, { clientId: `sys-away-${persistence}`, clean: false });
+        await eventually(() => back.received.length >= 2);
+        await Bun.sleep(100);
+        expect(back.received.map((m) => m.payload.toString())).toEqual(["3", "4"]);
+        await Promise.all([pub.end(), watcher.end(), back.end()]);
+      } finally {
+        await small.stop();
+      }
+    });
+  }
 });
 
 describe("broker.sysIntervalMs: 0", () => {

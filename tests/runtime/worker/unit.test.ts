@@ -174,14 +174,15 @@ describe("group commit: synchronous units share one commit", () => {
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
   /** What another connection (another process, say) can see: only what is committed. */
-  const committedItems = () => {
+  const committed = <T>(sql: string, column: string): T[] => {
     const other = new Database(file, { readonly: true });
     try {
-      return (other.query("SELECT v FROM items ORDER BY rowid").all() as Array<{ v: string }>).map((r) => r.v);
+      return (other.query(sql).all() as Array<Record<string, T>>).map((r) => r[column]!);
     } finally {
       other.close();
     }
   };
+  const committedItems = () => committed<string>("SELECT v FROM items ORDER BY rowid", "v");
 
   test("replies wait for the group's commit; nothing is visible outside before it", () => {
     const released: string[] = [];
@@ -233,14 +234,7 @@ describe("group commit: synchronous units share one commit", () => {
   });
 
   test("acks held for later are written by the next group's commit, not one of their own; a failed commit loses them and the events stay unsent", () => {
-    const committedUnsent = () => {
-      const other = new Database(file, { readonly: true });
-      try {
-        return (other.query("SELECT seq FROM _plinth_outbox WHERE sent_at IS NULL ORDER BY seq").all() as Array<{ seq: number }>).map((r) => r.seq);
-      } finally {
-        other.close();
-      }
-    };
+    const committedUnsent = () => committed<number>("SELECT seq FROM _plinth_outbox WHERE sent_at IS NULL ORDER BY seq", "seq");
     unit.run((s) => emit(s, "a"), { transaction: true });
     unit.run((s) => emit(s, "b"), { transaction: true });
     unit.settle();

@@ -1,7 +1,9 @@
 /**
- * Starts the parts in order (broker → plugins → gateway) and stops them in
- * reverse: stop accepting HTTP, let in-flight requests finish, stop the
- * workers (closing their databases), then close the broker.
+ * Starts the parts: the plugins' workers first (they load on the other core),
+ * the broker meanwhile, then the plugins are put in service on the broker's
+ * bus, then the gateway, then the WAL checkpointer. Stops them in reverse: stop
+ * accepting HTTP, let in-flight requests finish, stop the workers (closing
+ * their databases), then close the broker.
  */
 import type { Config } from "../config/schema";
 import type { Clock } from "./breaker/clock";
@@ -34,16 +36,14 @@ export interface PlatformOptions {
 export async function startPlatform(config: Readonly<Config>, log: Logger, options: PlatformOptions = {}): Promise<Platform> {
   const started = performance.now();
   const auth = await Authenticator.create(config);
+  let broker: Broker | undefined;
+  let checkpointer: Checkpointer | null = null;
   const breakers = new Breakers(config.breaker, options.clock, onBreaker, config.bulkhead, (target) => loader.breakerOverrides(target));
   function onBreaker(service: string, state: string, snapshot: object) {
     log.warn("circuit breaker", { service, state });
     broker?.bus.publish(Topics.breaker(service), JSON.stringify({ service, ...snapshot }), { retain: true }).catch(() => {});
   }
   const loader = new Loader(config, breakers, log.child("loader"));
-  // The plugins' workers load and open their databases (on the other core) while this thread starts the broker.
-  loader.startWorkers();
-  let broker: Broker | undefined;
-  let checkpointer: Checkpointer | null = null;
   /** What start-up opened, closed in reverse (the gateway and reloader, when up, are stopped first). */
   const close = async () => {
     await loader.stop();
@@ -53,6 +53,8 @@ export async function startPlatform(config: Readonly<Config>, log: Logger, optio
   };
   let gateway: Gateway;
   try {
+    // The plugins' workers load and open their databases (on the other core) while this thread starts the broker.
+    loader.startWorkers();
     broker = await startBroker(config.broker, log.child("broker"), {
       access: { auth, config: config.auth.mqtt },
       dataDir: config.data.dir,
@@ -68,15 +70,15 @@ export async function startPlatform(config: Readonly<Config>, log: Logger, optio
       clientIp: (request) => gateway.clientIp(request),
     };
     gateway = startGateway(createApp(loader, config, log.child("gateway"), policies), broker, config, log.child("gateway"));
+    // Writers (workers, the broker) never stop for a WAL checkpoint: a thread of its own does them.
+    // Started last, so that it does not compete with the plugins' workers for a core at start-up.
+    if (config.data.checkpointMs > 0) checkpointer = new Checkpointer(config.data.dir, config.data.checkpointMs);
   } catch (err) {
     await close();
     throw err;
   }
   const reloader = config.plugins.watch ? new Reloader(loader, config.plugins.dir, config.shutdown.graceMs, log.child("reload")) : null;
   reloader?.start();
-  // Writers (workers, the broker) never stop for a WAL checkpoint: a thread of its own does them.
-  // Started once ready, so that it does not compete with the plugins' workers for a core at start-up.
-  if (config.data.checkpointMs > 0) checkpointer = new Checkpointer(config.data.dir, config.data.checkpointMs);
   log.info("platform ready", { services: loader.services.size, failed: loader.failures.length, ms: Math.round(performance.now() - started) });
 
   let stopping: Promise<void> | null = null;

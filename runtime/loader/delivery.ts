@@ -39,6 +39,8 @@ export class Delivery {
   /** Bumped by resume(): a pump from before it must not touch the new queue. */
   private generation = 0;
   private wake: (() => void) | null = null;
+  /** The batch in the subscriber's hands, until it answers (or fails). */
+  private sending: Promise<unknown> | null = null;
 
   constructor(
     private readonly target: DeliveryTarget,
@@ -63,6 +65,11 @@ export class Delivery {
   pause(): void {
     this.active = false;
     this.wake?.();
+  }
+
+  /** Resolves once no batch is in the subscriber's hands (at once if none is). */
+  async settled(): Promise<void> {
+    await this.sending?.catch(() => {});
   }
 
   /** Newly committed events of `source`, in commit order. */
@@ -106,7 +113,10 @@ export class Delivery {
     try {
       while (current() && this.queue.length > 0) {
         const batch = this.queue.slice(0, BATCH);
-        const outcome = await this.send(batch);
+        const sending = this.send(batch);
+        this.sending = sending;
+        const outcome = await sending;
+        this.sending = null;
         if (!outcome || !current()) return;
         this.queue.splice(0, outcome.handled);
         if (outcome.handled > 0) attempts = 0;

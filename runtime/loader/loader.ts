@@ -29,16 +29,24 @@ import type { LoadFailure, RouteMatch, Service } from "./service";
 
 export type { LoadFailure, RouteMatch, Service } from "./service";
 
+/** A plugin whose worker startWorkers() started: `ready` settles once it is ready or failed. */
+interface Launch {
+  origin: string;
+  source: PluginSource;
+  host: WorkerHost;
+  ready: Promise<Manifest>;
+}
+
 export class Loader {
   readonly services = new Map<string, Service>();
   readonly failures: LoadFailure[] = [];
   readonly logs: EventLogs;
   private readonly commitListeners: Array<(service: string, events: readonly CommittedEvent[]) => void> = [];
 
-  /** The broker's bus, from start() on (nothing reaches it before a service is registered). */
-  private bus!: Bus;
+  /** The broker's bus, from start() on. */
+  private bus: Bus | null = null;
   /** Workers started by startWorkers() and not yet put in service by start(). */
-  private launched: { launches: Array<{ origin: string; source: PluginSource; host: WorkerHost; ready: Promise<Manifest> }>; settled: Promise<Array<PromiseSettledResult<Manifest>>> } | null = null;
+  private launched: { launches: Launch[]; settled: Promise<Array<PromiseSettledResult<Manifest>>> } | null = null;
 
   constructor(
     readonly config: Readonly<Config>,
@@ -72,7 +80,7 @@ export class Loader {
       });
       return { origin, source, host, ready };
     });
-    // Settled-watched at once: a start that fails before start() looks (or when start-up is abandoned) is not an unhandled rejection.
+    // Watched at once, so that a launch failing before start() looks (or when start-up is abandoned) is not an unhandled rejection.
     return { launches, settled: Promise.allSettled(launches.map((l) => l.ready)) };
   }
 
@@ -133,7 +141,12 @@ export class Loader {
    * first (so no event goes to both), then the new one takes its name in the routing table.
    */
   async install(host: WorkerHost, path: string, previous?: Service): Promise<Service> {
-    if (previous) await this.quiesce(previous);
+    if (previous) {
+      await this.quiesce(previous);
+      // A batch the old version is still handling is not handed to the new one too: its cursor moves
+      // when the old one is done, and the new one skips what that cursor has passed.
+      await Promise.all(previous.deliveries.map((d) => d.settled()));
+    }
     const service = await this.register(originOf(path), { kind: "file", path }, host, host.manifest!);
     // Its breaker settings may have changed with the new version: rebuilt on the next call.
     this.breakers.forget(service.name);
@@ -268,6 +281,9 @@ export class Loader {
       maxRestarts: this.config.workers.maxRestarts,
       onCall: (from, call) => this.call(from, call.target, call.params, call.deadline, call.identity),
       onEvents: (from, events, done) => {
+        // Before start(): a launched worker that crashed and came back relays its unsent rows. Not acked,
+        // they stay unsent, and start() has them relayed again once the bus is there.
+        if (!this.bus) return;
         for (const listener of this.commitListeners) listener(from, events);
         for (const s of this.services.values()) for (const d of s.deliveries) d.offer(from, events);
         publishEvents(this.bus, from, events, this.log, done);
@@ -294,7 +310,7 @@ export class Loader {
     const service: Service = { name: manifest.name, origin, path, host, router: buildRouter(manifest), unsubscribe: [], deliveries };
     this.services.set(manifest.name, service);
     for (const [index, filter] of manifest.subscriptions.entries()) {
-      service.unsubscribe.push(await this.bus.subscribe(filter, (topic, payload) => this.deliver(service, index, topic, payload)));
+      service.unsubscribe.push(await this.bus!.subscribe(filter, (topic, payload) => this.deliver(service, index, topic, payload)));
     }
     this.log.info("service ready", { service: manifest.name, version: manifest.version, from: origin });
     return service;

@@ -13,8 +13,8 @@ const ENTRY = import.meta.url.includes("/$bunfs/") ? "./worker/checkpointer-thre
 /** ~40 MB of 4 KiB pages: reached only if this thread falls far behind. */
 const FALLBACK_PAGES = 10_000;
 
-/** `PRAGMA wal_autocheckpoint` for the connections that write: SQLite's default without the checkpointer thread. */
-export const autoCheckpointPages = (checkpointMs: number): number => (checkpointMs > 0 ? FALLBACK_PAGES : 1_000);
+/** `PRAGMA wal_autocheckpoint` for the connections that write; undefined: SQLite's default (1,000), without the checkpointer thread. */
+export const autoCheckpointPages = (checkpointMs: number): number | undefined => (checkpointMs > 0 ? FALLBACK_PAGES : undefined);
 
 export interface CheckpointerStart {
   dataDir: string;

@@ -7,12 +7,12 @@ import { join } from "node:path";
 import { PlinthError } from "../errors";
 import type { PluginDefinition } from "../sdk/define";
 
-/** `autoCheckpointPages`: see checkpointer.ts (SQLite's default of 1,000 when no checkpointer thread runs). */
-export function openDatabase(dataDir: string, plugin: PluginDefinition, autoCheckpointPages = 1_000): Database {
+/** `autoCheckpointPages`: see checkpointer.ts (unset: SQLite's default). */
+export function openDatabase(dataDir: string, plugin: PluginDefinition, autoCheckpointPages?: number): Database {
   const database = new Database(join(dataDir, `${plugin.name}.sqlite`), { create: true, strict: true });
   // busy_timeout first: switching to WAL takes a lock that another connection may hold.
   database.exec("PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;");
-  database.exec(`PRAGMA wal_autocheckpoint = ${Math.trunc(autoCheckpointPages)}`);
+  if (autoCheckpointPages !== undefined) database.exec(`PRAGMA wal_autocheckpoint = ${Math.trunc(autoCheckpointPages)}`);
   database.exec("CREATE TABLE IF NOT EXISTS _plinth_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)");
   const applied = (database.query("SELECT COUNT(*) AS n FROM _plinth_migrations").get() as { n: number }).n;
   const migrations = plugin.migrations ?? [];

@@ -28,7 +28,7 @@ let plugin: PluginDefinition;
 let dataDir = "";
 let retention = { count: 10_000, ms: Number.POSITIVE_INFINITY };
 let groupCommitMs = 0;
-let autoCheckpointPages = 1_000;
+let autoCheckpointPages: number | undefined;
 let outbox: Outbox;
 let inbox: Inbox;
 let handlers: Handlers;
@@ -64,7 +64,7 @@ async function init(msg: Extract<HostMessage, { t: "init" }>): Promise<void> {
     dataDir = msg.dataDir;
     retention = { count: msg.retainSent, ms: msg.retainSentMs ?? Number.POSITIVE_INFINITY };
     groupCommitMs = msg.groupCommitMs;
-    autoCheckpointPages = msg.autoCheckpointPages;
+    autoCheckpointPages = msg.autoCheckpointPages ?? undefined;
     log = createLogger({ name: plugin.name, level: msg.logLevel as LogLevel, format: msg.logFormat as LogFormat });
     handlers = new Handlers(plugin.name, plugin, validated.manifest, () => inbox);
     post({ t: "loaded", manifest: validated.manifest });
@@ -154,11 +154,22 @@ function answer(id: number, value: unknown, events: CommittedEvent[] = [], what 
   );
 }
 
-/** Sends every committed-but-unsent outbox row to the host, in commit order. */
 /** How long acks ("sent") may wait for a group commit to ride along with before they are written on their own. */
 const ACK_FLUSH_MS = 20;
 let ackTimer: Timer | null = null;
 
+/** Writes the held acks now; a failure leaves those rows unsent (published again at the next relay). */
+function flushAcks(): void {
+  if (ackTimer) clearTimeout(ackTimer);
+  ackTimer = null;
+  try {
+    outbox.flushSent();
+  } catch (err) {
+    log.error("marking published events sent failed", { error: err instanceof Error ? err.message : String(err) });
+  }
+}
+
+/** Sends every committed-but-unsent outbox row to the host, in commit order. */
 function relay(): void {
   let after = 0;
   for (let batch = outbox.unsent(after); batch.length > 0; batch = outbox.unsent(after)) {
@@ -216,16 +227,14 @@ function handle(msg: HostMessage): void {
       calls.reply(msg);
       break;
     case "sent":
+      if (!db) break; // stopped: published again at the next start
       outbox.markSentLater(msg.seqs);
       // Written with the next group commit; when none comes soon, on their own.
-      ackTimer ??= setTimeout(() => {
-        ackTimer = null;
-        outbox.flushSent();
-      }, ACK_FLUSH_MS);
+      ackTimer ??= setTimeout(flushAcks, ACK_FLUSH_MS);
       break;
     case "relay":
       unit.settle(); // only committed rows are events
-      outbox.flushSent(); // nor are rows already published
+      flushAcks(); // nor are rows already published
       relay();
       break;
     case "ping":
@@ -234,9 +243,9 @@ function handle(msg: HostMessage): void {
       break;
     case "stop":
       unit?.settle();
-      if (ackTimer) clearTimeout(ackTimer);
-      outbox?.flushSent();
+      if (db) flushAcks();
       db?.close();
+      db = undefined;
       post({ t: "stopped" });
       break;
   }

@@ -55,8 +55,8 @@ export interface HostOptions {
   maxHeapBytes: number;
   /** How long the worker may gather handlers into one commit (workers.groupCommitMs). */
   groupCommitMs: number;
-  /** `PRAGMA wal_autocheckpoint` of the plugin's database (see checkpointer.ts). */
-  autoCheckpointPages: number;
+  /** `PRAGMA wal_autocheckpoint` of the plugin's database (see checkpointer.ts; unset: SQLite's default). */
+  autoCheckpointPages?: number;
   restartDelayMs: number;
   maxRestarts: number;
   /** A call the plugin makes through ctx.call. */
@@ -186,7 +186,7 @@ export class WorkerHost {
         retainSent: this.options.retainSent,
         retainSentMs: Number.isFinite(this.options.retainSentMs) ? this.options.retainSentMs : null,
         groupCommitMs: this.options.groupCommitMs,
-        autoCheckpointPages: this.options.autoCheckpointPages,
+        autoCheckpointPages: this.options.autoCheckpointPages ?? null,
         logLevel: this.options.log.level,
         logFormat: this.options.logFormat,
       });

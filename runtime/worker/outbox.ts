@@ -59,10 +59,11 @@ export class Outbox {
   }
 
   /**
-   * Holds acks to write with the next transaction that opens (flushSent), instead of committing
-   * them on their own: under load that is the next group commit, which writes the same pages anyway
-   * (about 3–4 µs less per event here). Acks lost with a crash or a failed commit only mean those
-   * events are published again at the next relay: at least once, as always.
+   * Holds acks to write with the next group commit (UnitOfWork calls flushSent when it opens one),
+   * instead of committing them on their own: that commit writes the same pages anyway (1.2 µs less
+   * per event here). The worker writes them alone if no group comes within 20 ms. Acks lost with a
+   * crash or a failed commit only mean those events are published again at the next relay: at
+   * least once, as always.
    */
   markSentLater(seqs: number[]): void {
     for (const seq of seqs) this.acked.push(seq);

@@ -145,7 +145,9 @@ export class UnitOfWork {
       try {
         this.outbox.flushSent(); // the acks held since the last group ride along with this one
       } catch {
-        // Its savepoint is rolled back: those events stay unsent and are published again at the next relay.
+        // Those rows stay unsent (published again at the next relay). If SQLite rolled back more
+        // than the acks' savepoint, the group starts afresh.
+        if (!this.db.inTransaction) this.begin.run();
       }
       this.group = { since: performance.now(), held: [] };
       // Settled at the end of the message by the worker; this catches units run from a later microtask.

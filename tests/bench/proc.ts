@@ -12,4 +12,9 @@ export function rssMiB(pid: number): number {
   return kb / 1024;
 }
 
-export const median = (xs: number[]) => xs.toSorted((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+/** The middle value; with an even count, the mean of the two middle ones. */
+export function median(xs: number[]): number {
+  const sorted = xs.toSorted((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}

@@ -39,12 +39,22 @@ const post = { method: "POST" as const, body: JSON.stringify({ v: "x" }) };
 const PAIRS = 6;
 const PAIR_MS = 1_000;
 
-/** Ratios b/a of short runs paired back to back, alternating which goes first: their median and range. */
+/** Runs `a` and `b` back to back, `b` first on odd turns: [a's result, b's result]. */
+async function pair<T>(a: () => Promise<T>, b: () => Promise<T>, turn: number): Promise<[T, T]> {
+  if (turn % 2 === 0) {
+    const ra = await a();
+    return [ra, await b()];
+  }
+  const rb = await b();
+  return [await a(), rb];
+}
+
+/** Ratios b/a of short runs paired back to back, alternating which goes first, sorted. */
 async function pairedRatio(a: () => Promise<LoadResult>, b: () => Promise<LoadResult>): Promise<number[]> {
   const ratios: number[] = [];
   for (let i = 0; i < PAIRS; i++) {
-    const [ra, rb] = i % 2 === 0 ? [await a(), await b()] : [await b(), await a()].reverse();
-    ratios.push(rb!.rps / ra!.rps);
+    const [ra, rb] = await pair(a, b, i);
+    ratios.push(rb.rps / ra.rps);
   }
   return ratios.sort((x, y) => x - y);
 }
@@ -98,8 +108,8 @@ try {
   const added: number[] = [];
   const hops: string[] = [];
   for (let i = 0; i < 3; i++) {
-    const single = await run(`${plinthUrl}/api/bench/echo`, plinth.proc.pid, { connections: 1, durationMs: PAIR_MS });
-    const chain = await run(`${plinthUrl}/api/bench/chain`, plinth.proc.pid, { connections: 1, durationMs: PAIR_MS });
+    const hop = (path: string) => run(`${plinthUrl}/api/bench/${path}`, plinth.proc.pid, { connections: 1, durationMs: PAIR_MS });
+    const [single, chain] = await pair(() => hop("echo"), () => hop("chain"), i);
     added.push((chain.p50Ms - single.p50Ms) * 1000);
     hops.push(`${(chain.p50Ms * 1000).toFixed(0)} vs ${(single.p50Ms * 1000).toFixed(0)}`);
   }

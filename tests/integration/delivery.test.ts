@@ -144,3 +144,26 @@ test("events emitted while the subscriber is being replaced reach it once, in or
   expect((await (await p.req("/api/sink")).json()) as string[]).toEqual(seen);
   expect(seen).toEqual(types);
 });
+
+test("a batch still being handled by the replaced subscriber is not handed to its replacement too", async () => {
+  // An async handler (its writes autocommit, the cursor moves when it returns) that takes 20 ms an
+  // event: the replacement comes while a batch is in the old worker's hands.
+  const slow = sink.replace(
+    `"events/emitter/#": (ctx) => {`,
+    `"events/emitter/#": async (ctx) => {
+      await Bun.sleep(20);`,
+  );
+  await using p = await boot({ fixtures: ["emitter"], files: { "sink.ts": slow } });
+  const { writeFileSync } = await import("node:fs");
+  const { join } = await import("node:path");
+  const types = Array.from({ length: 20 }, (_, i) => `emitter.s${i}`);
+  for (const type of types) await emit(p, type.slice("emitter.".length));
+  writeFileSync(join(p.pluginsDir, "sink.ts"), `${slow}\n// version 2\n`);
+  const seen = await eventually(async () => {
+    const list = (await (await p.req("/api/sink")).json()) as string[];
+    return list.length >= types.length ? list : null;
+  }, 10_000);
+  await Bun.sleep(300);
+  expect((await (await p.req("/api/sink")).json()) as string[]).toEqual(seen);
+  expect(seen).toEqual(types);
+});

@@ -79,13 +79,13 @@ const SCHEMA_V1 = `
 
 const MIGRATIONS = [SCHEMA_V1];
 
-export function openBrokerDatabase(file: string, autoCheckpointPages = 1_000): Database {
+export function openBrokerDatabase(file: string, autoCheckpointPages?: number): Database {
   if (file !== ":memory:") mkdirSync(dirname(file), { recursive: true });
   const db = new Database(file, { create: true, strict: true });
   try {
     // busy_timeout first: switching to WAL takes a lock that another connection may hold.
     db.exec("PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;");
-    db.exec(`PRAGMA wal_autocheckpoint = ${Math.trunc(autoCheckpointPages)}`);
+    if (autoCheckpointPages !== undefined) db.exec(`PRAGMA wal_autocheckpoint = ${Math.trunc(autoCheckpointPages)}`);
     const version = (db.query("PRAGMA user_version").get() as { user_version: number }).user_version;
     for (let v = version; v < MIGRATIONS.length; v++) {
       db.transaction(() => {

@@ -25,7 +25,7 @@ export interface SqlitePersistenceOptions {
   file: string;
   /** Publishes queued per client; past that the oldest are dropped. */
   maxQueuedPerClient?: number;
-  /** `PRAGMA wal_autocheckpoint` (SQLite's default 1,000 pages; higher while a checkpointer thread runs). */
+  /** `PRAGMA wal_autocheckpoint` (unset: SQLite's default, 1,000 pages; higher while a checkpointer thread runs). */
   autoCheckpointPages?: number;
 }
 

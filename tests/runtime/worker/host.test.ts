@@ -77,7 +77,6 @@ function harness(path = pluginPath, overrides: Partial<HostOptions> = {}): Harne
     heartbeatTimeoutMs: 5_000,
     maxHeapBytes: 0,
     groupCommitMs: 0.2,
-    autoCheckpointPages: 1_000,
     restartDelayMs: 10,
     maxRestarts: 2,
     onCall: async (from, call) => {

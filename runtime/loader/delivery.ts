@@ -39,7 +39,7 @@ export class Delivery {
   /** Bumped by resume(): a pump from before it must not touch the new queue. */
   private generation = 0;
   private wake: (() => void) | null = null;
-  /** The batch in the subscriber's hands, until it answers (or fails). */
+  /** The batch (or dead letter) in the subscriber's hands, until it answers (or fails). */
   private sending: Promise<unknown> | null = null;
 
   constructor(
@@ -127,7 +127,11 @@ export class Delivery {
         const fields = { subscriber: this.target.name, filter: this.filter, id: failed.event.id, attempt: attempts, error: outcome.error.message };
         if (attempts >= this.options.maxAttempts) {
           this.log.error("event dead-lettered", fields);
-          if (!(await this.bury(failed, outcome.error.message, attempts)) || !current()) return;
+          const burying = this.bury(failed, outcome.error.message, attempts);
+          this.sending = burying;
+          const buried = await burying;
+          this.sending = null;
+          if (!buried || !current()) return;
           this.queue.shift();
           attempts = 0;
         } else {

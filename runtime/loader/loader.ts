@@ -218,7 +218,8 @@ export class Loader {
       const message = { t: "action" as const, action, params, caller, deadline: end, identity: identity ?? undefined };
       const attempt = (report?: Report) => {
         const left = end - Date.now();
-        if (left > 0) return service.host.request(message, left, report);
+        // A retry, or a run the bulkhead queued, goes to whichever version serves the name by then.
+        if (left > 0) return (this.services.get(name) ?? service).host.request(message, left, report);
         const late = new PlinthError("PLT_TIMEOUT", `deadline passed before calling ${target}`);
         report?.(late);
         return Promise.reject(late);
@@ -289,7 +290,8 @@ export class Loader {
         publishEvents(this.bus, from, events, this.log, done);
       },
       onReady: (manifest) => {
-        const service = this.services.get(manifest.name);
+        // Only this host's own service: during a replacement the name still belongs to the old version.
+        const service = [...this.services.values()].find((s) => s.host === host);
         if (service) service.router = buildRouter(manifest);
       },
       onStateChange: (state, reason) => {

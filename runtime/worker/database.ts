@@ -1,6 +1,6 @@
 /**
  * Opens a service's own SQLite file (WAL) and applies its migrations: each
- * once, in order, in its own transaction, recorded in _plinth_migrations.
+ * once, in order, recorded in _plinth_migrations; the pending ones together, in one transaction.
  */
 import { Database } from "bun:sqlite";
 import { join } from "node:path";
@@ -16,16 +16,19 @@ export function openDatabase(dataDir: string, plugin: PluginDefinition, autoChec
   database.exec("CREATE TABLE IF NOT EXISTS _plinth_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)");
   const applied = (database.query("SELECT COUNT(*) AS n FROM _plinth_migrations").get() as { n: number }).n;
   const migrations = plugin.migrations ?? [];
-  for (let i = applied; i < migrations.length; i++) {
-    try {
-      database.transaction(() => {
-        database.exec(migrations[i]!);
-        database.query("INSERT INTO _plinth_migrations (version, applied_at) VALUES (?, ?)").run(i + 1, new Date().toISOString());
-      })();
-    } catch (err) {
-      database.close();
-      throw new PlinthError("PLT_MIGRATION_FAILED", `migration ${i + 1} failed: ${(err as Error).message}`, { cause: err });
-    }
+  // All pending migrations in one transaction: a version whose migration k fails leaves the schema
+  // as it found it (its previous version may still be serving on it, during a hot replacement).
+  let current = applied;
+  try {
+    database.transaction(() => {
+      for (; current < migrations.length; current++) {
+        database.exec(migrations[current]!);
+        database.query("INSERT INTO _plinth_migrations (version, applied_at) VALUES (?, ?)").run(current + 1, new Date().toISOString());
+      }
+    })();
+  } catch (err) {
+    database.close();
+    throw new PlinthError("PLT_MIGRATION_FAILED", `migration ${current + 1} failed: ${(err as Error).message}`, { cause: err });
   }
   return database;
 }

@@ -126,11 +126,29 @@ function run(id: number, what: string, prepare: () => Prepared): void {
   }
 }
 
+/** Per subscription, the batch being handled: the next one waits for it (see deliver). */
+const delivering = new Map<number, Promise<void>>();
+
+/**
+ * One batch at a time per subscription. The host sends a batch again when it stopped waiting for it
+ * (a timeout) while this thread may still be handling it: the second one runs once the first is
+ * done, and its cursor check then skips what the first handled, instead of handling it twice.
+ */
+function deliver(msg: Extract<HostMessage, { t: "deliver" }>): void {
+  const running = delivering.get(msg.subscription);
+  const run = running ? running.then(() => deliverBatch(msg)) : deliverBatch(msg);
+  delivering.set(msg.subscription, run);
+  const done = () => {
+    if (delivering.get(msg.subscription) === run) delivering.delete(msg.subscription);
+  };
+  run.then(done, done);
+}
+
 /**
  * Hands a batch of events to one subscription, in order, each in its own unit of work; stops at the
  * first failure. Synchronous handlers run back to back, so the batch shares its group commits.
  */
-async function deliver(msg: Extract<HostMessage, { t: "deliver" }>): Promise<void> {
+async function deliverBatch(msg: Extract<HostMessage, { t: "deliver" }>): Promise<void> {
   const events: CommittedEvent[] = [];
   let handled = 0;
   for (const item of msg.items) {
@@ -205,7 +223,7 @@ function handle(msg: HostMessage): void {
       run(msg.id, `subscription ${msg.topic}`, () => handlers.event(msg.subscription, msg.topic, msg.event, true));
       break;
     case "deliver":
-      void deliver(msg);
+      deliver(msg);
       break;
     case "bury": {
       unit.settle();

@@ -262,9 +262,12 @@ export class WorkerHost {
         // A worker cannot lend its calls an identity it was not handed, nor more time than its caller has.
         const origin = msg.request === null ? undefined : this.pending.originOf(msg.request);
         const deadline = Math.min(msg.deadline ?? Number.POSITIVE_INFINITY, origin?.deadline ?? Number.POSITIVE_INFINITY);
+        // The reply goes to the worker that asked: one restarted meanwhile numbers its calls afresh.
+        const caller = this.worker;
+        const reply = (message: Extract<HostMessage, { t: "reply" }>) => this.worker === caller && this.post(message);
         this.options.onCall(this.name, { target: msg.target, params: msg.params, deadline, identity: origin?.identity ?? null }).then(
-          (value) => this.post({ t: "reply", id: msg.id, ok: true, value }),
-          (err) => this.post({ t: "reply", id: msg.id, ok: false, error: PlinthError.from(err, "PLT_INTERNAL").toWire() }),
+          (value) => reply({ t: "reply", id: msg.id, ok: true, value }),
+          (err) => reply({ t: "reply", id: msg.id, ok: false, error: PlinthError.from(err, "PLT_INTERNAL").toWire() }),
         );
         return;
       }

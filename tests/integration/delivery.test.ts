@@ -167,3 +167,14 @@ test("a batch still being handled by the replaced subscriber is not handed to it
   expect((await (await p.req("/api/sink")).json()) as string[]).toEqual(seen);
   expect(seen).toEqual(types);
 });
+
+test("a batch sent again after the host stopped waiting for it (a timeout) is not handled twice while the first is still running", async () => {
+  // 500 ms per event against a 200 ms call timeout: the host gives up and sends the batch again.
+  const slow = sink.replace(`"events/emitter/#": (ctx) => {`, `"events/emitter/#": async (ctx) => {
+      await Bun.sleep(500);`);
+  await using p = await boot({ fixtures: ["emitter"], files: { "sink.ts": slow } }, { calls: { timeoutMs: 200 }, events: { retryDelayMs: 10 } });
+  await emit(p, "slow");
+  await Bun.sleep(2_000);
+  expect(await (await p.req("/api/sink")).json()).toEqual(["emitter.slow"]);
+  expect(await (await p.req("/api/platform/deadletters/sink")).json()).toEqual([]);
+});

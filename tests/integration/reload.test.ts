@@ -102,3 +102,50 @@ test("a new plugin that takes an existing service's name is refused; the existin
   expect(failed.error.code).toBe("PLT_PLUGIN_DUPLICATE");
   expect((await get("/api/ver")).body).toEqual({ v: 1 });
 });
+
+test("while a replacement waits for the old version's deliveries, the old version keeps its own routes", async () => {
+  // v2 puts a route first: its route indexes differ from v1's. The old version is busy with an event
+  // batch (1.5 s), so the replacement is ready well before it takes the name over.
+  const version = (routes: string) => `import { definePlugin } from "plinth";
+export default definePlugin({
+  name: "ver", version: "1.0.0",
+  subscribe: { "events/emitter/#": async () => { await Bun.sleep(1_500); } },
+  routes: { ${routes} },
+});`;
+  const v1 = version(`"GET /a": () => ({ r: "a1" }), "GET /b": () => ({ r: "b1" })`);
+  const v2 = version(`"GET /new": () => ({ r: "new" }), "GET /a": () => ({ r: "a2" }), "GET /b": () => ({ r: "b2" })`);
+  await using p = await boot({ fixtures: ["emitter"], files: { "ver.ts": v1 } });
+  expect((await p.req("/api/emitter", { json: { type: "x", data: {} } })).status).toBe(200);
+  await Bun.sleep(100); // the batch is in the old version's hands
+  writeFileSync(join(p.pluginsDir, "ver.ts"), v2);
+  const answers = new Set<string>();
+  const started = Date.now();
+  for (;;) {
+    const res = await p.req("/api/ver/a");
+    answers.add(res.status === 200 ? ((await res.json()) as { r: string }).r : `status ${res.status}`);
+    if (answers.has("a2") || Date.now() - started > 8_000) break;
+    await Bun.sleep(10);
+  }
+  expect([...answers].sort()).toEqual(["a1", "a2"]);
+});
+
+test("a new version whose later migration fails leaves the schema as it was: the old version goes on serving", async () => {
+  const version = (migrations: string[]) => `import { definePlugin } from "plinth";
+export default definePlugin({
+  name: "mig", version: "1.0.0",
+  migrations: ${JSON.stringify(migrations)},
+  routes: { "GET /": (ctx) => ctx.db.query("SELECT a FROM t").get() },
+});`;
+  const v1 = ["CREATE TABLE t (a INTEGER)", "INSERT INTO t VALUES (1)"];
+  await using p = await boot({ files: { "mig.ts": version(v1) } });
+  writeFileSync(join(p.pluginsDir, "mig.ts"), version([...v1, "ALTER TABLE t RENAME COLUMN a TO b", "NOT SQL"]));
+  const failed = await eventually(async () => {
+    const health = (await (await p.req("/health")).json()) as { failed: Array<{ origin: string; error: { code: string; message: string } }> };
+    return health.failed.find((f) => f.origin.endsWith("mig.ts")) ?? null;
+  }, 5_000);
+  expect(failed.error.code).toBe("PLT_MIGRATION_FAILED");
+  expect(failed.error.message).toContain("migration 4 failed");
+  const res = await p.req("/api/mig");
+  expect(res.status).toBe(200);
+  expect(await res.json()).toEqual({ a: 1 });
+});

@@ -77,3 +77,30 @@ test("a route with a configured fallback answers with it when the service fails;
   expect(other.status).toBe(200); // healthy route, no fallback involved
   expect(other.headers.get("x-plinth-fallback")).toBeNull();
 });
+
+test("a call's late reply never reaches the worker that replaced its crashed caller (which numbers its calls afresh)", async () => {
+  const slow = `import { definePlugin } from "plinth";
+export default definePlugin({
+  name: "slow", version: "1.0.0",
+  actions: { wait: async (ctx) => { const { ms, v } = ctx.params as { ms: number; v: string }; await Bun.sleep(ms); return v; } },
+});`;
+  const asker = `import { definePlugin } from "plinth";
+export default definePlugin({
+  name: "asker", version: "1.0.0",
+  routes: {
+    "POST /call": async (ctx) => ({ got: await ctx.call("slow.wait", ctx.body) }),
+    "POST /crash": () => { setTimeout(() => { throw new Error("crashed on purpose"); }, 0); return {}; },
+    "GET /ping": () => ({ ok: true }),
+  },
+});`;
+  p = await boot({ files: { "slow.ts": slow, "asker.ts": asker } }, { workers: { restartDelayMs: 10 }, breaker: { failureThreshold: 1_000_000, minimumCalls: 1_000_000 } });
+  const orphan = p.req("/api/asker/call", { json: { ms: 800, v: "old" } }); // call 1 of the first worker
+  await Bun.sleep(50);
+  await p.req("/api/asker/crash", { method: "POST" });
+  await orphan; // failed with the crash
+  const started = Date.now();
+  while ((await p.req("/api/asker/ping")).status !== 200 && Date.now() - started < 5_000) await Bun.sleep(10);
+  // Call 1 of the new worker, still waiting when the old call's reply (at ~800 ms) comes back.
+  const res = await p.req("/api/asker/call", { json: { ms: 1_500, v: "new" } });
+  expect(await res.json()).toEqual({ got: "new" });
+});

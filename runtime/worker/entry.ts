@@ -99,8 +99,8 @@ const NO_ORIGIN: Origin = { deadline: Infinity, identity: null, request: null };
 
 /** Runs one handler as a unit of work: its reply value and committed events (synchronously when the handler is). */
 function execute(prepare: () => Prepared): Done<unknown> | Promise<Done<unknown>> {
-  const { fn, extra, finish, transaction, origin = NO_ORIGIN } = prepare();
-  const done = unit.run((scope) => fn(createContext(base, extra, scope, origin)), { transaction });
+  const { fn, extra, finish, transaction, bookkeeping, origin = NO_ORIGIN } = prepare();
+  const done = unit.run((scope) => fn(createContext(base, extra, scope, origin)), { transaction, bookkeeping });
   if (!finish) return done;
   const reply = ({ value, events }: Done<unknown>) => ({ value: finish(value), events });
   return done instanceof Promise ? done.then(reply) : reply(done);

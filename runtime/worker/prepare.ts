@@ -19,6 +19,8 @@ export interface Prepared {
   transaction: boolean;
   /** Turns the handler's return value into the reply (HTTP wraps it with status and headers). */
   finish?: (value: unknown) => unknown;
+  /** The runtime's own writes for this unit (a subscription's cursor), committed with its events. */
+  bookkeeping?: () => void;
 }
 
 const JSON_TYPE = "application/json;charset=utf-8";
@@ -30,12 +32,6 @@ export function durableOf(event: CloudEvent): { source: string; seq: number } | 
   return source !== null && Number.isInteger(seq) ? { source, seq } : null;
 }
 
-/** Runs `after` once `value` (maybe a promise) has resolved, keeping synchronous results synchronous. */
-function then<T>(value: T | Promise<T>, after: () => void): T | Promise<T> {
-  if (value instanceof Promise) return value.then((v) => (after(), v));
-  after();
-  return value;
-}
 
 /** A loaded plugin's handlers, compiled once (schemas included), and what each request runs. */
 export class Handlers {
@@ -101,8 +97,7 @@ export class Handlers {
     if (!durable) return { fn: sub.handler, extra, transaction: sub.transaction };
     const inbox = this.inbox();
     if (checkCursor && inbox.handled(filter, durable.source, durable.seq)) return { fn: () => ({ skipped: true }), extra, transaction: true };
-    const fn = (ctx: unknown) => then(sub.handler(ctx), () => inbox.advance(filter, durable.source, durable.seq));
-    return { fn, extra, transaction: sub.transaction };
+    return { fn: sub.handler, extra, transaction: sub.transaction, bookkeeping: () => inbox.advance(filter, durable.source, durable.seq) };
   }
 
   /** A dead letter's subscription handler again; on success the letter is forgotten. */
@@ -113,7 +108,13 @@ export class Handlers {
     const index = this.filters.indexOf(letter.subscription);
     if (index < 0) throw new PlinthError("PLT_NOT_FOUND", `subscription ${letter.subscription} no longer exists`);
     const prepared = this.event(index, letter.topic, letter.event, false);
-    const fn = prepared.fn;
-    return { ...prepared, fn: (ctx: unknown) => then(fn(ctx), () => inbox.forget(letter.id)) };
+    const advance = prepared.bookkeeping;
+    return {
+      ...prepared,
+      bookkeeping: () => {
+        advance?.();
+        inbox.forget(letter.id);
+      },
+    };
   }
 }

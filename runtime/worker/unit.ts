@@ -31,6 +31,11 @@ export interface Done<T> {
 export interface UnitOptions {
   /** Run inside one implicit transaction (synchronous handlers only). */
   transaction: boolean;
+  /**
+   * The runtime's own writes for the unit (a subscription's cursor), run once the handler has
+   * succeeded, in the transaction that commits its events: both or neither.
+   */
+  bookkeeping?: () => void;
 }
 
 const AsyncFunction = (async () => {}).constructor;
@@ -134,7 +139,7 @@ export class UnitOfWork {
       // Its writes autocommit as they happen: none may join a group that could still fail.
       this.settle();
       try {
-        return Promise.resolve(handler(scope)).then((value) => ({ value, events: this.commitLoose(sink) }));
+        return Promise.resolve(handler(scope)).then((value) => ({ value, events: this.commitLoose(sink, options.bookkeeping) }));
       } catch (err) {
         return Promise.reject(err);
       }
@@ -159,6 +164,7 @@ export class UnitOfWork {
     let events: CommittedEvent[];
     try {
       result = handler(scope);
+      if (!(result instanceof Promise)) options.bookkeeping?.();
       events = this.outbox.add(sink);
       this.release.run();
     } catch (err) {
@@ -180,7 +186,7 @@ export class UnitOfWork {
     );
     this.settle();
     if (failed !== undefined) return Promise.reject(failed);
-    return result.then((value) => ({ value, events: this.commitLoose(sink) }));
+    return result.then((value) => ({ value, events: this.commitLoose(sink, options.bookkeeping) }));
   }
 
   /** Undoes the failed unit alone; if SQLite already rolled back the whole group, the group fails. */
@@ -196,10 +202,13 @@ export class UnitOfWork {
     for (const held of group?.held ?? []) held.fail(lost);
   }
 
-  /** Events emitted outside any transaction, committed on their own once the handler succeeded. */
-  private commitLoose(events: EmitRequest[]): CommittedEvent[] {
-    if (events.length === 0) return [];
+  /** Events emitted outside any transaction (and the unit's bookkeeping), committed together once the handler succeeded. */
+  private commitLoose(events: EmitRequest[], bookkeeping?: () => void): CommittedEvent[] {
+    if (events.length === 0 && !bookkeeping) return [];
     this.settle();
-    return this.db.transaction(() => this.outbox.add(events))();
+    return this.db.transaction(() => {
+      bookkeeping?.();
+      return this.outbox.add(events);
+    })();
   }
 }

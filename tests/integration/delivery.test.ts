@@ -178,3 +178,19 @@ test("a batch sent again after the host stopped waiting for it (a timeout) is no
   expect(await (await p.req("/api/sink")).json()).toEqual(["emitter.slow"]);
   expect(await (await p.req("/api/platform/deadletters/sink")).json()).toEqual([]);
 });
+
+test("an async subscriber's cursor moves in the transaction that commits its events: if they cannot be committed, the event is retried, then dead-lettered", async () => {
+  // A BigInt cannot be stored as JSON: committing the handler's event fails after the handler returned.
+  const relay = `import { definePlugin } from "plinth";
+export default definePlugin({
+  name: "relay", version: "1.0.0",
+  subscribe: { "events/emitter/#": async (ctx) => { await Bun.sleep(1); ctx.emit("relayed", { n: 1n }); } },
+});`;
+  await using p = await boot({ fixtures: ["emitter"], files: { "relay.ts": relay } }, { events: { maxAttempts: 2, retryDelayMs: 10 } });
+  await emit(p, "x");
+  const letters = await eventually(async () => {
+    const list = (await (await p.req("/api/platform/deadletters/relay")).json()) as Array<{ type?: string; event?: { type: string } }>;
+    return list.length > 0 ? list : null;
+  }, 5_000);
+  expect(letters).toHaveLength(1);
+});

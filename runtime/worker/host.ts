@@ -221,8 +221,9 @@ export class WorkerHost {
     this.state = "stopping";
     const stopping = new PlinthError("PLT_SHUTTING_DOWN", `service "${this.name}" is stopping`);
     this.abortStart?.(stopping);
-    this.pending.failAll(stopping);
     if (worker) {
+      // What the worker already has is handled (and committed) before it stops: those requests get
+      // their real answers. Only what is still pending once it stopped fails.
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, timeoutMs);
         this.stopped = () => {
@@ -233,6 +234,7 @@ export class WorkerHost {
       });
       worker.terminate();
     }
+    this.pending.failAll(stopping);
     this.worker = null;
     this.state = "stopped";
   }

@@ -1,9 +1,10 @@
 /** Graceful stop: in-flight requests finish, new ones are refused, databases are closed. */
 import { expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { boot } from "../helpers/boot";
+import { eventually } from "../helpers/mqtt";
 import { tempDir } from "../helpers/tmp";
 
 const slow = `import { definePlugin } from "plinth";
@@ -57,4 +58,25 @@ test("a start-up that fails after the workers were started (broker port in use) 
   } finally {
     taken.stop(true);
   }
+});
+
+test("requests the worker already had when it was stopped get their real answers, not a 503 for writes that committed", async () => {
+  const counter = (v: number) => `import { definePlugin } from "plinth";
+export default definePlugin({
+  name: "counter", version: "1.0.${v}",
+  migrations: ["CREATE TABLE hits (n INTEGER)"],
+  routes: {
+    "POST /slow": (ctx) => { const until = performance.now() + 800; while (performance.now() < until) {} ctx.db.query("INSERT INTO hits VALUES (1)").run(); return { ok: true }; },
+    "POST /quick": (ctx) => { ctx.db.query("INSERT INTO hits VALUES (2)").run(); return { ok: true }; },
+    "GET /": (ctx) => ctx.db.query("SELECT COUNT(*) AS n FROM hits").get(),
+  },
+});`;
+  // The old version is stopped 50 ms after the new one takes over, while it still holds both requests.
+  await using p = await boot({ files: { "counter.ts": counter(1) } }, { shutdown: { graceMs: 50 } });
+  const slow = p.req("/api/counter/slow", { method: "POST" });
+  const quick = p.req("/api/counter/quick", { method: "POST" });
+  await Bun.sleep(50);
+  writeFileSync(join(p.pluginsDir, "counter.ts"), counter(2));
+  expect([(await slow).status, (await quick).status]).toEqual([200, 200]);
+  expect(await eventually(async () => ((await (await p.req("/api/counter")).json()) as { n: number }).n === 2, 5_000)).toBe(true);
 });

@@ -151,7 +151,10 @@ export class Loader {
     // Its breaker settings may have changed with the new version: rebuilt on the next call.
     this.breakers.forget(service.name);
     this.resume(service);
-    host.relay();
+    // A version that was serving has published what it committed: relaying now would publish again
+    // the rows whose acks are still on their way. Otherwise (a new plugin, or one replacing a failed
+    // version) what its database holds unsent is published now.
+    if (previous?.host.state !== "ready") host.relay();
     return service;
   }
 

@@ -230,6 +230,7 @@ export class WorkerHost {
           clearTimeout(timer);
           resolve();
         };
+        this.flushAcks(); // published events are marked sent before the database closes
         this.post({ t: "stop" });
       });
       worker.terminate();

@@ -4,10 +4,10 @@
  * version leaves the old one serving.
  */
 import { afterEach, expect, test } from "bun:test";
-import { rmSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { boot, type Booted } from "../helpers/boot";
-import { eventually } from "../helpers/mqtt";
+import { connectMqtt, eventually } from "../helpers/mqtt";
 
 let p: Booted | undefined;
 afterEach(async () => {
@@ -148,4 +148,27 @@ export default definePlugin({
   const res = await p.req("/api/mig");
   expect(res.status).toBe(200);
   expect(await res.json()).toEqual({ a: 1 });
+});
+
+test("replacing an emitter while it emits publishes each committed event once", async () => {
+  const source = readFileSync(join(import.meta.dir, "../fixtures/plugins/emitter.ts"), "utf8");
+  await using p = await boot({ files: { "emitter.ts": source } });
+  const outside = await connectMqtt(p.mqttUrl);
+  await outside.subscribe("events/emitter/#", 1);
+  const sent: string[] = [];
+  for (let round = 0; round < 40; round++) {
+    if (round === 5) writeFileSync(join(p.pluginsDir, "emitter.ts"), `${source}\n// version 2\n`);
+    await Promise.all(
+      Array.from({ length: 10 }, async (_, i) => {
+        const type = `n${round * 10 + i}`;
+        if ((await p.req("/api/emitter", { json: { type } })).status === 200) sent.push(`emitter.${type}`);
+      }),
+    );
+    await Bun.sleep(5);
+  }
+  await Bun.sleep(500);
+  const types = outside.received.map((m) => (JSON.parse(m.payload.toString()) as { type: string }).type);
+  await outside.end();
+  expect(types.filter((t, i) => types.indexOf(t) !== i)).toEqual([]); // none twice
+  expect(types.sort()).toEqual(sent.sort());
 });

@@ -1,7 +1,16 @@
 /** Baseline: an Elysia route that hands each request to one Bun Worker over postMessage and awaits the reply. */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Elysia } from "elysia";
 
+// The worker's SQLite file, removed when this process ends (the bench stops it with SIGTERM).
+const dataDir = mkdtempSync(join(tmpdir(), "plinth-baseline-"));
+process.on("exit", () => rmSync(dataDir, { recursive: true, force: true }));
+for (const signal of ["SIGTERM", "SIGINT"] as const) process.on(signal, () => process.exit(0));
+
 const worker = new Worker(new URL("./echo-worker.ts", import.meta.url).href);
+worker.postMessage({ op: "open", dir: dataDir });
 const pending = new Map<number, (value: unknown) => void>();
 let next = 0;
 worker.onmessage = (e: MessageEvent<{ id: number; value: unknown }>) => {

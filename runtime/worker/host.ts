@@ -169,6 +169,7 @@ export class WorkerHost {
       worker.addEventListener("error", (e: ErrorEvent) => {
         const error = new PlinthError("PLT_PLUGIN_LOAD", e.message || "worker error");
         if (!settled) return settle(error);
+        if (this.worker !== worker) return; // an old worker's late error: its replacement is not the one that failed
         this.crashed(error);
       });
       worker.addEventListener("close", () => {

@@ -1,7 +1,7 @@
 /**
  * Starts the parts: the plugins' workers first (they load on the other core),
  * the broker meanwhile, then the plugins are put in service on the broker's
- * bus, then the gateway, then the WAL checkpointer. Stops them in reverse: stop
+ * bus, then the WAL checkpointer and the gateway. Stops them in reverse: stop
  * accepting HTTP, let in-flight requests finish, stop the workers (closing
  * their databases), then close the broker.
  */
@@ -69,10 +69,10 @@ export async function startPlatform(config: Readonly<Config>, log: Logger, optio
       cache: new ResponseCache(config.gateway.cache.maxEntries, config.gateway.cache.maxBytes),
       clientIp: (request) => gateway.clientIp(request),
     };
-    gateway = startGateway(createApp(loader, config, log.child("gateway"), policies), broker, config, log.child("gateway"));
     // Writers (workers, the broker) never stop for a WAL checkpoint: a thread of its own does them.
-    // Started last, so that it does not compete with the plugins' workers for a core at start-up.
+    // Started once the plugins are ready, so that it does not compete with their workers for a core.
     if (config.data.checkpointMs > 0) checkpointer = new Checkpointer(config.data.dir, config.data.checkpointMs);
+    gateway = startGateway(createApp(loader, config, log.child("gateway"), policies), broker, config, log.child("gateway"));
   } catch (err) {
     await close();
     throw err;

@@ -67,9 +67,13 @@ export class Delivery {
     this.wake?.();
   }
 
-  /** Resolves once no batch is in the subscriber's hands (at once if none is). */
+  /**
+   * Resolves once no batch is in the subscriber's hands, as far as this side knows: a batch it
+   * stopped waiting for (a timeout) may still be running there; the worker then runs the next
+   * batch of the same subscription only after it (entry.ts `inTurn`).
+   */
   async settled(): Promise<void> {
-    await this.sending?.catch(() => {});
+    await this.sending; // send() and bury() never reject
   }
 
   /** Newly committed events of `source`, in commit order. */
@@ -113,10 +117,7 @@ export class Delivery {
     try {
       while (current() && this.queue.length > 0) {
         const batch = this.queue.slice(0, BATCH);
-        const sending = this.send(batch);
-        this.sending = sending;
-        const outcome = await sending;
-        this.sending = null;
+        const outcome = await this.track(this.send(batch));
         if (!outcome || !current()) return;
         this.queue.splice(0, outcome.handled);
         if (outcome.handled > 0) attempts = 0;
@@ -127,11 +128,7 @@ export class Delivery {
         const fields = { subscriber: this.target.name, filter: this.filter, id: failed.event.id, attempt: attempts, error: outcome.error.message };
         if (attempts >= this.options.maxAttempts) {
           this.log.error("event dead-lettered", fields);
-          const burying = this.bury(failed, outcome.error.message, attempts);
-          this.sending = burying;
-          const buried = await burying;
-          this.sending = null;
-          if (!buried || !current()) return;
+          if (!(await this.track(this.bury(failed, outcome.error.message, attempts))) || !current()) return;
           this.queue.shift();
           attempts = 0;
         } else {
@@ -147,6 +144,16 @@ export class Delivery {
   }
 
   /** Sends a batch; null when the subscriber is unavailable (delivery resumes when it is back). */
+  /** What is in the subscriber's hands, for settled(). */
+  private async track<T>(work: Promise<T>): Promise<T> {
+    this.sending = work;
+    try {
+      return await work;
+    } finally {
+      this.sending = null;
+    }
+  }
+
   private async send(batch: Array<{ source: string; event: CommittedEvent }>): Promise<DeliveryOutcome | null> {
     const items = batch.map(({ source, event }) => ({ topic: Topics.event(source, event.type), event: toEnvelope(source, event) }));
     try {

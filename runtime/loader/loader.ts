@@ -144,8 +144,9 @@ export class Loader {
     if (previous) {
       await this.quiesce(previous);
       // A batch the old version is still handling is not handed to the new one too: its cursor moves
-      // when the old one is done, and the new one skips what that cursor has passed.
-      await Promise.all(previous.deliveries.map((d) => d.settled()));
+      // when the old one is done, and the new one skips what that cursor has passed. Not longer than
+      // the grace period: a batch past its timeout is the old worker's to finish (retire drains it).
+      await Promise.race([Promise.all(previous.deliveries.map((d) => d.settled())), Bun.sleep(this.config.shutdown.graceMs)]);
     }
     const service = await this.register(originOf(path), { kind: "file", path }, host, host.manifest!);
     // Its breaker settings may have changed with the new version: rebuilt on the next call.
@@ -250,6 +251,7 @@ export class Loader {
 
   /** Stops a service's event deliveries and MQTT subscriptions (idempotent). */
   private async quiesce(service: Service): Promise<void> {
+    service.quiesced = true;
     for (const d of service.deliveries) d.pause();
     const unsubscribe = service.unsubscribe.splice(0);
     await Promise.all(unsubscribe.map((u) => u()));
@@ -301,7 +303,7 @@ export class Loader {
         log.info("service state", { state, reason: reason?.message });
         const service = [...this.services.values()].find((s) => s.host === host);
         if (!service) return;
-        if (state === "ready") this.resume(service);
+        if (state === "ready" && !service.quiesced) this.resume(service);
         else for (const d of service.deliveries) d.pause();
       },
     });
@@ -312,7 +314,7 @@ export class Loader {
     const options = { maxAttempts: this.config.events.maxAttempts, retryDelayMs: this.config.events.retryDelayMs, timeoutMs: this.config.calls.timeoutMs };
     const deliveries = manifest.subscriptions.map((filter, index) => new Delivery(host, index, filter, this.logs, options, this.log));
     const path = source.kind === "file" ? source.path : null;
-    const service: Service = { name: manifest.name, origin, path, host, router: buildRouter(manifest), unsubscribe: [], deliveries };
+    const service: Service = { name: manifest.name, origin, path, host, router: buildRouter(manifest), unsubscribe: [], deliveries, quiesced: false };
     this.services.set(manifest.name, service);
     for (const [index, filter] of manifest.subscriptions.entries()) {
       service.unsubscribe.push(await this.bus!.subscribe(filter, (topic, payload) => this.deliver(service, index, topic, payload)));

@@ -14,6 +14,8 @@ export interface Service {
   unsubscribe: Array<() => Promise<void>>;
   /** One durable delivery per subscription, for service events. */
   deliveries: Delivery[];
+  /** Being replaced or retired: its deliveries stay paused, even if its worker restarts. */
+  quiesced: boolean;
 }
 
 export interface LoadFailure {

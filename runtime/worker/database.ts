@@ -28,7 +28,8 @@ export function openDatabase(dataDir: string, plugin: PluginDefinition, autoChec
     })();
   } catch (err) {
     database.close();
-    throw new PlinthError("PLT_MIGRATION_FAILED", `migration ${current + 1} failed: ${(err as Error).message}`, { cause: err });
+    const which = current < migrations.length ? `migration ${current + 1}` : "committing the migrations";
+    throw new PlinthError("PLT_MIGRATION_FAILED", `${which} failed: ${(err as Error).message}`, { cause: err });
   }
   return database;
 }

@@ -126,22 +126,35 @@ function run(id: number, what: string, prepare: () => Prepared): void {
   }
 }
 
-/** Per subscription, the batch being handled: the next one waits for it (see deliver). */
+/** Per subscription, the batch (or dead letter) being handled: the next one waits for it (see inTurn). */
 const delivering = new Map<number, Promise<void>>();
 
 /**
- * One batch at a time per subscription. The host sends a batch again when it stopped waiting for it
- * (a timeout) while this thread may still be handling it: the second one runs once the first is
- * done, and its cursor check then skips what the first handled, instead of handling it twice.
+ * One batch at a time per subscription, in order. The host sends a batch again (or buries its
+ * event) when it stopped waiting for it (a timeout) while this thread may still be handling it: the
+ * second one runs once the first is done, and its cursor check then skips what the first handled,
+ * instead of handling it twice. So a handler that never returns holds its own subscription (only
+ * that one) until the worker restarts, as a stuck consumer holds its partition.
  */
-function deliver(msg: Extract<HostMessage, { t: "deliver" }>): void {
-  const running = delivering.get(msg.subscription);
-  const run = running ? running.then(() => deliverBatch(msg)) : deliverBatch(msg);
-  delivering.set(msg.subscription, run);
+function inTurn(subscription: number, work: () => void | Promise<void>): void {
+  const running = delivering.get(subscription);
+  const run = running ? running.then(work, work) : Promise.resolve(work());
+  delivering.set(subscription, run);
   const done = () => {
-    if (delivering.get(msg.subscription) === run) delivering.delete(msg.subscription);
+    if (delivering.get(subscription) === run) delivering.delete(subscription);
   };
   run.then(done, done);
+}
+
+/** Stores a dead letter, unless the event was handled meanwhile (by a batch the host had given up on). */
+function bury(msg: Extract<HostMessage, { t: "bury" }>): void {
+  unit.settle();
+  const durable = durableOf(msg.event);
+  const subscription = handlers.filters[msg.subscription]!;
+  if (durable && !inbox.handled(subscription, durable.source, durable.seq)) {
+    inbox.bury({ subscription, topic: msg.topic, ...durable, event: msg.event, error: msg.error, attempts: msg.attempts });
+  }
+  answer(msg.id, null);
 }
 
 /**
@@ -223,18 +236,11 @@ function handle(msg: HostMessage): void {
       run(msg.id, `subscription ${msg.topic}`, () => handlers.event(msg.subscription, msg.topic, msg.event, true));
       break;
     case "deliver":
-      deliver(msg);
+      inTurn(msg.subscription, () => deliverBatch(msg));
       break;
-    case "bury": {
-      unit.settle();
-      const durable = durableOf(msg.event);
-      if (durable) {
-        const subscription = handlers.filters[msg.subscription]!;
-        inbox.bury({ subscription, topic: msg.topic, ...durable, event: msg.event, error: msg.error, attempts: msg.attempts });
-      }
-      answer(msg.id, null);
+    case "bury":
+      inTurn(msg.subscription, () => bury(msg));
       break;
-    }
     case "deadletters":
       post({ t: "result", id: msg.id, ok: true, value: inbox.deadLetters(), events: [] });
       break;

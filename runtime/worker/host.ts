@@ -162,7 +162,7 @@ export class WorkerHost {
         } else if (msg.t === "failed") {
           settle(PlinthError.fromWire(msg.error));
         } else {
-          this.receive(msg);
+          this.receive(msg, worker);
         }
       };
       worker.onmessage = (e: MessageEvent<string>) => handle(decode<WorkerMessage>(e.data));
@@ -223,8 +223,9 @@ export class WorkerHost {
     const stopping = new PlinthError("PLT_SHUTTING_DOWN", `service "${this.name}" is stopping`);
     this.abortStart?.(stopping);
     if (worker) {
-      // What the worker already has is handled (and committed) before it stops: those requests get
-      // their real answers. Only what is still pending once it stopped fails.
+      // What the worker already has is handled before it stops, in order: synchronous handlers
+      // commit and their callers get the real answers. An async handler still awaiting when "stop"
+      // arrives loses its database under it: what is still pending once the worker stopped fails.
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, timeoutMs);
         this.stopped = () => {
@@ -250,7 +251,8 @@ export class WorkerHost {
     if (this.worker) this.send?.(message);
   }
 
-  private receive(msg: WorkerMessage): void {
+  /** A message from `from`, the worker that sent it (maybe since replaced by a restart). */
+  private receive(msg: WorkerMessage, from: Worker): void {
     switch (msg.t) {
       case "result": {
         if (msg.ok) {
@@ -267,8 +269,7 @@ export class WorkerHost {
         const origin = msg.request === null ? undefined : this.pending.originOf(msg.request);
         const deadline = Math.min(msg.deadline ?? Number.POSITIVE_INFINITY, origin?.deadline ?? Number.POSITIVE_INFINITY);
         // The reply goes to the worker that asked: one restarted meanwhile numbers its calls afresh.
-        const caller = this.worker;
-        const reply = (message: Extract<HostMessage, { t: "reply" }>) => this.worker === caller && this.post(message);
+        const reply = (message: Extract<HostMessage, { t: "reply" }>) => this.worker === from && this.post(message);
         this.options.onCall(this.name, { target: msg.target, params: msg.params, deadline, identity: origin?.identity ?? null }).then(
           (value) => reply({ t: "reply", id: msg.id, ok: true, value }),
           (err) => reply({ t: "reply", id: msg.id, ok: false, error: PlinthError.from(err, "PLT_INTERNAL").toWire() }),

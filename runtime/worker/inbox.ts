@@ -1,8 +1,9 @@
 /**
  * The subscriber's side of durable delivery, in its own database: how far each
  * subscription has handled each source service's event log (advanced in the
- * same transaction as the handler's writes, so a redelivered event is
- * skipped), and the dead letters it gave up on.
+ * transaction that commits the handler's events: a synchronous handler's own,
+ * or for an async one the transaction of the events it emitted outside ctx.tx;
+ * so a redelivered event is skipped), and the dead letters it gave up on.
  */
 import type { Database, Statement } from "bun:sqlite";
 import type { CloudEvent } from "../protocol";

@@ -19,7 +19,7 @@ export interface Prepared {
   transaction: boolean;
   /** Turns the handler's return value into the reply (HTTP wraps it with status and headers). */
   finish?: (value: unknown) => unknown;
-  /** The runtime's own writes for this unit (a subscription's cursor), committed with its events. */
+  /** The runtime's own writes for this unit (a subscription's cursor; a redriven letter's removal), committed with its events. */
   bookkeeping?: () => void;
 }
 
@@ -31,7 +31,6 @@ export function durableOf(event: CloudEvent): { source: string; seq: number } | 
   const source = serviceOfSource(event.source);
   return source !== null && Number.isInteger(seq) ? { source, seq } : null;
 }
-
 
 /** A loaded plugin's handlers, compiled once (schemas included), and what each request runs. */
 export class Handlers {
@@ -86,7 +85,8 @@ export class Handlers {
 
   /**
    * A subscription handler for one event. Service events are handled once in effect: an event
-   * the cursor has passed is skipped, and the cursor moves in the handler's own transaction.
+   * the cursor has passed is skipped, and the cursor moves in the transaction that commits the
+   * handler's events (see UnitOptions.bookkeeping).
    */
   event(index: number, topic: string, event: CloudEvent, checkCursor: boolean): Prepared {
     const sub = this.subscriptions[index];

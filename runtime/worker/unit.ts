@@ -185,7 +185,10 @@ export class UnitOfWork {
       (err) => (failed = err),
     );
     this.settle();
-    if (failed !== undefined) return Promise.reject(failed);
+    if (failed !== undefined) {
+      result.catch(() => {}); // its own outcome no longer matters: the commit of its first part failed
+      return Promise.reject(failed);
+    }
     return result.then((value) => ({ value, events: this.commitLoose(sink, options.bookkeeping) }));
   }
 

@@ -194,3 +194,14 @@ export default definePlugin({
   }, 5_000);
   expect(letters).toHaveLength(1);
 });
+
+test("an event given up on while its handler is still running is not also dead-lettered once that handler succeeds", async () => {
+  // One attempt of 200 ms for a 500 ms handler: the host gives up and buries the event meanwhile.
+  const slow = sink.replace(`"events/emitter/#": (ctx) => {`, `"events/emitter/#": async (ctx) => {
+      await Bun.sleep(500);`);
+  await using p = await boot({ fixtures: ["emitter"], files: { "sink.ts": slow } }, { calls: { timeoutMs: 200 }, events: { maxAttempts: 1 } });
+  await emit(p, "slow");
+  await Bun.sleep(1_500);
+  expect(await (await p.req("/api/sink")).json()).toEqual(["emitter.slow"]);
+  expect(await (await p.req("/api/platform/deadletters/sink")).json()).toEqual([]);
+});

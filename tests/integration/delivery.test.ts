@@ -29,6 +29,19 @@ export default definePlugin({
   },
 });`;
 
+/** The sink with an async handler that takes `ms` per event before it writes. */
+const slowSink = (ms: number) =>
+  sink.replace(`"events/emitter/#": (ctx) => {`, `"events/emitter/#": async (ctx) => {
+      await Bun.sleep(${ms});`);
+
+/** Emits one event, waits `ms`, and checks the sink handled it exactly once and dead-lettered nothing. */
+async function handledOnceNoLetter(p: { req: (path: string, init?: RequestInit & { json?: unknown }) => Promise<Response> }, ms: number): Promise<void> {
+  await emit(p, "slow");
+  await Bun.sleep(ms);
+  expect(await (await p.req("/api/sink")).json()).toEqual(["emitter.slow"]);
+  expect(await (await p.req("/api/platform/deadletters/sink")).json()).toEqual([]);
+}
+
 const emit = async (p: { req: (path: string, init?: RequestInit & { json?: unknown }) => Promise<Response> }, type: string, data: unknown = {}) => {
   const res = await p.req("/api/emitter", { json: { type, data } });
   expect(res.status).toBe(200);
@@ -146,13 +159,9 @@ test("events emitted while the subscriber is being replaced reach it once, in or
 });
 
 test("a batch still being handled by the replaced subscriber is not handed to its replacement too", async () => {
-  // An async handler (its writes autocommit, the cursor moves when it returns) that takes 20 ms an
-  // event: the replacement comes while a batch is in the old worker's hands.
-  const slow = sink.replace(
-    `"events/emitter/#": (ctx) => {`,
-    `"events/emitter/#": async (ctx) => {
-      await Bun.sleep(20);`,
-  );
+  // An async handler (its cursor moves when it returns) that takes 20 ms an event: the replacement
+  // comes while a batch is in the old worker's hands.
+  const slow = slowSink(20);
   await using p = await boot({ fixtures: ["emitter"], files: { "sink.ts": slow } });
   const { writeFileSync } = await import("node:fs");
   const { join } = await import("node:path");
@@ -170,13 +179,8 @@ test("a batch still being handled by the replaced subscriber is not handed to it
 
 test("a batch sent again after the host stopped waiting for it (a timeout) is not handled twice while the first is still running", async () => {
   // 500 ms per event against a 200 ms call timeout: the host gives up and sends the batch again.
-  const slow = sink.replace(`"events/emitter/#": (ctx) => {`, `"events/emitter/#": async (ctx) => {
-      await Bun.sleep(500);`);
-  await using p = await boot({ fixtures: ["emitter"], files: { "sink.ts": slow } }, { calls: { timeoutMs: 200 }, events: { retryDelayMs: 10 } });
-  await emit(p, "slow");
-  await Bun.sleep(2_000);
-  expect(await (await p.req("/api/sink")).json()).toEqual(["emitter.slow"]);
-  expect(await (await p.req("/api/platform/deadletters/sink")).json()).toEqual([]);
+  await using p = await boot({ fixtures: ["emitter"], files: { "sink.ts": slowSink(500) } }, { calls: { timeoutMs: 200 }, events: { retryDelayMs: 10 } });
+  await handledOnceNoLetter(p, 2_000);
 });
 
 test("an async subscriber's cursor moves in the transaction that commits its events: if they cannot be committed, the event is retried, then dead-lettered", async () => {
@@ -197,11 +201,6 @@ export default definePlugin({
 
 test("an event given up on while its handler is still running is not also dead-lettered once that handler succeeds", async () => {
   // One attempt of 200 ms for a 500 ms handler: the host gives up and buries the event meanwhile.
-  const slow = sink.replace(`"events/emitter/#": (ctx) => {`, `"events/emitter/#": async (ctx) => {
-      await Bun.sleep(500);`);
-  await using p = await boot({ fixtures: ["emitter"], files: { "sink.ts": slow } }, { calls: { timeoutMs: 200 }, events: { maxAttempts: 1 } });
-  await emit(p, "slow");
-  await Bun.sleep(1_500);
-  expect(await (await p.req("/api/sink")).json()).toEqual(["emitter.slow"]);
-  expect(await (await p.req("/api/platform/deadletters/sink")).json()).toEqual([]);
+  await using p = await boot({ fixtures: ["emitter"], files: { "sink.ts": slowSink(500) } }, { calls: { timeoutMs: 200 }, events: { maxAttempts: 1 } });
+  await handledOnceNoLetter(p, 1_500);
 });

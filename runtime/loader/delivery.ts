@@ -143,7 +143,6 @@ export class Delivery {
     }
   }
 
-  /** Sends a batch; null when the subscriber is unavailable (delivery resumes when it is back). */
   /** What is in the subscriber's hands, for settled(). */
   private async track<T>(work: Promise<T>): Promise<T> {
     this.sending = work;
@@ -154,6 +153,7 @@ export class Delivery {
     }
   }
 
+  /** Sends a batch; null when the subscriber is unavailable (delivery resumes when it is back). */
   private async send(batch: Array<{ source: string; event: CommittedEvent }>): Promise<DeliveryOutcome | null> {
     const items = batch.map(({ source, event }) => ({ topic: Topics.event(source, event.type), event: toEnvelope(source, event) }));
     try {

@@ -249,6 +249,12 @@ export class Loader {
     return describe(this);
   }
 
+  /** The service a host serves, if it is in service (not by name: a replacement shares it). */
+  private serviceOf(host: WorkerHost): Service | undefined {
+    for (const service of this.services.values()) if (service.host === host) return service;
+    return undefined;
+  }
+
   /** Stops a service's event deliveries and MQTT subscriptions (idempotent). */
   private async quiesce(service: Service): Promise<void> {
     service.quiesced = true;
@@ -296,12 +302,12 @@ export class Loader {
       },
       onReady: (manifest) => {
         // Only this host's own service: during a replacement the name still belongs to the old version.
-        const service = [...this.services.values()].find((s) => s.host === host);
+        const service = this.serviceOf(host);
         if (service) service.router = buildRouter(manifest);
       },
       onStateChange: (state, reason) => {
         log.info("service state", { state, reason: reason?.message });
-        const service = [...this.services.values()].find((s) => s.host === host);
+        const service = this.serviceOf(host);
         if (!service) return;
         if (state === "ready" && !service.quiesced) this.resume(service);
         else for (const d of service.deliveries) d.pause();

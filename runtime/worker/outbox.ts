@@ -2,7 +2,7 @@
  * The transactional outbox, inside a service's own database. Events a handler
  * emits are inserted in the handler's transaction, so they commit (or roll
  * back) with its writes; the host publishes them after commit and acks them
- * back ("sent"), and the acks are written with the next transaction. Rows never
+ * back ("sent"), and the acks are written with the next group commit. Rows never
  * marked sent are published again at the next start.
  */
 import type { Database, Statement } from "bun:sqlite";

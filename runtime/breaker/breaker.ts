@@ -11,7 +11,7 @@
  * never a caller's 4xx. Time comes from an injected clock.
  */
 import { PlinthError } from "../errors";
-import { systemClock, type Clock } from "./clock";
+import { systemClock, wallTime, type Clock } from "./clock";
 import { RollingWindow } from "./window";
 
 export type BreakerState = "closed" | "open" | "half-open";
@@ -45,8 +45,8 @@ export interface BreakerSnapshot {
   failures: number;
   /** Outcomes in the rolling window. */
   window: { calls: number; failures: number; slow: number };
-  /** When an open breaker lets the next probe through (clock time), or null. */
-  retryAt: number | null;
+  /** When an open breaker lets the next probe through (wall-clock time, ISO 8601), or null. */
+  retryAt: string | null;
   opened: number;
 }
 
@@ -181,7 +181,7 @@ export class CircuitBreaker {
       state: this.current,
       failures: this.failures,
       window: { ...this.window.totals() },
-      retryAt: this.current === "open" ? this.openedAt + this.options.resetTimeoutMs : null,
+      retryAt: this.current === "open" ? wallTime(this.clock, this.openedAt + this.options.resetTimeoutMs) : null,
       opened: this.timesOpened,
     };
   }

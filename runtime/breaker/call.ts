@@ -81,13 +81,17 @@ export class Breakers {
     let breaker = byAction.get(action);
     if (breaker) return breaker;
     const key = action ? `${service}.${action}` : service;
-    const own = action ? this.overrides(key) : undefined;
-    const target = own ? key : service;
+    const settings = action ? this.overrides(key) : undefined;
+    const target = settings ? key : service;
     breaker = this.byTarget.get(target);
     if (!breaker) {
-      const options = { ...this.options, ...this.overrides(service), ...own };
-      breaker = new CircuitBreaker(target, options, this.clock, (state, snapshot) => this.listener(target, state, snapshot));
-      this.byTarget.set(target, breaker);
+      const options = { ...this.options, ...this.overrides(service), ...settings };
+      // A breaker forgotten since (its service retired or replaced) may still see its last calls end: its
+      // transitions are no longer the service's, and are not reported.
+      const created: CircuitBreaker = new CircuitBreaker(target, options, this.clock, (state, snapshot) => {
+        if (this.byTarget.get(target) === created) this.listener(target, state, snapshot);
+      });
+      this.byTarget.set(target, (breaker = created));
     }
     byAction.set(action, breaker);
     return breaker;
@@ -153,6 +157,16 @@ export class Breakers {
   forget(service: string): void {
     this.resolved.delete(service);
     for (const target of this.byTarget.keys()) if (target === service || target.startsWith(`${service}.`)) this.byTarget.delete(target);
+  }
+
+  /**
+   * A service taken out of the platform: its breakers and its bulkhead are dropped, so they no longer
+   * show in `snapshot()` and the transitions of its last calls are not reported. Calls already
+   * admitted finish against the objects they hold.
+   */
+  retire(service: string): void {
+    this.forget(service);
+    this.bulkheads.delete(service);
   }
 
   snapshot(): Record<string, BreakerSnapshot> {

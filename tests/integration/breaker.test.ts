@@ -29,7 +29,15 @@ describe("gateway → service breaker", () => {
     expect(open.status).toBe(503);
     expect(open.headers.get("retry-after")).toBe("1");
     expect(((await open.json()) as { error: { code: string } }).error.code).toBe("PLT_BREAKER_OPEN");
-    expect((await watcher.next((m) => m.json().state === "open")).topic).toBe("$platform/breakers/flaky");
+    const opened = await watcher.next((m) => m.json().state === "open");
+    expect(opened.topic).toBe("$platform/breakers/flaky");
+    // When it lets a probe through, as a time: an ISO 8601 string, about resetTimeoutMs from now.
+    const listed = (await (await p.req("/api/platform/breakers")).json()) as Record<string, { retryAt: string | null }>;
+    for (const retryAt of [opened.json().retryAt, listed.flaky?.retryAt]) {
+      expect(typeof retryAt).toBe("string");
+      expect(new Date(retryAt).toISOString()).toBe(retryAt);
+      expect(Math.abs(Date.parse(retryAt) - Date.now())).toBeLessThan(60_000);
+    }
     const health = (await (await p.req("/health")).json()) as { services: Record<string, { breaker: string }> };
     expect(health.services.flaky?.breaker).toBe("open");
 

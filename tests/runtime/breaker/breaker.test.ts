@@ -4,11 +4,17 @@ import { Breakers, parseTarget } from "../../../runtime/breaker/call";
 import { PlinthError } from "../../../runtime/errors";
 import { rejection } from "../../helpers/errors";
 
-/** A clock the test moves by hand. */
+/** Wall-clock time of the fake clock's zero. */
+const EPOCH = Date.UTC(2026, 0, 1);
+/** The wall-clock time (ISO) of a fake clock reading. */
+const at = (t: number) => new Date(EPOCH + t).toISOString();
+
+/** A clock the test moves by hand (the wall clock moves with it). */
 function fakeClock(start = 1_000) {
   const clock = {
     t: start,
     now: () => clock.t,
+    epoch: () => EPOCH + clock.t,
     advance(ms: number) {
       clock.t += ms;
     },
@@ -189,7 +195,7 @@ describe("CircuitBreaker", () => {
     expect(breaker.state).toBe("half-open");
     await failOnce(breaker);
     expect(breaker.state).toBe("open");
-    expect(breaker.snapshot().retryAt).toBe(clock.now() + 1_000);
+    expect(breaker.snapshot().retryAt).toBe(at(clock.now() + 1_000));
     clock.advance(999);
     expect(breaker.state).toBe("open");
     const err = await rejection(breaker.run(ok(1)));
@@ -299,13 +305,13 @@ describe("CircuitBreaker", () => {
     await failOnce(breaker);
     await failOnce(breaker);
     const openedAt = clock.now();
-    expect(breaker.snapshot()).toEqual({ state: "open", failures: 3, window: { calls: 0, failures: 0, slow: 0 }, retryAt: openedAt + 1_000, opened: 1 });
+    expect(breaker.snapshot()).toEqual({ state: "open", failures: 3, window: { calls: 0, failures: 0, slow: 0 }, retryAt: at(openedAt + 1_000), opened: 1 });
 
     clock.advance(1_000);
     expect(breaker.snapshot()).toEqual({ state: "half-open", failures: 3, window: { calls: 0, failures: 0, slow: 0 }, retryAt: null, opened: 1 });
 
     await failOnce(breaker);
-    expect(breaker.snapshot()).toEqual({ state: "open", failures: 4, window: { calls: 0, failures: 0, slow: 0 }, retryAt: clock.now() + 1_000, opened: 2 });
+    expect(breaker.snapshot()).toEqual({ state: "open", failures: 4, window: { calls: 0, failures: 0, slow: 0 }, retryAt: at(clock.now() + 1_000), opened: 2 });
 
     clock.advance(1_000);
     await breaker.run(ok(1));
@@ -417,7 +423,7 @@ describe("Breakers", () => {
     await breakers.guard("inventory", boom).catch(() => {});
     await breakers.guard("payments", ok(1));
     expect(breakers.snapshot()).toEqual({
-      inventory: { state: "open", failures: 1, window: { calls: 0, failures: 0, slow: 0 }, retryAt: clock.now() + 1_000, opened: 1 },
+      inventory: { state: "open", failures: 1, window: { calls: 0, failures: 0, slow: 0 }, retryAt: at(clock.now() + 1_000), opened: 1 },
       payments: { state: "closed", failures: 0, window: { calls: 1, failures: 0, slow: 0 }, retryAt: null, opened: 0 },
     });
   });
@@ -456,9 +462,64 @@ describe("Breakers", () => {
     await breakers.guard("payments", ok(1)); // no transition, no event
 
     expect(events).toEqual([
-      ["inventory", "open", { state: "open", failures: 1, window: { calls: 0, failures: 0, slow: 0 }, retryAt: openedAt + 1_000, opened: 1 }],
+      ["inventory", "open", { state: "open", failures: 1, window: { calls: 0, failures: 0, slow: 0 }, retryAt: at(openedAt + 1_000), opened: 1 }],
       ["inventory", "half-open", { state: "half-open", failures: 1, window: { calls: 0, failures: 0, slow: 0 }, retryAt: null, opened: 1 }],
       ["inventory", "closed", { state: "closed", failures: 0, window: { calls: 0, failures: 0, slow: 0 }, retryAt: null, opened: 1 }],
     ]);
+  });
+  describe("retire(): a service taken out of the platform", () => {
+    test("its breakers (its actions' too) and its bulkhead leave the registry; other services keep theirs", async () => {
+      const breakers = new Breakers(OPTIONS, fakeClock(), () => {}, { maxConcurrent: 1, maxQueue: 0 }, (target) =>
+        target === "inventory.reserve" ? { slowCallMs: 10 } : undefined,
+      );
+      await breakers.guard("inventory", boom).catch(() => {});
+      breakers.get("inventory", "reserve");
+      const payments = breakers.get("payments");
+      let release!: () => void;
+      const held = breakers.guardReported("inventory", (report) => new Promise<void>((resolve) => (release = () => (report(), resolve()))));
+      expect(Object.keys(breakers.snapshot()).sort()).toEqual(["inventory", "inventory.reserve", "payments"]);
+
+      breakers.retire("inventory");
+      expect(Object.keys(breakers.snapshot())).toEqual(["payments"]);
+      expect(breakers.get("payments")).toBe(payments);
+      // A service of that name added later starts from nothing: no failures, and a free bulkhead
+      // although the retired one's last call still holds its slot.
+      expect(breakers.get("inventory").snapshot().failures).toBe(0);
+      expect(await breakers.guardReported("inventory", () => Promise.resolve("fresh"))).toBe("fresh");
+      release();
+      await held;
+    });
+
+    test("the transitions of its breaker's last calls are not reported", async () => {
+      const clock = fakeClock();
+      const events: Array<[string, BreakerState]> = [];
+      const breakers = new Breakers({ ...OPTIONS, failureThreshold: 1 }, clock, (service, state) => events.push([service, state]));
+      let fail!: (err: Error) => void;
+      const inFlight = breakers.guard("inventory", () => new Promise((_, reject) => (fail = reject)));
+      const old = breakers.get("inventory");
+      breakers.retire("inventory");
+      fail(new Error("worker stopped"));
+      await inFlight.catch(() => {});
+      expect(old.state).toBe("open"); // the call did count, on the breaker it started with
+      clock.advance(1_000);
+      expect(old.state).toBe("half-open");
+      expect(events).toEqual([]);
+      // Neither is a replaced version's: only the breaker now serving the name reports.
+      await breakers.guard("inventory", boom).catch(() => {});
+      expect(events).toEqual([["inventory", "open"]]);
+    });
+  });
+
+  test("retryAt is a wall-clock time (ISO 8601), not a reading of the monotonic clock", async () => {
+    const breakers = new Breakers({ ...OPTIONS, failureThreshold: 1, resetTimeoutMs: 60_000 });
+    const before = Date.now();
+    await breakers.guard("inventory", boom).catch(() => {});
+    const after = Date.now();
+    const retryAt = breakers.snapshot().inventory?.retryAt;
+    expect(typeof retryAt).toBe("string");
+    expect(new Date(retryAt!).toISOString()).toBe(retryAt!);
+    // Opened between `before` and `after`: it retries a minute after (give or take rounding).
+    expect(Date.parse(retryAt!)).toBeGreaterThanOrEqual(before + 60_000 - 1);
+    expect(Date.parse(retryAt!)).toBeLessThanOrEqual(after + 60_000 + 1);
   });
 });

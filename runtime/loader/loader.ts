@@ -9,7 +9,7 @@ import { relative } from "node:path";
 import Memoirist from "memoirist";
 import type { BreakerOverride } from "../../config/fields";
 import type { Config } from "../../config/schema";
-import { builtinServiceNames } from "../../services/names";
+import { builtinServiceNames, nodeServiceName } from "../../services/names";
 import { Breakers, parseTarget, type Report } from "../breaker/call";
 import type { Bus } from "../broker/bus";
 import type { Identity } from "../auth/identity";
@@ -209,11 +209,18 @@ export class Loader {
     return this.breakers.guardReported(match.service.name, (report) => match.service.host.request(message, timeoutMs, report)) as Promise<HttpResponse>;
   }
 
-  /** Service → service (or gateway → action), through the target's bulkhead and breaker. Not async: no extra promise per call. */
-  call(caller: string | null, target: string, params: unknown, deadline = Number.POSITIVE_INFINITY, identity: Identity | null = null): Promise<unknown> {
+  /**
+   * Service → service (or gateway → action), through the target's bulkhead and breaker. Not async: no extra promise per call.
+   * The reserved `$node.*` actions answer only when `node` is set: the loader sets it for calls from the worker host of
+   * the built-in platform service, never from what a worker says about itself.
+   */
+  call(caller: string | null, target: string, params: unknown, deadline = Number.POSITIVE_INFINITY, identity: Identity | null = null, node = false): Promise<unknown> {
     try {
       const { service: name, action } = parseTarget(target);
-      if (name === "$node") return Promise.resolve(nodeAction(this, action, params));
+      if (name === "$node") {
+        if (!node) throw new PlinthError("PLT_FORBIDDEN", `${target} is reserved for the built-in ${nodeServiceName} service`);
+        return Promise.resolve(nodeAction(this, action, params));
+      }
       const service = this.services.get(name);
       if (!service) throw new PlinthError("PLT_SERVICE_NOT_FOUND", `no service "${name}" (calling ${target})`);
       // One deadline for the whole chain: this call gets what is left of it, at most calls.timeoutMs.
@@ -274,6 +281,8 @@ export class Loader {
 
   private createHost(source: PluginSource, origin: string, claim: (manifest: Manifest) => Promise<void>): WorkerHost {
     const log = this.log.child(source.kind === "builtin" ? source.name : origin);
+    // Decided by where this host loads its code from (the binary's built-in), not by the name its worker reports.
+    const node = source.kind === "builtin" && source.name === nodeServiceName;
     const host: WorkerHost = new WorkerHost({
       source,
       dataDir: this.config.data.dir,
@@ -291,7 +300,7 @@ export class Loader {
       autoCheckpointPages: autoCheckpointPages(this.config.data.checkpointMs),
       restartDelayMs: this.config.workers.restartDelayMs,
       maxRestarts: this.config.workers.maxRestarts,
-      onCall: (from, call) => this.call(from, call.target, call.params, call.deadline, call.identity),
+      onCall: (from, call) => this.call(from, call.target, call.params, call.deadline, call.identity, node),
       onEvents: (from, events, done) => {
         // Before start(): a launched worker that crashed and came back relays its unsent rows. Not acked,
         // they stay unsent, and start() has them relayed again once the bus is there.

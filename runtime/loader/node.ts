@@ -1,6 +1,7 @@
 /**
  * The node's own view and actions (`$node.*`), for /health and the built-in
- * platform service: services and their state, breakers, event logs, dead letters.
+ * platform service (the only caller the loader lets through): services and their state,
+ * breakers, event logs, dead letters.
  */
 import type { Config } from "../../config/schema";
 import type { Breakers } from "../breaker/call";

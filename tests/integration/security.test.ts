@@ -20,7 +20,7 @@ let deviceKey: string;
 
 beforeAll(async () => {
   p = await boot(
-    { fixtures: ["guarded"] },
+    { fixtures: ["guarded", "snoop"] },
     {
       auth: {
         defaultPolicy: "authenticated",
@@ -44,7 +44,7 @@ beforeAll(async () => {
 });
 afterAll(() => p.stop());
 
-const get = (path: string, headers: Record<string, string> = {}) => p.req(path, { headers, anonymous: true });
+const get = (path: string, headers: Record<string, string> = {}, method = "GET") => p.req(path, { headers, anonymous: true, method });
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 const errorOf = async (res: Response) => ((await res.json()) as { error: { code: string; message: string } }).error;
 
@@ -119,6 +119,29 @@ describe("route policies", () => {
   test("the platform's own routes need role admin", async () => {
     expect((await get("/api/platform/services", { "x-api-key": userKey })).status).toBe(403);
     expect((await get("/api/platform/services", { "x-api-key": p.adminKey })).status).toBe(200);
+  });
+
+  test.each([
+    ["GET", "/services"],
+    ["GET", "/breakers"],
+    ["GET", "/events"],
+    ["GET", "/deadletters"],
+    ["POST", "/redrive"],
+  ])("a plugin calling the node's reserved action behind %s %s is refused with 403, whoever its caller", async (method, path) => {
+    for (const headers of [{}, { "x-api-key": p.adminKey }] as Array<Record<string, string>>) {
+      const res = await get(`/api/snoop${path}`, headers, method);
+      expect(res.status).toBe(403);
+      expect((await errorOf(res)).code).toBe("PLT_FORBIDDEN");
+    }
+  });
+
+  test("the built-in platform service still calls the node's reserved actions", async () => {
+    const admin = { "x-api-key": p.adminKey };
+    const services = (await (await get("/api/platform/services", admin)).json()) as { services: Array<{ name: string }> };
+    expect(services.services.map((s) => s.name)).toContain("snoop");
+    expect((await get("/api/platform/breakers", admin)).status).toBe(200);
+    expect((await get("/api/platform/events?service=guarded", admin)).status).toBe(200);
+    expect((await get("/api/platform/deadletters/guarded", admin)).status).toBe(200);
   });
 
   test("the auth service manages keys over HTTP for admins", async () => {

@@ -137,6 +137,7 @@ export class OutgoingQueue {
    * broker id and counter it was queued with), or a publish became a pubrel (same message id, no broker id).
    */
   update(clientId: string, packet: QueuePacket): void {
+    if (packet.cmd === "pubrel") return this.release(clientId, packet);
     const brokerId = (packet.brokerId ?? null) as Id;
     const sameOrigin = this.sql.byOrigin.get(clientId, brokerId, (packet.brokerCounter ?? null) as Id);
     const messageId = packet.messageId ?? null;
@@ -149,6 +150,20 @@ export class OutgoingQueue {
     } else {
       throw new Error("no such packet");
     }
+  }
+
+  /**
+   * [MQTT-4.3.3-1] A PUBREL takes the place of the PUBLISH (or of the PUBREL, when PUBREC came again)
+   * with its packet identifier. It has no broker id or counter, so it is never matched by those, as
+   * aedes-persistence matches it: there, an earlier PUBREL still awaiting its PUBCOMP has the same
+   * (absent) origin and is taken instead; it gets the new identifier, the PUBLISH stays queued with
+   * its own, and is sent again (DUP 1) at the next resume although the client completed it.
+   */
+  private release(clientId: string, packet: QueuePacket): void {
+    const row = typeof packet.messageId === "number" ? this.sql.byMessageId.get(clientId, packet.messageId) : null;
+    if (!row) throw new Error("no such packet");
+    const { payload, meta } = encodePacket(packet, "messageId");
+    this.sql.replace.run("pubrel", null, null, packet.messageId!, payload, meta, row.seq);
   }
 
   /**

@@ -173,6 +173,21 @@ describe("bounded queues", () => {
     await p.destroy();
   });
 
+  test("[MQTT-4.3.3-1] each PUBREL takes the place of its own PUBLISH, also while an earlier PUBREL awaits its PUBCOMP", async () => {
+    const p = await open();
+    const c = { id: "c" };
+    for (let i = 1; i <= 3; i++) await p.outgoingEnqueue({ clientId: "c" }, { ...publish("t", `m${i}`, i), qos: 2 });
+    for (let i = 1; i <= 3; i++) await p.outgoingUpdate(c, { ...publish("t", `m${i}`, i), qos: 2, messageId: 100 + i });
+    for (let i = 1; i <= 3; i++) await p.outgoingUpdate(c, { cmd: "pubrel", messageId: 100 + i });
+    const queued = await all(p.outgoingStream(c));
+    expect(queued.map((q) => [q.cmd, q.messageId])).toEqual([["pubrel", 101], ["pubrel", 102], ["pubrel", 103]]);
+    for (let i = 1; i <= 3; i++) expect((await p.outgoingClearMessageId(c, { cmd: "pubcomp", messageId: 100 + i }))?.cmd).toBe("pubrel");
+    expect(await all(p.outgoingStream(c))).toEqual([]);
+    // A PUBREC for a packet identifier the queue does not hold.
+    await expect(p.outgoingUpdate(c, { cmd: "pubrel", messageId: 7 })).rejects.toThrow("no such packet");
+    await p.destroy();
+  });
+
   test("a stream is the queue as it was when asked for, read in pages", async () => {
     const p = await open();
     for (let i = 0; i < 300; i++) await p.outgoingEnqueue({ clientId: "c" }, publish("t", `m${i}`, i + 1));

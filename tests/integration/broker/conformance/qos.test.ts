@@ -162,3 +162,44 @@ describe("redelivery when a session resumes", () => {
     expect([resent.payload.toString(), resent.messageId, resent.dup]).toEqual(["while away", got.messageId, true]);
   });
 });
+
+describe("a drained persistent queue of QoS 2 messages", () => {
+  /**
+   * [MQTT-4.3.3-1] Messages queued for an offline persistent session, each completed PUBLISH, PUBREC,
+   * PUBREL, PUBCOMP after the session resumes (all PUBRECs sent before the first PUBCOMP, as a client
+   * does that reads ahead): none is sent again at the next resume.
+   */
+  async function drainQueued(count: number) {
+    const clientId = uniqueId("q2-drain");
+    const topic = fresh("qos/q2-drain");
+    const first = await broker.subscriber(topic, 2, { clientId, clean: false });
+    await first.disconnect();
+    const pub = await broker.session();
+    for (let i = 0; i < count; i++) {
+      pub.send({ cmd: "publish", topic, payload: `m${i}`, qos: 2, messageId: i + 1 });
+      await pub.next("pubrec");
+      pub.send({ cmd: "pubrel", messageId: i + 1 });
+      await pub.next("pubcomp");
+    }
+
+    const again = await broker.session({ clientId, clean: false });
+    const got = [];
+    for (let i = 0; i < count; i++) got.push(await again.next("publish"));
+    expect(got.map((p) => [p.payload.toString(), p.dup])).toEqual(Array.from({ length: count }, (_, i) => [`m${i}`, false]));
+    for (const p of got) again.send({ cmd: "pubrec", messageId: p.messageId! });
+    const pubrels = [];
+    for (let i = 0; i < count; i++) pubrels.push((await again.next("pubrel")).messageId);
+    expect(pubrels).toEqual(got.map((p) => p.messageId));
+    for (const id of pubrels) again.send({ cmd: "pubcomp", messageId: id! });
+    await again.disconnect();
+
+    const third = await broker.session({ clientId, clean: false });
+    expect(third.connack.sessionPresent).toBe(true);
+    await third.nothing("publish");
+    await third.nothing("pubrel", 0);
+  }
+
+  for (const count of [2, 3, 5]) {
+    test(`[MQTT-4.3.3-1] ${count} queued QoS 2 messages, each completed: none is sent again when the session resumes`, () => drainQueued(count));
+  }
+});

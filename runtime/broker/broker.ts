@@ -14,11 +14,15 @@ import type { Logger } from "../log";
 import { aclHooks, type MqttAccess } from "./acl";
 import { conformant } from "./conformance";
 import { createBus, type Bus } from "./bus";
+import { Emitter } from "./emitter";
 import { openPersistence } from "./persistence";
 import { SocketStream, transportStats, type TransportStats } from "./stream";
 import { startSys } from "./sys";
 import { listenMqtt, type Gate } from "./tcp";
 import { VERSION } from "../version";
+
+/** Messages aedes delivers at once (its default); more wait in the emitter's queue. */
+const CONCURRENCY = 100;
 
 export interface Broker {
   readonly aedes: Aedes;
@@ -45,7 +49,8 @@ export interface BrokerOptions {
 
 export async function startBroker(config: Config["broker"], log: Logger, options: BrokerOptions = {}): Promise<Broker> {
   const persistence = openPersistence(config, options.dataDir, options.autoCheckpointPages);
-  const aedes = await Aedes.createBroker({ ...aclHooks(log, options.access), persistence }).catch(async (err) => {
+  // Our emitter in place of mqemitter: a long queue of messages drains in a loop, not in nested calls (emitter.ts).
+  const aedes = await Aedes.createBroker({ ...aclHooks(log, options.access), persistence, mq: new Emitter({ concurrency: CONCURRENCY }), concurrency: CONCURRENCY }).catch(async (err) => {
     await persistence.destroy();
     throw err;
   });

@@ -8,6 +8,7 @@ import type { Logger } from "../log";
 import type { CommittedEvent, Identity, Manifest } from "../protocol";
 import { batched, decode, encode, type HostMessage, type PluginSource, type WorkerMessage } from "./channel";
 import type { Cursor } from "./inbox";
+import { summarize } from "./fault";
 import { Heartbeat } from "./heartbeat";
 import { PendingRequests, type RequestOrigin } from "./pending";
 
@@ -101,7 +102,10 @@ export class WorkerHost {
       options.heartbeatMs,
       options.heartbeatTimeoutMs,
       () => this.post({ t: "ping" }),
-      () => this.crashed(new PlinthError("PLT_SERVICE_UNAVAILABLE", `no heartbeat for ${options.heartbeatTimeoutMs} ms (hung?)`)),
+      () => {
+        const reason = `stopped answering (no heartbeat for ${options.heartbeatTimeoutMs} ms)`;
+        this.crashed(new PlinthError("PLT_SERVICE_UNAVAILABLE", `worker ${reason}`), reason);
+      },
     );
   }
 
@@ -167,17 +171,22 @@ export class WorkerHost {
       };
       worker.onmessage = (e: MessageEvent<string>) => handle(decode<WorkerMessage>(e.data));
       worker.addEventListener("error", (e: ErrorEvent) => {
-        const error = new PlinthError("PLT_PLUGIN_LOAD", e.message || "worker error");
-        if (!settled) return settle(error);
+        // Bun's text of an uncaught error carries source lines, file paths and stack frames: the log
+        // gets it once, whatever else reports the error gets its message line alone.
+        const detail = e.message || "worker error";
+        if (!settled) {
+          this.options.log.error("worker error while starting", { error: detail });
+          return settle(new PlinthError("PLT_PLUGIN_LOAD", summarize(detail)));
+        }
         if (this.worker !== worker) return; // an old worker's late error: its replacement is not the one that failed
-        this.crashed(error);
+        this.crashed(new PlinthError("PLT_SERVICE_UNAVAILABLE", `worker crashed: ${summarize(detail)}`), "crashed", detail);
       });
       worker.addEventListener("close", () => {
         if (this.worker !== worker) return;
         this.worker = null;
         if (!settled) return settle(new PlinthError("PLT_PLUGIN_LOAD", "worker exited during start"));
         if (this.stopped) return this.stopped();
-        this.crashed(new PlinthError("PLT_SERVICE_UNAVAILABLE", "worker exited"));
+        this.crashed(new PlinthError("PLT_SERVICE_UNAVAILABLE", "worker exited"), "exited");
       });
       deadline("load");
       this.post({
@@ -283,7 +292,7 @@ export class WorkerHost {
         this.heartbeat.pong();
         if (this.options.maxHeapBytes > 0 && msg.heapBytes > this.options.maxHeapBytes) {
           const mib = (n: number) => `${Math.round(n / 2 ** 20)} MiB`;
-          this.crashed(new PlinthError("PLT_SERVICE_UNAVAILABLE", `heap of ${mib(msg.heapBytes)} exceeds workers.maxHeapBytes (${mib(this.options.maxHeapBytes)}): leaking?`));
+          this.crashed(new PlinthError("PLT_SERVICE_UNAVAILABLE", `heap of ${mib(msg.heapBytes)} exceeds workers.maxHeapBytes (${mib(this.options.maxHeapBytes)}): leaking?`), "outgrew its memory limit");
         }
         return;
       case "stopped":
@@ -313,27 +322,31 @@ export class WorkerHost {
     if (seqs.length > 0 && this.worker) this.post({ t: "sent", seqs });
   }
 
-  /** A running worker died: fail its in-flight requests now, restart it with backoff or give up. */
-  private crashed(error: PlinthError): void {
+  /**
+   * A running worker died: fail its in-flight requests now, restart it with backoff or give up.
+   * `error` is what the service's listing shows (lastError); its callers hear only that the worker
+   * `what` ("crashed"); `detail` (the full text, stack included) goes to the log, once.
+   */
+  private crashed(error: PlinthError, what: string, detail = error.message): void {
     if (this.state === "stopping" || this.state === "stopped" || this.state === "failed") return;
     this.heartbeat.stop();
     const worker = this.worker;
     this.worker = null;
     worker?.terminate();
     this.lastError = error.toWire();
-    this.pending.failAll(new PlinthError("PLT_SERVICE_UNAVAILABLE", `service "${this.name}" crashed: ${error.message}`));
+    this.pending.failAll(new PlinthError("PLT_SERVICE_UNAVAILABLE", `${this.name}: worker ${what}`));
 
     const now = Date.now();
     this.crashesInRow = now - this.lastCrashAt > STABLE_AFTER_MS ? 1 : this.crashesInRow + 1;
     this.lastCrashAt = now;
     const log = this.options.log;
     if (this.crashesInRow > this.options.maxRestarts) {
-      log.error("service failed: crash loop, not restarting", { crashes: this.crashesInRow, error: error.message });
+      log.error("service failed: crash loop, not restarting", { crashes: this.crashesInRow, error: detail });
       this.setState("failed");
       return;
     }
     const delay = this.options.restartDelayMs * 2 ** (this.crashesInRow - 1);
-    log.warn("service crashed, restarting", { inMs: delay, error: error.message });
+    log.warn("service crashed, restarting", { inMs: delay, error: detail });
     this.setState("restarting");
     this.restartTimer = setTimeout(() => {
       this.restartTimer = null;

@@ -128,6 +128,28 @@ describe("supervision", () => {
     expect((await p.req("/api/good")).status).toBe(200);
   });
 
+  test.each([["/crash", "secret-in-crash"], ["/reject", "secret-in-rejection"]])(
+    "POST %s: the crash reaches the caller as a code and a short message, without source, path or stack",
+    async (path, secret) => {
+      p = await boot({ fixtures: ["crashy"] }, { workers: { restartDelayMs: 20 }, breaker: NO_BREAKER });
+      const hanging = p.req("/api/crashy/hang", { anonymous: true });
+      await p.req("/api/crashy", { anonymous: true }); // answered after the hang reached the worker
+      expect((await p.req(`/api/crashy${path}`, { method: "POST", anonymous: true })).status).toBe(200);
+      const res = await hanging;
+      expect(res.status).toBe(503);
+      const text = await res.text();
+      expect(JSON.parse(text)).toEqual({ error: { code: "PLT_SERVICE_UNAVAILABLE", message: "crashy: worker crashed" } });
+      for (const leak of [secret, "crashy.ts", p.pluginsDir, " at ", "| ", "throw", "Promise"]) expect(text).not.toContain(leak);
+      // The operators' listing names the error in one line, without the source or the stack.
+      type Listing = { services: Array<{ name: string; lastError?: { message: string } }> };
+      const lastError = await eventually(async () => {
+        const listing = (await (await p!.req("/api/platform/services")).json()) as Listing;
+        return listing.services.find((s) => s.name === "crashy")?.lastError ?? null;
+      });
+      expect(lastError.message).toBe(`worker crashed: ${secret}`);
+    },
+  );
+
   test("a worker stuck in an endless loop is detected by its heartbeat, fails its requests fast and is restarted", async () => {
     p = await boot(
       { fixtures: ["crashy"], files: { "good.ts": good } },

@@ -323,6 +323,30 @@ describe("WorkerHost crashes", () => {
     });
   });
 
+  test("a crash's detail (source lines, path, stack) is logged once; callers and lastError get one short line", async () => {
+    const lines: string[] = [];
+    const h = harness(pluginPath, { log: createLogger({ level: "info", format: "json", write: (line) => lines.push(line) }) });
+    await h.host.start();
+    const inFlight = rejection(h.host.request({ t: "action", action: "hang", params: null, caller: null }, 5_000));
+    await h.host.request({ t: "action", action: "crash", params: null, caller: null }, 1_000);
+    const err = await inFlight;
+    expect(err.message).toBe("w: worker crashed");
+    expect(h.host.lastError?.message).toBe("worker crashed: boom");
+    const detailed = lines.filter((l) => l.includes("boom"));
+    expect(detailed).toHaveLength(1);
+    expect(detailed[0]).toContain(pluginPath);
+  });
+
+  test("an uncaught error while the plugin loads rejects start() with its message line alone", async () => {
+    const path = writePlugin("load-timer.js", `setTimeout(() => { throw new Error("load-time boom"); }, 0);
+await new Promise((r) => setTimeout(r, 1_000));
+export default { name: "lt", version: "1.0.0" };`);
+    const { host } = harness(path);
+    const err = await rejection(host.start());
+    expect(err.code).toBe("PLT_PLUGIN_LOAD");
+    expect(err.message).toBe("load-time boom");
+  });
+
   test("a request while restarting rejects with PLT_SERVICE_UNAVAILABLE", async () => {
     const h = harness(pluginPath, { restartDelayMs: 300 });
     await h.host.start();

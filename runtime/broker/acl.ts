@@ -8,6 +8,7 @@
  *   key or JWT) unless anonymous clients are allowed, and a per-role ACL of topic
  *   filters decides what they may publish and subscribe to (`%u` = identity,
  *   `%c` = client id).
+ * - aedes' own `$SYS/<broker id>/...` messages are never forwarded to clients (isBrokerInternal).
  * - A denied SUBSCRIBE gets the failure return code 0x80 [MQTT-3.9.3-2]; a denied
  *   PUBLISH is acknowledged as usual and dropped, never delivered [MQTT-3.3.5-2].
  */
@@ -29,6 +30,15 @@ const DROPPED = "$denied";
 export function isReservedTopic(topic: string): boolean {
   for (let i = 0; i < RESERVED.length; i++) if (topic === RESERVED[i] || topic.startsWith(RESERVED_PREFIXES[i]!)) return true;
   return false;
+}
+
+/**
+ * aedes' own `$SYS/<broker id>/...` messages (heartbeat, birth, new/clients, disconnect/clients,
+ * new/subscribes, new/unsubscribes): for aedes' own listeners only, never forwarded to a client (they
+ * carry other clients' ids and subscriptions). Plinth's statistics are `$SYS/broker/...` (sys.ts).
+ */
+export function isBrokerInternal(topic: string): boolean {
+  return topic.charCodeAt(0) === 36 /* $ */ && topic.startsWith("$SYS/") && !topic.startsWith("$SYS/broker/");
 }
 
 export interface MqttAccess {
@@ -91,7 +101,7 @@ export function aclHooks(log: Logger, access: MqttAccess | null = null): Hooks {
       callback(null, subscription);
     },
     authorizeForward(client, packet) {
-      if (packet.topic === DROPPED) return null;
+      if (packet.topic === DROPPED || isBrokerInternal(packet.topic)) return null;
       // Also what a persistent session had queued: a client id taken over by another identity, or a
       // subscription the ACL no longer grants, must not carry messages to this client.
       return may(client, "subscribe", packet.topic) ? packet : null;

@@ -5,7 +5,9 @@
  *
  * aedes publishes its own `$SYS/<broker id>/...` topics (heartbeat, birth,
  * new/clients, new/subscribes...) and listens on some of them; `broker` is
- * never an aedes id (those are UUIDs), so the two sets do not meet.
+ * never an aedes id (those are UUIDs), so the two sets do not meet. Those carry
+ * other clients' ids and subscriptions: they are never forwarded to a client
+ * (acl.ts, isBrokerInternal), only aedes' own listeners get them.
  */
 import type { Aedes } from "aedes";
 import type { TransportStats } from "./stream";

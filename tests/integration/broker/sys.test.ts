@@ -91,6 +91,42 @@ describe("$SYS/broker", () => {
   });
 });
 
+describe("aedes' own $SYS/<broker id>/... messages", () => {
+  test("a '$SYS/#' subscriber sees only $SYS/broker/...: no other client's id, connection or subscriptions", async () => {
+    const watcher = await client();
+    await watcher.subscribe("$SYS/#", 1);
+    await watcher.subscribe("sys-leak/marker", 1);
+    await watcher.next((m) => m.topic === "$SYS/broker/version");
+
+    // What aedes announces on $SYS/<its id>/: new/clients, new/subscribes, new/unsubscribes, disconnect/clients.
+    const other = await connectMqtt(app.mqttUrl, { clientId: "sys-leak-other" });
+    await other.subscribe("sys-leak/secret", 1);
+    await other.client.unsubscribeAsync("sys-leak/secret");
+    await other.end();
+    // Published after all of them: delivered to the watcher after them, if they were forwarded.
+    await app.platform.broker.bus.publish("sys-leak/marker", "after");
+    await watcher.next((m) => m.topic === "sys-leak/marker");
+
+    const sys = watcher.received.filter((m) => m.topic.startsWith("$SYS/"));
+    expect(sys.length).toBeGreaterThan(0);
+    expect(sys.filter((m) => !m.topic.startsWith("$SYS/broker/")).map((m) => m.topic)).toEqual([]);
+    expect(watcher.received.filter((m) => m.payload.toString().includes("sys-leak-other"))).toEqual([]);
+  });
+
+  test("nor one subscribed to them by name", async () => {
+    const watcher = await client();
+    const id = app.platform.broker.aedes.id;
+    for (const topic of ["new/clients", "disconnect/clients", "new/subscribes"]) await watcher.subscribe(`$SYS/${id}/${topic}`, 0);
+    await watcher.subscribe("sys-leak/marker2", 0);
+    const other = await connectMqtt(app.mqttUrl);
+    await other.subscribe("sys-leak/x", 0);
+    await other.end();
+    await app.platform.broker.bus.publish("sys-leak/marker2", "after");
+    await watcher.next((m) => m.topic === "sys-leak/marker2");
+    expect(watcher.received.map((m) => m.topic)).toEqual(["sys-leak/marker2"]);
+  });
+});
+
 describe("store/messages/dropped", () => {
   for (const persistence of ["sqlite", "memory"] as const) {
     test(`counts the QoS 1 messages dropped from a persistent session's full queue (broker.maxQueuedPerClient), which keeps the newest; persistence ${persistence}`, async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { covers } from "../../../runtime/broker/acl";
+import { covers, isBrokerInternal } from "../../../runtime/broker/acl";
 
 describe("covers(ACL pattern, topic or filter)", () => {
   test.each([
@@ -20,5 +20,19 @@ describe("covers(ACL pattern, topic or filter)", () => {
     ["$SYS/#", "$SYS/broker/uptime", true],
   ])("%s covers %s: %p", (pattern, topic, expected) => {
     expect(covers(pattern, topic)).toBe(expected);
+  });
+});
+
+describe("isBrokerInternal: aedes' own $SYS topics, never forwarded", () => {
+  test.each([
+    ["$SYS/0b7a2c1e-5f1d-4a5e-9d7e-2f0e8c1b3a4d/new/clients", true],
+    ["$SYS/0b7a2c1e-5f1d-4a5e-9d7e-2f0e8c1b3a4d/new/subscribes", true],
+    ["$SYS/0b7a2c1e-5f1d-4a5e-9d7e-2f0e8c1b3a4d/heartbeat", true],
+    ["$SYS/broker/uptime", false],
+    ["$SYS/broker/load/messages/received/1min", false],
+    ["$platform/x", false],
+    ["sensors/SYS/a", false],
+  ])("%s: %p", (topic, expected) => {
+    expect(isBrokerInternal(topic)).toBe(expected);
   });
 });

@@ -32,14 +32,14 @@ export async function loadConfig(options: LoadOptions = {}): Promise<LoadedConfi
   const file = findFile(options.file, cwd);
   const label = file ? basename(file) : "defaults";
   const fromFile = file ? await importConfig(file) : {};
-  const merged = merge(merge({}, fromFile), options.overrides ?? {});
+  const merged = merge(merge({}, fromFile, label), options.overrides ?? {}, label);
 
   // merge() built fresh objects, so filling in defaults does not touch the caller's values.
   const config = Value.Default(ConfigSchema, merged) as Config;
   // Check first: walking the errors costs a cold start 4–6 ms more, and a valid config has none.
   const errors = Value.Check(ConfigSchema, config) ? [] : [...Value.Errors(ConfigSchema, config)];
   if (errors.length > 0) {
-    const lines = errors.slice(0, 10).map((e) => `  ${fieldName(e.path)}: ${e.message}, got ${JSON.stringify(e.value)}`);
+    const lines = errors.slice(0, 10).map((e) => `  ${fieldName(e.path)}: ${e.message}, got ${shown(e.value)}`);
     throw new PlinthError("PLT_CONFIG_INVALID", `${label}: invalid config\n${lines.join("\n")}`, {
       data: errors.map((e) => ({ field: fieldName(e.path), message: e.message })),
     });
@@ -84,6 +84,17 @@ async function importConfig(file: string): Promise<Record<string, unknown>> {
   return mod.default;
 }
 
+/** A value as an error message quotes it: JSON, at most 80 characters. */
+function shown(value: unknown): string {
+  let text: string;
+  try {
+    text = JSON.stringify(value) ?? String(value);
+  } catch {
+    text = `a ${typeof value} JSON cannot show`;
+  }
+  return text.length <= 80 ? text : `${text.slice(0, 77)}...`;
+}
+
 function fieldName(path: string): string {
   // JSON Pointer segments escape "/" as ~1 and "~" as ~0 (a route key holds slashes).
   const segments = path.replace(/^\//, "").split("/").map((s) => s.replaceAll("~1", "/").replaceAll("~0", "~"));
@@ -98,12 +109,45 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
-function merge(target: Record<string, unknown>, source: Record<string, unknown>): Record<string, unknown> {
+/** Deeper than any field of the schema, with room for values a field holds (a fallback's body). */
+const MAX_DEPTH = 32;
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return isObject(v) && [Object.prototype, null].includes(Object.getPrototypeOf(v));
+}
+
+/** Merges `source` into `target` (objects merged, anything else replaced), checking that it is plain data. */
+function merge(target: Record<string, unknown>, source: Record<string, unknown>, label: string, path: string[] = []): Record<string, unknown> {
   for (const [key, value] of Object.entries(source)) {
     if (value === undefined) continue;
-    target[key] = isObject(value) && isObject(target[key]) ? merge({ ...target[key] }, value) : isObject(value) ? merge({}, value) : value;
+    const at = [...path, key];
+    if (isPlainObject(value)) {
+      if (at.length > MAX_DEPTH) throw notData(label, at, `nested deeper than ${MAX_DEPTH} levels (or a cycle)`);
+      target[key] = merge(isObject(target[key]) ? { ...target[key] } : {}, value, label, at);
+    } else {
+      checkData(value, label, at);
+      target[key] = value;
+    }
   }
   return target;
+}
+
+/** Config values are what JSON can hold (plus undefined for "not set"), nested at most MAX_DEPTH deep. */
+function checkData(value: unknown, label: string, path: string[]): void {
+  if (path.length > MAX_DEPTH) throw notData(label, path, `nested deeper than ${MAX_DEPTH} levels (or a cycle)`);
+  if (value === null || typeof value === "string" || typeof value === "number" || typeof value === "boolean" || value === undefined) return;
+  if (Array.isArray(value)) return value.forEach((v, i) => checkData(v, label, [...path, String(i)]));
+  if (isPlainObject(value)) {
+    for (const [k, v] of Object.entries(value)) checkData(v, label, [...path, k]);
+    return;
+  }
+  throw notData(label, path, `a ${typeof value === "object" ? (value.constructor?.name ?? "object") : typeof value} is not a config value`);
+}
+
+function notData(label: string, path: string[], why: string): PlinthError {
+  const pointer = path.slice(0, 6).map((s) => s.replaceAll("~", "~0").replaceAll("/", "~1"));
+  const field = fieldName(`/${pointer.join("/")}`) + (path.length > 6 ? "…" : "");
+  return new PlinthError("PLT_CONFIG_INVALID", `${label}: invalid config\n  ${field}: ${why}`);
 }
 
 function deepFreeze<T>(value: T): T {

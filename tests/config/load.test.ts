@@ -155,6 +155,23 @@ describe("loadConfig", () => {
     expect(err.message).toContain('"abc"');
   });
 
+  test("a cyclic, deeply nested or non-JSON value is PLT_CONFIG_INVALID naming the field, not a stack overflow", async () => {
+    const cwd = tempDir();
+    write(cwd, "platform.config.ts", "const o = {}; o.self = o;\nexport default { gateway: { fallbacks: { 'GET /api/x': { body: o } } } }\n");
+    const cyclic = await loadError({ cwd });
+    expect(cyclic.message).toContain("platform.config.ts");
+    expect(cyclic.message).toContain('gateway.fallbacks["GET /api/x"].body.self');
+    expect(cyclic.message).toContain("nested deeper than 32 levels");
+
+    let deep: unknown = 1;
+    for (let i = 0; i < 100_000; i++) deep = [deep];
+    expect((await loadError({ cwd: tempDir(), overrides: { log: { level: deep as never } } })).message).toContain("log.level");
+    const fn = await loadError({ cwd: tempDir(), overrides: { gateway: { port: (() => 1) as never } } });
+    expect(fn.message).toContain("gateway.port: a function is not a config value");
+    const big = await loadError({ cwd: tempDir(), overrides: { gateway: { port: 10n as never } } });
+    expect(big.message).toContain("gateway.port: a bigint is not a config value");
+  });
+
   test("an invalid override without a file is reported against the defaults", async () => {
     const cwd = tempDir();
     const err = await loadError({ cwd, overrides: { broker: { port: -1 } } });

@@ -61,12 +61,11 @@ export async function checkProperty<Ts extends [unknown, ...unknown[]]>(
   return runs;
 }
 
-/** The input as printed: a long string shortened to its start, its length and its end. */
-function abbreviate(value: unknown): unknown {
+/** The input as printed: long strings shortened, nesting cut at 8 levels (inputs may be deep or cyclic). */
+function abbreviate(value: unknown, depth = 0): unknown {
   if (typeof value === "string") return value.length <= 160 ? value : `${value.slice(0, 100)}…(${value.length} chars)…${value.slice(-40)}`;
-  if (Array.isArray(value)) return value.map(abbreviate);
-  if (value && typeof value === "object" && !(value instanceof Uint8Array)) {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, abbreviate(v)]));
-  }
-  return value;
+  if (typeof value !== "object" || value === null || value instanceof Uint8Array) return value;
+  if (depth >= 8) return "…";
+  if (Array.isArray(value)) return value.slice(0, 20).map((v) => abbreviate(v, depth + 1));
+  return Object.fromEntries(Object.entries(value).slice(0, 20).map(([k, v]) => [k, abbreviate(v, depth + 1)]));
 }

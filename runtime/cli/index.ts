@@ -115,8 +115,10 @@ export async function cli(argv: string[]): Promise<void> {
     .parseAsync();
 }
 
+/** Exit 1 with one line: the error's code (or name) and message; never a stack trace. */
 export function reportFatal(err: unknown): never {
   if (err instanceof PlinthError) console.error(`plinth: ${err.code}: ${err.message}`);
-  else console.error(`plinth: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+  else if (err instanceof Error) console.error(`plinth: ${err.message || err.name}`);
+  else console.error(`plinth: ${String(err)}`);
   process.exit(1);
 }

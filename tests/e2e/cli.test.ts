@@ -27,6 +27,13 @@ describe("plinth CLI (compiled binary)", () => {
     expect(stderr).toMatch(/Unknown argument: frobnicate/);
   });
 
+  test("an unexpected error is one line with its message, never a stack trace", async () => {
+    using dir = tempDir();
+    const { code, stderr } = await runBinary(dir.path, ["events", "tail", "x", "--url", "ws://x:99999"]);
+    expect(code).toBe(1);
+    expect(stderr.trim()).toBe("plinth: Invalid URL: ws://x:99999/");
+  });
+
   test("invalid config stops start-up naming the file and the field", async () => {
     using dir = tempDir();
     writeFileSync(dir.join("platform.config.ts"), `export default { gateway: { port: "eighty" }, broker: { colour: "red" } };\n`);

@@ -19,9 +19,10 @@ export class Calls {
     try {
       return await new Promise<T>((resolve, reject) => {
         const id = this.next++;
-        this.waiting.set(id, { resolve: resolve as (v: unknown) => void, reject });
         const deadline = Math.min(origin.deadline, limit);
+        // Throws (PLT_BAD_REQUEST) for params that cannot cross: this call fails, before it waits.
         this.post({ t: "call", id, target, params, deadline: Number.isFinite(deadline) ? deadline : null, request: origin.request });
+        this.waiting.set(id, { resolve: resolve as (v: unknown) => void, reject });
       });
     } catch (err) {
       if (!options || !("fallback" in options)) throw err;

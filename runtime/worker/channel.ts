@@ -6,7 +6,7 @@
  * values crossing a service boundary are JSON values: a Date arrives as its ISO
  * string, and a number that JSON cannot hold (Infinity, NaN) as null.
  */
-import type { WireError } from "../errors";
+import { PlinthError, type WireError } from "../errors";
 import type { CloudEvent, CommittedEvent, Identity, Manifest } from "../protocol";
 import type { Cursor } from "./inbox";
 
@@ -89,36 +89,94 @@ export type WorkerMessage =
   | { t: "stopped" };
 
 /**
+ * How deep a message may nest, its envelope included. JSON.parse reads any depth, but
+ * JSON.stringify and other recursive code overflow the stack somewhere past 25,000 levels (less
+ * on a busy stack), and a RangeError there, outside any request, would end the thread. Values
+ * crossing between threads are bounded well below that, on both sides: a value nested deeper
+ * fails its own message (the request or call that carried it), nothing else.
+ */
+export const MAX_DEPTH = 1_000;
+/** Event data may nest this deep: its envelopes (deliver → items → event → data) stay within MAX_DEPTH. */
+export const MAX_DATA_DEPTH = MAX_DEPTH - 10;
+
+/**
  * A sender that gathers messages and sends them together when `schedule` fires, on `flush()`, or
  * once `maxItems` are waiting: one message as it is, several as a "batch" (handled in order by the
  * receiver). One postMessage per batch instead of one per message: its fixed cost was the largest
- * item on the hot path.
+ * item on the hot path. Each message is encoded as it is posted: one that cannot cross (see
+ * encode) throws to its poster and leaves the others untouched.
  */
-export function batched<M>(
-  send: (message: M | { t: "batch"; items: M[] }) => void,
+export function batched<M extends HostMessage | WorkerMessage>(
+  send: (text: string) => void,
   schedule: (flush: () => void) => void,
   maxItems = Number.POSITIVE_INFINITY,
 ): { post: (message: M) => void; flush: () => void } {
-  let items: M[] = [];
+  let items: string[] = [];
   const flush = () => {
     if (items.length === 0) return; // flushed early already
     const out = items;
     items = [];
-    send(out.length === 1 ? out[0]! : { t: "batch", items: out });
+    send(out.length === 1 ? out[0]! : `{"t":"batch","items":[${out.join(",")}]}`);
   };
   const post = (message: M) => {
-    items.push(message);
+    items.push(encode(message));
     if (items.length === 1) schedule(flush);
     else if (items.length >= maxItems) flush();
   };
   return { post, flush };
 }
 
-/** A message (or batch) as it crosses the thread boundary. */
+/**
+ * A message as it crosses the thread boundary. Throws PLT_BAD_REQUEST, naming why, for a message
+ * JSON cannot carry (a BigInt, a cycle) or nested deeper than MAX_DEPTH.
+ */
 export function encode(message: HostMessage | WorkerMessage): string {
-  return JSON.stringify(message);
+  let text: string;
+  try {
+    text = JSON.stringify(message);
+  } catch (err) {
+    throw new PlinthError("PLT_BAD_REQUEST", err instanceof RangeError ? `value nested deeper than ${MAX_DEPTH} levels` : `value JSON cannot carry (${(err as Error).message})`);
+  }
+  if (deeperThan(text, MAX_DEPTH)) throw new PlinthError("PLT_BAD_REQUEST", `value nested deeper than ${MAX_DEPTH} levels`);
+  return text;
 }
 
-export function decode<M extends HostMessage | WorkerMessage>(data: string): M {
-  return JSON.parse(data) as M;
+/** A message (or batch) as it arrived; throws PLT_BAD_REQUEST for anything else than JSON text within MAX_DEPTH (and a batch's envelope). */
+export function decode<M extends HostMessage | WorkerMessage>(data: unknown): M {
+  if (typeof data !== "string") throw new PlinthError("PLT_BAD_REQUEST", `message is not JSON text (${typeof data})`);
+  if (deeperThan(data, MAX_DEPTH + 2)) throw new PlinthError("PLT_BAD_REQUEST", `message nested deeper than ${MAX_DEPTH} levels`);
+  try {
+    return JSON.parse(data) as M;
+  } catch (err) {
+    throw new PlinthError("PLT_BAD_REQUEST", `message is not JSON (${(err as Error).message})`);
+  }
+}
+
+/**
+ * Whether JSON text nests deeper than `max`. Free for short texts (nesting takes two characters a
+ * level) and for texts with few brackets (counted natively); otherwise one pass over the text.
+ */
+export function deeperThan(text: string, max: number): boolean {
+  if (text.length <= 2 * max) return false;
+  let openers = 0;
+  for (const bracket of ["{", "["]) {
+    for (let i = text.indexOf(bracket); i >= 0 && openers <= max; i = text.indexOf(bracket, i + 1)) openers++;
+  }
+  if (openers <= max) return false;
+  let depth = 0;
+  for (let i = 0, n = text.length; i < n; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 34 /* " */) {
+      for (i++; i < n; i++) {
+        const d = text.charCodeAt(i);
+        if (d === 92 /* \ */) i++;
+        else if (d === 34) break;
+      }
+    } else if (c === 123 /* { */ || c === 91 /* [ */) {
+      if (++depth > max) return true;
+    } else if (c === 125 /* } */ || c === 93 /* ] */) {
+      depth--;
+    }
+  }
+  return false;
 }

@@ -15,7 +15,8 @@ import { registerSdkModule } from "../sdk/module";
 import type { WireError } from "../errors";
 import type { CommittedEvent } from "../protocol";
 import { Calls } from "./calls";
-import { batched, decode, encode, type DeliveryOutcome, type HostMessage, type PluginSource, type WorkerMessage } from "./channel";
+import { batched, decode, type DeliveryOutcome, type HostMessage, type PluginSource, type WorkerMessage } from "./channel";
+import { describeThrown } from "./fault";
 import { openDatabase } from "./database";
 import { Inbox } from "./inbox";
 import { Outbox } from "./outbox";
@@ -41,7 +42,7 @@ let log: Logger = createLogger();
  * Replies leave together at the end of the current task: a batch of requests handled in one go
  * answers in one postMessage. (A microtask, not a later turn: nothing waits behind a timer or a crash.)
  */
-const sender = batched<WorkerMessage>((message) => self.postMessage(encode(message)), queueMicrotask);
+const sender = batched<WorkerMessage>((text) => self.postMessage(text), queueMicrotask);
 const post = sender.post;
 const calls = new Calls(post);
 
@@ -106,16 +107,48 @@ function execute(prepare: () => Prepared): Done<unknown> | Promise<Done<unknown>
   return done instanceof Promise ? done.then(reply) : reply(done);
 }
 
-/** A handler's failure as it may leave the worker: plugin errors as thrown, anything else logged and generic. */
+/**
+ * A handler's failure as it may leave the worker: plugin errors as thrown, anything else (any
+ * value at all: a string, null, a Symbol, an object whose toString throws) logged and generic.
+ */
 function failure(err: unknown, what: string): WireError {
   if (err instanceof PlinthError) return err.toWire();
-  log.error(`${what} threw`, { error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
-  return { ...PlinthError.from(err).toWire(), message: `${base.service}: ${what} failed` };
+  log.error(`${what} threw`, { error: describeThrown(err) });
+  return generic(what);
+}
+
+function generic(what: string): WireError {
+  return { code: "PLT_HANDLER_ERROR", message: `${plugin.name}: ${what} failed`, status: 500, retryable: false };
+}
+
+/** Posts a failed result; an error that cannot cross itself (its `data` holds a BigInt, say) leaves as the generic one. */
+function postFailure(id: number, err: unknown, what: string): void {
+  try {
+    post({ t: "result", id, ok: false, error: failure(err, what) });
+  } catch (unsendable) {
+    log.error(`${what}: its error cannot be sent`, { error: describeThrown(unsendable) });
+    post({ t: "result", id, ok: false, error: generic(what) });
+  }
+}
+
+/**
+ * Posts a successful result. A value that cannot cross (JSON cannot carry it, or it nests too
+ * deep) fails this request alone; the events it committed still leave, on their own.
+ */
+function postResult(id: number, value: unknown, events: CommittedEvent[], what: string): void {
+  try {
+    if (typeof value === "function" || typeof value === "symbol") throw new PlinthError("PLT_BAD_REQUEST", `a ${typeof value} is not a JSON value`);
+    post({ t: "result", id, ok: true, value, events });
+  } catch (err) {
+    log.error(`${what} returned a value that cannot be sent`, { error: describeThrown(err) });
+    if (events.length > 0) post({ t: "events", events });
+    post({ t: "result", id, ok: false, error: { ...generic(what), message: `${plugin.name}: ${what} returned a value JSON cannot carry` } });
+  }
 }
 
 /** Runs one handler and posts its result once committed; its committed events travel back with it. */
 function run(id: number, what: string, prepare: () => Prepared): void {
-  const fail = (err: unknown) => post({ t: "result", id, ok: false, error: failure(err, what) });
+  const fail = (err: unknown) => postFailure(id, err, what);
   const ok = ({ value, events }: Done<unknown>) => answer(id, value, events, what);
   try {
     const done = execute(prepare);
@@ -148,11 +181,15 @@ function inTurn(subscription: number, work: () => void | Promise<void>): void {
 
 /** Stores a dead letter, unless the event was handled meanwhile (by a batch the host had given up on). */
 function bury(msg: Extract<HostMessage, { t: "bury" }>): void {
-  unit.settle();
-  const durable = durableOf(msg.event);
-  const subscription = handlers.filters[msg.subscription]!;
-  if (durable && !inbox.handled(subscription, durable.source, durable.seq)) {
-    inbox.bury({ subscription, topic: msg.topic, ...durable, event: msg.event, error: msg.error, attempts: msg.attempts });
+  try {
+    unit.settle();
+    const durable = durableOf(msg.event);
+    const subscription = handlers.filters[msg.subscription]!;
+    if (durable && !inbox.handled(subscription, durable.source, durable.seq)) {
+      inbox.bury({ subscription, topic: msg.topic, ...durable, event: msg.event, error: msg.error, attempts: msg.attempts });
+    }
+  } catch (err) {
+    return postFailure(msg.id, err, `dead letter for ${msg.topic}`);
   }
   answer(msg.id, null);
 }
@@ -167,7 +204,8 @@ async function deliverBatch(msg: Extract<HostMessage, { t: "deliver" }>): Promis
   for (const item of msg.items) {
     try {
       const done = execute(() => handlers.event(msg.subscription, item.topic, item.event, true));
-      events.push(...(done instanceof Promise ? await done : done).events);
+      // One by one: a spread of 100,000 events as arguments would overflow the stack.
+      for (const e of (done instanceof Promise ? await done : done).events) events.push(e);
       handled++;
     } catch (err) {
       const outcome: DeliveryOutcome = { handled, error: failure(err, `subscription ${item.topic}`) };
@@ -180,8 +218,8 @@ async function deliverBatch(msg: Extract<HostMessage, { t: "deliver" }>): Promis
 /** Posts a successful result once what produced it is committed; a failed commit fails it. */
 function answer(id: number, value: unknown, events: CommittedEvent[] = [], what = "commit"): void {
   unit.whenCommitted(
-    () => post({ t: "result", id, ok: true, value, events }),
-    (err) => post({ t: "result", id, ok: false, error: failure(err, what) }),
+    () => postResult(id, value, events, what),
+    (err) => postFailure(id, err, what),
   );
 }
 
@@ -204,21 +242,36 @@ function flushAcks(): void {
 function relay(): void {
   let after = 0;
   for (let batch = outbox.unsent(after); batch.length > 0; batch = outbox.unsent(after)) {
-    post({ t: "events", events: batch });
+    try {
+      post({ t: "events", events: batch });
+    } catch (err) {
+      // Rows written before event data was bounded: they stay unsent, the ones after them wait.
+      log.error("committed events cannot be sent", { from: batch[0]!.seq, error: describeThrown(err) });
+      return;
+    }
     after = batch[batch.length - 1]!.seq;
   }
 }
 
 self.onmessage = (e: MessageEvent<string>) => {
-  handle(decode<HostMessage>(e.data));
+  guarded(() => handle(decode<HostMessage>(e.data)));
   // What this message's handlers wrote commits now, in one go; their replies leave with it.
   unit?.settle();
 };
 
+/** A fault of the runtime's own (a handler's fault becomes its request's error) is logged; the worker serves on. */
+function guarded(fn: () => void): void {
+  try {
+    fn();
+  } catch (err) {
+    log.error("handling a message from the host failed", { error: describeThrown(err) });
+  }
+}
+
 function handle(msg: HostMessage): void {
   switch (msg.t) {
     case "batch":
-      for (const item of msg.items) handle(item);
+      for (const item of msg.items) guarded(() => handle(item));
       break;
     case "init":
       void init(msg);
@@ -242,7 +295,7 @@ function handle(msg: HostMessage): void {
       inTurn(msg.subscription, () => bury(msg));
       break;
     case "deadletters":
-      post({ t: "result", id: msg.id, ok: true, value: inbox.deadLetters(), events: [] });
+      postResult(msg.id, inbox.deadLetters(), [], "deadletters");
       break;
     case "redrive":
       run(msg.id, `redrive ${msg.letter}`, () => handlers.redrive(msg.letter));

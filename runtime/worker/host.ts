@@ -6,9 +6,9 @@
 import { PlinthError, type WireError } from "../errors";
 import type { Logger } from "../log";
 import type { CommittedEvent, Identity, Manifest } from "../protocol";
-import { batched, decode, encode, type HostMessage, type PluginSource, type WorkerMessage } from "./channel";
+import { batched, decode, type HostMessage, type PluginSource, type WorkerMessage } from "./channel";
 import type { Cursor } from "./inbox";
-import { summarize } from "./fault";
+import { describeThrown, summarize } from "./fault";
 import { Heartbeat } from "./heartbeat";
 import { PendingRequests, type RequestOrigin } from "./pending";
 
@@ -122,7 +122,7 @@ export class WorkerHost {
       const worker = new Worker(ENTRY);
       this.worker = worker;
       // Bound to this worker: what was queued for it is dropped if it has been replaced meanwhile.
-      this.send = batched<HostMessage>((message) => this.worker === worker && worker.postMessage(encode(message)), setImmediate, BATCH_MAX).post;
+      this.send = batched<HostMessage>((text) => this.worker === worker && worker.postMessage(text), setImmediate, BATCH_MAX).post;
       let timer: Timer | undefined;
       const deadline = (phase: string) => {
         clearTimeout(timer);
@@ -145,7 +145,7 @@ export class WorkerHost {
       this.abortStart = settle;
 
       const handle = (msg: WorkerMessage): void => {
-        if (msg.t === "batch") return msg.items.forEach(handle);
+        if (msg.t === "batch") return msg.items.forEach(guarded);
         if (msg.t === "loaded") {
           clearTimeout(timer);
           Promise.resolve(this.options.claim?.(msg.manifest)).then(
@@ -169,7 +169,28 @@ export class WorkerHost {
           this.receive(msg, worker);
         }
       };
-      worker.onmessage = (e: MessageEvent<string>) => handle(decode<WorkerMessage>(e.data));
+      // Whatever the worker sends (its plugin can post anything), nothing thrown here leaves this
+      // handler: a message that is not the protocol's ends that worker, a fault in handling one is logged.
+      worker.onmessage = (e: MessageEvent<unknown>) => {
+        let msg: WorkerMessage;
+        try {
+          msg = decode<WorkerMessage>(e.data);
+        } catch (err) {
+          const error = PlinthError.from(err, "PLT_INTERNAL");
+          this.options.log.error("unreadable message from the worker", { error: error.message });
+          if (!settled) return settle(new PlinthError("PLT_PLUGIN_LOAD", `sent an unreadable message: ${error.message}`));
+          if (this.worker === worker) this.crashed(new PlinthError("PLT_SERVICE_UNAVAILABLE", `worker sent an unreadable message: ${error.message}`), "broke the protocol");
+          return;
+        }
+        guarded(msg);
+      };
+      const guarded = (msg: WorkerMessage): void => {
+        try {
+          handle(msg);
+        } catch (err) {
+          this.options.log.error("handling a message from the worker failed", { error: describeThrown(err) });
+        }
+      };
       worker.addEventListener("error", (e: ErrorEvent) => {
         // Bun's text of an uncaught error carries source lines, file paths and stack frames: the log
         // gets it once, whatever else reports the error gets its message line alone.
@@ -214,7 +235,12 @@ export class WorkerHost {
       return Promise.reject(error);
     }
     const { id, answer } = this.pending.open(timeoutMs, originOf(message), report);
-    this.post({ ...message, id } as HostMessage);
+    try {
+      this.post({ ...message, id } as HostMessage);
+    } catch (err) {
+      // Not sendable (JSON cannot carry it, or nested too deep): this request fails, nothing else.
+      this.pending.settle(id, { ok: false, error: PlinthError.from(err, "PLT_BAD_REQUEST") });
+    }
     return answer;
   }
 
@@ -255,6 +281,7 @@ export class WorkerHost {
    * Messages to the worker leave together once per turn of the event loop, or as soon as
    * BATCH_MAX are waiting: under load one postMessage carries many requests.
    * Messages for a worker that has since been replaced are dropped (their requests failed with it).
+   * Throws PLT_BAD_REQUEST for a message that cannot cross (see encode in channel.ts).
    */
   private post(message: HostMessage): void {
     if (this.worker) this.send?.(message);
@@ -278,7 +305,14 @@ export class WorkerHost {
         const origin = msg.request === null ? undefined : this.pending.originOf(msg.request);
         const deadline = Math.min(msg.deadline ?? Number.POSITIVE_INFINITY, origin?.deadline ?? Number.POSITIVE_INFINITY);
         // The reply goes to the worker that asked: one restarted meanwhile numbers its calls afresh.
-        const reply = (message: Extract<HostMessage, { t: "reply" }>) => this.worker === from && this.post(message);
+        const reply = (message: Extract<HostMessage, { t: "reply" }>) => {
+          if (this.worker !== from) return;
+          try {
+            this.post(message);
+          } catch (err) {
+            this.post({ t: "reply", id: msg.id, ok: false, error: PlinthError.from(err, "PLT_BAD_REQUEST").toWire() });
+          }
+        };
         this.options.onCall(this.name, { target: msg.target, params: msg.params, deadline, identity: origin?.identity ?? null }).then(
           (value) => reply({ t: "reply", id: msg.id, ok: true, value }),
           (err) => reply({ t: "reply", id: msg.id, ok: false, error: PlinthError.from(err, "PLT_INTERNAL").toWire() }),

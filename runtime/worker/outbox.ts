@@ -7,6 +7,8 @@
  */
 import type { Database, Statement } from "bun:sqlite";
 import type { CommittedEvent, EmitRequest } from "../protocol";
+import { PlinthError } from "../errors";
+import { MAX_DATA_DEPTH, deeperThan } from "./channel";
 
 export class Outbox {
   private readonly insert: Statement;
@@ -42,10 +44,14 @@ export class Outbox {
     );
   }
 
-  /** Inserts events; call inside the handler's transaction. */
+  /**
+   * Inserts events; call inside the handler's transaction. Throws PLT_EVENT_INVALID (and the
+   * handler's unit rolls back) for data JSON cannot carry or nested deeper than MAX_DATA_DEPTH:
+   * every committed event can cross to the host and on to its subscribers.
+   */
   add(events: EmitRequest[]): CommittedEvent[] {
     return events.map((e) => {
-      const { seq } = this.insert.get(e.id, e.type, e.time, JSON.stringify(e.data)) as { seq: number };
+      const { seq } = this.insert.get(e.id, e.type, e.time, dataText(e)) as { seq: number };
       return { ...e, seq };
     });
   }
@@ -109,4 +115,16 @@ export class Outbox {
         .run(cutoff);
     }
   }
+}
+
+function dataText(e: EmitRequest): string {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(e.data);
+  } catch (err) {
+    throw new PlinthError("PLT_EVENT_INVALID", `emit ${e.type}: ${err instanceof RangeError ? `data nested deeper than ${MAX_DATA_DEPTH} levels` : `data JSON cannot carry (${(err as Error).message})`}`);
+  }
+  if (text === undefined) throw new PlinthError("PLT_EVENT_INVALID", `emit ${e.type}: data JSON cannot carry (a ${typeof e.data})`);
+  if (deeperThan(text, MAX_DATA_DEPTH)) throw new PlinthError("PLT_EVENT_INVALID", `emit ${e.type}: data nested deeper than ${MAX_DATA_DEPTH} levels`);
+  return text;
 }

@@ -70,7 +70,10 @@ export class Handlers {
     const finish = (body: unknown): HttpResponse => {
       const headers = set.headers;
       if (!Object.keys(headers).some((name) => name.toLowerCase() === "content-type")) headers["content-type"] = JSON_TYPE;
-      return { status: set.status ?? (body === undefined ? 204 : 200), headers, body: JSON.stringify(body ?? null) };
+      // A BigInt or a cycle throws here, and a function or a Symbol encodes to nothing: either fails the request (500).
+      const text = JSON.stringify(body ?? null) as string | undefined;
+      if (text === undefined) throw new PlinthError("PLT_HANDLER_ERROR", `the handler returned a ${typeof body}, which JSON cannot carry`);
+      return { status: set.status ?? (body === undefined ? 204 : 200), headers, body: text };
     };
     return { fn: route.handler, extra, finish, transaction: route.transaction, origin: { deadline: req.deadline ?? Infinity, identity: req.identity ?? null, request: id } };
   }

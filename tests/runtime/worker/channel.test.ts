@@ -1,13 +1,13 @@
 /** The worker channel's sender: what leaves together, and when. */
 import { describe, expect, test } from "bun:test";
-import { batched, decode, encode, type HostMessage } from "../../../runtime/worker/channel";
+import { MAX_DEPTH, batched, decode, deeperThan, encode, type HostMessage } from "../../../runtime/worker/channel";
 
 type Sent = HostMessage | { t: "batch"; items: HostMessage[] };
 
 function harness(maxItems?: number) {
   const sent: Sent[] = [];
   const scheduled: Array<() => void> = [];
-  const sender = batched<HostMessage>((m) => sent.push(m), (flush) => scheduled.push(flush), maxItems);
+  const sender = batched<HostMessage>((text) => sent.push(decode<Sent>(text)), (flush) => scheduled.push(flush), maxItems);
   const tick = () => scheduled.splice(0).forEach((f) => f());
   return { sent, sender, tick };
 }
@@ -41,6 +41,15 @@ describe("batched", () => {
     expect(sent).toHaveLength(2);
   });
 
+  test("a message that cannot cross throws to its poster; the others leave as if it had never been posted", () => {
+    const { sent, sender, tick } = harness();
+    sender.post({ t: "sent", seqs: [1] });
+    expect(() => sender.post({ t: "reply", id: 1, ok: true, value: 1n })).toThrow(expect.objectContaining({ code: "PLT_BAD_REQUEST" }));
+    sender.post({ t: "sent", seqs: [2] });
+    tick();
+    expect(sent).toEqual([{ t: "batch", items: [{ t: "sent", seqs: [1] }, { t: "sent", seqs: [2] }] }]);
+  });
+
   test("flush() sends at once; a flush with nothing waiting sends nothing", () => {
     const { sent, sender, tick } = harness();
     sender.post(ping);
@@ -56,4 +65,49 @@ test("messages cross as JSON text: what JSON cannot hold arrives as null, so sen
   const text = encode({ t: "call", id: 1, target: "a.b", params: { at: new Date(0), n: Infinity }, deadline: null, request: null });
   expect(typeof text).toBe("string");
   expect(decode(text)).toEqual({ t: "call", id: 1, target: "a.b", params: { at: "1970-01-01T00:00:00.000Z", n: null }, deadline: null, request: null });
+});
+
+function nested(levels: number): unknown {
+  let value: unknown = 0;
+  for (let i = 0; i < levels; i++) value = i % 2 ? [value] : { a: value };
+  return value;
+}
+
+describe("encode and decode refuse what would overflow a thread's stack, as an error of that message", () => {
+  const reply = (value: unknown): HostMessage => ({ t: "reply", id: 1, ok: true, value });
+
+  test.each([
+    ["a BigInt", 1n, /JSON cannot carry/],
+    ["a cycle", (() => { const o: Record<string, unknown> = {}; o.o = o; return o; })(), /JSON cannot carry/],
+    ["100,000 levels (JSON.stringify's RangeError)", nested(100_000), /nested deeper than 1000 levels/],
+    ["MAX_DEPTH levels under an envelope", nested(MAX_DEPTH), /nested deeper than 1000 levels/],
+  ])("encode: %s → PLT_BAD_REQUEST", (_name, value, reason) => {
+    let thrown: unknown;
+    try {
+      encode(reply(value));
+    } catch (err) {
+      thrown = err;
+    }
+    expect(thrown).toMatchObject({ code: "PLT_BAD_REQUEST", message: expect.stringMatching(reason) });
+  });
+
+  test("a value just within the bound crosses both ways", () => {
+    const value = nested(MAX_DEPTH - 2);
+    expect(decode(encode(reply(value)))).toEqual(reply(value));
+  });
+
+  test.each([
+    ["text nested 50,000 levels", "[".repeat(50_000) + "]".repeat(50_000)],
+    ["not JSON", "{"],
+    ["not text", { t: "pong" }],
+  ])("decode: %s → PLT_BAD_REQUEST", (_name, data) => {
+    expect(() => decode(data)).toThrow(expect.objectContaining({ code: "PLT_BAD_REQUEST" }));
+  });
+
+  test("deeperThan: brackets inside strings do not count; escaped quotes do not end a string", () => {
+    const inString = JSON.stringify({ s: "[{".repeat(5_000), t: 'a\\"[[[' });
+    expect(deeperThan(inString, 10)).toBe(false);
+    expect(deeperThan(JSON.stringify(nested(11)) + " ".repeat(100), 10)).toBe(true);
+    expect(deeperThan(JSON.stringify(nested(10)) + " ".repeat(100), 10)).toBe(false);
+  });
 });

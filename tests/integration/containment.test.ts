@@ -1,0 +1,91 @@
+/**
+ * Plugin behaviours with values that cannot cross between threads, against the real platform:
+ * each fails its own request with a precise answer; the main thread and the plugin's worker stay
+ * up (no restart) and keep serving.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { boot, NO_BREAKER, type Booted } from "../helpers/boot";
+
+let p: Booted;
+beforeAll(async () => {
+  p = await boot({ fixtures: ["hostile"] }, { breaker: NO_BREAKER });
+});
+afterAll(() => p.stop());
+
+type ErrorBody = { error: { code: string; message: string } };
+
+/** After each case: the worker never restarted and still answers. */
+afterEach(async () => {
+  expect(await (await p.req("/api/hostile/ok")).json()).toEqual({ ok: true });
+  const { services } = (await (await p.req("/api/platform/services")).json()) as { services: Array<{ name: string; restarts: number; state: string }> };
+  expect(services.find((s) => s.name === "hostile")).toMatchObject({ state: "ready", restarts: 0 });
+});
+
+/** The body of an error answer, checked to carry no source, path or stack. */
+async function failed(res: Response, status: number): Promise<ErrorBody["error"]> {
+  expect(res.status).toBe(status);
+  const text = await res.text();
+  for (const leak of ["hostile.ts", p.pluginsDir, " at ", "| "]) expect(text).not.toContain(leak);
+  return (JSON.parse(text) as ErrorBody).error;
+}
+
+const THROWN = ["string", "null", "undefined", "number", "object", "symbol", "null-prototype", "throwing-tostring"];
+
+describe("a handler that throws what is not an Error", () => {
+  test.each(THROWN)("throw %s (synchronous handler) → 500 PLT_HANDLER_ERROR, generic message", async (kind) => {
+    expect(await failed(await p.req(`/api/hostile/throw/${kind}`), 500)).toEqual({ code: "PLT_HANDLER_ERROR", message: "hostile: GET /throw/:kind failed" });
+  });
+
+  test.each(THROWN)("throw %s (async handler) → 500 PLT_HANDLER_ERROR, generic message", async (kind) => {
+    expect(await failed(await p.req(`/api/hostile/throw-async/${kind}`), 500)).toEqual({ code: "PLT_HANDLER_ERROR", message: "hostile: GET /throw-async/:kind failed" });
+  });
+
+  test("a PlinthError whose data JSON cannot carry → 500 PLT_HANDLER_ERROR", async () => {
+    expect((await failed(await p.req("/api/hostile/throw/plinth-error-bigint-data"), 500)).code).toBe("PLT_HANDLER_ERROR");
+  });
+});
+
+describe("a handler that returns what JSON cannot carry", () => {
+  test.each(["bigint", "circular", "deep", "function", "symbol"])("route returns %s → 500 PLT_HANDLER_ERROR", async (kind) => {
+    for (const route of ["return", "return-async"]) {
+      expect((await failed(await p.req(`/api/hostile/${route}/${kind}`), 500)).code).toBe("PLT_HANDLER_ERROR");
+    }
+  });
+
+  test("route returns undefined → 204", async () => {
+    expect((await p.req("/api/hostile/return/undefined")).status).toBe(204);
+  });
+
+  test.each(["bigint", "circular", "deep", "deep-2000", "function", "symbol"])("action returns %s → its caller gets PLT_HANDLER_ERROR", async (kind) => {
+    expect(await (await p.req(`/api/hostile/give/${kind}`)).json()).toEqual({ ok: false, code: "PLT_HANDLER_ERROR", status: 500 });
+  });
+});
+
+describe("events and calls that cannot cross", () => {
+  test.each(["bigint", "circular", "deep", "deep-2000", "function", "symbol"])("emit with %s data → 500 PLT_EVENT_INVALID, nothing committed", async (kind) => {
+    const error = await failed(await p.req(`/api/hostile/emit/${kind}`, { method: "POST" }), 500);
+    expect(error.code).toBe("PLT_EVENT_INVALID");
+    expect(error.message).toStartWith("emit bad: data");
+    const log = (await (await p.req("/api/platform/events?service=hostile")).json()) as Array<{ type: string }>;
+    expect(log.filter((e) => e.type === "hostile.bad")).toEqual([]);
+  });
+
+  test.each(["bigint", "circular", "deep", "deep-2000"])("ctx.call with %s params → the call fails with PLT_BAD_REQUEST", async (kind) => {
+    expect(await (await p.req(`/api/hostile/call/${kind}`, { method: "POST" })).json()).toEqual({ ok: false, code: "PLT_BAD_REQUEST", status: 400 });
+  });
+
+  test("100,000 emits in one transaction commit and answer", async () => {
+    const res = await p.req("/api/hostile/emit-bulk?n=100000", { method: "POST" });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ emitted: 100_000 });
+    const log = (await (await p.req("/api/platform/events?service=hostile&after=99999&limit=10")).json()) as Array<{ data: { i: number } }>;
+    expect(log.map((e) => e.data.i)).toEqual([99_999]);
+  }, 60_000);
+
+  test("a request body nested 50,000 levels deep → 400, and the platform stays up", async () => {
+    const body = "[".repeat(50_000) + "]".repeat(50_000);
+    const res = await p.req("/api/hostile/echo", { method: "POST", body, headers: { "content-type": "application/json" } });
+    const error = await failed(res, 400);
+    expect(["PLT_BAD_JSON", "PLT_BAD_REQUEST"]).toContain(error.code);
+  });
+});

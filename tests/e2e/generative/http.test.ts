@@ -142,9 +142,9 @@ test("generated requests: each gets an answer with a JSON error or a normal body
     const sent = bytesOf(r);
     const { answers } = await rawHttp(app.url, sent, { timeoutMs: REQUEST_TIMEOUT_MS + 4_000, headOnly: r.method === "HEAD" });
     expect(app.proc.exitCode, `the process exited; log:\n${app.log().slice(-3000)}`).toBeNull();
-    if (!KNOWN_METHODS.includes(r.method)) {
-      // Bun's parser refuses the request line before the gateway sees it: an empty 400, or the
-      // connection closed. Nothing of the server's is in it.
+    if (!KNOWN_METHODS.includes(r.method) || (r.target === "*" && r.method !== "OPTIONS")) {
+      // Bun's parser refuses the request line (an unknown method, "*" other than for OPTIONS)
+      // before the gateway sees it: an empty 400, or the connection closed. Nothing of the server's is in it.
       expect(answers.every((a) => a.status === 400 && a.body.length === 0)).toBe(true);
       return;
     }

@@ -92,6 +92,7 @@ export const ConfigSchema = t.Object(
          * Topic filters each role may publish and subscribe to. `%u` is replaced by the
          * identity (key name or token subject), `%c` by the client id. A role without an entry
          * may do nothing; platform namespaces (`events/`, `$platform/`, `$SYS/`) stay read-only.
+         * `deny` refuses filters inside what is allowed (runtime/broker/acl-rules.ts).
          */
         acl: t.Record(
           t.String({ minLength: 1 }),
@@ -99,6 +100,16 @@ export const ConfigSchema = t.Object(
             {
               publish: t.Array(t.String(), { default: [] }),
               subscribe: t.Array(t.String(), { default: [] }),
+              /**
+               * Filters refused even where an allow filter above covers them (`secrets/#`). The most
+               * specific filter decides (most literal levels: neither `+` nor `#`); a deny wins a tie.
+               */
+              deny: t.Optional(
+                t.Object(
+                  { publish: t.Array(t.String(), { default: [] }), subscribe: t.Array(t.String(), { default: [] }) },
+                  { additionalProperties: false },
+                ),
+              ),
             },
             { additionalProperties: false },
           ),

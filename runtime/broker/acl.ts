@@ -6,8 +6,10 @@
  *   `$platform/#` and `$SYS/#` to the runtime.
  * - With `access` (auth on), clients prove an identity at CONNECT (password = API
  *   key or JWT) unless anonymous clients are allowed, and a per-role ACL of topic
- *   filters decides what they may publish and subscribe to (`%u` = identity,
- *   `%c` = client id).
+ *   filters, allow and deny, decides what they may publish and subscribe to (`%u` =
+ *   identity, `%c` = client id; the most specific rule wins, a deny wins a tie: acl-rules.ts).
+ *   What a client subscribes to is checked again for each message forwarded to it: a
+ *   subscription to `#` gets nothing on a denied topic.
  * - aedes' own `$SYS/<broker id>/...` messages are never forwarded to clients (isBrokerInternal).
  * - A denied SUBSCRIBE gets the failure return code 0x80 [MQTT-3.9.3-2]; a denied
  *   PUBLISH is acknowledged as usual and dropped, never delivered [MQTT-3.3.5-2].
@@ -18,6 +20,9 @@ import type { Authenticator } from "../auth/authenticator";
 import { ANONYMOUS_ROLE, type Identity } from "../auth/identity";
 import type { Logger } from "../log";
 import { Topics } from "../protocol";
+import { compileRules, decide, type Action, type Rule } from "./acl-rules";
+
+export { covers, decide } from "./acl-rules";
 
 const RESERVED = [Topics.eventsRoot, Topics.platformRoot, "$SYS"];
 const RESERVED_PREFIXES = RESERVED.map((root) => `${root}/`);
@@ -46,27 +51,33 @@ export interface MqttAccess {
   config: Config["auth"]["mqtt"];
 }
 
+/** What a client's decisions need, per action: its rules, and what they decided per topic. */
+type Known = Record<Action, { rules: Rule[]; byTopic: Map<string, boolean> } | null>;
+
 type Hooks = Pick<AedesOptions, "authenticate" | "authorizePublish" | "authorizeSubscribe" | "authorizeForward">;
 
 /** `access` null: no authentication; every client may do anything outside the platform namespaces. */
 export function aclHooks(log: Logger, access: MqttAccess | null = null): Hooks {
   const identities = new WeakMap<Client, Identity>();
-  // A client's identity is fixed for its connection, so each topic is decided once per action.
-  const decisions = new WeakMap<Client, { publish: Map<string, boolean>; subscribe: Map<string, boolean> }>();
-  const may = (client: Client, action: "publish" | "subscribe", topic: string): boolean => {
+  // A client's identity is fixed for its connection: its rules are compiled once, and each topic is
+  // decided once per action (also at forward time, for every message to the client).
+  const decisions = new WeakMap<Client, Known>();
+  const may = (client: Client, action: Action, topic: string): boolean => {
     if (!access) return true;
     const identity = identities.get(client);
     if (!identity) return false;
     let known = decisions.get(client);
-    if (!known) decisions.set(client, (known = { publish: new Map(), subscribe: new Map() }));
-    const byTopic = known[action];
-    let allowed = byTopic.get(topic);
+    if (!known) decisions.set(client, (known = { publish: null, subscribe: null }));
+    let k = known[action];
+    if (!k) {
+      const rules = compileRules(access.config.acl, identity.roles, action, identity.sub, client.id, isReservedTopic);
+      k = known[action] = { rules, byTopic: new Map() };
+    }
+    let allowed = k.byTopic.get(topic);
     if (allowed === undefined) {
-      allowed = identity.roles.some((role) =>
-        (access.config.acl[role]?.[action] ?? []).some((pattern) => covers(substitute(pattern, identity.sub, client.id), topic)),
-      );
-      if (byTopic.size >= DECISIONS_PER_CLIENT) byTopic.clear();
-      byTopic.set(topic, allowed);
+      allowed = decide(k.rules, topic);
+      if (k.byTopic.size >= DECISIONS_PER_CLIENT) k.byTopic.clear();
+      k.byTopic.set(topic, allowed);
     }
     return allowed;
   };
@@ -132,35 +143,4 @@ export function aclHooks(log: Logger, access: MqttAccess | null = null): Hooks {
     }
   };
   return hooks;
-}
-
-function substitute(pattern: string, user: string, clientId: string): string {
-  if (!pattern.includes("%")) return pattern;
-  // A value with wildcard or level characters, a `$` or a platform root could widen the pattern or
-  // reach a reserved namespace: such values match nothing. (%c is chosen by the client: it grants
-  // nothing exclusive; use %u for per-device topics.)
-  const safe = (s: string) => (s === "" || /[+#/]/.test(s) || s.startsWith("$") || isReservedTopic(s) ? "\u0000" : s);
-  return pattern.replaceAll("%u", safe(user)).replaceAll("%c", safe(clientId));
-}
-
-/**
- * Whether ACL filter `pattern` covers `topic` (a topic name, or a filter: then every topic the
- * filter matches must match the pattern). `$` topics are covered only by patterns that name
- * their first level [MQTT-4.7.2-1].
- */
-export function covers(pattern: string, topic: string): boolean {
-  const p = pattern.split("/");
-  const t = topic.split("/");
-  if (t[0]!.startsWith("$") && p[0] !== t[0]) return false;
-  for (let i = 0; i < p.length; i++) {
-    const level = p[i]!;
-    if (level === "#") return true;
-    if (i >= t.length) return false;
-    if (level === "+") {
-      if (t[i] === "#") return false;
-      continue;
-    }
-    if (level !== t[i]) return false;
-  }
-  return p.length === t.length;
 }

@@ -5,7 +5,8 @@
  * loopback. Prints req/s, p50, p99, server CPU and RSS, and each Plinth path's
  * ratio to its baseline; then the same ratios from short runs paired back to
  * back (they move far less with the machine's drift), the A → B chain cost
- * and hot-reload time.
+ * and hot-reload time. `BENCH_BEFORE=<binary>` (an earlier build of dist/plinth) adds, in the same run,
+ * the echo and write paths of that build against this one, paired the same way.
  */
 import { cpSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -30,6 +31,12 @@ const token = await new SignJWT({ roles: ["user"] }).setProtectedHeader({ alg: "
 const elysia = await spawnReady([process.execPath, join(import.meta.dir, "baselines/elysia.ts")], dir, /listening (http:\S+)/);
 const worker = await spawnReady([process.execPath, join(import.meta.dir, "baselines/worker-echo.ts")], dir, /listening (http:\S+)/);
 const plinth = await spawnReady([BINARY, "run", "--port", "0", "--mqtt-port", "0", "--log-level", "info"], dir, /platform ready/);
+const beforeDir = mkdtempSync(join(tmpdir(), "plinth-bench-before-"));
+cpSync(join(dir, "plugins"), join(beforeDir, "plugins"), { recursive: true });
+cpSync(join(dir, "platform.config.ts"), join(beforeDir, "platform.config.ts"));
+const before = process.env.BENCH_BEFORE
+  ? await spawnReady([process.env.BENCH_BEFORE, "run", "--port", "0", "--mqtt-port", "0", "--log-level", "info"], beforeDir, /platform ready/)
+  : null;
 const url = (p: { text(): string }, re: RegExp) => re.exec(p.text())![1]!;
 const elysiaUrl = url(elysia, /listening (http:\S+)/);
 const workerUrl = url(worker, /listening (http:\S+)/);
@@ -103,6 +110,12 @@ try {
   console.log(`  write / Elysia → Worker → SQLite INSERT: ${show(await paired(`${plinthUrl}/api/bench/items`, `${workerUrl}/items`, post))} (target ≥ 0.9)`);
   console.log(`  read / Elysia → Worker → SQLite SELECT: ${show(await paired(`${plinthUrl}/api/bench/items/1`, `${workerUrl}/items/1`))}`);
   console.log(`  policies on / off (guarded / echo): ${show(policyRatio)} (target ≥ 0.85)`);
+  if (before) {
+    const beforeUrl = url(before, /gateway listening url=(http:\S+)/);
+    const againstBefore = (path: string, options = {}) =>
+      pairedRatio(() => run(`${beforeUrl}${path}`, before.proc.pid, { durationMs: PAIR_MS, ...options }), () => run(`${plinthUrl}${path}`, plinth.proc.pid, { durationMs: PAIR_MS, ...options }));
+    console.log(`  this build / ${process.env.BENCH_BEFORE}: echo ${show(await againstBefore("/api/bench/echo"))}, write ${show(await againstBefore("/api/bench/items", post))} (target ≥ 0.97)`);
+  }
 
   // A → B: the added latency of one more hop, measured without queueing (one connection), in pairs.
   const added: number[] = [];
@@ -129,7 +142,9 @@ try {
   reloads.sort((a, b) => a - b);
   console.log(`hot reload, file written → new version serving: median ${reloads[2]!.toFixed(0)} ms (min ${reloads[0]!.toFixed(0)}, max ${reloads[4]!.toFixed(0)}, 5 runs; target < 500 ms)`);
 } finally {
-  for (const p of [elysia, worker, plinth]) p.proc.kill();
-  await Promise.all([elysia.proc.exited, worker.proc.exited, plinth.proc.exited]);
+  const all = [elysia, worker, plinth, ...(before ? [before] : [])];
+  for (const p of all) p.proc.kill();
+  await Promise.all(all.map((p) => p.proc.exited));
   rmSync(dir, { recursive: true, force: true });
+  rmSync(beforeDir, { recursive: true, force: true });
 }

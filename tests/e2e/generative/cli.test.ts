@@ -53,7 +53,7 @@ test("generated command lines: exit 0, 1 or 2 with a message (or run serves), ne
     const said = `plinth ${JSON.stringify(args)} → ${code}:\n${out.slice(0, 1500)}`;
     expect(out, said).not.toMatch(/\n\s+at \S.*:\d+:\d+|RangeError|TypeError|ReferenceError/);
     if (started) return;
-    expect([0, 1, 2], said).toContain(code);
+    expect([0, 1, 2], said).toContain(code as number);
     if (code !== 0) expect(out.trim().length, `a message: ${said}`).toBeGreaterThan(0);
   });
   expect(runs).toBeGreaterThan(10);

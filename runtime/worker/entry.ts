@@ -254,15 +254,21 @@ function relay(): void {
 }
 
 self.onmessage = (e: MessageEvent<string>) => {
-  guarded(() => handle(decode<HostMessage>(e.data)));
+  let msg: HostMessage | undefined;
+  try {
+    msg = decode<HostMessage>(e.data);
+  } catch (err) {
+    log.error("unreadable message from the host", { error: describeThrown(err) });
+  }
+  if (msg) guarded(msg);
   // What this message's handlers wrote commits now, in one go; their replies leave with it.
   unit?.settle();
 };
 
 /** A fault of the runtime's own (a handler's fault becomes its request's error) is logged; the worker serves on. */
-function guarded(fn: () => void): void {
+function guarded(msg: HostMessage): void {
   try {
-    fn();
+    handle(msg);
   } catch (err) {
     log.error("handling a message from the host failed", { error: describeThrown(err) });
   }
@@ -271,7 +277,7 @@ function guarded(fn: () => void): void {
 function handle(msg: HostMessage): void {
   switch (msg.t) {
     case "batch":
-      for (const item of msg.items) guarded(() => handle(item));
+      for (const item of msg.items) guarded(item);
       break;
     case "init":
       void init(msg);

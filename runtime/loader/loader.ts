@@ -5,7 +5,7 @@
  * traffic passes a per-target circuit breaker.
  */
 import { mkdirSync } from "node:fs";
-import { relative } from "node:path";
+import { relative, resolve, sep } from "node:path";
 import Memoirist from "memoirist";
 import type { BreakerOverride } from "../../config/fields";
 import type { Config } from "../../config/schema";
@@ -165,7 +165,11 @@ export class Loader {
    * Its database file stays.
    */
   async retire(service: Service, graceMs: number): Promise<void> {
-    if (this.services.get(service.name) === service) this.services.delete(service.name);
+    if (this.services.get(service.name) === service) {
+      this.services.delete(service.name);
+      // No replacement took its name: its breakers and bulkhead go too (calls admitted finish on them).
+      this.breakers.retire(service.name);
+    }
     await this.quiesce(service);
     await service.host.drain(graceMs);
     await service.host.stop();
@@ -268,6 +272,20 @@ export class Loader {
     for (const d of service.deliveries) d.pause();
     const unsubscribe = service.unsubscribe.splice(0);
     await Promise.all(unsubscribe.map((u) => u()));
+  }
+
+  /**
+   * Forgets the load failures of plugins whose entry file was `path` or lay inside it (a plugin's
+   * folder): the file is gone, so it no longer fails to load.
+   */
+  forgetFailuresUnder(path: string): void {
+    const gone = resolve(path);
+    for (let i = this.failures.length - 1; i >= 0; i--) {
+      const origin = this.failures[i]!.origin;
+      if (origin.startsWith("builtin:")) continue;
+      const file = resolve(origin);
+      if (file === gone || file.startsWith(gone + sep)) this.failures.splice(i, 1);
+    }
   }
 
   private forgetFailures(origin: string): void {

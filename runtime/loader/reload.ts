@@ -10,7 +10,7 @@
  * Changes are debounced per entry and applied one at a time.
  */
 import { mkdirSync, watch, type FSWatcher } from "node:fs";
-import { relative, sep } from "node:path";
+import { join, relative, sep } from "node:path";
 import { PlinthError } from "../errors";
 import type { Logger } from "../log";
 import { entryFile } from "./discover";
@@ -67,6 +67,8 @@ export class Reloader {
     const path = entryFile(this.dir, entry);
     const current = [...this.loader.services.values()].find((s) => s.path !== null && relative(this.dir, s.path).split(sep)[0] === entry);
     if (!path) {
+      // Gone (or no longer a plugin): a failure to load it is no longer news.
+      this.loader.forgetFailuresUnder(join(this.dir, entry));
       if (current) await this.loader.retire(current, this.graceMs);
       return;
     }

@@ -47,6 +47,34 @@ test("a plugin dropped into the folder starts serving; removing it drains and 40
   expect(((await (await p.req("/api/ver")).json()) as { error: { code: string } }).error.code).toBe("PLT_SERVICE_NOT_FOUND");
 });
 
+test("a plugin that failed to load is no longer reported once its file (or its folder) is deleted", async () => {
+  p = await boot({
+    files: {
+      "broken.ts": `export default { name: "broken", version: "1.0.0", routes: { "GET /": () => ( } };\n`,
+      "folder/index.ts": `throw new Error("cannot start");\n`,
+      "ok.ts": version(1),
+    },
+  });
+  const failed = async () => ((await (await p!.req("/health")).json()) as Health).failed.map((f) => f.origin.split("/").slice(-2).join("/"));
+  expect((await failed()).sort()).toEqual(["folder/index.ts", "plugins/broken.ts"]);
+  rmSync(join(p.pluginsDir, "broken.ts"));
+  await eventually(async () => (await failed()).length === 1);
+  expect(await failed()).toEqual(["folder/index.ts"]);
+  rmSync(join(p.pluginsDir, "folder"), { recursive: true });
+  await eventually(async () => (await failed()).length === 0);
+  expect(((await (await p.req("/health")).json()) as { status: string }).status).toBe("ok");
+});
+
+test("a removed plugin's breaker is no longer listed", async () => {
+  p = await boot({ files: { "ver.ts": version(1) } });
+  expect((await get("/api/ver")).status).toBe(200);
+  const breakers = async () => Object.keys((await (await p!.req("/api/platform/breakers")).json()) as Record<string, unknown>);
+  expect(await breakers()).toContain("ver");
+  rmSync(join(p.pluginsDir, "ver.ts"));
+  await eventually(async () => (await get("/api/ver")).status === 404);
+  await eventually(async () => !(await breakers()).includes("ver"));
+});
+
 test("replacing a plugin under steady load fails no request; the new version runs its migrations", async () => {
   p = await boot({ files: { "ver.ts": version(1) } });
   const statuses = new Map<number, number>();

@@ -9,6 +9,12 @@
  *     `window` messages in flight (published, not yet received by every
  *     subscriber). Prints one JSON line: delivered/s, p50/p99 latency (ms,
  *     from a timestamp in the payload), messages lost (never completed).
+ *   bun broker-load.ts ingest <mqtt-url> <qos 1|2> <offlineSessions> <warmupMs> <durationMs> <window> <payloadBytes>
+ *     What the broker takes in and acknowledges: `offlineSessions` persistent
+ *     sessions (clean session 0) subscribe at QoS 1 and go offline, so every
+ *     publish is stored for each; one publisher keeps at most `window` QoS 1
+ *     (or QoS 2) publishes unacknowledged. Prints one JSON line: acknowledged
+ *     (PUBACK, or PUBCOMP) per second, p50/p99 from PUBLISH to that ack (ms).
  *   bun broker-load.ts idle <mqtt-url> <connections>
  *     Opens that many connections (CONNECT/CONNACK), prints "connected n", and
  *     holds them until killed.
@@ -34,9 +40,9 @@ interface ConnState {
   onClose: () => void;
 }
 
-function connectPacket(clientId: string): Buffer {
-  // protocol name, level 4, clean session, keepalive 0 (no pings needed)
-  return frame(0x10, str("MQTT"), Buffer.from([4, 0x02, 0, 0]), str(clientId));
+function connectPacket(clientId: string, clean = true): Buffer {
+  // protocol name, level 4, clean session (or not), keepalive 0 (no pings needed)
+  return frame(0x10, str("MQTT"), Buffer.from([4, clean ? 0x02 : 0, 0, 0]), str(clientId));
 }
 
 function subscribePacket(id: number, filter: string, qos: number): Buffer {
@@ -69,7 +75,7 @@ function parse(state: ConnState, chunk: Buffer): void {
   state.rest = pos < buf.length ? Buffer.from(buf.subarray(pos)) : null;
 }
 
-async function connect(url: string, clientId: string, onFrame: Frame = () => {}): Promise<Conn> {
+async function connect(url: string, clientId: string, onFrame: Frame = () => {}, clean = true): Promise<Conn> {
   const { hostname, port } = new URL(url);
   let connack: ((returnCode: number) => void) | null = null;
   const state: ConnState = {
@@ -123,7 +129,7 @@ async function connect(url: string, clientId: string, onFrame: Frame = () => {})
       else reject(new Error(`${url} refused the connection: CONNACK ${returnCode}`));
     };
     state.onClose = () => reject(new Error(`${url} closed the connection before CONNACK`));
-    conn.send(connectPacket(clientId));
+    conn.send(connectPacket(clientId, clean));
   });
   return conn;
 }
@@ -275,6 +281,84 @@ async function flow(url: string, qos: number, subscribers: number, warmupMs: num
   for (const c of [publisher, ...subs]) c.socket.end();
 }
 
+async function ingest(url: string, qos: number, offlineSessions: number, warmupMs: number, durationMs: number, window: number, payloadBytes: number) {
+  const topic = `bench/ingest/${process.pid}`;
+  for (let i = 0; i < offlineSessions; i++) {
+    let subacked: (() => void) | null = null;
+    const conn = await connect(url, `bench-offline-${process.pid}-${i}`, (type) => (type === 9 ? subacked?.() : undefined), false);
+    await new Promise<void>((resolve) => {
+      subacked = resolve;
+      conn.send(subscribePacket(1, topic, 1));
+    });
+    conn.send(Buffer.from([0xe0, 0])); // DISCONNECT: the session stays, offline
+    conn.socket.end();
+  }
+
+  const histogram = new Histogram();
+  const sentAt = new Float64Array(65536);
+  let measuring = false;
+  let acked = 0;
+  let inFlight = 0;
+  let nextId = 1;
+  let pumping = false;
+  let stopped = false;
+  const topicBytes = str(topic);
+  const bodyLen = topicBytes.length + 2 + payloadBytes;
+  const fixed = Buffer.from([qos === 2 ? 0x34 : 0x32, ...remainingLength(bodyLen)]);
+  const frameLen = fixed.length + bodyLen;
+  let publisher: Conn;
+  const pump = () => {
+    if (pumping || stopped) return;
+    pumping = true;
+    queueMicrotask(() => {
+      pumping = false;
+      if (stopped || publisher.blocked()) return;
+      const room = window - inFlight;
+      if (room <= 0) return;
+      const out = Buffer.allocUnsafe(room * frameLen);
+      const now = performance.now();
+      for (let k = 0; k < room; k++) {
+        let at = k * frameLen;
+        fixed.copy(out, at);
+        at += fixed.length;
+        topicBytes.copy(out, at);
+        at += topicBytes.length;
+        out.writeUInt16BE(nextId, at);
+        sentAt[nextId] = now;
+        nextId = nextId === 65535 ? 1 : nextId + 1;
+        out.fill(7, at + 2, at + 2 + payloadBytes);
+      }
+      inFlight += room;
+      publisher.send(out);
+    });
+  };
+  const done = (id: number) => {
+    inFlight--;
+    if (measuring) {
+      acked++;
+      histogram.add(performance.now() - sentAt[id]!);
+    }
+    pump();
+  };
+  publisher = await connect(url, `bench-ingest-${process.pid}`, (type, _flags, body) => {
+    const id = body.readUInt16BE(0);
+    if (type === 4) done(id); // PUBACK
+    else if (type === 5) publisher.send(Buffer.from([0x62, 2, id >> 8, id & 0xff])); // PUBREC: PUBREL
+    else if (type === 7) done(id); // PUBCOMP
+  });
+  publisher.socket.data.onDrain = pump;
+  pump();
+  await Bun.sleep(warmupMs);
+  measuring = true;
+  const started = performance.now();
+  await Bun.sleep(durationMs);
+  measuring = false;
+  const elapsed = performance.now() - started;
+  stopped = true;
+  console.log(JSON.stringify({ acked, rate: (acked / elapsed) * 1000, p50: histogram.quantile(0.5), p99: histogram.quantile(0.99) }));
+  publisher.socket.end();
+}
+
 async function idle(url: string, connections: number) {
   const conns: Conn[] = [];
   // a few at a time, as a fleet of devices would come up
@@ -291,6 +375,7 @@ async function idle(url: string, connections: number) {
 const [mode, url, ...rest] = process.argv.slice(2);
 const n = rest.map(Number);
 if (mode === "flow") await flow(url!, n[0]!, n[1]!, n[2]!, n[3]!, n[4]!, n[5]!);
+else if (mode === "ingest") await ingest(url!, n[0]!, n[1]!, n[2]!, n[3]!, n[4]!, n[5]!);
 else if (mode === "idle") await idle(url!, n[0]!);
-else throw new Error(`usage: broker-load.ts flow|idle <url> ...`);
+else throw new Error(`usage: broker-load.ts flow|ingest|idle <url> ...`);
 process.exit(0);

@@ -9,11 +9,16 @@
  * - Load: tests/bench/broker-load.ts in a process of its own (one publisher,
  *   1 or 10 subscribers, QoS 0 and 1, at most BENCH_WINDOW messages in flight,
  *   BENCH_PAYLOAD bytes each). Latency: a timestamp in the payload to receipt.
+ * - Ingest: one publisher, QoS 1 (and 2), at most BENCH_WINDOW unacknowledged;
+ *   0, 1 or 10 persistent sessions offline, so each message is stored for each
+ *   before it is acknowledged. Rate: PUBACKs (PUBCOMPs) per second.
  * - Broker: CPU (utime + stime over the measured window) and peak RSS from /proc.
  * - Idle: RSS with 1,000 idle connections open (first, on fresh brokers).
  * Brokers take turns per row, so drift on the machine hits all of them alike.
  *
- * BENCH_MS (measured time per row, default 2500), BENCH_BINARY (default dist/plinth).
+ * BENCH_MS (measured time per row, default 2500), BENCH_BINARY (default dist/plinth),
+ * BENCH_BEFORE (another build of the binary: measured too, and each row's ratio to it printed),
+ * BENCH_ONLY=ingest (the ingest rows only).
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -46,9 +51,10 @@ interface Flow {
 }
 
 
-async function flow(target: Target, qos: number, subscribers: number): Promise<Flow> {
+/** Runs the load (`mode`: flow or ingest) against the target, measuring the target's CPU and RSS meanwhile. */
+async function flow(target: Target, qos: number, n: number, mode = "flow"): Promise<Flow> {
   const proc = Bun.spawn(
-    [process.execPath, LOAD, "flow", target.url, String(qos), String(subscribers), String(WARMUP_MS), String(DURATION_MS), String(WINDOW), String(PAYLOAD)],
+    [process.execPath, LOAD, mode, target.url, String(qos), String(n), String(WARMUP_MS), String(DURATION_MS), String(WINDOW), String(PAYLOAD)],
     { stdout: "pipe", stderr: "inherit" },
   );
   let peak = rssMiB(target.pid);
@@ -103,13 +109,20 @@ try {
   // The same with the session store in memory: what the SQLite store costs.
   writeFileSync(join(dir, "memory.config.ts"), `export default { auth: { mqtt: { anonymous: true } }, broker: { persistence: "memory" }, data: { dir: "./data-memory" } };\n`);
   await start("plinth, broker.persistence memory", [...plinth, "--config", "memory.config.ts"], /broker listening url=(mqtt:\S+)/);
+  const before = process.env.BENCH_BEFORE;
+  if (before) {
+    writeFileSync(join(dir, "before.config.ts"), `export default { auth: { mqtt: { anonymous: true } }, data: { dir: "./data-before" } };\n`);
+    await start("plinth, before (BENCH_BEFORE)", [before, ...plinth.slice(1), "--config", "before.config.ts"], /broker listening url=(mqtt:\S+)/);
+  }
+  const beforeTarget = before ? targets.at(-1)! : null;
   const [bare] = targets;
+  const only = process.env.BENCH_ONLY;
 
   const f = (n: number, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : "–");
   // Idle first, on fresh brokers: what the load leaves behind (heap not yet collected) would blur it.
   const idle: string[] = [];
   let bareIdle = 0;
-  for (const target of targets) {
+  for (const target of only ? [] : targets) {
     const { before, after } = await idleRss(target);
     if (target === bare) bareIdle = after;
     idle.push(
@@ -117,12 +130,14 @@ try {
     );
   }
   const rows: string[] = [];
-  for (const [qos, subscribers] of [
-    [0, 1],
-    [0, 10],
-    [1, 1],
-    [1, 10],
-  ] as const) {
+  for (const [qos, subscribers] of only
+    ? []
+    : ([
+        [0, 1],
+        [0, 10],
+        [1, 1],
+        [1, 10],
+      ] as const)) {
     const results: Flow[] = [];
     for (const target of targets) results.push(await flow(target, qos, subscribers));
     const base = results[0]!;
@@ -133,14 +148,44 @@ try {
     );
   }
 
-  console.log(`\nbroker: one publisher → N subscribers on one topic, ${PAYLOAD}-byte payloads, at most ${WINDOW} in flight, ${DURATION_MS} ms per row, load in its own process, loopback`);
-  console.log("| load | broker | delivered msg/s | p50 ms | p99 ms | lost | broker CPU % | broker RSS MiB | ratio to bare aedes (node:net) |");
-  console.log("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
-  for (const row of rows) console.log(row);
-  console.log(`\nbroker RSS with ${IDLE_CONNECTIONS} idle connections`);
-  console.log("| broker | RSS before MiB | RSS with connections MiB | KiB per connection | ratio to bare aedes |");
-  console.log("| --- | ---: | ---: | ---: | ---: |");
-  for (const row of idle) console.log(row);
+  // Ingest: what is acknowledged per second once stored. Targets take turns within a row; each row twice.
+  const ingest: string[] = [];
+  const toBefore = beforeTarget ? " ratio to before |" : "";
+  for (const [qos, sessions] of [
+    [1, 0],
+    [1, 1],
+    [1, 10],
+    [2, 1],
+  ] as const) {
+    const results = targets.map(() => [] as Flow[]);
+    for (let round = 0; round < 2; round++) for (const [i, target] of targets.entries()) results[i]!.push(await flow(target, qos, sessions, "ingest"));
+    const mean = (runs: Flow[], key: "rate" | "p50" | "p99" | "cpuPct") => runs.reduce((sum, r) => sum + r[key], 0) / runs.length;
+    const baseRate = mean(results[0]!, "rate");
+    const beforeRate = beforeTarget ? mean(results[targets.indexOf(beforeTarget)]!, "rate") : 0;
+    results.forEach((runs, i) => {
+      const rate = mean(runs, "rate");
+      const ratioBefore = beforeTarget ? ` ${f(rate / beforeRate)} |` : "";
+      ingest.push(
+        `| QoS ${qos}, ${sessions} offline | ${targets[i]!.name} | ${rate.toFixed(0)} (${runs.map((r) => r.rate.toFixed(0)).join(", ")}) | ${f(mean(runs, "p50"))} | ${f(mean(runs, "p99"))} | ${mean(runs, "cpuPct").toFixed(0)} | ${f(rate / baseRate)} |${ratioBefore}`,
+      );
+    });
+  }
+
+  console.log(`\nbroker ingest: one publisher, at most ${WINDOW} unacknowledged, ${PAYLOAD}-byte payloads; N persistent sessions offline (each message stored for each); mean of 2 runs of ${DURATION_MS} ms`);
+  console.log(`| load | broker | acknowledged msg/s (runs) | p50 ms | p99 ms | broker CPU % | ratio to bare aedes (node:net) |${toBefore}`);
+  console.log(`| --- | --- | ---: | ---: | ---: | ---: | ---: |${beforeTarget ? " ---: |" : ""}`);
+  for (const row of ingest) console.log(row);
+
+  if (!only) {
+    console.log(`\nbroker: one publisher → N subscribers on one topic, ${PAYLOAD}-byte payloads, at most ${WINDOW} in flight, ${DURATION_MS} ms per row, load in its own process, loopback`);
+    console.log("| load | broker | delivered msg/s | p50 ms | p99 ms | lost | broker CPU % | broker RSS MiB | ratio to bare aedes (node:net) |");
+    console.log("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for (const row of rows) console.log(row);
+    console.log(`\nbroker RSS with ${IDLE_CONNECTIONS} idle connections`);
+    console.log("| broker | RSS before MiB | RSS with connections MiB | KiB per connection | ratio to bare aedes |");
+    console.log("| --- | ---: | ---: | ---: | ---: |");
+    for (const row of idle) console.log(row);
+  }
 } finally {
   for (const t of targets) t.proc.kill();
   await Promise.all(targets.map((t) => t.proc.exited));

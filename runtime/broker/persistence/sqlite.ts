@@ -7,12 +7,16 @@
  * own `asyncPersistence.js` implements): `async setup(broker)`, methods that
  * return promises, and streams for the bulk reads. The SQLite calls are
  * synchronous; every method runs to completion before it returns its promise,
- * so aedes sees each write in the order it made them.
+ * so aedes sees each write in the order it made them. The promise of a write
+ * settles once it is committed (commit.ts: one commit per event-loop round),
+ * and so does that of a read that decides an answer to a client: aedes
+ * acknowledges what the store has committed, nothing before.
  */
 import type { Database } from "bun:sqlite";
 import { DEFAULT_MAX_QUEUED_PER_CLIENT } from "../../../config/schema";
 import { Readable } from "node:stream";
 import type { StoredPacket } from "./codec";
+import { GroupCommit } from "./commit";
 import { IncomingStore } from "./incoming";
 import { OutgoingQueue, type QueuePacket, type Target } from "./outgoing";
 import { RetainedStore } from "./retained";
@@ -54,6 +58,7 @@ export class SqlitePersistence {
   private readonly outgoing: OutgoingQueue;
   private readonly incoming: IncomingStore;
   private readonly wills: WillStore;
+  private readonly group: GroupCommit;
   private brokerRef: BrokerRef | undefined;
   private closed = false;
 
@@ -64,6 +69,7 @@ export class SqlitePersistence {
     this.outgoing = new OutgoingQueue(this.db, options.maxQueuedPerClient ?? DEFAULT_MAX_QUEUED_PER_CLIENT);
     this.incoming = new IncomingStore(this.db);
     this.wills = new WillStore(this.db);
+    this.group = new GroupCommit(this.db);
   }
 
   /** The broker given to setup(). */
@@ -82,8 +88,8 @@ export class SqlitePersistence {
     this.subscriptions.load();
   }
 
-  async storeRetained(packet: PacketIn & { topic: string }): Promise<void> {
-    this.retained.store(packet);
+  storeRetained(packet: PacketIn & { topic: string }): Promise<void> {
+    return this.group.write(() => this.retained.store(packet));
   }
 
   createRetainedStreamCombi(patterns: string[]): Readable {
@@ -95,16 +101,16 @@ export class SqlitePersistence {
     return Readable.from(this.retained.match([pattern]));
   }
 
-  async addSubscriptions(client: ClientRef, subs: Subscription[]): Promise<void> {
-    this.subscriptions.add(client.id, subs);
+  addSubscriptions(client: ClientRef, subs: Subscription[]): Promise<void> {
+    return this.group.write(() => this.subscriptions.add(client.id, subs));
   }
 
-  async removeSubscriptions(client: ClientRef, topics: string[]): Promise<void> {
-    this.subscriptions.remove(client.id, topics);
+  removeSubscriptions(client: ClientRef, topics: string[]): Promise<void> {
+    return this.group.write(() => this.subscriptions.remove(client.id, topics));
   }
 
-  async subscriptionsByClient(client: ClientRef): Promise<Subscription[]> {
-    return this.subscriptions.ofClientId(client.id);
+  subscriptionsByClient(client: ClientRef): Promise<Subscription[]> {
+    return this.group.settled(this.subscriptions.ofClientId(client.id));
   }
 
   async countOffline(): Promise<{ subsCount: number; clientsCount: number }> {
@@ -115,59 +121,59 @@ export class SqlitePersistence {
     return this.subscriptions.match(topic);
   }
 
-  async cleanSubscriptions(client: ClientRef): Promise<ClientRef> {
-    this.subscriptions.clean(client.id);
-    return client;
+  cleanSubscriptions(client: ClientRef): Promise<ClientRef> {
+    return this.group.write(() => (this.subscriptions.clean(client.id), client));
   }
 
-  async outgoingEnqueue(sub: Target, packet: PacketIn): Promise<void> {
-    this.outgoing.enqueue([sub], packet);
+  outgoingEnqueue(sub: Target, packet: PacketIn): Promise<void> {
+    return this.group.write(() => this.outgoing.enqueue([sub], packet));
   }
 
   /** `subs` come from subscriptionsByTopic: all persistent sessions the packet is for, in one transaction. */
-  async outgoingEnqueueCombi(subs: Target[], packet: PacketIn): Promise<void> {
-    if (subs.length > 0) this.outgoing.enqueue(subs, packet);
+  outgoingEnqueueCombi(subs: Target[], packet: PacketIn): Promise<void> {
+    return subs.length > 0 ? this.group.write(() => this.outgoing.enqueue(subs, packet)) : Promise.resolve();
   }
 
-  async outgoingUpdate(client: ClientRef, packet: QueuePacket): Promise<void> {
-    this.outgoing.update(client.id, packet);
+  outgoingUpdate(client: ClientRef, packet: QueuePacket): Promise<void> {
+    return this.group.write(() => this.outgoing.update(client.id, packet));
   }
 
-  async outgoingClearMessageId(client: ClientRef, packet: QueuePacket): Promise<StoredPacket | undefined> {
-    return this.outgoing.clear(client.id, packet);
+  outgoingClearMessageId(client: ClientRef, packet: QueuePacket): Promise<StoredPacket | undefined> {
+    return this.group.write(() => this.outgoing.clear(client.id, packet));
   }
 
   outgoingStream(client: ClientRef): Readable {
     return Readable.from(this.outgoing.stream(client.id));
   }
 
-  async incomingStorePacket(client: ClientRef, packet: PacketIn): Promise<void> {
-    this.incoming.store(client.id, packet);
+  incomingStorePacket(client: ClientRef, packet: PacketIn): Promise<void> {
+    return this.group.write(() => this.incoming.store(client.id, packet));
   }
 
+  /** Rejects ("no such packet") at once when there is none: only a packet found decides a PUBREC. */
   async incomingGetPacket(client: ClientRef, packet: { messageId: number }): Promise<StoredPacket> {
-    return this.incoming.get(client.id, packet.messageId);
+    return this.group.settled(this.incoming.get(client.id, packet.messageId));
   }
 
-  async incomingDelPacket(client: ClientRef, packet: { messageId: number }): Promise<void> {
-    this.incoming.remove(client.id, packet.messageId);
+  incomingDelPacket(client: ClientRef, packet: { messageId: number }): Promise<void> {
+    return this.group.write(() => this.incoming.remove(client.id, packet.messageId));
   }
 
-  async cleanIncoming(client: ClientRef): Promise<void> {
-    this.incoming.clean(client.id);
+  cleanIncoming(client: ClientRef): Promise<void> {
+    return this.group.write(() => this.incoming.clean(client.id));
   }
 
   async putWill(client: ClientRef, packet: PacketIn): Promise<ClientRef> {
-    this.wills.put(client.id, this.requireBroker().id, packet);
-    return client;
+    const brokerId = this.requireBroker().id;
+    return this.group.write(() => (this.wills.put(client.id, brokerId, packet), client));
   }
 
-  async getWill(client: ClientRef): Promise<StoredPacket | undefined> {
-    return this.wills.get(client.id);
+  getWill(client: ClientRef): Promise<StoredPacket | undefined> {
+    return this.group.settled(this.wills.get(client.id));
   }
 
-  async delWill(client: ClientRef): Promise<StoredPacket | undefined> {
-    return this.wills.remove(client.id);
+  delWill(client: ClientRef): Promise<StoredPacket | undefined> {
+    return this.group.write(() => this.wills.remove(client.id));
   }
 
   streamWill(brokers: Record<string, unknown> = {}): Readable {
@@ -182,6 +188,7 @@ export class SqlitePersistence {
   async destroy(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.group.flush();
     this.db.close();
   }
 

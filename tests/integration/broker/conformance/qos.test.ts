@@ -2,6 +2,8 @@
 import { describe, expect, test } from "bun:test";
 import { uniqueId, useBroker } from "../../../helpers/raw-mqtt";
 
+type StoreFn = (...args: never[]) => Promise<unknown>;
+
 const broker = useBroker();
 const fresh = (root: string) => `${root}/${uniqueId()}`;
 
@@ -202,4 +204,79 @@ describe("a drained persistent queue of QoS 2 messages", () => {
   for (const count of [2, 3, 5]) {
     test(`[MQTT-4.3.3-1] ${count} queued QoS 2 messages, each completed: none is sent again when the session resumes`, () => drainQueued(count));
   }
+});
+
+describe("acknowledged once stored", () => {
+  /**
+   * Holds the broker store's `method` until the returned release() is called: what the broker answers
+   * meanwhile was answered before the message was stored.
+   */
+  function holdStore(method: "outgoingEnqueueCombi" | "storeRetained" | "incomingStorePacket"): { held: Promise<void>; release(): void; [Symbol.dispose](): void } {
+    const store = (broker.booted.platform.broker.aedes as unknown as { persistence: Record<string, StoreFn> }).persistence;
+    const original = store[method]!;
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let heldNow!: () => void;
+    const held = new Promise<void>((resolve) => (heldNow = resolve));
+    store[method] = function (this: unknown, ...args: never[]) {
+      heldNow();
+      return gate.then(() => original.apply(this, args));
+    } as StoreFn;
+    return { held, release, [Symbol.dispose]: () => void (store[method] = original) };
+  }
+
+  test("[MQTT-4.3.2-2] a QoS 1 PUBLISH for an offline persistent session gets its PUBACK only once queued for it", async () => {
+    const clientId = uniqueId("q1-stored");
+    const topic = fresh("qos/q1-stored");
+    const sub = await broker.subscriber(topic, 1, { clientId, clean: false });
+    await sub.disconnect();
+    const pub = await broker.session();
+    using store = holdStore("outgoingEnqueueCombi");
+    pub.send({ cmd: "publish", topic, payload: "keep me", qos: 1, messageId: 21 });
+    await store.held;
+    await pub.nothing("puback");
+    store.release();
+    expect((await pub.next("puback")).messageId).toBe(21);
+    const again = await broker.session({ clientId, clean: false });
+    expect((await again.next("publish")).payload.toString()).toBe("keep me");
+  });
+
+  test("[MQTT-4.3.2-2] a retained QoS 1 PUBLISH gets its PUBACK only once the retained message is stored", async () => {
+    const topic = fresh("qos/q1-retained");
+    const pub = await broker.session();
+    using store = holdStore("storeRetained");
+    pub.send({ cmd: "publish", topic, payload: "last value", qos: 1, retain: true, messageId: 22 });
+    await store.held;
+    await pub.nothing("puback");
+    store.release();
+    await pub.next("puback");
+    const sub = await broker.subscriber(topic, 1);
+    expect((await sub.next("publish")).payload.toString()).toBe("last value");
+  });
+
+  test("[MQTT-4.3.3-2] a QoS 2 PUBLISH gets its PUBREC only once stored", async () => {
+    const pub = await broker.session();
+    using store = holdStore("incomingStorePacket");
+    pub.send({ cmd: "publish", topic: fresh("qos/q2-stored"), payload: "x", qos: 2, messageId: 23 });
+    await store.held;
+    await pub.nothing("pubrec");
+    store.release();
+    expect((await pub.next("pubrec")).messageId).toBe(23);
+  });
+
+  test("[MQTT-4.3.2-2] each of a burst of QoS 1 PUBLISH packets is acknowledged once and delivered once", async () => {
+    const topic = fresh("qos/q1-burst");
+    const sub = await broker.subscriber(topic, 0);
+    const pub = await broker.session();
+    const n = 200;
+    for (let i = 1; i <= n; i++) pub.send({ cmd: "publish", topic, payload: String(i), qos: 1, messageId: i });
+    const acked = [];
+    for (let i = 1; i <= n; i++) acked.push((await pub.next("puback")).messageId);
+    expect(acked.sort((a, b) => a! - b!)).toEqual(Array.from({ length: n }, (_, i) => i + 1));
+    const got = [];
+    for (let i = 1; i <= n; i++) got.push((await sub.next("publish")).payload.toString());
+    expect(got).toEqual(Array.from({ length: n }, (_, i) => String(i + 1)));
+    await sub.nothing("publish", 100);
+    await pub.nothing("puback", 0);
+  });
 });

@@ -17,7 +17,9 @@ export interface TestClient extends AsyncDisposable {
 }
 
 export async function connectMqtt(url: string, options: IClientOptions = {}): Promise<TestClient> {
-  const client = await mqtt.connectAsync(url, { reconnectPeriod: 0, connectTimeout: 5_000, ...options });
+  // The message handler is attached before CONNACK: a resumed session's queued messages may come in
+  // the same read as CONNACK, and would be acknowledged by MQTT.js but missed by a later listener.
+  const client = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 5_000, ...options });
   const received: Received[] = [];
   const waiters: Array<{ predicate: (m: Received) => boolean; resolve: (m: Received) => void }> = [];
   client.on("message", (topic, payload) => {
@@ -29,6 +31,17 @@ export async function connectMqtt(url: string, options: IClientOptions = {}): Pr
         w.resolve(m);
       }
     }
+  });
+  await new Promise<void>((resolve, reject) => {
+    const settle = (err?: Error) => {
+      client.off("connect", onConnect).off("error", settle).off("close", onClose);
+      if (!err) return resolve();
+      client.end(true);
+      reject(err);
+    };
+    const onConnect = () => settle();
+    const onClose = () => settle(new Error(`connection to ${url} closed before CONNACK`));
+    client.on("connect", onConnect).on("error", settle).on("close", onClose);
   });
   const end = () => client.endAsync(true).catch(() => {});
   return {

@@ -201,3 +201,43 @@ test("generated floods at every QoS: every acknowledged QoS 1 and 2 message reac
   });
   expect(runs).toBeGreaterThan(5);
 }, 60_000);
+
+const offline = fc.record({
+  subQos: fc.constantFrom(1 as const, 2 as const),
+  pubQos: fc.constantFrom(1 as const, 2 as const),
+  count: fc.integer({ min: 1, max: 300 }),
+  payloadBytes: fc.integer({ min: 0, max: 2_048 }),
+});
+
+test("generated floods to a persistent session while it is away: every acknowledged message arrives once it is back, and not again after another resume", async () => {
+  let run = 0;
+  const runs = await checkProperty("mqtt-offline", { runs: 30, ms: 20_000 }, [offline], async (f) => {
+    const topic = `offline/${++run}`;
+    const clientId = `offline-sub-${run}`;
+    const options = { clientId, clean: false } as const;
+    {
+      await using sub = await connectMqtt(app.mqttUrl, options);
+      await sub.subscribe(topic, f.subQos);
+    }
+    {
+      await using pub = await connectMqtt(app.mqttUrl, { clientId: `offline-pub-${run}`, clean: true });
+      const payload = Buffer.alloc(f.payloadBytes, 1);
+      await Promise.all(Array.from({ length: f.count }, (_, i) => pub.client.publishAsync(topic, Buffer.concat([Buffer.from(`${i}:`), payload]), { qos: f.pubQos })));
+    }
+    const ids = (received: Array<{ payload: Buffer }>) => received.map((m) => m.payload.toString().split(":")[0]);
+    {
+      await using sub = await connectMqtt(app.mqttUrl, options);
+      const deadline = Date.now() + 10_000;
+      while (new Set(ids(sub.received)).size < f.count && Date.now() < deadline) await Bun.sleep(20);
+      expect(new Set(ids(sub.received)).size, "every acknowledged message").toBe(f.count);
+      if (f.pubQos === 2 && f.subQos === 2) expect(sub.received.length, "QoS 2: once").toBe(f.count);
+    }
+    // [MQTT-4.3.3-1] [MQTT-4.4.0-1] A drained session resends nothing at the next resume.
+    await using again = await connectMqtt(app.mqttUrl, options);
+    await again.subscribe(`${topic}/end`, 1);
+    await again.client.publishAsync(`${topic}/end`, "x", { qos: 1 });
+    await again.next((m) => m.topic === `${topic}/end`);
+    expect(again.received.filter((m) => m.topic === topic).length, "nothing resent").toBe(0);
+  });
+  expect(runs).toBeGreaterThan(3);
+}, 60_000);

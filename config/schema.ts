@@ -19,6 +19,11 @@ export const ConfigSchema = t.Object(
       port: port(3000),
       /** Largest accepted request body; larger bodies get 413 PLT_BODY_TOO_LARGE. */
       maxBodyBytes: t.Integer({ minimum: 1, default: 1024 * 1024 }),
+      /**
+       * Deepest nesting (arrays and objects inside one another) of a JSON request body; deeper gets
+       * 400 PLT_BAD_JSON before it is parsed (a deep value would overflow every recursive walk after).
+       */
+      maxJsonDepth: t.Integer({ minimum: 1, maximum: 10_000, default: 64 }),
       /** Time a gateway request may take end to end (504 PLT_TIMEOUT after). */
       requestTimeoutMs: ms(30_000),
       /**

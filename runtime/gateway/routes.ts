@@ -47,6 +47,7 @@ interface Pending {
 export function apiHandler(loader: Loader, config: Readonly<Config>, policies: ApiPolicies) {
   const { gateway } = config;
   const { auth, limiter, cache } = policies;
+  const bodyLimits = { maxBytes: gateway.maxBodyBytes, maxJsonDepth: gateway.maxJsonDepth };
   const policyOf = (route: DeclaredRoute) => route.auth ?? config.auth.defaultPolicy;
   /** Routes whose `invalidatedBy` filters this cache already knows. */
   const watched = new WeakSet<DeclaredRoute>();
@@ -121,7 +122,7 @@ export function apiHandler(loader: Loader, config: Readonly<Config>, policies: A
 
   async function forward(p: Pending, identity: Identity | null, name: string, rateHeaders: Record<string, string> | undefined, cacheKey: string | null): Promise<Response> {
     const { request, deadline } = p;
-    const reading = readBody(request, gateway.maxBodyBytes, deadline);
+    const reading = readBody(request, bodyLimits, deadline, p.route.schemas?.body !== undefined);
     const body = reading === undefined ? undefined : await reading;
     let { match, route } = p;
     if (reading !== undefined || p.waited) {

@@ -5,10 +5,11 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { boot, NO_BREAKER, type Booted } from "../helpers/boot";
+import { eventually } from "../helpers/mqtt";
 
 let p: Booted;
 beforeAll(async () => {
-  p = await boot({ fixtures: ["hostile"] }, { breaker: NO_BREAKER });
+  p = await boot({ fixtures: ["hostile", "forger"] }, { breaker: NO_BREAKER, workers: { restartDelayMs: 10 } });
 });
 afterAll(() => p.stop());
 
@@ -87,5 +88,30 @@ describe("events and calls that cannot cross", () => {
     const res = await p.req("/api/hostile/echo", { method: "POST", body, headers: { "content-type": "application/json" } });
     const error = await failed(res, 400);
     expect(["PLT_BAD_JSON", "PLT_BAD_REQUEST"]).toContain(error.code);
+  });
+});
+
+describe("messages a plugin posts to its host itself", () => {
+  const restarts = async (name: string) => {
+    const { services } = (await (await p.req("/api/platform/services")).json()) as { services: Array<{ name: string; restarts: number; state: string }> };
+    return services.find((s) => s.name === name)!;
+  };
+
+  test("protocol messages of the wrong shape are logged and ignored; the worker serves on", async () => {
+    expect(await (await p.req("/api/forger/bad-shapes", { method: "POST" })).json()).toEqual({ posted: true });
+    expect(await (await p.req("/api/forger/ok")).json()).toEqual({ ok: true });
+    expect(await restarts("forger")).toMatchObject({ state: "ready", restarts: 0 });
+  });
+
+  test.each(["text", "deep", "object"])("an unreadable message (%s) ends that worker alone: its requests get 503, it is restarted", async (kind) => {
+    const before = (await restarts("forger")).restarts;
+    const hanging = p.req("/api/forger/hang");
+    expect((await p.req(`/api/forger/garbage/${kind}`, { method: "POST" })).status).toBe(200);
+    expect(await failed(await hanging, 503)).toEqual({ code: "PLT_SERVICE_UNAVAILABLE", message: "forger: worker broke the protocol" });
+    await eventually(async () => {
+      const now = await restarts("forger");
+      return now.state === "ready" && now.restarts === before + 1;
+    });
+    expect(await (await p.req("/api/forger/ok")).json()).toEqual({ ok: true });
   });
 });

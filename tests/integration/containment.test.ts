@@ -3,12 +3,12 @@
  * each fails its own request with a precise answer; the main thread and the plugin's worker stay
  * up (no restart) and keep serving.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { boot, NO_BREAKER, type Booted } from "../helpers/boot";
 import { eventually } from "../helpers/mqtt";
 
-// Building and refusing a value nested 100,000 levels takes a second or more on a busy machine.
-setDefaultTimeout(60_000);
+/** Building and refusing a value nested 100,000 levels takes seconds on a busy machine. */
+const DEEP_MS = 60_000;
 
 let p: Booted;
 beforeAll(async () => {
@@ -54,7 +54,7 @@ describe("a handler that returns what JSON cannot carry", () => {
     for (const route of ["return", "return-async"]) {
       expect((await failed(await p.req(`/api/hostile/${route}/${kind}`), 500)).code).toBe("PLT_HANDLER_ERROR");
     }
-  });
+  }, DEEP_MS);
 
   test("route returns undefined → 204", async () => {
     expect((await p.req("/api/hostile/return/undefined")).status).toBe(204);
@@ -62,7 +62,7 @@ describe("a handler that returns what JSON cannot carry", () => {
 
   test.each(["bigint", "circular", "deep", "deep-2000", "function", "symbol"])("action returns %s → its caller gets PLT_HANDLER_ERROR", async (kind) => {
     expect(await (await p.req(`/api/hostile/give/${kind}`)).json()).toEqual({ ok: false, code: "PLT_HANDLER_ERROR", status: 500 });
-  });
+  }, DEEP_MS);
 });
 
 describe("events and calls that cannot cross", () => {
@@ -72,11 +72,11 @@ describe("events and calls that cannot cross", () => {
     expect(error.message).toStartWith("emit bad: data");
     const log = (await (await p.req("/api/platform/events?service=hostile")).json()) as Array<{ type: string }>;
     expect(log.filter((e) => e.type === "hostile.bad")).toEqual([]);
-  });
+  }, DEEP_MS);
 
   test.each(["bigint", "circular", "deep", "deep-2000"])("ctx.call with %s params → the call fails with PLT_BAD_REQUEST", async (kind) => {
     expect(await (await p.req(`/api/hostile/call/${kind}`, { method: "POST" })).json()).toEqual({ ok: false, code: "PLT_BAD_REQUEST", status: 400 });
-  });
+  }, DEEP_MS);
 
   test("100,000 emits in one transaction commit and answer", async () => {
     const res = await p.req("/api/hostile/emit-bulk?n=100000", { method: "POST" });
@@ -84,14 +84,14 @@ describe("events and calls that cannot cross", () => {
     expect(await res.json()).toEqual({ emitted: 100_000 });
     const log = (await (await p.req("/api/platform/events?service=hostile&after=99999&limit=10")).json()) as Array<{ data: { i: number } }>;
     expect(log.map((e) => e.data.i)).toEqual([99_999]);
-  }, 60_000);
+  }, DEEP_MS);
 
   test("a request body nested 50,000 levels deep → 400, and the platform stays up", async () => {
     const body = "[".repeat(50_000) + "]".repeat(50_000);
     const res = await p.req("/api/hostile/echo", { method: "POST", body, headers: { "content-type": "application/json" } });
     const error = await failed(res, 400);
     expect(["PLT_BAD_JSON", "PLT_BAD_REQUEST"]).toContain(error.code);
-  });
+  }, DEEP_MS);
 });
 
 describe("messages a plugin posts to its host itself", () => {

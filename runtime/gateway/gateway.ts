@@ -52,10 +52,11 @@ export function createApp(loader: Loader, config: Readonly<Config>, log: Logger,
   const throughElysia = corsConfig.origins.length > 0;
   const toResponse = (error: unknown, request: Request): Response => {
     if (error instanceof PlinthError) return errorResponse(error);
-    log.error("gateway error", { path: new URL(request.url).pathname, error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
-    return errorResponse(new PlinthError("PLT_INTERNAL", "internal error"));
+    return internalError(log, error, `${request.method} ${splitUrl(request.url)[0]}`);
   };
-  const app = new Elysia()
+  // Elysia by default looks for the path from the 11th character of the URL on ("http://a.bc"), so
+  // with a Host of 1-3 characters it found no route; the URL is always http:// here.
+  const app = new Elysia({ handler: { standardHostname: false } })
     .use(
       throughElysia
         ? cors({
@@ -68,9 +69,7 @@ export function createApp(loader: Loader, config: Readonly<Config>, log: Logger,
         : new Elysia(),
     )
     .onError(({ code, error, request }) => {
-      if (code === "NOT_FOUND") {
-        return errorResponse(new PlinthError("PLT_NOT_FOUND", `no route ${request.method} ${new URL(request.url).pathname}`));
-      }
+      if (code === "NOT_FOUND") return errorResponse(new PlinthError("PLT_NOT_FOUND", `no route ${request.method} ${splitUrl(request.url)[0]}`));
       if (code === "PARSE") return errorResponse(new PlinthError("PLT_BAD_JSON", "malformed request body"));
       return toResponse(error, request);
     })
@@ -98,9 +97,12 @@ export function createApp(loader: Loader, config: Readonly<Config>, log: Logger,
 
   return {
     fetch(request) {
-      if (throughElysia) return app.fetch(request);
-      const [path, search] = splitUrl(request.url);
-      if (!path.startsWith(API_PREFIX)) return app.fetch(request);
+      const url = request.url;
+      // Bun gives a request whose Host cannot make a URL its bare path instead; CONNECT its authority.
+      if (url.charCodeAt(0) !== 104 /* "h" of http: */ || request.method === "CONNECT") return badTarget(request);
+      if (throughElysia) return elysia(request);
+      const [path, search] = splitUrl(url);
+      if (!path.startsWith(API_PREFIX)) return elysia(request);
       try {
         const answer = api(request, path, search);
         return answer instanceof Promise ? answer.catch((err: unknown) => toResponse(err, request)) : answer;
@@ -109,6 +111,32 @@ export function createApp(loader: Loader, config: Readonly<Config>, log: Logger,
       }
     },
   };
+
+  /** Elysia's handler, which builds URL objects: a request whose URL does not parse is answered first. */
+  function elysia(request: Request): Response | Promise<Response> {
+    if (!URL.canParse(request.url)) return badTarget(request);
+    return app.fetch(request);
+  }
+}
+
+/** A request whose target or Host cannot make a URL (an empty Host, one with "/", "?", "#", "@", a space or non-ASCII bytes), or a CONNECT. */
+function badTarget(request: Request): Response {
+  if (request.method === "CONNECT") return errorResponse(new PlinthError("PLT_BAD_REQUEST", "CONNECT is not served: this is not a proxy"));
+  const host = request.headers.get("host");
+  if (!host) return errorResponse(new PlinthError("PLT_BAD_REQUEST", "missing or empty Host header"));
+  return errorResponse(new PlinthError("PLT_BAD_REQUEST", `invalid Host header ${quoted(host)}: it must be a host name or address, with an optional port`));
+}
+
+/** A client's string in a message: at most 100 characters, anything but printable ASCII escaped. */
+function quoted(text: string): string {
+  const cut = text.length > 100 ? `${text.slice(0, 100)}…` : text;
+  return JSON.stringify(cut).replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
+/** A fault that is not a PlinthError: logged whole, answered with the code only (no stack, source or path to the client). */
+function internalError(log: Logger, error: unknown, request?: string): Response {
+  log.error("gateway error", { ...(request ? { request } : {}), error: error instanceof Error ? (error.stack ?? error.message) : String(error) });
+  return errorResponse(new PlinthError("PLT_INTERNAL", "internal error"));
 }
 
 /** The path and the query string (without "?") of an absolute request URL, without building a URL object. */
@@ -137,8 +165,11 @@ export function startGateway(app: GatewayApp, broker: Broker, config: Readonly<C
     port: config.gateway.port,
     // Bodies are limited (with a JSON 413) by readBody; this is only the hard ceiling.
     maxRequestBodySize: Math.max(config.gateway.maxBodyBytes * 4, 16 * 1024 * 1024),
+    // Never Bun's error page (it shows source lines and paths): every error is the JSON error body.
+    development: false,
+    error: (error) => internalError(log, error),
     fetch(request, srv) {
-      if (wsPath && request.headers.get("upgrade")?.toLowerCase() === "websocket" && new URL(request.url).pathname === wsPath) {
+      if (wsPath && request.headers.get("upgrade")?.toLowerCase() === "websocket" && splitUrl(request.url)[0] === wsPath) {
         if (upgradeMqtt(request, srv)) return undefined;
         return errorResponse(new PlinthError("PLT_BAD_REQUEST", "WebSocket upgrade failed"));
       }

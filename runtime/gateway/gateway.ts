@@ -158,8 +158,22 @@ function serve(options: Bun.Serve.Options<MqttSocketData>, at: Config["gateway"]
   }
 }
 
+/** Bun's idle timeout is whole seconds, at most this. */
+const MAX_IDLE_TIMEOUT_S = 255;
+
+/**
+ * Bun's idle timeout for the gateway's connections: past every request's own deadline (504, 408),
+ * so that Bun never closes a connection whose request the gateway still means to answer. 0: longer
+ * than Bun allows, so each request turns it off for its connection (the deadlines still hold).
+ */
+export function idleTimeoutSeconds(requestTimeoutMs: number): number {
+  const seconds = Math.ceil(requestTimeoutMs / 1000) + 5;
+  return seconds > MAX_IDLE_TIMEOUT_S ? 0 : Math.max(10, seconds);
+}
+
 export function startGateway(app: GatewayApp, broker: Broker, config: Readonly<Config>, log: Logger): Gateway {
   const wsPath = config.broker.websocketPath;
+  const idleTimeout = idleTimeoutSeconds(config.gateway.requestTimeoutMs);
   const server: Server<MqttSocketData> = serve({
     hostname: config.gateway.host,
     port: config.gateway.port,
@@ -168,7 +182,9 @@ export function startGateway(app: GatewayApp, broker: Broker, config: Readonly<C
     // Never Bun's error page (it shows source lines and paths): every error is the JSON error body.
     development: false,
     error: (error) => internalError(log, error),
+    idleTimeout: idleTimeout === 0 ? MAX_IDLE_TIMEOUT_S : idleTimeout,
     fetch(request, srv) {
+      if (idleTimeout === 0) srv.timeout(request, 0);
       if (wsPath && request.headers.get("upgrade")?.toLowerCase() === "websocket" && splitUrl(request.url)[0] === wsPath) {
         if (upgradeMqtt(request, srv)) return undefined;
         return errorResponse(new PlinthError("PLT_BAD_REQUEST", "WebSocket upgrade failed"));

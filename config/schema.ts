@@ -182,10 +182,16 @@ export const ConfigSchema = t.Object(
       retryDelayMs: ms(50, 0),
     }),
     bulkhead: section({
-      /** Calls (HTTP and actions) running at once in one service... */
+      /** Calls (HTTP and actions) running at once in one service: the ceiling of its adaptive limit... */
       maxConcurrent: t.Integer({ minimum: 1, default: 256 }),
-      /** ...and waiting behind them; beyond that: 503 PLT_BULKHEAD_FULL at once. */
-      maxQueue: t.Integer({ minimum: 0, default: 1024 }),
+      /** ...and waiting behind them (a bound on memory; the wait itself is bounded by maxQueueMs). */
+      maxQueue: t.Integer({ minimum: 0, default: 10_000 }),
+      /** The limit follows what the service sustains (between minConcurrent and maxConcurrent); false: fixed at maxConcurrent. */
+      adaptive: t.Boolean({ default: true }),
+      /** The floor of the adaptive limit. */
+      minConcurrent: t.Integer({ minimum: 1, default: 4 }),
+      /** The longest a call waits for a slot: one that could not start in time gets 503 PLT_BULKHEAD_FULL (with Retry-After) at once. */
+      maxQueueMs: ms(1_000),
     }),
     events: section({
       /** Published events each service keeps in its outbox table as its event log. */

@@ -96,14 +96,20 @@ export class CircuitBreaker {
    * began while closed cannot close a breaker that has opened since, nor reopen one that is probing.
    */
   enter(): Admission | PlinthError {
-    const state = this.state;
-    if (state === "open" || (state === "half-open" && this.probes >= this.options.halfOpenMaxCalls)) {
-      return new PlinthError("PLT_BREAKER_OPEN", `circuit breaker for "${this.name}" is open`, {
-        data: { service: this.name, retryInMs: Math.max(0, Math.ceil(this.openedAt + this.options.resetTimeoutMs - this.clock.now())) },
-      });
-    }
+    const refused = this.refusal();
+    if (refused) return refused;
+    const state = this.current;
     if (state === "half-open") this.probes++;
     return { generation: this.generation, started: this.clock.now(), state };
+  }
+
+  /** The error a call arriving now would get (PLT_BREAKER_OPEN), or null if it would go through. Takes no probe. */
+  refusal(): PlinthError | null {
+    const state = this.state;
+    if (state === "closed" || (state === "half-open" && this.probes < this.options.halfOpenMaxCalls)) return null;
+    return new PlinthError("PLT_BREAKER_OPEN", `circuit breaker for "${this.name}" is open`, {
+      data: { service: this.name, retryInMs: Math.max(0, Math.ceil(this.openedAt + this.options.resetTimeoutMs - this.clock.now())) },
+    });
   }
 
   /** How an admitted call ended: `failed` as `isFailure` judges its error. */
@@ -116,15 +122,16 @@ export class CircuitBreaker {
 
   /**
    * The one-shot report of an admitted call's end: nothing for success, its error otherwise (only the
-   * callee's failures count; a caller's 4xx shows the callee is answering). `done` runs first (the
-   * bulkhead frees its slot there); later reports are ignored.
+   * callee's failures count; a caller's 4xx shows the callee is answering). `done` runs first, with
+   * when the call started (the bulkhead frees its slot there, and learns the service's pace); later
+   * reports are ignored.
    */
-  reporter(admission: Admission, done?: () => void): (err?: unknown) => void {
+  reporter(admission: Admission, done?: (started: number) => void): (err?: unknown) => void {
     let open = true;
     return (err) => {
       if (!open) return;
       open = false;
-      done?.();
+      done?.(admission.started);
       this.exit(admission, err !== undefined && isFailure(err));
     };
   }
@@ -133,7 +140,7 @@ export class CircuitBreaker {
    * Runs `fn` if the breaker lets it through; otherwise fails at once with PLT_BREAKER_OPEN.
    * `done` runs once the call is over, either way (the bulkhead frees its slot there: one promise less).
    */
-  run<T>(fn: () => Promise<T>, done?: () => void): Promise<T> {
+  run<T>(fn: () => Promise<T>, done?: (started?: number) => void): Promise<T> {
     const admission = this.enter();
     if (admission instanceof PlinthError) {
       done?.();

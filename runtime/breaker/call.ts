@@ -37,11 +37,26 @@ function splitTarget(target: unknown): CallTarget {
   throw new PlinthError("PLT_BAD_REQUEST", `call target must be "service.action", got ${JSON.stringify(target)}`);
 }
 
+/** Starts a reported call in a slot it holds: the breaker may still refuse it (the slot is then freed). */
+function startReported<T>(bulkhead: Bulkhead, breaker: CircuitBreaker, start: (report: Report) => Promise<T>): Promise<T> {
+  const admission = breaker.enter();
+  if (admission instanceof PlinthError) {
+    bulkhead.release();
+    return Promise.reject(admission);
+  }
+  const report = breaker.reporter(admission, bulkhead.release);
+  try {
+    return start(report);
+  } catch (err) {
+    report(err);
+    return Promise.reject(err);
+  }
+}
+
 export type BreakerListener = (service: string, state: BreakerState, snapshot: BreakerSnapshot) => void;
 
 /** How a reported call ended: no argument for success, its error otherwise. */
 export type Report = (err?: unknown) => void;
-const ignore: Report = () => {};
 
 export interface RetryOptions {
   /** Extra attempts after the first (0: none). */
@@ -100,46 +115,50 @@ export class Breakers {
   /**
    * As `guard` without retries, for a call that reports its own end: `start` gets a `report(err?)` to
    * call once, when the call settles (the pending request does, on its answer, timeout or the
-   * worker's crash). The layer then adds no promise of its own. A full bulkhead queues it as `guard` does.
+   * worker's crash). The layer then adds no promise of its own. A full bulkhead queues it as `guard`
+   * does; `deadline` (epoch ms) is when its caller stops waiting.
    */
-  guardReported<T>(service: string, start: (report: Report) => Promise<T>, action?: string): Promise<T> {
+  guardReported<T>(service: string, start: (report: Report) => Promise<T>, action?: string, deadline?: number): Promise<T> {
     const bulkhead = this.bulkheadOf(service);
     const breaker = this.get(service, action);
-    if (!bulkhead.tryAcquire()) return bulkhead.run(() => breaker.run(() => start(ignore)));
-    const admission = breaker.enter();
-    if (admission instanceof PlinthError) {
-      bulkhead.release();
-      return Promise.reject(admission);
-    }
-    const report = breaker.reporter(admission, bulkhead.release);
-    try {
-      return start(report);
-    } catch (err) {
-      report(err);
-      return Promise.reject(err);
-    }
+    if (bulkhead.tryAcquire()) return startReported(bulkhead, breaker, start);
+    return new Promise<T>((resolve, reject) => {
+      const refused = bulkhead.enqueue(() => void startReported(bulkhead, breaker, start).then(resolve, reject), reject, deadline);
+      if (refused) reject(refused);
+    });
   }
 
   /** Runs `fn` behind the service's bulkhead and breaker; retries when `retry` is given (idempotent calls only). */
-  guard<T>(service: string, fn: () => Promise<T>, retry?: RetryOptions, action?: string): Promise<T> {
+  guard<T>(service: string, fn: () => Promise<T>, retry?: RetryOptions, action?: string, deadline?: number): Promise<T> {
     const bulkhead = this.bulkheadOf(service);
     const breaker = this.get(service, action);
     // The common case, a free slot: the breaker frees it when the call ends (no promise of its own).
     if (!retry && bulkhead.tryAcquire()) return breaker.run(fn, bulkhead.release);
-    if (!retry) return bulkhead.run(() => breaker.run(fn));
+    if (!retry) return bulkhead.run(() => breaker.run(fn), deadline);
     return this.retrying(bulkhead, breaker, fn, retry);
+  }
+
+  /**
+   * What a call to `service` arriving now would get at once: PLT_BULKHEAD_FULL when it could not
+   * start in time, PLT_BREAKER_OPEN when its breaker is open, or null (it would run or wait).
+   * Changes nothing: a caller asks before doing any work for the call (reading a request's body).
+   */
+  admits(service: string, action = ""): PlinthError | null {
+    const full = this.bulkheads.get(service)?.refusal();
+    if (full) return full;
+    return this.resolved.get(service)?.get(action)?.refusal() ?? null;
   }
 
   private bulkheadOf(service: string): Bulkhead {
     let bulkhead = this.bulkheads.get(service);
-    if (!bulkhead) this.bulkheads.set(service, (bulkhead = new Bulkhead(service, this.bulkhead)));
+    if (!bulkhead) this.bulkheads.set(service, (bulkhead = new Bulkhead(service, this.bulkhead, this.clock)));
     return bulkhead;
   }
 
   private async retrying<T>(bulkhead: Bulkhead, breaker: CircuitBreaker, fn: () => Promise<T>, retry: RetryOptions): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       try {
-        return await bulkhead.run(() => breaker.run(fn));
+        return await bulkhead.run(() => breaker.run(fn), retry.deadline);
       } catch (err) {
         // Only callee failures are retried; never a 4xx, an open breaker or a full bulkhead.
         if (attempt >= retry.retries || !isFailure(err) || breaker.state === "open") throw err;

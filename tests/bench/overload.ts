@@ -1,0 +1,129 @@
+/**
+ * `npm run bench`, overload part: goodput of one service under more connections than it needs.
+ * The platform runs in a process of its own (this file, with `serve`), a plugin route answers a
+ * small object, and wrk (one thread, in its own process) holds 400 → 4,000 connections open, each
+ * sending its next request as soon as the last is answered. Per row: 2xx/s, 503/s (and how many
+ * carried Retry-After), other answers, client timeouts, p99. Then the 2xx rate at 2× and 10× the
+ * saturating connection count as a ratio to the saturated rate, from runs paired back to back
+ * (alternating which goes first: they move far less with the machine's drift than separate rows).
+ * Needs wrk (`apt-get install wrk`).
+ */
+import { join } from "node:path";
+import { tempDir } from "../helpers/tmp";
+import { startInProcess } from "./inprocess";
+import { cpuTicks, median } from "./proc";
+import { spawnReady } from "./spawn";
+
+/** A route returning a small object: what the platform itself costs per request is all there is to it. */
+const PLUGIN = `import { definePlugin } from "plinth";
+export default definePlugin({ name: "ov", version: "1.0.0", routes: { "GET /small": () => ({ ok: true, n: 1 }) } });
+`;
+
+/** Counts answers by class in each wrk thread, and sums them at the end. */
+const COUNTER = `ok, shed, other, retry = 0, 0, 0, 0
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function response(status, headers, body)
+  if status >= 200 and status < 300 then ok = ok + 1
+  elseif status == 503 then
+    shed = shed + 1
+    if headers["Retry-After"] or headers["retry-after"] then retry = retry + 1 end
+  else other = other + 1 end
+end
+function done(summary, latency, requests)
+  local o, s, x, r = 0, 0, 0, 0
+  for _, t in ipairs(threads) do o = o + t:get("ok"); s = s + t:get("shed"); x = x + t:get("other"); r = r + t:get("retry") end
+  io.write(string.format("COUNTS %d %d %d %d %d %d %d\\n", o, s, x, r, summary.errors.timeout, latency:percentile(99), summary.duration))
+end
+`;
+
+interface Row {
+  connections: number;
+  okPerS: number;
+  shedPerS: number;
+  shed: number;
+  /** Of the 503s, how many said when to retry. */
+  retryAfter: number;
+  other: number;
+  timeouts: number;
+  p99Ms: number;
+  cpuPct: number;
+}
+
+async function main(): Promise<void> {
+  const WRK = Bun.which("wrk");
+  if (!WRK) {
+    console.log("\noverload: skipped (needs wrk: apt-get install -y wrk)");
+    return;
+  }
+  const SECONDS = Math.max(1, Math.round(Number(process.env.BENCH_MS ?? 3_000) / 1000));
+  /** Where the service's 2xx rate stops growing with more connections (see the first rows). */
+  const SATURATED = Number(process.env.BENCH_SATURATED ?? 400);
+  const PAIRS = 3;
+
+  using dir = tempDir("plinth-bench-overload");
+  const pluginsDir = dir.join("plugins");
+  await Bun.write(join(pluginsDir, "ov.ts"), PLUGIN);
+  await Bun.write(dir.join("count.lua"), COUNTER);
+  const server = await spawnReady([process.execPath, import.meta.path, "serve", pluginsDir, dir.join("data")], dir.path, /listening (http:\S+)/);
+  const url = `${/listening (http:\S+)/.exec(server.text())![1]}/api/ov/small`;
+
+  const run = async (connections: number, seconds = SECONDS): Promise<Row> => {
+    const before = cpuTicks(server.proc.pid);
+    const started = performance.now();
+    // Asynchronously: wrk runs in its own process while this one waits.
+    const wrk = Bun.spawn([WRK, "-t1", `-c${connections}`, `-d${seconds}s`, "--timeout", "2s", "-s", dir.join("count.lua"), url], { stdout: "pipe", stderr: "pipe" });
+    const out = await new Response(wrk.stdout).text();
+    await wrk.exited;
+    const cpuPct = ((cpuTicks(server.proc.pid) - before) / ((performance.now() - started) / 1000)) || 0;
+    const m = /COUNTS (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) (\d+)/.exec(out);
+    if (!m) throw new Error(`wrk printed no counts:\n${out}`);
+    const [ok, shed, other, retry, timeouts, p99Us, durationUs] = m.slice(1).map(Number) as [number, number, number, number, number, number, number];
+    const s = durationUs / 1e6;
+    return { connections, okPerS: ok / s, shedPerS: shed / s, shed, retryAfter: retry, other, timeouts, p99Ms: p99Us / 1000, cpuPct };
+  };
+
+  try {
+    await run(50, 1); // warm
+    const rows: Row[] = [];
+    for (const c of [SATURATED, 500, 1_000, 2_000, 4_000]) rows.push(await run(c));
+    console.log(`\noverload: GET /api/ov/small (a plugin route, small object), wrk 1 thread, ${SECONDS} s per row, keep-alive connections`);
+    console.log("| connections | 2xx/s | 503/s | 503 with Retry-After | other | client timeouts | p99 ms | server CPU % | 2xx / first row |");
+    console.log("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for (const r of rows) {
+      console.log(
+        `| ${r.connections} | ${r.okPerS.toFixed(0)} | ${r.shedPerS.toFixed(0)} | ${r.shed > 0 ? `${((r.retryAfter / r.shed) * 100).toFixed(0)}%` : "–"} | ${r.other} | ${r.timeouts} | ${r.p99Ms.toFixed(0)} | ${r.cpuPct.toFixed(0)} | ${(r.okPerS / rows[0]!.okPerS).toFixed(2)} |`,
+      );
+    }
+
+    // 2× and 10× the saturating connections against the saturated rate, in back-to-back pairs.
+    const ratios = (times: number) => async () => {
+      const found: number[] = [];
+      for (let i = 0; i < PAIRS; i++) {
+        const first = i % 2 === 0 ? SATURATED : SATURATED * times;
+        const a = await run(first, 2);
+        const b = await run(first === SATURATED ? SATURATED * times : SATURATED, 2);
+        const [base, over] = first === SATURATED ? [a, b] : [b, a];
+        found.push(over.okPerS / base.okPerS);
+      }
+      return found.sort((x, y) => x - y);
+    };
+    const show = (r: number[]) => `${median(r).toFixed(2)} (range ${r[0]!.toFixed(2)}–${r[r.length - 1]!.toFixed(2)})`;
+    const twice = await ratios(2)();
+    const tenfold = await ratios(10)();
+    console.log(`2xx/s at 2× (${SATURATED * 2}) and 10× (${SATURATED * 10}) the saturating ${SATURATED} connections, over the saturated rate, ${PAIRS} paired 2 s runs: 2×: ${show(twice)}; 10×: ${show(tenfold)} (target ≥ 0.8)`);
+  } finally {
+    server.proc.kill();
+    await server.proc.exited;
+  }
+}
+
+if (process.argv[2] === "serve") {
+  // The server side: the platform in this process, open routes, quiet logs.
+  const [pluginsDir, dataDir] = process.argv.slice(3) as [string, string];
+  const platform = await startInProcess(pluginsDir, dataDir, { auth: { defaultPolicy: "public" } });
+  console.log(`listening ${platform.gateway.url}`);
+  process.on("SIGTERM", () => void platform.stop().then(() => process.exit(0)));
+} else {
+  await main();
+}

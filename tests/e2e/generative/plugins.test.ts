@@ -9,7 +9,9 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { OPEN_AUTH, startBinary, type Running } from "../../helpers/binary";
+import { NO_BREAKER } from "../../helpers/boot";
 import { leaks } from "../../helpers/leaks";
+import { eventually } from "../../helpers/mqtt";
 import { writePlugins } from "../../helpers/plugins";
 import { checkProperty, fc } from "../../helpers/property";
 import { slowSubscriber, type SlowSubscriber } from "../../helpers/slow-subscriber";
@@ -21,7 +23,11 @@ let slow: SlowSubscriber;
 
 beforeAll(async () => {
   writePlugins(dir.join("plugins"), { fixtures: ["obeys", "tally"] });
-  writeFileSync(dir.join("platform.config.ts"), `export default { ${OPEN_AUTH}, gateway: { requestTimeoutMs: 15000 }, calls: { timeoutMs: 5000 } };\n`);
+  // The breaker stays closed: most of these requests fail on purpose, and the checks at the end must reach the plugin.
+  writeFileSync(
+    dir.join("platform.config.ts"),
+    `export default { ${OPEN_AUTH}, gateway: { requestTimeoutMs: 15000 }, calls: { timeoutMs: 5000 }, breaker: ${JSON.stringify(NO_BREAKER)} };\n`,
+  );
   app = await startBinary(dir.path, ["--no-watch"]);
   slow = await slowSubscriber(app.mqttUrl, "events/#", 2);
 });
@@ -82,7 +88,8 @@ test("generated plugin behaviour: each request answered precisely, the process u
       const error = (JSON.parse(text) as { error: { code: unknown; message: unknown } }).error;
       expect(String(error.code), answer).toMatch(/^[A-Z][A-Z0-9_]+$/);
       expect(typeof error.message, answer).toBe("string");
-      expect(res.status, `a plugin's fault is a 5xx: ${answer}`).toBeGreaterThanOrEqual(500);
+      // What a handler throws or returns wrongly is its own fault (5xx); a call it makes may fail with the callee's code.
+      if (a.do !== "call") expect(res.status, `a plugin's fault is a 5xx: ${answer}`).toBeGreaterThanOrEqual(500);
       return;
     }
     expect(res.status, answer).toBeLessThan(300);
@@ -92,9 +99,11 @@ test("generated plugin behaviour: each request answered precisely, the process u
   });
   expect(runs).toBeGreaterThan(KNOWN.length);
 
+  // A worker stopped for its behaviour (heap limit, a blocked event loop) restarts: the checks wait for it.
+  await eventually(async () => (await fetch(`${app.url}/api/obeys/writes/0`)).ok, 15_000);
   for (const { id, tag } of writes) {
     const row = (await (await fetch(`${app.url}/api/obeys/writes/${id}`)).json()) as { tag?: string };
-    expect(row.tag).toBe(tag);
+    expect(row.tag, `write ${id} of ${tag}: ${JSON.stringify(row)}`).toBe(tag);
   }
   // Every event of an acknowledged request reaches the subscriber (delivery is asynchronous).
   const deadline = Date.now() + 60_000;

@@ -12,6 +12,7 @@ export const ErrorCode = {
   PLT_NOT_FOUND: { status: 404, retryable: false },
   PLT_SERVICE_NOT_FOUND: { status: 404, retryable: false },
   PLT_ACTION_NOT_FOUND: { status: 404, retryable: false },
+  PLT_METHOD_NOT_ALLOWED: { status: 405, retryable: false },
   PLT_UNAUTHENTICATED: { status: 401, retryable: false },
   PLT_FORBIDDEN: { status: 403, retryable: false },
   PLT_REQUEST_TIMEOUT: { status: 408, retryable: true },

@@ -10,6 +10,10 @@ export function errorResponse(error: PlinthError, extraHeaders: Record<string, s
     if (retryInMs !== undefined) headers["retry-after"] = String(Math.max(1, Math.ceil(retryInMs / 1000)));
   }
   if (error.code === "PLT_UNAUTHENTICATED") headers["www-authenticate"] = challenge(error);
+  if (error.code === "PLT_METHOD_NOT_ALLOWED") {
+    const allow = (error.data as { allow?: string[] } | undefined)?.allow;
+    if (allow) headers.allow = allow.join(", ");
+  }
   return Response.json(body, { status: error.status, headers });
 }
 

@@ -51,6 +51,30 @@ export function apiHandler(loader: Loader, config: Readonly<Config>, policies: A
   const policyOf = (route: DeclaredRoute) => route.auth ?? config.auth.defaultPolicy;
   /** Routes whose `invalidatedBy` filters this cache already knows. */
   const watched = new WeakSet<DeclaredRoute>();
+  /** Per cached route, the request headers its handler's last answer named in `Vary` (lower case, sorted). */
+  const varyBy = new Map<string, string[]>();
+
+  /**
+   * `method` is not a route of `path`, but other methods are: 405 with `Allow` naming them (HEAD with
+   * GET). Only on the way to a 404, so the loader is asked once per method its service declares.
+   */
+  function methodNotAllowed(err: unknown, service: string, method: string, path: string, asked: string): PlinthError | undefined {
+    if (!(err instanceof PlinthError) || err.code !== "PLT_NOT_FOUND") return undefined;
+    const routes = loader.services.get(service)?.host.manifest?.routes ?? [];
+    const allow: string[] = [];
+    for (const m of new Set(routes.map((r) => r.method))) {
+      if (m === method) continue;
+      try {
+        loader.match(service, m, path);
+        allow.push(m);
+        if (m === "GET") allow.push("HEAD");
+      } catch {
+        // not this one either
+      }
+    }
+    if (allow.length === 0) return undefined;
+    return new PlinthError("PLT_METHOD_NOT_ALLOWED", `${asked} is not allowed on /api/${service}${path === "/" ? "" : path}: ${allow.join(", ")}`, { data: { allow } });
+  }
 
   /**
    * `path` and `search` (the query string without "?") are split from the request's URL once by the caller.
@@ -63,7 +87,12 @@ export function apiHandler(loader: Loader, config: Readonly<Config>, policies: A
     const service = decode(slash < 0 ? rest : rest.slice(0, slash));
     const subpath = slash < 0 ? "/" : rest.slice(slash);
     const method = request.method === "HEAD" ? "GET" : request.method;
-    const match = loader.match(service, method, subpath);
+    let match: RouteMatch;
+    try {
+      match = loader.match(service, method, subpath);
+    } catch (err) {
+      throw methodNotAllowed(err, service, method, subpath, request.method) ?? err;
+    }
     const target = search ? `${path}?${search}` : path;
     const p: Pending = { request, method, target, search, service, subpath, match, route: declared(match), deadline, waited: false };
 
@@ -106,21 +135,24 @@ export function apiHandler(loader: Loader, config: Readonly<Config>, policies: A
     // Answers of public routes are shared (their handlers do not see the caller); others are kept per
     // caller and roles. The service's id in the key retires a replaced version's answers.
     const shared = policyOf(route) === "public";
-    const cacheKey =
+    const baseKey =
       route.cache
         ? `${serviceId(p.match.service)} ${name}\n${shared || !identity ? "" : `${identity.via}:${identity.sub}:${identity.roles.join(",")}`}\n${p.target}`
         : null;
+    // A handler that answered with `Vary` keeps one answer per value of the headers it named.
+    const cacheKey = baseKey === null ? null : withVary(baseKey, request.headers, varyBy.get(name));
     if (cacheKey) {
       const hit = cache.get(cacheKey);
       if (hit) return cachedResponse(request, hit, rateHeaders, "HIT");
     }
-    const forwarded = forward(p, cacheKey && shared ? null : identity, name, rateHeaders, cacheKey);
+    const forwarded = forward(p, cacheKey && shared ? null : identity, name, rateHeaders, baseKey);
     if (!rateHeaders) return forwarded;
     // Errors of a limited route carry its RateLimit-* headers too.
     return forwarded.catch((err: unknown) => (err instanceof PlinthError ? errorResponse(err, rateHeaders) : Promise.reject(err)));
   }
 
-  async function forward(p: Pending, identity: Identity | null, name: string, rateHeaders: Record<string, string> | undefined, cacheKey: string | null): Promise<Response> {
+  /** `baseKey`: the cache key of a cached route, without the part of the headers its answer names in `Vary`. */
+  async function forward(p: Pending, identity: Identity | null, name: string, rateHeaders: Record<string, string> | undefined, baseKey: string | null): Promise<Response> {
     const { request, deadline } = p;
     const reading = readBody(request, bodyLimits, deadline, p.route.schemas?.body !== undefined);
     const body = reading === undefined ? undefined : await reading;
@@ -140,11 +172,11 @@ export function apiHandler(loader: Loader, config: Readonly<Config>, policies: A
 
     const headers = forwardedHeaders(request.headers);
     // An event committed while this request runs must not be undone by storing what it read before.
-    if (cacheKey && route.cache && !watched.has(route)) {
+    if (baseKey && route.cache && !watched.has(route)) {
       watched.add(route);
       cache.watch(name, route.cache.invalidatedBy);
     }
-    const generation = cacheKey ? cache.generation(name) : 0;
+    const generation = baseKey ? cache.generation(name) : 0;
     let fromFallback = false;
     const reply = await loader.http(match, { search: p.search, headers, body, deadline, identity }, Math.max(1, deadline - Date.now())).catch((err: unknown) => {
       const fallback = gateway.fallbacks[name];
@@ -154,19 +186,26 @@ export function apiHandler(loader: Loader, config: Readonly<Config>, policies: A
       const headers = { "content-type": "application/json;charset=utf-8", ...fallback.headers, "x-plinth-fallback": error.code };
       return { status: fallback.status, body: JSON.stringify(fallback.body), headers };
     });
-    if (cacheKey && route.cache && reply.status === 200 && !fromFallback && cache.generation(name) === generation) {
+    const vary = baseKey && route.cache && reply.status === 200 && !fromFallback ? varyOf(reply.headers) : null;
+    if (baseKey && route.cache && vary && cache.generation(name) === generation) {
       checkHeaders(match, reply); // before they are stored and replayed
+      const known = varyBy.get(name);
+      if (vary.length === 0 ? known !== undefined : known?.join() !== vary.join()) {
+        if (vary.length === 0) varyBy.delete(name);
+        else varyBy.set(name, vary);
+      }
       const visibility = policyOf(route) === "public" ? "public" : "private";
       // A cookie belongs to the caller it was set for: never stored, never replayed.
       const kept: Record<string, string> = { ...reply.headers };
       delete kept["set-cookie"];
       const headers = { ...kept, "content-type": "application/json", "cache-control": `${visibility}, max-age=${Math.floor(route.cache.ttlMs / 1000)}` };
-      const stored = cache.set(cacheKey, name, route.cache.ttlMs, { status: 200, headers, body: reply.body ?? "null" });
+      const stored = cache.set(withVary(baseKey, request.headers, varyBy.get(name)), name, route.cache.ttlMs, { status: 200, headers, body: reply.body ?? "null" });
       return cachedResponse(request, stored, rateHeaders, "MISS");
     }
     // reply.headers is this request's own copy (it crossed threads): add to it in place.
     const answerHeaders = rateHeaders ? Object.assign(reply.headers, rateHeaders) : reply.headers;
-    const empty = reply.status === 204 || reply.status === 304 || request.method === "HEAD";
+    // A HEAD answer keeps its body: Bun sends its Content-Length and leaves the bytes out.
+    const empty = reply.status === 204 || reply.status === 304;
     try {
       return new Response(empty ? null : reply.body, { status: reply.status, headers: answerHeaders });
     } catch {
@@ -175,6 +214,25 @@ export function apiHandler(loader: Loader, config: Readonly<Config>, policies: A
       throw new PlinthError("PLT_HANDLER_ERROR", `${match.service.name}: invalid response`);
     }
   }
+}
+
+/** The header names an answer's `Vary` lists (lower case, sorted; none: []), or null for `Vary: *` (not to be stored). */
+function varyOf(headers: Record<string, string>): string[] | null {
+  for (const key in headers) {
+    if (key.length !== 4 || key.toLowerCase() !== "vary") continue;
+    const names = headers[key]!.split(",").map((h) => h.trim().toLowerCase()).filter((h) => h.length > 0);
+    if (names.includes("*")) return null;
+    return [...new Set(names)].sort();
+  }
+  return [];
+}
+
+/** The cache key with the values of the request headers `names` (each on a line of its own, absent ones empty). */
+function withVary(key: string, headers: Headers, names: string[] | undefined): string {
+  if (names === undefined) return key;
+  let suffix = "";
+  for (const name of names) suffix += `\n${name}:${JSON.stringify(headers.get(name))}`;
+  return key + suffix;
 }
 
 /** A number per loaded service instance: a replaced plugin's cached answers are never served. */

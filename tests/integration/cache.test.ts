@@ -13,12 +13,30 @@ import { eventually } from "../helpers/mqtt";
 const plugin = `import { definePlugin, route, t } from "plinth";
 let calls = 0;
 let briefCalls = 0;
+let negotiatedCalls = 0;
+let anythingCalls = 0;
 export default definePlugin({
   name: "c", version: "1.0.0",
   migrations: ["CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT NOT NULL)"],
   routes: {
     "GET /hits": route({ auth: "public", cache: { ttlMs: 60_000 }, handler: (ctx) => ({ calls: ++calls, query: ctx.query }) }),
     "GET /brief": route({ auth: "public", cache: { ttlMs: 1_000 }, handler: () => ({ calls: ++briefCalls }) }),
+    "GET /negotiated": route({
+      auth: "public",
+      cache: { ttlMs: 60_000 },
+      handler(ctx) {
+        ctx.set.headers["vary"] = "Accept, X-Tenant";
+        return { accept: ctx.headers.accept ?? null, tenant: ctx.headers["x-tenant"] ?? null, calls: ++negotiatedCalls };
+      },
+    }),
+    "GET /anything": route({
+      auth: "public",
+      cache: { ttlMs: 60_000 },
+      handler(ctx) {
+        ctx.set.headers["vary"] = "*";
+        return { calls: ++anythingCalls };
+      },
+    }),
     "GET /notes": route({
       auth: "public",
       cache: { ttlMs: 60_000, invalidatedBy: ["events/c/#"] },
@@ -54,6 +72,27 @@ const get = (path: string, headers: Record<string, string> = {}) => p.req(path, 
 const answer = async (res: Response) => ({ status: res.status, cache: res.headers.get("x-cache"), body: await res.json() });
 
 describe("response cache, request by request", () => {
+  test("an answer with Vary is kept per value of the request headers it names", async () => {
+    const json = { accept: "application/json" };
+    const text = { accept: "text/plain" };
+    const first = await answer(await get("/api/c/negotiated", json));
+    expect(first).toEqual({ status: 200, cache: "MISS", body: { accept: "application/json", tenant: null, calls: 1 } });
+    // The handler's Vary is learned from its first answer: the first request for another Accept is a miss.
+    expect(await answer(await get("/api/c/negotiated", text))).toEqual({ status: 200, cache: "MISS", body: { accept: "text/plain", tenant: null, calls: 2 } });
+    expect(await answer(await get("/api/c/negotiated", json))).toEqual({ ...first, cache: "HIT" });
+    expect(((await answer(await get("/api/c/negotiated", text))).body as { calls: number }).calls).toBe(2);
+    // A header it names but the first request did not send is part of the key too; header names are not case-sensitive.
+    expect((await answer(await get("/api/c/negotiated", { ...json, "X-Tenant": "a" }))).body).toEqual({ accept: "application/json", tenant: "a", calls: 3 });
+    expect((await answer(await get("/api/c/negotiated", { ...json, "x-tenant": "a" }))).cache).toBe("HIT");
+    const res = await get("/api/c/negotiated", json);
+    expect(res.headers.get("vary")).toBe("Accept, X-Tenant");
+  });
+
+  test("an answer with Vary: * is not stored", async () => {
+    expect(((await answer(await get("/api/c/anything"))).body as { calls: number }).calls).toBe(1);
+    expect(await answer(await get("/api/c/anything"))).toEqual({ status: 200, cache: null, body: { calls: 2 } });
+  });
+
   test("a URL with a query string is its own entry: never the answer cached for another URL", async () => {
     expect(await answer(await get("/api/c/hits"))).toEqual({ status: 200, cache: "MISS", body: { calls: 1, query: {} } });
     expect(await answer(await get("/api/c/hits"))).toEqual({ status: 200, cache: "HIT", body: { calls: 1, query: {} } });

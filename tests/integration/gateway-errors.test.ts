@@ -37,7 +37,10 @@ const rows: Row[] = [
   { name: "unknown top-level route", path: "/nope", status: 404, code: "PLT_NOT_FOUND" },
   { name: "unknown service", path: "/api/ghost", status: 404, code: "PLT_SERVICE_NOT_FOUND", message: /ghost/ },
   { name: "unknown route in a service", path: "/api/orders/1/lines", status: 404, code: "PLT_NOT_FOUND" },
-  { name: "wrong method", method: "DELETE", path: "/api/orders", status: 404, code: "PLT_NOT_FOUND" },
+  { name: "wrong method", method: "DELETE", path: "/api/orders", status: 405, code: "PLT_METHOD_NOT_ALLOWED", message: /DELETE/ },
+  { name: "body without a content type", method: "POST", path: "/api/orders", body: '{"sku":"apple","qty":1}', status: 415, code: "PLT_UNSUPPORTED_MEDIA_TYPE" },
+  { name: "empty JSON body", method: "POST", path: "/api/orders", headers: json, body: "", status: 400, code: "PLT_BAD_JSON" },
+  { name: "JSON nested too deep", method: "POST", path: "/api/orders", headers: json, body: "[".repeat(500) + "]".repeat(500), status: 400, code: "PLT_BAD_JSON", message: /64 levels/ },
   { name: "malformed JSON", method: "POST", path: "/api/orders", headers: json, body: '{"sku":', status: 400, code: "PLT_BAD_JSON" },
   {
     name: "wrong type",

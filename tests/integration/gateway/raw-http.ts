@@ -20,7 +20,8 @@ export interface RawConnection {
   close(): void;
 }
 
-export async function openRaw(port: number, host = "127.0.0.1"): Promise<RawConnection> {
+/** `head`: the answers are to HEAD requests (no body follows their headers). */
+export async function openRaw(port: number, { host = "127.0.0.1", head = false } = {}): Promise<RawConnection> {
   const socket: Socket = connect(port, host);
   await new Promise<void>((resolve, reject) => socket.once("connect", resolve).once("error", reject));
   let buffer = Buffer.alloc(0);
@@ -31,7 +32,7 @@ export async function openRaw(port: number, host = "127.0.0.1"): Promise<RawConn
   socket.on("error", () => {});
   socket.on("data", (chunk: Buffer) => {
     buffer = Buffer.concat([buffer, chunk]);
-    for (let next = parseOne(buffer); next; next = parseOne(buffer)) {
+    for (let next = parseOne(buffer, head); next; next = parseOne(buffer, head)) {
       parsed.push(next.response);
       buffer = buffer.subarray(next.used);
     }
@@ -62,7 +63,7 @@ export async function openRaw(port: number, host = "127.0.0.1"): Promise<RawConn
 
 /** Sends `request` on a new connection and returns its one answer. */
 export async function rawRequest(port: number, request: string | Uint8Array, timeoutMs?: number): Promise<RawResponse> {
-  const conn = await openRaw(port);
+  const conn = await openRaw(port, { head: typeof request === "string" && request.startsWith("HEAD ") });
   try {
     conn.write(request);
     return (await conn.responses(1, timeoutMs))[0]!;
@@ -71,7 +72,7 @@ export async function rawRequest(port: number, request: string | Uint8Array, tim
   }
 }
 
-function parseOne(buffer: Buffer): { response: RawResponse; used: number } | null {
+function parseOne(buffer: Buffer, head: boolean): { response: RawResponse; used: number } | null {
   const end = buffer.indexOf("\r\n\r\n");
   if (end < 0) return null;
   const [statusLine, ...lines] = buffer.subarray(0, end).toString("latin1").split("\r\n");
@@ -82,6 +83,7 @@ function parseOne(buffer: Buffer): { response: RawResponse; used: number } | nul
     headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
   }
   let at = end + 4;
+  if (head) return { response: { status, headers, body: "" }, used: at };
   if (headers["transfer-encoding"]?.includes("chunked")) {
     const parts: Buffer[] = [];
     for (;;) {

@@ -66,3 +66,20 @@ test("gateway.maxJsonDepth sets the limit", async () => {
   expect(res.status).toBe(400);
   expect(((await res.json()) as { error: { message: string } }).error.message).toContain("3 levels");
 });
+
+test("with CORS on (every request through Elysia): the same limit, and Elysia's own routes never parse a body", async () => {
+  await using q = await boot(
+    { files: { "echo.ts": `import { definePlugin } from "plinth";\nexport default definePlugin({ name: "echo", version: "1.0.0", routes: { "POST /": (ctx) => ({ got: ctx.body }) } });\n` } },
+    { gateway: { cors: { origins: ["*"] } } },
+  );
+  const deep = deepArrays(50_000);
+  const res = await q.req("/api/echo", { method: "POST", headers: json, body: deep });
+  expect(res.status).toBe(400);
+  expect(((await res.json()) as { error: { code: string } }).error.code).toBe("PLT_BAD_JSON");
+  for (const path of ["/health", "/nope", "/openapi.json"]) {
+    const other = await q.req(path, { method: "POST", headers: json, body: deep });
+    expect(other.status).toBe(404);
+    expect(((await other.json()) as { error: { code: string } }).error.code).toBe("PLT_NOT_FOUND");
+  }
+  expect((await q.req("/health")).status).toBe(200);
+});

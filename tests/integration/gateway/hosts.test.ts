@@ -80,6 +80,18 @@ describe("a short Host (1–3 characters)", () => {
   }
 });
 
+test("with CORS on (every request through Elysia): a short Host reaches /health and /api; a bad one gets 400", async () => {
+  await using q = await boot({ examples: ["orders", "inventory"] }, { gateway: { cors: { origins: ["*"] } } });
+  const qport = Number(new URL(q.url).port);
+  const at = (path: string, host: string) => rawRequest(qport, `GET ${path} HTTP/1.1\r\nHost: ${host}\r\nOrigin: http://o.test\r\n\r\n`);
+  for (const path of ["/health", "/api/orders", "/openapi.json"]) {
+    const res = await at(path, "x");
+    expect(res.status).toBe(200);
+    expect(res.headers["access-control-allow-origin"]).toBeDefined();
+  }
+  expectJsonError(await at("/api/orders", "a/b"), 400, "PLT_BAD_REQUEST");
+});
+
 test("Elysia, as configured by default, does not find a route when the Host is under 4 characters (the gateway sets handler.standardHostname: false; drop that once this fails)", async () => {
   const app = new Elysia().get("/health", () => "ok");
   expect((await app.handle(new Request("http://abcd/health"))).status).toBe(200);

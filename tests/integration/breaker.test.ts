@@ -121,3 +121,28 @@ export default definePlugin({
     expect(await call("fragile.fine")).toMatchObject({ code: "PLT_BREAKER_OPEN" });
   });
 });
+
+describe("bulkhead: a queue bounded by time", () => {
+  const held = `import { definePlugin, route, t } from "plinth";
+let runs = 0;
+export default definePlugin({
+  name: "held", version: "1.0.0",
+  routes: {
+    "GET /hold": route({ query: t.Object({ ms: t.Integer() }), handler: async (ctx) => { runs++; await Bun.sleep(ctx.query.ms); return { runs }; } }),
+    "GET /runs": () => ({ runs }),
+  },
+});`;
+
+  test("a request that cannot get a slot within maxQueueMs gets 503 PLT_BULKHEAD_FULL then, before the one holding the slot ends, and never runs", async () => {
+    p = await boot({ files: { "held.ts": held } }, { bulkhead: { maxConcurrent: 1, adaptive: false, maxQueueMs: 100 } });
+    const answered: number[] = [];
+    const hold = () => p!.req("/api/held/hold?ms=1500").then((res) => (answered.push(res.status), res));
+    const [a, b] = await Promise.all([hold(), hold()]);
+    // One got the slot and answered after 1.5 s; the other waited its 100 ms and was refused first.
+    expect(answered).toEqual([503, 200]);
+    const refused = a.status === 503 ? a : b;
+    const body = (await refused.json()) as { error: { code: string; data: unknown } };
+    expect(body.error).toMatchObject({ code: "PLT_BULKHEAD_FULL", data: { service: "held", retryInMs: 100 } });
+    expect(await (await p.req("/api/held/runs")).json()).toEqual({ runs: 1 });
+  });
+});

@@ -130,6 +130,7 @@ export default definePlugin({
   routes: {
     "GET /hold": route({ query: t.Object({ ms: t.Integer() }), handler: async (ctx) => { runs++; await Bun.sleep(ctx.query.ms); return { runs }; } }),
     "GET /runs": () => ({ runs }),
+    "POST /upload": () => ({ runs }),
   },
 });`;
 

@@ -1,8 +1,13 @@
 /**
  * The runtime's own publish/subscribe on the embedded broker: in-process, no
  * socket on the path. Subscribers see what outside clients publish too.
+ *
+ * The runtime's publishes reach aedes a window at a time: at most `WINDOW` of them are in aedes at once,
+ * the rest wait here in order, and each further batch starts on a later turn of the event loop. A commit of
+ * 100,000 events is published in batches between which the gateway and the clients are served, instead
+ * of all at once (seconds of a stalled main thread).
  */
-import type { Aedes, AedesPublishPacket } from "aedes";
+import type { Aedes, AedesPublishPacket, PublishPacket } from "aedes";
 
 export type BusHandler = (topic: string, payload: Buffer) => void;
 
@@ -18,17 +23,19 @@ export interface Bus {
 
 /** `onHandlerError` hears what a subscriber threw; the other subscribers still get the message. */
 export function createBus(aedes: Aedes, onHandlerError: (err: unknown, topic: string) => void = () => {}): Bus {
+  const publish = windowed(aedes);
   return {
     send(topic, payload, done) {
-      aedes.publish({ cmd: "publish", topic, payload: Buffer.from(payload), qos: 1, retain: false, dup: false }, done);
+      // The payload becomes a Buffer when its turn comes (what waits stays as it was given).
+      publish({ cmd: "publish", topic, payload, qos: 1, retain: false, dup: false }, done);
     },
     publish(topic, payload, options = {}) {
       return new Promise((resolve, reject) => {
-        aedes.publish(
+        publish(
           {
             cmd: "publish",
             topic,
-            payload: typeof payload === "string" ? Buffer.from(payload) : payload,
+            payload,
             qos: options.qos ?? 1,
             retain: options.retain ?? false,
             dup: false,
@@ -61,5 +68,55 @@ export function createBus(aedes: Aedes, onHandlerError: (err: unknown, topic: st
         );
       });
     },
+  };
+}
+
+/** The runtime's publishes in aedes at once; more wait in order (see the file's comment). */
+export const WINDOW = 256;
+
+type Done = (err?: Error | null) => void;
+
+/** aedes.publish, `WINDOW` at a time, in order. */
+function windowed(aedes: Aedes): (packet: PublishPacket, done: Done) => void {
+  let inFlight = 0;
+  let scheduled = false;
+  let packets: PublishPacket[] = [];
+  let callbacks: Done[] = [];
+  let head = 0;
+  const start = (packet: PublishPacket, done: Done) => {
+    inFlight++;
+    if (typeof packet.payload === "string") packet.payload = Buffer.from(packet.payload);
+    aedes.publish(packet, (err) => {
+      inFlight--;
+      if (head < packets.length && !scheduled) {
+        scheduled = true;
+        setImmediate(next);
+      }
+      done(err);
+    });
+  };
+  // A batch per turn: what completes meanwhile (in the same turn) leaves room for the next one.
+  const next = () => {
+    scheduled = false;
+    while (head < packets.length && inFlight < WINDOW) {
+      const packet = packets[head]!;
+      const done = callbacks[head]!;
+      head++;
+      if (head === packets.length) {
+        packets = [];
+        callbacks = [];
+        head = 0;
+      } else if (head >= 4096 && head * 2 >= packets.length) {
+        packets = packets.slice(head);
+        callbacks = callbacks.slice(head);
+        head = 0;
+      }
+      start(packet, done);
+    }
+  };
+  return (packet, done) => {
+    if (inFlight < WINDOW && head === packets.length) return start(packet, done);
+    packets.push(packet);
+    callbacks.push(done);
   };
 }

@@ -3,6 +3,7 @@ import type { Server } from "bun";
 import type { IPublishPacket } from "mqtt";
 import { isReservedTopic } from "../../../runtime/broker/acl";
 import { startBroker, type Broker } from "../../../runtime/broker/broker";
+import { WINDOW } from "../../../runtime/broker/bus";
 import { mqttWebSocketHandler, upgradeMqtt, type MqttSocketData } from "../../../runtime/broker/ws";
 import { createLogger } from "../../../runtime/log";
 import { brokerConfig } from "../../helpers/broker-config";
@@ -98,6 +99,38 @@ describe("bus → TCP clients", () => {
     await c.subscribe(topic);
     await broker.bus.publish(topic, "open");
     expect((await c.next((m) => m.topic === topic)).payload.toString()).toBe("open");
+  });
+});
+
+describe("bus.send of many messages at once", () => {
+  test("published in order, each acknowledged once, in batches with turns of the event loop between them", async () => {
+    const topic = fresh("events");
+    const n = WINDOW * 8;
+    const got: number[] = [];
+    const unsubscribe = await broker.bus.subscribe(topic, (_t, payload) => got.push(Number(payload.toString())));
+    const acked: number[] = [];
+    let all!: () => void;
+    const done = new Promise<void>((resolve) => (all = resolve));
+    for (let i = 0; i < n; i++) broker.bus.send(topic, String(i), (err) => (expect(err ?? null).toBeNull(), acked.push(i), acked.length === n && all()));
+    // The next turn of the event loop comes before the last of them is published.
+    const atNextTurn = await new Promise<number>((resolve) => setImmediate(() => resolve(got.length)));
+    expect(atNextTurn).toBeLessThan(n);
+    await done;
+    expect(got.length).toBe(n);
+    expect(got.every((v, i) => v === i)).toBe(true);
+    expect(acked.every((v, i) => v === i)).toBe(true);
+    await unsubscribe();
+  });
+
+  test("a bus.publish after many sends waits its turn behind them", async () => {
+    const topic = fresh("events");
+    const got: string[] = [];
+    const unsubscribe = await broker.bus.subscribe(topic, (_t, payload) => got.push(payload.toString()));
+    for (let i = 0; i < WINDOW * 2; i++) broker.bus.send(topic, String(i), () => {});
+    await broker.bus.publish(topic, "last");
+    await eventually(() => got.length === WINDOW * 2 + 1);
+    expect(got.at(-1)).toBe("last");
+    await unsubscribe();
   });
 });
 

@@ -11,6 +11,8 @@
  *   away from the delivery in flight ("no such packet": the client was disconnected).
  * - [MQTT-3.8.4-6] no more than the QoS granted (the highest of the matching filters), also for what a
  *   persistent session had queued (on the authorizeForward hook, which aedes also calls for those).
+ * - [MQTT-4.4.0-1] a message a resumed session's queue sent is not sent live too, nor the other way
+ *   round (resume.ts).
  * - [MQTT-4.4.0-1] a retained message sent on SUBSCRIBE at QoS 1 or 2 to a persistent session is kept
  *   in its queue until acknowledged, like any other delivery: aedes did not store it, so it was not
  *   sent again when the session resumed, and the client's PUBREC for a QoS 2 one found nothing to
@@ -23,6 +25,7 @@ import type { Aedes, Client } from "aedes";
 import AedesPacket from "aedes-packet";
 import mqttPacket from "mqtt-packet";
 import { grantedQoS, type Subscriptions } from "./granted";
+import { resumptionOf } from "./resume";
 
 /** A PUBLISH on its way to a client, as aedes passes it (an aedes-packet Packet). */
 interface Outgoing {
@@ -94,6 +97,7 @@ export function deliverOnce(aedes: Aedes, client: Client): void {
   const c = client as unknown as ClientState;
   const store = (aedes as unknown as { persistence: Store }).persistence;
   const deliver0 = c.deliver0;
+  const resumption = resumptionOf(client);
 
   const deliver: Deliver = (packet, done) => {
     if (packet.qos === 0) return deliver0(packet, done);
@@ -105,6 +109,8 @@ export function deliverOnce(aedes: Aedes, client: Client): void {
     if (qos === 0) return deliver0(packet, done);
 
     if (id) c.duplicates[id] = packet.brokerCounter!;
+    // [MQTT-4.4.0-1] a resumed session's queue may have sent it already (resume.ts).
+    if (!c.clean && !packet.retain && id === aedes.id && !resumption.takeLive(packet.brokerCounter!)) return void setImmediate(done);
     const forwarded = packet.clientId === c.id && packet.nl ? null : aedes.authorizeForward(client, packet as never);
     if (!forwarded) {
       // Not for this client after all: what was queued for it goes (a retained one was not queued).

@@ -7,9 +7,10 @@
 import { pipeline, Transform, type Readable } from "node:stream";
 import type { Aedes } from "aedes";
 import { topicMatches } from "../../protocol";
+import { resumptionOf } from "./resume";
 
 type Persistence = {
-  outgoingStream(client: unknown): Readable;
+  outgoingStream(client: { clean?: boolean }): Readable;
   createRetainedStreamCombi(patterns: string[]): Readable;
 };
 
@@ -18,11 +19,23 @@ export function wrapStore(aedes: Aedes): void {
   // [MQTT-3.3.1-1] a queued PUBLISH that already has a packet identifier was sent before: when the
   // session resumes it goes out again with that identifier [MQTT-4.4.0-1], and with DUP set. One
   // queued while the client was offline has none yet: its first delivery has DUP 0 [MQTT-3.3.1-3].
+  //
+  // [MQTT-4.4.0-1] a message of this broker that already reached a resumed session live is not sent
+  // from its queue too (resume.ts); what is sent from the queue is not sent live.
   const outgoingStream = persistence.outgoingStream.bind(persistence);
-  persistence.outgoingStream = (client) =>
-    through(outgoingStream(client), (packet: { cmd?: string; messageId?: number | null; dup?: boolean }) =>
-      (packet.cmd ?? "publish") === "publish" && packet.messageId != null ? { ...packet, dup: true } : packet,
+  persistence.outgoingStream = (client) => {
+    const resumption = client.clean ? null : resumptionOf(client);
+    const done = () => resumption?.doneReading();
+    return through(
+      outgoingStream(client),
+      (packet: { cmd?: string; messageId?: number | null; dup?: boolean; brokerId?: string; brokerCounter?: number }) => {
+        if ((packet.cmd ?? "publish") !== "publish") return packet;
+        if (resumption && packet.brokerId === aedes.id && !resumption.takeQueued(packet.brokerCounter!)) return undefined;
+        return packet.messageId != null ? { ...packet, dup: true } : packet;
+      },
+      done,
     );
+  };
   // [MQTT-4.7.2-1] a `$` topic's retained message only for a filter that does not start with a wildcard.
   const retained = persistence.createRetainedStreamCombi.bind(persistence);
   persistence.createRetainedStreamCombi = (patterns) =>
@@ -31,8 +44,11 @@ export function wrapStore(aedes: Aedes): void {
     );
 }
 
-/** `source` mapped through `fn` (undefined drops the item); errors travel downstream. */
-function through<T, U>(source: Readable, fn: (item: T) => U | undefined): Readable {
+/**
+ * `source` mapped through `fn` (undefined drops the item); errors travel downstream. `end` is called
+ * once every item went through `fn`, or the stream failed.
+ */
+function through<T, U>(source: Readable, fn: (item: T) => U | undefined, end: () => void = () => {}): Readable {
   const map = new Transform({
     objectMode: true,
     transform(item: T, _encoding, callback) {
@@ -40,6 +56,10 @@ function through<T, U>(source: Readable, fn: (item: T) => U | undefined): Readab
       if (out !== undefined) this.push(out);
       callback();
     },
+    flush(callback) {
+      end();
+      callback();
+    },
   });
-  return pipeline(source, map, () => {});
+  return pipeline(source, map, end);
 }

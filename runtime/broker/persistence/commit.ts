@@ -26,11 +26,14 @@ export class GroupCommit {
 
   constructor(private readonly db: Database) {}
 
-  /** Runs `write` in the current group (opening one); resolves with its value once the group is committed. */
+  /**
+   * Runs `write` in the current group (opening one); resolves with its value once the group is committed.
+   * Never throws: what fails (the database closed, the write) rejects.
+   */
   write<T>(write: () => T): Promise<T> {
-    this.begin();
     let value: T;
     try {
+      this.begin();
       value = write();
     } catch (err) {
       this.failIfRolledBack();
@@ -41,10 +44,17 @@ export class GroupCommit {
   }
 
   /**
-   * `value` once everything written so far is committed (at once when nothing is pending): what a read
-   * returns is not acted on (answered to a client) before the writes it saw are durable.
+   * Runs `read`; resolves with its value once everything written so far is committed (at once when
+   * nothing is pending): what a read returns is not acted on (answered to a client) before the writes
+   * it saw are durable. Never throws: what fails rejects.
    */
-  settled<T>(value: T): Promise<T> {
+  read<T>(read: () => T): Promise<T> {
+    let value: T;
+    try {
+      value = read();
+    } catch (err) {
+      return Promise.reject(err);
+    }
     if (!this.open) return Promise.resolve(value);
     return new Promise<T>((resolve, reject) => this.waiting.push({ resolve: () => resolve(value), reject }));
   }

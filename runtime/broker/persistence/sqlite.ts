@@ -93,12 +93,12 @@ export class SqlitePersistence {
   }
 
   createRetainedStreamCombi(patterns: string[]): Readable {
-    return Readable.from(this.retained.match(patterns));
+    return streamOf(() => this.retained.match(patterns));
   }
 
   /** Deprecated in aedes-persistence; kept for callers of the older interface. */
   createRetainedStream(pattern: string): Readable {
-    return Readable.from(this.retained.match([pattern]));
+    return streamOf(() => this.retained.match([pattern]));
   }
 
   addSubscriptions(client: ClientRef, subs: Subscription[]): Promise<void> {
@@ -110,7 +110,7 @@ export class SqlitePersistence {
   }
 
   subscriptionsByClient(client: ClientRef): Promise<Subscription[]> {
-    return this.group.settled(this.subscriptions.ofClientId(client.id));
+    return this.group.read(() => this.subscriptions.ofClientId(client.id));
   }
 
   async countOffline(): Promise<{ subsCount: number; clientsCount: number }> {
@@ -143,7 +143,7 @@ export class SqlitePersistence {
   }
 
   outgoingStream(client: ClientRef): Readable {
-    return Readable.from(this.outgoing.stream(client.id));
+    return streamOf(() => this.outgoing.stream(client.id));
   }
 
   incomingStorePacket(client: ClientRef, packet: PacketIn): Promise<void> {
@@ -151,8 +151,8 @@ export class SqlitePersistence {
   }
 
   /** Rejects ("no such packet") at once when there is none: only a packet found decides a PUBREC. */
-  async incomingGetPacket(client: ClientRef, packet: { messageId: number }): Promise<StoredPacket> {
-    return this.group.settled(this.incoming.get(client.id, packet.messageId));
+  incomingGetPacket(client: ClientRef, packet: { messageId: number }): Promise<StoredPacket> {
+    return this.group.read(() => this.incoming.get(client.id, packet.messageId));
   }
 
   incomingDelPacket(client: ClientRef, packet: { messageId: number }): Promise<void> {
@@ -169,7 +169,7 @@ export class SqlitePersistence {
   }
 
   getWill(client: ClientRef): Promise<StoredPacket | undefined> {
-    return this.group.settled(this.wills.get(client.id));
+    return this.group.read(() => this.wills.get(client.id));
   }
 
   delWill(client: ClientRef): Promise<StoredPacket | undefined> {
@@ -177,11 +177,11 @@ export class SqlitePersistence {
   }
 
   streamWill(brokers: Record<string, unknown> = {}): Readable {
-    return Readable.from(this.wills.notOf(brokers));
+    return streamOf(() => this.wills.notOf(brokers));
   }
 
   getClientList(topic: string): Readable {
-    return Readable.from(this.subscriptions.clientIds(topic));
+    return streamOf(() => this.subscriptions.clientIds(topic));
   }
 
   /** Closes the database. Calling it again does nothing. */
@@ -195,5 +195,19 @@ export class SqlitePersistence {
   private requireBroker(): BrokerRef {
     if (!this.brokerRef) throw new Error("persistence used before setup()");
     return this.brokerRef;
+  }
+}
+
+/**
+ * A stream of the items; what fails while it is made (the database closed as a client connects during
+ * shutdown) is the stream's error, never a throw into aedes, which does not expect one.
+ */
+function streamOf<T>(items: () => Iterable<T>): Readable {
+  try {
+    return Readable.from(items());
+  } catch (err) {
+    const failed = new Readable({ objectMode: true, read() {} });
+    process.nextTick(() => failed.destroy(err as Error));
+    return failed;
   }
 }

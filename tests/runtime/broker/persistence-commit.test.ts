@@ -51,10 +51,10 @@ test("the writes of one round share one COMMIT; the next round commits on its ow
 test("a read made while writes are pending settles after they commit", async () => {
   const { group, seen, insert } = open();
   void group.write(() => insert.run(7));
-  const read = await group.settled("value");
+  const read = await group.read(() => "value");
   expect([read, seen()]).toEqual(["value", [7]]);
   // Nothing pending: at once.
-  expect(await group.settled(1)).toBe(1);
+  expect(await group.read(() => 1)).toBe(1);
 });
 
 test("a write that throws rejects alone; its savepoint undoes it and the others commit", async () => {
@@ -77,6 +77,25 @@ test("a transaction rolled back under the group rejects every write of that grou
   expect(seen()).toEqual([]);
   await group.write(() => insert.run(2));
   expect(seen()).toEqual([2]);
+});
+
+test("a closed database rejects, never throws", async () => {
+  const { db, group, insert } = open();
+  db.close();
+  await expect(group.write(() => insert.run(1))).rejects.toThrow();
+  await expect(group.read(() => insert.run(1))).rejects.toThrow();
+});
+
+test("the store closed: its streams fail and its methods reject, none throws (a client connecting during shutdown)", async () => {
+  const store = new SqlitePersistence({ file: dir.join("closed.sqlite") });
+  await store.setup({ id: "b" });
+  await store.destroy();
+  const failure = (stream: NodeJS.ReadableStream) => new Promise<Error>((resolve) => stream.once("error", resolve).resume());
+  for (const stream of [store.outgoingStream({ id: "c" }), store.createRetainedStreamCombi(["#"]), store.streamWill(), store.getClientList("t")]) {
+    expect((await failure(stream)).message).toContain("closed");
+  }
+  await expect(store.subscriptionsByClient({ id: "c" })).rejects.toThrow();
+  await expect(store.cleanIncoming({ id: "c" })).rejects.toThrow();
 });
 
 test("the store: a queued publish is committed when its promise resolves, and destroy commits what is pending", async () => {

@@ -3,7 +3,8 @@
  * between `minConcurrent` and it: see ConcurrencyLimit), more waiting in a queue bounded by time,
  * and a quick PLT_BULKHEAD_FULL (503, saying when to retry) for what could not start in time:
  * - at admission, when the wait predicted from the calls queued ahead and the service's pace
- *   exceeds `maxQueueMs`, or `maxQueue` calls wait already (a bound on memory);
+ *   exceeds `maxQueueMs` (unless the queue is served newest first, below), or `maxQueue` calls wait
+ *   already (a bound on memory);
  * - in the queue, once a call has waited `maxQueueMs` or could no longer finish by its deadline: it
  *   is answered then, and never reaches the service late.
  * The queue is served oldest first while it drains quickly. Once its oldest call has waited half
@@ -80,8 +81,13 @@ export class Bulkhead {
     if (this.active < this.limit.current) return null;
     if (this.queued >= this.options.maxQueue) return this.full;
     const { rtt, current } = this.limit;
+    if (rtt === 0 || this.queued === 0) return null;
+    // A standing queue is served newest first: a call arriving now starts next, and the oldest are
+    // shed as their time runs out. Refusing it instead would not shorten anyone's wait, and a client
+    // that sends again at once would come back to be refused on every turn of the gateway.
+    if (this.standing(this.clock.now())) return null;
     // Each slot frees about once per round trip: the calls ahead drain at current / rtt.
-    return rtt > 0 && ((this.queued + 1) * rtt) / current > this.budget ? this.full : null;
+    return ((this.queued + 1) * rtt) / current > this.budget ? this.full : null;
   }
 
   /**
@@ -175,8 +181,7 @@ export class Bulkhead {
       const oldest = this.oldest();
       if (!oldest) return undefined;
       // A standing queue: newest first (the oldest wait on, and are shed when their time is up).
-      const lifo = now - oldest.queuedAt > this.budget / 2;
-      const waiter = lifo ? this.newest() : oldest;
+      const waiter = this.standing(now) ? this.newest() : oldest;
       if (!waiter) return undefined;
       if (waiter === oldest) this.head++;
       else this.waiting.pop();
@@ -190,6 +195,12 @@ export class Bulkhead {
       waiter.refuse(this.full);
     }
     return undefined;
+  }
+
+  /** The queue has stood past half the budget: its oldest call has waited that long. */
+  private standing(now: number): boolean {
+    const oldest = this.oldest();
+    return oldest !== undefined && now - oldest.queuedAt > this.budget / 2;
   }
 
   private oldest(): Waiter | undefined {

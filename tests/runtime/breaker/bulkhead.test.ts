@@ -202,6 +202,29 @@ describe("Bulkhead: a queue bounded by time (fake clock)", () => {
     expect(refused).toEqual([]);
   });
 
+  test("a standing queue takes new calls (they start next) and sheds its oldest as their time runs out", () => {
+    const clock = fakeClock();
+    const bulkhead = new Bulkhead("svc", OPTIONS, clock);
+    for (let i = 0; i < 8; i++) {
+      bulkhead.tryAcquire();
+      const started = clock.now();
+      clock.advance(100);
+      bulkhead.release(started);
+    }
+    bulkhead.tryAcquire();
+    const { started, refused, call } = track();
+    for (let i = 0; i < 10; i++) bulkhead.enqueue(...call(`old${i}`));
+    expect(bulkhead.refusal()?.code).toBe("PLT_BULKHEAD_FULL"); // 1,100 ms predicted, the queue just formed
+    clock.advance(501); // the oldest have waited past half the budget
+    expect(bulkhead.refusal()).toBeNull();
+    expect(bulkhead.enqueue(...call("new"))).toBeNull();
+    bulkhead.release();
+    expect(started).toEqual(["new"]);
+    clock.advance(499);
+    bulkhead.sweep();
+    expect(refused.map(([name]) => name)).toEqual(Array.from({ length: 10 }, (_, i) => `old${i}`));
+  });
+
   test("maxQueue bounds the calls waiting, whatever their wait", () => {
     const bulkhead = new Bulkhead("svc", { ...OPTIONS, maxQueue: 2 }, fakeClock());
     const { call } = track();

@@ -141,8 +141,17 @@ function postResult(id: number, value: unknown, events: CommittedEvent[], what: 
     post({ t: "result", id, ok: true, value, events });
   } catch (err) {
     log.error(`${what} returned a value that cannot be sent`, { error: describeThrown(err) });
-    if (events.length > 0) post({ t: "events", events });
+    if (events.length > 0) relayCommitted(events);
     post({ t: "result", id, ok: false, error: { ...generic(what), message: `${plugin.name}: ${what} returned a value JSON cannot carry` } });
+  }
+}
+
+/** Committed events on their own (their data was bounded when they were committed); those that cannot leave stay unsent. */
+function relayCommitted(events: CommittedEvent[]): void {
+  try {
+    post({ t: "events", events });
+  } catch (err) {
+    log.error("committed events cannot be sent", { from: events[0]!.seq, error: describeThrown(err) });
   }
 }
 

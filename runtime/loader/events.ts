@@ -6,6 +6,7 @@
 import type { Bus } from "../broker/bus";
 import type { Logger } from "../log";
 import { Topics, isValidEventType, toEnvelope, type CloudEvent, type CommittedEvent } from "../protocol";
+import { MAX_DATA_DEPTH, deeperThan } from "../worker/channel";
 
 /**
  * Publishes a service's committed events (QoS 1, in order); the topic and source come from the
@@ -34,9 +35,14 @@ export function publishEvents(bus: Bus, service: string, events: CommittedEvent[
 export function toCloudEvent(topic: string, payload: Buffer): CloudEvent {
   const text = payload.toString("utf8");
   let data: unknown = text;
-  try {
-    data = JSON.parse(text);
-  } catch {}
+  // A payload nested deeper than event data may be stays text, like one that is not JSON: parsed, it
+  // could not be handed to a plugin, and refusing it would cost the main thread (JSON.stringify takes
+  // over a second to overflow on 100,000 levels).
+  if (!deeperThan(text, MAX_DATA_DEPTH)) {
+    try {
+      data = JSON.parse(text);
+    } catch {}
+  }
   if (typeof data === "object" && data !== null && (data as { specversion?: unknown }).specversion === "1.0") {
     return data as CloudEvent;
   }

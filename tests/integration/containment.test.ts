@@ -5,7 +5,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { boot, NO_BREAKER, type Booted } from "../helpers/boot";
-import { eventually } from "../helpers/mqtt";
+import { connectMqtt, eventually } from "../helpers/mqtt";
 
 /** Building and refusing a value nested 100,000 levels takes seconds on a busy machine. */
 const DEEP_MS = 60_000;
@@ -91,6 +91,24 @@ describe("events and calls that cannot cross", () => {
     const res = await p.req("/api/hostile/echo", { method: "POST", body, headers: { "content-type": "application/json" } });
     const error = await failed(res, 400);
     expect(["PLT_BAD_JSON", "PLT_BAD_REQUEST"]).toContain(error.code);
+  }, DEEP_MS);
+});
+
+describe("payloads from outside", () => {
+  test("an MQTT payload nested 100,000 levels reaches a subscribing plugin as text; JSON within the bound as its value", async () => {
+    await using device = await connectMqtt(p.mqttUrl);
+    const deep = "[".repeat(100_000) + "]".repeat(100_000);
+    await device.client.publishAsync("devices/d1/payload", deep, { qos: 1 });
+    const got = await eventually(async () => {
+      const last = (await (await p.req("/api/hostile/device-data")).json()) as { topic: string; type: string; length: number } | null;
+      return last?.topic === "devices/d1/payload" ? last : null;
+    });
+    expect(got).toEqual({ topic: "devices/d1/payload", type: "string", length: 200_000 });
+    await device.client.publishAsync("devices/d2/payload", JSON.stringify({ nested: [[[1]]] }), { qos: 1 });
+    expect(await eventually(async () => {
+      const last = (await (await p.req("/api/hostile/device-data")).json()) as { topic: string; type: string; length: number } | null;
+      return last?.topic === "devices/d2/payload" ? last : null;
+    })).toEqual({ topic: "devices/d2/payload", type: "object", length: -1 });
   }, DEEP_MS);
 });
 

@@ -1,16 +1,26 @@
 /**
  * Rules applied on the session store: DUP on PUBLISH packets sent again after a reconnect
- * [MQTT-3.3.1-1], no `$` topics among the retained messages for filters that start with a wildcard
+ * [MQTT-3.3.1-1], a resumed session's new packets numbered clear of its unacknowledged ones
+ * [MQTT-2.3.1-4], no `$` topics among the retained messages for filters that start with a wildcard
  * [MQTT-4.7.2-1]. (One queued copy per client however many of its filters match [MQTT-3.3.5-1] is
  * the store's own rule: persistence/outgoing.ts `onePerClient`, for both `broker.persistence` values.)
  */
 import { pipeline, Transform, type Readable } from "node:stream";
 import type { Aedes } from "aedes";
 import { topicMatches } from "../../protocol";
+import { freshStart } from "./ids";
 import { resumptionOf } from "./resume";
 
+/** What the store is given as a client (aedes' Client): whether its session is clean, its next packet identifier. */
+interface SessionClient {
+  clean?: boolean;
+  _nextId?: number;
+}
+
 type Persistence = {
-  outgoingStream(client: { clean?: boolean }): Readable;
+  outgoingStream(client: SessionClient): Readable;
+  /** The SQLite store's: the packet identifiers the client's session has in use. */
+  outgoingIdsInUse?(client: SessionClient): number[];
   createRetainedStreamCombi(patterns: string[]): Readable;
 };
 
@@ -25,6 +35,11 @@ export function wrapStore(aedes: Aedes): void {
   const outgoingStream = persistence.outgoingStream.bind(persistence);
   persistence.outgoingStream = (client) => {
     const resumption = client.clean ? null : resumptionOf(client);
+    // [MQTT-2.3.1-4] new packets numbered where the session's unacknowledged ones are not (ids.ts).
+    if (!client.clean && persistence.outgoingIdsInUse) {
+      const start = freshStart(persistence.outgoingIdsInUse(client));
+      if (start !== undefined) client._nextId = start;
+    }
     const done = () => resumption?.doneReading();
     return through(
       outgoingStream(client),

@@ -67,6 +67,7 @@ function statements(db: Database) {
       `SELECT ${columns} FROM outgoing WHERE client_id = ? AND broker_id IS ? AND broker_counter IS ? AND message_id IS NULL ORDER BY seq LIMIT 1`,
     ),
     remove: db.query<void, [number]>("DELETE FROM outgoing WHERE seq = ?"),
+    idsInUse: db.query<{ message_id: number }, [string]>("SELECT message_id FROM outgoing WHERE client_id = ? AND message_id IS NOT NULL"),
     last: db.query<{ seq: number | null }, [string]>("SELECT MAX(seq) AS seq FROM outgoing WHERE client_id = ?"),
     page: db.query<Row, [string, number, number, number]>(
       `SELECT ${columns} FROM outgoing WHERE client_id = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?`,
@@ -180,6 +181,11 @@ export class OutgoingQueue {
     if (!row) return undefined;
     this.sql.remove.run(row.seq);
     return toPacket(row);
+  }
+
+  /** The packet identifiers of the client's packets sent and not yet acknowledged (PUBLISH or PUBREL). */
+  idsInUse(clientId: string): number[] {
+    return this.sql.idsInUse.all(clientId).map((row) => row.message_id);
   }
 
   /** The client's queue as it is now (entries queued later are not included), read in pages. */

@@ -142,6 +142,11 @@ export class SqlitePersistence {
     return this.group.write(() => this.outgoing.clear(client.id, packet));
   }
 
+  /** Packet identifiers the client's session has in use (sent, not yet acknowledged): not for new packets. */
+  outgoingIdsInUse(client: ClientRef): number[] {
+    return this.outgoing.idsInUse(client.id);
+  }
+
   outgoingStream(client: ClientRef): Readable {
     return streamOf(() => this.outgoing.stream(client.id));
   }

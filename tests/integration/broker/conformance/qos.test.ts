@@ -145,6 +145,40 @@ describe("redelivery when a session resumes", () => {
     await again.nothing("publish");
   });
 
+  test("[MQTT-2.3.1-4] a resumed session's new messages get packet identifiers its unacknowledged ones do not use", async () => {
+    const clientId = uniqueId("ids");
+    const topic = fresh("qos/ids");
+    const sub = await broker.subscriber(topic, 1, { clientId, clean: false });
+    const pub = await broker.session();
+    const publish = async (payload: string) => {
+      pub.send({ cmd: "publish", topic, payload, qos: 1, messageId: 1 });
+      await pub.next("puback");
+    };
+    for (const payload of ["a", "b", "c"]) await publish(payload);
+    const unacknowledged = [await sub.next("publish"), await sub.next("publish"), await sub.next("publish")];
+    await sub.disconnect();
+    for (const payload of ["d", "e", "f"]) await publish(payload);
+
+    // The next connection's numbering starts (as aedes starts it at random) at the first identifier in use.
+    const random = Math.random;
+    Math.random = () => (unacknowledged[0]!.messageId! - 0.5) / 65535;
+    let again;
+    try {
+      again = await broker.session({ clientId, clean: false });
+    } finally {
+      Math.random = random;
+    }
+    const got = [];
+    for (let i = 0; i < 6; i++) got.push(await again.next("publish"));
+    expect(got.map((p) => p.payload.toString())).toEqual(["a", "b", "c", "d", "e", "f"]);
+    expect(got.slice(0, 3).map((p) => p.messageId)).toEqual(unacknowledged.map((p) => p.messageId));
+    expect(new Set(got.map((p) => p.messageId)).size).toBe(6);
+    for (const p of got) again.send({ cmd: "puback", messageId: p.messageId! });
+    await again.disconnect();
+    const third = await broker.session({ clientId, clean: false });
+    await third.nothing("publish");
+  });
+
   test("[MQTT-3.3.1-3] a message queued while the client was offline is a first delivery: DUP 0", async () => {
     const clientId = uniqueId("queued");
     const topic = fresh("qos/queued");

@@ -1,15 +1,14 @@
 /**
  * Bulkhead: at most `limit` calls into a service at once (fixed at `maxConcurrent`, or adaptive
  * between `minConcurrent` and it: see ConcurrencyLimit), more waiting in a queue bounded by time,
- * and a quick PLT_BULKHEAD_FULL (503, saying when to retry) for what could not start in time:
- * - at admission, when the wait predicted from the calls queued ahead and the service's pace
- *   exceeds `maxQueueMs` (unless the queue is served newest first, below), or `maxQueue` calls wait
- *   already (a bound on memory);
+ * and PLT_BULKHEAD_FULL (503, saying when to retry) for what could not start in time:
+ * - at once, when its deadline is too close to wait at all, or `maxQueue` calls wait already (a
+ *   bound on memory);
  * - in the queue, once a call has waited `maxQueueMs` or could no longer finish by its deadline: it
  *   is answered then, and never reaches the service late.
- * The queue is served oldest first while it drains quickly. Once its oldest call has waited half
- * the budget (a standing queue), newest first: under sustained overload the calls served are those
- * with the most time left, and the stale ones are shed (adaptive LIFO).
+ * The queue is served oldest first while it can drain within the budget at the service's pace.
+ * Once it cannot (it stands), newest first: under sustained overload the calls served are those
+ * with the most time left, and the oldest are shed as their time runs out (adaptive LIFO).
  * Rejecting costs no more than it must: one error per bulkhead, built once.
  */
 import { PlinthError } from "../errors";
@@ -76,18 +75,17 @@ export class Bulkhead {
     return true;
   }
 
-  /** The error a call arriving now would get at once, or null if it would run or wait. Changes nothing. */
+  /**
+   * The error a call arriving now would get at once (the queue holds `maxQueue` calls), or null if
+   * it would run or wait. Changes nothing. A long queue does not refuse newcomers: it is served
+   * newest first, so a call arriving now starts next and the oldest are shed as their time runs out.
+   * Refusing the newcomer instead would shorten no one's wait, and a client that sends again as soon
+   * as it is answered would be back to be refused on every turn of the gateway, each refusal costing
+   * the main thread about what an answer costs.
+   */
   refusal(): PlinthError | null {
-    if (this.active < this.limit.current) return null;
-    if (this.queued >= this.options.maxQueue) return this.full;
-    const { rtt, current } = this.limit;
-    if (rtt === 0 || this.queued === 0) return null;
-    // A standing queue is served newest first: a call arriving now starts next, and the oldest are
-    // shed as their time runs out. Refusing it instead would not shorten anyone's wait, and a client
-    // that sends again at once would come back to be refused on every turn of the gateway.
-    if (this.standing(this.clock.now())) return null;
-    // Each slot frees about once per round trip: the calls ahead drain at current / rtt.
-    return ((this.queued + 1) * rtt) / current > this.budget ? this.full : null;
+    if (this.active < this.limit.current || this.queued < this.options.maxQueue) return null;
+    return this.full;
   }
 
   /**
@@ -181,7 +179,7 @@ export class Bulkhead {
       const oldest = this.oldest();
       if (!oldest) return undefined;
       // A standing queue: newest first (the oldest wait on, and are shed when their time is up).
-      const waiter = this.standing(now) ? this.newest() : oldest;
+      const waiter = this.standing() ? this.newest() : oldest;
       if (!waiter) return undefined;
       if (waiter === oldest) this.head++;
       else this.waiting.pop();
@@ -197,10 +195,13 @@ export class Bulkhead {
     return undefined;
   }
 
-  /** The queue has stood past half the budget: its oldest call has waited that long. */
-  private standing(now: number): boolean {
-    const oldest = this.oldest();
-    return oldest !== undefined && now - oldest.queuedAt > this.budget / 2;
+  /**
+   * The queue stands: the calls in it could not all start within the budget (each slot frees about
+   * once per round trip: they drain at limit / rtt). Oldest first would then make every one of them
+   * wait about the budget; newest first serves most of them at once and sheds the oldest.
+   */
+  private standing(): boolean {
+    return (this.queued * this.limit.rtt) / this.limit.current > this.budget;
   }
 
   private oldest(): Waiter | undefined {

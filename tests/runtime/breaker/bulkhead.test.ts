@@ -181,30 +181,10 @@ describe("Bulkhead: a queue bounded by time (fake clock)", () => {
     expect(bulkhead.load.queued).toBe(0);
   });
 
-  test("admission predicts the wait from the calls ahead and the service's pace: past maxQueueMs, refused at once", () => {
+  test("oldest first while the queue can drain within the budget; past that, newest first, newcomers taken, the oldest shed in time", () => {
     const clock = fakeClock();
     const bulkhead = new Bulkhead("svc", OPTIONS, clock);
-    for (let i = 0; i < 8; i++) {
-      bulkhead.tryAcquire();
-      const started = clock.now();
-      clock.advance(100);
-      bulkhead.release(started);
-    }
-    bulkhead.tryAcquire();
-    const { refused, call } = track();
-    // One slot, 100 ms a call: the 10th in line starts in 1,000 ms, the 11th would not in time.
-    for (let i = 0; i < 10; i++) expect(bulkhead.enqueue(...call(`q${i}`))).toBeNull();
-    const refusal = bulkhead.refusal();
-    expect(refusal?.code).toBe("PLT_BULKHEAD_FULL");
-    expect(bulkhead.load.queued).toBe(10); // asking changes nothing
-    expect(bulkhead.enqueue(...call("q10"))).toBe(refusal!); // one error object per bulkhead, built once
-    expect(bulkhead.load.queued).toBe(10);
-    expect(refused).toEqual([]);
-  });
-
-  test("a standing queue takes new calls (they start next) and sheds its oldest as their time runs out", () => {
-    const clock = fakeClock();
-    const bulkhead = new Bulkhead("svc", OPTIONS, clock);
+    // The service's pace: one slot, 100 ms a call.
     for (let i = 0; i < 8; i++) {
       bulkhead.tryAcquire();
       const started = clock.now();
@@ -213,16 +193,38 @@ describe("Bulkhead: a queue bounded by time (fake clock)", () => {
     }
     bulkhead.tryAcquire();
     const { started, refused, call } = track();
-    for (let i = 0; i < 10; i++) bulkhead.enqueue(...call(`old${i}`));
-    expect(bulkhead.refusal()?.code).toBe("PLT_BULKHEAD_FULL"); // 1,100 ms predicted, the queue just formed
-    clock.advance(501); // the oldest have waited past half the budget
-    expect(bulkhead.refusal()).toBeNull();
-    expect(bulkhead.enqueue(...call("new"))).toBeNull();
+    // Ten calls drain in 1,000 ms: oldest first.
+    for (let i = 0; i < 10; i++) bulkhead.enqueue(...call(`a${i}`));
     bulkhead.release();
-    expect(started).toEqual(["new"]);
-    clock.advance(499);
+    expect(started).toEqual(["a0"]);
+    // Eleven would take 1,100 ms: newest first, and newcomers are not refused for it.
+    bulkhead.enqueue(...call("b0"));
+    expect(bulkhead.refusal()).toBeNull();
+    expect(bulkhead.enqueue(...call("b1"))).toBeNull();
+    bulkhead.release();
+    expect(started).toEqual(["a0", "b1"]);
+    // Ten again: oldest first.
+    bulkhead.release();
+    expect(started).toEqual(["a0", "b1", "a1"]);
+    // The rest are shed as their time runs out.
+    clock.advance(1_000);
     bulkhead.sweep();
-    expect(refused.map(([name]) => name)).toEqual(Array.from({ length: 10 }, (_, i) => `old${i}`));
+    expect(refused.map(([name]) => name)).toEqual(["a2", "a3", "a4", "a5", "a6", "a7", "a8", "a9", "b0"]);
+    expect(bulkhead.load.queued).toBe(0);
+  });
+
+  test("the same error object for every refusal of a bulkhead: built once", () => {
+    const clock = fakeClock();
+    const bulkhead = new Bulkhead("svc", { ...OPTIONS, maxQueue: 1 }, clock);
+    const { refused, call } = track();
+    bulkhead.tryAcquire();
+    bulkhead.enqueue(...call("a"));
+    const full = bulkhead.refusal();
+    expect(full?.code).toBe("PLT_BULKHEAD_FULL");
+    expect(bulkhead.enqueue(...call("b"))).toBe(full!);
+    clock.advance(1_000);
+    bulkhead.sweep();
+    expect(refused[0]?.[1]).toBe(full!);
   });
 
   test("maxQueue bounds the calls waiting, whatever their wait", () => {
@@ -232,23 +234,6 @@ describe("Bulkhead: a queue bounded by time (fake clock)", () => {
     expect(bulkhead.enqueue(...call("a"))).toBeNull();
     expect(bulkhead.enqueue(...call("b"))).toBeNull();
     expect(bulkhead.enqueue(...call("c"))?.code).toBe("PLT_BULKHEAD_FULL");
-  });
-
-  test("oldest first while the queue drains quickly; newest first once the oldest has waited half the budget", () => {
-    const clock = fakeClock();
-    const bulkhead = new Bulkhead("svc", OPTIONS, clock);
-    const { started, call } = track();
-    bulkhead.tryAcquire();
-    for (const name of ["a", "b", "c", "d"]) bulkhead.enqueue(...call(name));
-    clock.advance(100);
-    bulkhead.release();
-    expect(started).toEqual(["a"]);
-    clock.advance(401); // b has waited 501 ms: a standing queue
-    bulkhead.release();
-    bulkhead.release();
-    expect(started).toEqual(["a", "d", "c"]);
-    bulkhead.release();
-    expect(started).toEqual(["a", "d", "c", "b"]);
   });
 
   test("handing slots over is a loop: 20,000 queued calls that end at once (their worker is gone) settle without recursion", async () => {

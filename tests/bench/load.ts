@@ -42,7 +42,9 @@ async function wrk(url: string, connections: number, durationMs: number, options
   const args = [WRK!, "-t1", `-c${connections}`, `-d${Math.round(durationMs / 1000)}s`, "--latency"];
   if (options.method === "POST") {
     const script = join(tmpdir(), `plinth-wrk-${process.pid}.lua`);
-    writeFileSync(script, `wrk.method = "POST"\nwrk.body = ${JSON.stringify(options.body ?? "")}\nwrk.headers["Content-Type"] = "application/json"\n`);
+    // A body-less POST carries no Content-Type (an empty JSON body is a 400).
+    const contentType = options.body === undefined ? "" : `wrk.headers["Content-Type"] = "application/json"\n`;
+    writeFileSync(script, `wrk.method = "POST"\nwrk.body = ${JSON.stringify(options.body ?? "")}\n${contentType}`);
     args.push("-s", script);
   }
   for (const [name, value] of Object.entries(options.headers ?? {})) args.push("-H", `${name}: ${value}`);
@@ -59,7 +61,7 @@ function toMs(m: RegExpExecArray | null): number {
 }
 
 async function fetchLoop(url: string, connections: number, durationMs: number, options: LoadOptions) {
-  const headers = { ...options.headers, ...(options.method === "POST" ? { "content-type": "application/json" } : {}) };
+  const headers = { ...options.headers, ...(options.method === "POST" && options.body !== undefined ? { "content-type": "application/json" } : {}) };
   const init: RequestInit = options.method === "POST" ? { method: "POST", headers, body: options.body ?? "" } : { headers };
   const latencies: number[] = [];
   let errors = 0;

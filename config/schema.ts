@@ -184,13 +184,13 @@ export const ConfigSchema = t.Object(
     bulkhead: section({
       /** Calls (HTTP and actions) running at once in one service: the ceiling of its adaptive limit... */
       maxConcurrent: t.Integer({ minimum: 1, default: 256 }),
-      /** ...and waiting behind them (a bound on memory; the wait itself is bounded by maxQueueMs). */
+      /** ...and waiting behind them (a bound on memory: more get 503 PLT_BULKHEAD_FULL at once; the wait is bounded by maxQueueMs). */
       maxQueue: t.Integer({ minimum: 0, default: 10_000 }),
       /** The limit follows what the service sustains (between minConcurrent and maxConcurrent); false: fixed at maxConcurrent. */
       adaptive: t.Boolean({ default: true }),
       /** The floor of the adaptive limit. */
       minConcurrent: t.Integer({ minimum: 1, default: 4 }),
-      /** The longest a call waits for a slot: one that could not start in time gets 503 PLT_BULKHEAD_FULL (with Retry-After) at once. */
+      /** The longest a call waits for a slot: then (or when it could no longer finish by its deadline) 503 PLT_BULKHEAD_FULL with Retry-After. */
       maxQueueMs: ms(1_000),
     }),
     events: section({

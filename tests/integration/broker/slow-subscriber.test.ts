@@ -121,6 +121,9 @@ test("a commit of 100,000 events with a slow QoS 1 subscriber: the platform stay
     // What the slow subscriber read before it was disconnected (as a slow consumer) came in order.
     expect(slow.count).toBeGreaterThan(0);
     expect(slow.seen.every((v, i) => v === i)).toBe(true);
+    // The fault's trigger: the slow client left (a slow consumer) while the rest waited in the broker's queue.
+    expect(p.platform.broker.stats.slowConsumers).toBe(1);
+    expect(slow.closed).toBe(true);
     // Still serving: another request, and its event.
     expect((await p.req("/api/bulk", { json: { n: 1 } })).status).toBe(200);
     await eventually(() => seen.length === EVENTS + 1, 10_000);

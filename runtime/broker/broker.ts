@@ -3,6 +3,7 @@
  * native sockets (tcp.ts); WebSocket connections are handed over by the gateway
  * (see ws.ts). Both reach aedes as stream.ts's SocketStream, with the same bound
  * on each client's queue. Statistics on `$SYS/broker/...` (sys.ts). start() resolves once listening.
+ * aedes delivers through emitter.ts's Emitter (its queue drains in a loop), not mqemitter.
  */
 import { readFileSync } from "node:fs";
 import { X509Certificate, createPrivateKey } from "node:crypto";

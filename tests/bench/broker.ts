@@ -18,7 +18,8 @@
  *
  * BENCH_MS (measured time per row, default 2500), BENCH_BINARY (default dist/plinth),
  * BENCH_BEFORE (another build of the binary: measured too, and each row's ratio to it printed),
- * BENCH_ONLY=ingest (the ingest rows only).
+ * BENCH_ONLY=ingest (the ingest rows only; ingest-ab: and only this build and BENCH_BEFORE), BENCH_ROUNDS (ingest runs per target and row, taking
+ * turns; default 2: the median is printed, and each run).
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -101,14 +102,19 @@ async function start(name: string, cmd: string[], pattern: RegExp): Promise<void
   targets.push({ name, url: pattern.exec(text())![1]!, pid: proc.pid, proc });
 }
 
+const only = process.env.BENCH_ONLY;
 try {
-  await start("bare aedes, node:net", [process.execPath, join(import.meta.dir, "baselines/aedes.ts")], /listening (mqtt:\S+)/);
-  await start("bare aedes, Bun.listen bridge", [process.execPath, join(import.meta.dir, "baselines/aedes-bun.ts")], /listening (mqtt:\S+)/);
+  // BENCH_ONLY=ingest-ab: this build and BENCH_BEFORE alone, for more turns in the same time.
+  const ab = only === "ingest-ab";
+  if (!ab) {
+    await start("bare aedes, node:net", [process.execPath, join(import.meta.dir, "baselines/aedes.ts")], /listening (mqtt:\S+)/);
+    await start("bare aedes, Bun.listen bridge", [process.execPath, join(import.meta.dir, "baselines/aedes-bun.ts")], /listening (mqtt:\S+)/);
+  }
   const plinth = [binary, "run", "--port", "0", "--mqtt-port", "0", "--no-watch", "--log-level", "info"];
   await start("plinth", plinth, /broker listening url=(mqtt:\S+)/);
   // The same with the session store in memory: what the SQLite store costs.
   writeFileSync(join(dir, "memory.config.ts"), `export default { auth: { mqtt: { anonymous: true } }, broker: { persistence: "memory" }, data: { dir: "./data-memory" } };\n`);
-  await start("plinth, broker.persistence memory", [...plinth, "--config", "memory.config.ts"], /broker listening url=(mqtt:\S+)/);
+  if (!ab) await start("plinth, broker.persistence memory", [...plinth, "--config", "memory.config.ts"], /broker listening url=(mqtt:\S+)/);
   const before = process.env.BENCH_BEFORE;
   if (before) {
     writeFileSync(join(dir, "before.config.ts"), `export default { auth: { mqtt: { anonymous: true } }, data: { dir: "./data-before" } };\n`);
@@ -116,7 +122,6 @@ try {
   }
   const beforeTarget = before ? targets.at(-1)! : null;
   const [bare] = targets;
-  const only = process.env.BENCH_ONLY;
 
   const f = (n: number, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : "–");
   // Idle first, on fresh brokers: what the load leaves behind (heap not yet collected) would blur it.
@@ -148,7 +153,8 @@ try {
     );
   }
 
-  // Ingest: what is acknowledged per second once stored. Targets take turns within a row; each row twice.
+  // Ingest: what is acknowledged per second once stored. Targets take turns within a row, ROUNDS times.
+  const rounds = Number(process.env.BENCH_ROUNDS ?? 2);
   const ingest: string[] = [];
   const toBefore = beforeTarget ? " ratio to before |" : "";
   for (const [qos, sessions] of [
@@ -158,21 +164,24 @@ try {
     [2, 1],
   ] as const) {
     const results = targets.map(() => [] as Flow[]);
-    for (let round = 0; round < 2; round++) for (const [i, target] of targets.entries()) results[i]!.push(await flow(target, qos, sessions, "ingest"));
-    const mean = (runs: Flow[], key: "rate" | "p50" | "p99" | "cpuPct") => runs.reduce((sum, r) => sum + r[key], 0) / runs.length;
-    const baseRate = mean(results[0]!, "rate");
-    const beforeRate = beforeTarget ? mean(results[targets.indexOf(beforeTarget)]!, "rate") : 0;
+    for (let round = 0; round < rounds; round++) for (const [i, target] of targets.entries()) results[i]!.push(await flow(target, qos, sessions, "ingest"));
+    const median = (runs: Flow[], key: "rate" | "p50" | "p99" | "cpuPct") => {
+      const sorted = runs.map((r) => r[key]).sort((a, b) => a - b);
+      return sorted.length % 2 ? sorted[(sorted.length - 1) / 2]! : (sorted[sorted.length / 2 - 1]! + sorted[sorted.length / 2]!) / 2;
+    };
+    const baseRate = median(results[0]!, "rate");
+    const beforeRate = beforeTarget ? median(results[targets.indexOf(beforeTarget)]!, "rate") : 0;
     results.forEach((runs, i) => {
-      const rate = mean(runs, "rate");
+      const rate = median(runs, "rate");
       const ratioBefore = beforeTarget ? ` ${f(rate / beforeRate)} |` : "";
       ingest.push(
-        `| QoS ${qos}, ${sessions} offline | ${targets[i]!.name} | ${rate.toFixed(0)} (${runs.map((r) => r.rate.toFixed(0)).join(", ")}) | ${f(mean(runs, "p50"))} | ${f(mean(runs, "p99"))} | ${mean(runs, "cpuPct").toFixed(0)} | ${f(rate / baseRate)} |${ratioBefore}`,
+        `| QoS ${qos}, ${sessions} offline | ${targets[i]!.name} | ${rate.toFixed(0)} (${runs.map((r) => r.rate.toFixed(0)).join(", ")}) | ${f(median(runs, "p50"))} | ${f(median(runs, "p99"))} | ${median(runs, "cpuPct").toFixed(0)} | ${f(rate / baseRate)} |${ratioBefore}`,
       );
     });
   }
 
-  console.log(`\nbroker ingest: one publisher, at most ${WINDOW} unacknowledged, ${PAYLOAD}-byte payloads; N persistent sessions offline (each message stored for each); mean of 2 runs of ${DURATION_MS} ms`);
-  console.log(`| load | broker | acknowledged msg/s (runs) | p50 ms | p99 ms | broker CPU % | ratio to bare aedes (node:net) |${toBefore}`);
+  console.log(`\nbroker ingest: one publisher, at most ${WINDOW} unacknowledged, ${PAYLOAD}-byte payloads; N persistent sessions offline (each message stored for each); median of ${rounds} runs of ${DURATION_MS} ms, targets taking turns`);
+  console.log(`| load | broker | acknowledged msg/s (runs) | p50 ms | p99 ms | broker CPU % | ratio to ${targets[0]!.name} |${toBefore}`);
   console.log(`| --- | --- | ---: | ---: | ---: | ---: | ---: |${beforeTarget ? " ---: |" : ""}`);
   for (const row of ingest) console.log(row);
 

@@ -16,7 +16,7 @@
  *   retained messages sent on SUBSCRIBE at QoS 1/2 kept in a persistent session's queue until
  *   acknowledged [MQTT-4.4.0-1];
  * - session present 1 for a stored session without subscriptions [MQTT-3.2.2-2] (sessions.ts);
- * - a QoS 1 PUBLISH acknowledged once it is stored and published, not before [MQTT-4.3.2-2] (acks.ts);
+ * - a QoS 1 PUBLISH acknowledged once it is stored, not before [MQTT-4.3.2-2] (acks.ts);
  * - on the session store (store.ts): DUP set on PUBLISH packets sent again after a reconnect
  *   [MQTT-3.3.1-1], no `$` topics among the retained messages for filters that start with a
  *   wildcard [MQTT-4.7.2-1], one queued copy per client [MQTT-3.3.5-1].

@@ -117,6 +117,11 @@ export class SqlitePersistence {
     return this.subscriptions.count();
   }
 
+  /** Whether a QoS 1/2 message on the topic is queued for a persistent session (synchronous: the in-memory trie). */
+  queuesFor(topic: string): boolean {
+    return this.subscriptions.matchesAny(topic);
+  }
+
   async subscriptionsByTopic(topic: string): Promise<Array<{ clientId: string; topic: string; qos: number }>> {
     return this.subscriptions.match(topic);
   }

@@ -96,6 +96,11 @@ export class SubscriptionStore {
     return this.trie.match(topic);
   }
 
+  /** Whether a subscription (QoS > 0) matches the topic: a QoS 1/2 message to it is queued for someone. */
+  matchesAny(topic: string): boolean {
+    return this.trie.match(topic).length > 0;
+  }
+
   /** QoS > 0 subscriptions, and clients with at least one subscription. */
   count(): { subsCount: number; clientsCount: number } {
     return { subsCount: this.trie.subscriptionsCount, clientsCount: this.sql.clients.get()!.n };

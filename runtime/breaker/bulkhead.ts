@@ -124,16 +124,18 @@ export class Bulkhead {
    * call refused at once) only free their slot: the loop here goes on, nothing recurses.
    */
   readonly release = (started?: number): void => {
+    let now = Number.NaN;
     if (started !== undefined) {
-      const now = this.clock.now();
+      now = this.clock.now();
       this.limit.sample(now - started, this.active, now);
     }
     this.active--;
     if (this.dispatching || this.queued === 0) return;
     this.dispatching = true;
     try {
+      if (Number.isNaN(now)) now = this.clock.now();
       while (this.active < this.limit.current && this.queued > 0) {
-        const waiter = this.next();
+        const waiter = this.next(now);
         if (!waiter) break;
         this.active++;
         waiter.grant();
@@ -173,8 +175,7 @@ export class Bulkhead {
   }
 
   /** The waiting call to start next (expired ones met on the way are refused), or undefined. */
-  private next(): Waiter | undefined {
-    const now = this.clock.now();
+  private next(now: number): Waiter | undefined {
     while (this.queued > 0) {
       const oldest = this.oldest();
       if (!oldest) return undefined;

@@ -1,8 +1,9 @@
 /**
  * `/api/<service>/<path>`: match the plugin's route, then apply its policies in
  * order (who may call → rate limit → cache), read the body, hand the request to
- * the service through its breaker, and turn the reply into HTTP. Credentials are
- * checked before the body is read, so an unauthorized upload costs nothing.
+ * the service through its breaker, and turn the reply into HTTP. Credentials, and whether the
+ * service can take the request now (its bulkhead and breaker), are checked before the body is
+ * read, so an unauthorized upload or one the service would shed costs nothing.
  */
 import type { Config } from "../../config/schema";
 import type { Authenticator } from "../auth/authenticator";
@@ -145,6 +146,10 @@ export function apiHandler(loader: Loader, config: Readonly<Config>, policies: A
       const hit = cache.get(cacheKey);
       if (hit) return cachedResponse(request, hit, rateHeaders, "HIT");
     }
+    // A service that cannot take the request now refuses it before its body is read or anything is
+    // built for it (a route with a fallback answers with that instead, in forward).
+    const refused = gateway.fallbacks[name] ? null : loader.breakers.admits(p.match.service.name);
+    if (refused) return errorResponse(refused, rateHeaders);
     const forwarded = forward(p, cacheKey && shared ? null : identity, name, rateHeaders, baseKey);
     if (!rateHeaders) return forwarded;
     // Errors of a limited route carry its RateLimit-* headers too.

@@ -210,7 +210,7 @@ export class Loader {
   /** Gateway → service, through the target's bulkhead and breaker. */
   http(match: RouteMatch, req: Omit<HttpRequest, "route" | "params">, timeoutMs: number): Promise<HttpResponse> {
     const message = { t: "http" as const, req: { ...req, route: match.route, params: match.params } };
-    return this.breakers.guardReported(match.service.name, (report) => match.service.host.request(message, timeoutMs, report)) as Promise<HttpResponse>;
+    return this.breakers.guardReported(match.service.name, (report) => match.service.host.request(message, timeoutMs, report), undefined, req.deadline) as Promise<HttpResponse>;
   }
 
   /**
@@ -239,7 +239,7 @@ export class Loader {
         report?.(late);
         return Promise.reject(late);
       };
-      if (!service.host.manifest?.idempotent.includes(action)) return this.breakers.guardReported(name, attempt, action);
+      if (!service.host.manifest?.idempotent.includes(action)) return this.breakers.guardReported(name, attempt, action, end);
       const { retries, retryDelayMs } = this.config.calls;
       return this.breakers.guard(name, attempt, { retries, retryDelayMs, deadline: end }, action);
     } catch (err) {

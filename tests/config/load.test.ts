@@ -49,6 +49,7 @@ describe("loadConfig", () => {
       host: "127.0.0.1",
       port: 3000,
       maxBodyBytes: 1024 * 1024,
+      maxJsonDepth: 64,
       requestTimeoutMs: 30_000,
       fallbacks: {},
       rateLimit: { limit: 0, windowMs: 1_000 },
@@ -66,7 +67,7 @@ describe("loadConfig", () => {
     expect(config.plugins).toEqual({ dir: join(cwd, "plugins"), watch: true, config: {} });
     expect(config.data).toEqual({ dir: join(cwd, "data"), checkpointMs: 100 });
     expect(config.calls).toEqual({ timeoutMs: 5_000, retries: 2, retryDelayMs: 50 });
-    expect(config.bulkhead).toEqual({ maxConcurrent: 256, maxQueue: 1024 });
+    expect(config.bulkhead).toEqual({ maxConcurrent: 256, maxQueue: 10_000, adaptive: true, minConcurrent: 4, maxQueueMs: 1_000 });
     expect(config.breaker).toEqual({
       failureThreshold: 5,
       resetTimeoutMs: 10_000,

@@ -4,7 +4,8 @@
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import { boot, type Booted } from "../helpers/boot";
-import { connectMqtt } from "../helpers/mqtt";
+import { connectMqtt, eventually } from "../helpers/mqtt";
+import { rawHttp, requestBytes } from "../helpers/raw-http";
 
 let p: Booted | undefined;
 afterEach(async () => {
@@ -144,6 +145,20 @@ export default definePlugin({
     const refused = a.status === 503 ? a : b;
     const body = (await refused.json()) as { error: { code: string; data: unknown } };
     expect(body.error).toMatchObject({ code: "PLT_BULKHEAD_FULL", data: { service: "held", retryInMs: 100 } });
+    expect(refused.headers.get("retry-after")).toBe("1");
     expect(await (await p.req("/api/held/runs")).json()).toEqual({ runs: 1 });
+  });
+
+  test("a request its service cannot take is refused before its body is read: a body that never comes is not waited for", async () => {
+    p = await boot({ files: { "held.ts": held } }, { bulkhead: { maxConcurrent: 1, adaptive: false, maxQueue: 0 } });
+    const holding = p.req("/api/held/hold?ms=1500");
+    await eventually(async () => (await rawHttp(p!.url, requestBytes("GET", "/api/held/runs", [["Host", "x.test"]]))).answers[0]?.status === 503);
+    // Headers announcing 100 kB, and no body at all.
+    const head = requestBytes("POST", "/api/held/upload", [["Host", "x.test"], ["Content-Type", "application/json"], ["Content-Length", "100000"]]);
+    const { answers } = await rawHttp(p.url, head, { timeoutMs: 5_000 });
+    expect(answers[0]?.status).toBe(503);
+    expect(answers[0]?.headers["retry-after"]).toBe("1");
+    expect(JSON.parse(answers[0]!.body.toString())).toMatchObject({ error: { code: "PLT_BULKHEAD_FULL" } });
+    expect((await holding).status).toBe(200);
   });
 });

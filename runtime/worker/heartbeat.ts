@@ -1,6 +1,7 @@
 /**
  * Watches that a worker's event loop still turns: ping every `intervalMs`;
- * when no pong came for `timeoutMs` (an endless loop, say), call `onSilent`.
+ * when no pong came for `timeoutMs` (an endless loop, say), call `onSilent`. Time the watching
+ * thread itself was stalled (its timer late) does not count as the worker's silence.
  */
 export class Heartbeat {
   private timer: Timer | null = null;
@@ -16,8 +17,15 @@ export class Heartbeat {
   start(): void {
     this.stop();
     this.lastPong = performance.now();
+    let lastTick = this.lastPong;
     this.timer = setInterval(() => {
-      const silent = performance.now() - this.lastPong;
+      const now = performance.now();
+      // A tick that comes late means this thread was busy: its own stall is not the worker's silence
+      // (the worker's pong may be waiting behind it in this thread's queue).
+      const stalled = now - lastTick - this.intervalMs;
+      if (stalled > this.intervalMs) this.lastPong += stalled;
+      lastTick = now;
+      const silent = now - this.lastPong;
       if (silent > this.timeoutMs) {
         this.stop();
         this.onSilent(silent);

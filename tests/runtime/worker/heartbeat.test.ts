@@ -23,6 +23,23 @@ test("Heartbeat pings while pongs come back, and reports silence once", async ()
   hb.stop();
 });
 
+test("Heartbeat: a stall of the watching thread is not the worker's silence", async () => {
+  const silent: number[] = [];
+  let pings = 0;
+  const hb: Heartbeat = new Heartbeat(5, 40, () => {
+    pings++;
+    // The worker answers at once, but its pong is read by this thread only after its next turn.
+    setTimeout(() => hb.pong(), 0);
+  }, (ms) => silent.push(ms));
+  hb.start();
+  await Bun.sleep(20);
+  Bun.sleepSync(150); // this thread blocked for well over the timeout
+  await Bun.sleep(30);
+  expect(silent).toEqual([]);
+  expect(pings).toBeGreaterThan(3);
+  hb.stop();
+});
+
 test("PendingRequests settles answers, times out the rest, fails all on demand", async () => {
   const pending = new PendingRequests(() => "svc");
   const a = pending.open(1_000);

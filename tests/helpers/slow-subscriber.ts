@@ -1,41 +1,76 @@
 /**
- * An MQTT 3.1.1 subscriber on a poor link: it reads slowly (the socket paused for `delayMs` per
- * packet received) and acknowledges each QoS 1 delivery `delayMs` after it arrived, so the broker's
- * queue towards it fills and drains in small steps.
+ * An MQTT 3.1.1 subscriber on a poor link: a raw socket that reads one packet at a time and
+ * acknowledges each QoS 1 PUBLISH `delayMs` later, reading nothing in between (the kernel's buffers
+ * fill up and the broker's queue towards it grows).
  */
-import type { IPublishPacket } from "mqtt-packet";
-import { rawSession, type RawClient } from "./raw-mqtt";
+import { createConnection, type Socket } from "node:net";
+import mqttPacket, { type IPublishPacket, type Packet } from "mqtt-packet";
+import { uniqueId } from "./raw-mqtt";
 
 export interface SlowSubscriber extends AsyncDisposable {
-  readonly client: RawClient;
-  /** PUBLISH packets received so far. */
-  readonly received: number;
+  /** PUBLISH packets read so far, in order. */
+  readonly received: IPublishPacket[];
+  /** The broker closed the connection (a slow consumer), or we did. */
+  readonly closed: boolean;
+  destroy(): void;
 }
 
 export async function slowSubscriber(url: string, filter: string, delayMs = 2): Promise<SlowSubscriber> {
-  const client = await rawSession(url, { clean: true });
-  client.send({ cmd: "subscribe", messageId: 1, subscriptions: [{ topic: filter, qos: 1 }] });
-  await client.next("suback");
-  let received = 0;
-  let seen = 0;
-  client.socket.on("data", () => {
-    const fresh = client.received.slice(seen);
-    seen = client.received.length;
-    const publishes = fresh.filter((p): p is IPublishPacket => p.cmd === "publish");
-    if (publishes.length === 0) return;
-    received += publishes.length;
-    client.socket.pause();
-    setTimeout(() => {
-      if (client.closed) return;
-      for (const p of publishes) if (p.qos === 1) client.send({ cmd: "puback", messageId: p.messageId });
-      client.socket.resume();
-    }, delayMs * publishes.length);
+  const { hostname, port } = new URL(url);
+  const socket: Socket = createConnection({ host: hostname, port: Number(port) });
+  await new Promise<void>((resolve, reject) => {
+    socket.once("connect", resolve);
+    socket.once("error", reject);
   });
+  socket.on("error", () => {});
+  const parser = mqttPacket.parser({ protocolVersion: 4 });
+  const packets: Packet[] = [];
+  const received: IPublishPacket[] = [];
+  let closed = false;
+  let waiting: (() => void) | null = null;
+  parser.on("packet", (p) => packets.push(p));
+  socket.on("data", (chunk: Buffer) => {
+    socket.pause();
+    parser.parse(chunk);
+    waiting?.();
+  });
+  socket.on("close", () => {
+    closed = true;
+    waiting?.();
+  });
+  const send = (p: Record<string, unknown>) => socket.write(mqttPacket.generate(p as unknown as Packet));
+  const read = async (): Promise<Packet | null> => {
+    while (packets.length === 0) {
+      if (closed) return null;
+      await new Promise<void>((resolve) => {
+        waiting = resolve;
+        socket.resume();
+      });
+      waiting = null;
+    }
+    return packets.shift()!;
+  };
+  send({ cmd: "connect", protocolId: "MQTT", protocolVersion: 4, clean: true, keepalive: 0, clientId: uniqueId("slow") });
+  if ((await read())?.cmd !== "connack") throw new Error("no CONNACK");
+  send({ cmd: "subscribe", messageId: 1, subscriptions: [{ topic: filter, qos: 1 }] });
+  if ((await read())?.cmd !== "suback") throw new Error("no SUBACK");
+  void (async () => {
+    for (let p = await read(); p; p = await read()) {
+      if (p.cmd !== "publish") continue;
+      received.push(p);
+      await Bun.sleep(delayMs);
+      if (p.qos > 0) send({ cmd: "puback", messageId: p.messageId });
+    }
+  })();
+  const destroy = () => {
+    socket.destroy();
+  };
   return {
-    client,
-    get received() {
-      return received;
+    received,
+    get closed() {
+      return closed;
     },
-    [Symbol.asyncDispose]: async () => client.destroy(),
+    destroy,
+    [Symbol.asyncDispose]: async () => destroy(),
   };
 }

@@ -124,6 +124,16 @@ interface Sent {
 
 const request = fc.record<Sent>({ method, target, host, contentType, body, headers: extraHeaders });
 
+/**
+ * Requests Bun's HTTP parser answers itself: an unknown method, "*" as the target (Bun takes it for
+ * OPTIONS alone, and answers that itself), no Host header (RFC 9112 §3.2: a 400), and a request line
+ * and headers over its 16 KiB limit (431).
+ */
+function refusedByParser(r: Sent, sent: Buffer): boolean {
+  const head = sent.indexOf("\r\n\r\n");
+  return !KNOWN_METHODS.includes(r.method) || r.target === "*" || r.host === undefined || head > 16 * 1024;
+}
+
 function bytesOf(r: Sent): Buffer {
   const headers: Array<[string, string]> = [];
   if (r.host !== undefined) headers.push(["Host", r.host ?? hostPort]);
@@ -138,14 +148,15 @@ function bytesOf(r: Sent): Buffer {
 
 test("generated requests: each gets an answer with a JSON error or a normal body, no leak, the process stays up, 201s are kept", async () => {
   const created: Array<{ id: number; sku: string }> = [];
-  const runs = await checkProperty("http", { runs: 400, ms: 25_000 }, [request], async (r) => {
+  const runs = await checkProperty("http", { runs: 2_000, ms: 20_000 }, [request], async (r) => {
     const sent = bytesOf(r);
     const { answers } = await rawHttp(app.url, sent, { timeoutMs: REQUEST_TIMEOUT_MS + 4_000, headOnly: r.method === "HEAD" });
     expect(app.proc.exitCode, `the process exited; log:\n${app.log().slice(-3000)}`).toBeNull();
-    if (!KNOWN_METHODS.includes(r.method) || (r.target === "*" && r.method !== "OPTIONS")) {
-      // Bun's parser refuses the request line (an unknown method, "*" other than for OPTIONS)
-      // before the gateway sees it: an empty 400, or the connection closed. Nothing of the server's is in it.
-      expect(answers.every((a) => a.status === 400 && a.body.length === 0)).toBe(true);
+    // Bun's parser answers some requests itself, before the gateway sees them: an empty 400 (or 431
+    // for a head over its limit), or the connection closed. Nothing of the server's is in it.
+    const bare = answers.length === 0 || (answers[0]!.body.length === 0 && !answers[0]!.headers["content-type"] && [400, 431].includes(answers[0]!.status));
+    if (bare) {
+      expect(refusedByParser(r, sent), `only a request Bun's parser refuses gets a bare answer: ${JSON.stringify(answers[0] ?? "none")}`).toBe(true);
       return;
     }
     expect(answers.length, "an HTTP answer").toBe(1);

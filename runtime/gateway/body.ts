@@ -7,7 +7,7 @@
  */
 import { PlinthError } from "../errors";
 import { Deadlines } from "./deadlines";
-import { nestsDeeperThan } from "./depth";
+import { nestsDeeperThan } from "../json-depth";
 
 /** One sweep for every body being read, not a timer per request. */
 const deadlines = new Deadlines(() => new PlinthError("PLT_REQUEST_TIMEOUT", "request body not received in time"));

@@ -6,7 +6,8 @@
 import type { Bus } from "../broker/bus";
 import type { Logger } from "../log";
 import { Topics, isValidEventType, toEnvelope, type CloudEvent, type CommittedEvent } from "../protocol";
-import { MAX_DATA_DEPTH, deeperThan } from "../worker/channel";
+import { nestsDeeperThan } from "../json-depth";
+import { MAX_DATA_DEPTH } from "../worker/channel";
 
 /**
  * Publishes a service's committed events (QoS 1, in order); the topic and source come from the
@@ -38,7 +39,7 @@ export function toCloudEvent(topic: string, payload: Buffer): CloudEvent {
   // A payload nested deeper than event data may be stays text, like one that is not JSON: parsed, it
   // could not be handed to a plugin, and refusing it would cost the main thread (JSON.stringify takes
   // over a second to overflow on 100,000 levels).
-  if (!deeperThan(text, MAX_DATA_DEPTH)) {
+  if (!nestsDeeperThan(text, MAX_DATA_DEPTH)) {
     try {
       data = JSON.parse(text);
     } catch {}

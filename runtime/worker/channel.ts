@@ -9,6 +9,7 @@
 import { PlinthError, type WireError } from "../errors";
 import type { CloudEvent, CommittedEvent, Identity, Manifest } from "../protocol";
 import type { Cursor } from "./inbox";
+import { nestsDeeperThan } from "../json-depth";
 
 /** Where the worker finds its plugin: a file on disk or a built-in service bundled in the binary. */
 export type PluginSource = { kind: "file"; path: string } | { kind: "builtin"; name: string };
@@ -141,14 +142,14 @@ export function encode(message: HostMessage | WorkerMessage): string {
   } catch (err) {
     throw new PlinthError("PLT_BAD_REQUEST", err instanceof RangeError ? `value nested deeper than ${MAX_DEPTH} levels` : `value JSON cannot carry (${(err as Error).message})`);
   }
-  if (deeperThan(text, MAX_DEPTH)) throw new PlinthError("PLT_BAD_REQUEST", `value nested deeper than ${MAX_DEPTH} levels`);
+  if (nestsDeeperThan(text, MAX_DEPTH)) throw new PlinthError("PLT_BAD_REQUEST", `value nested deeper than ${MAX_DEPTH} levels`);
   return text;
 }
 
 /** A message (or batch) as it arrived; throws PLT_BAD_REQUEST for anything else than JSON text within MAX_DEPTH (and a batch's envelope). */
 export function decode<M extends HostMessage | WorkerMessage>(data: unknown): M {
   if (typeof data !== "string") throw new PlinthError("PLT_BAD_REQUEST", `message is not JSON text (${typeof data})`);
-  if (deeperThan(data, MAX_DEPTH + 2)) throw new PlinthError("PLT_BAD_REQUEST", `message nested deeper than ${MAX_DEPTH} levels`);
+  if (nestsDeeperThan(data, MAX_DEPTH + 2)) throw new PlinthError("PLT_BAD_REQUEST", `message nested deeper than ${MAX_DEPTH} levels`);
   try {
     return JSON.parse(data) as M;
   } catch (err) {
@@ -156,31 +157,3 @@ export function decode<M extends HostMessage | WorkerMessage>(data: unknown): M 
   }
 }
 
-/**
- * Whether JSON text nests deeper than `max`. Free for short texts (nesting takes two characters a
- * level) and for texts with few brackets (counted natively); otherwise one pass over the text.
- */
-export function deeperThan(text: string, max: number): boolean {
-  if (text.length <= 2 * max) return false;
-  let openers = 0;
-  for (const bracket of ["{", "["]) {
-    for (let i = text.indexOf(bracket); i >= 0 && openers <= max; i = text.indexOf(bracket, i + 1)) openers++;
-  }
-  if (openers <= max) return false;
-  let depth = 0;
-  for (let i = 0, n = text.length; i < n; i++) {
-    const c = text.charCodeAt(i);
-    if (c === 34 /* " */) {
-      for (i++; i < n; i++) {
-        const d = text.charCodeAt(i);
-        if (d === 92 /* \ */) i++;
-        else if (d === 34) break;
-      }
-    } else if (c === 123 /* { */ || c === 91 /* [ */) {
-      if (++depth > max) return true;
-    } else if (c === 125 /* } */ || c === 93 /* ] */) {
-      depth--;
-    }
-  }
-  return false;
-}

@@ -8,7 +8,8 @@
 import type { Database, Statement } from "bun:sqlite";
 import type { CommittedEvent, EmitRequest } from "../protocol";
 import { PlinthError } from "../errors";
-import { MAX_DATA_DEPTH, deeperThan } from "./channel";
+import { MAX_DATA_DEPTH } from "./channel";
+import { nestsDeeperThan } from "../json-depth";
 
 export class Outbox {
   private readonly insert: Statement;
@@ -125,6 +126,6 @@ function dataText(e: EmitRequest): string {
     throw new PlinthError("PLT_EVENT_INVALID", `emit ${e.type}: ${err instanceof RangeError ? `data nested deeper than ${MAX_DATA_DEPTH} levels` : `data JSON cannot carry (${(err as Error).message})`}`);
   }
   if (text === undefined) throw new PlinthError("PLT_EVENT_INVALID", `emit ${e.type}: data JSON cannot carry (a ${typeof e.data})`);
-  if (deeperThan(text, MAX_DATA_DEPTH)) throw new PlinthError("PLT_EVENT_INVALID", `emit ${e.type}: data nested deeper than ${MAX_DATA_DEPTH} levels`);
+  if (nestsDeeperThan(text, MAX_DATA_DEPTH)) throw new PlinthError("PLT_EVENT_INVALID", `emit ${e.type}: data nested deeper than ${MAX_DATA_DEPTH} levels`);
   return text;
 }

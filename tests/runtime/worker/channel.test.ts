@@ -1,6 +1,7 @@
 /** The worker channel's sender: what leaves together, and when. */
 import { describe, expect, test } from "bun:test";
-import { MAX_DEPTH, batched, decode, deeperThan, encode, type HostMessage } from "../../../runtime/worker/channel";
+import { nestsDeeperThan } from "../../../runtime/json-depth";
+import { MAX_DEPTH, batched, decode, encode, type HostMessage } from "../../../runtime/worker/channel";
 
 type Sent = HostMessage | { t: "batch"; items: HostMessage[] };
 
@@ -104,10 +105,10 @@ describe("encode and decode refuse what would overflow a thread's stack, as an e
     expect(() => decode(data)).toThrow(expect.objectContaining({ code: "PLT_BAD_REQUEST" }));
   });
 
-  test("deeperThan: brackets inside strings do not count; escaped quotes do not end a string", () => {
+  test("nestsDeeperThan: brackets inside strings do not count; escaped quotes do not end a string", () => {
     const inString = JSON.stringify({ s: "[{".repeat(5_000), t: 'a\\"[[[' });
-    expect(deeperThan(inString, 10)).toBe(false);
-    expect(deeperThan(JSON.stringify(nested(11)) + " ".repeat(100), 10)).toBe(true);
-    expect(deeperThan(JSON.stringify(nested(10)) + " ".repeat(100), 10)).toBe(false);
+    expect(nestsDeeperThan(inString, 10)).toBe(false);
+    expect(nestsDeeperThan(JSON.stringify(nested(11)) + " ".repeat(100), 10)).toBe(true);
+    expect(nestsDeeperThan(JSON.stringify(nested(10)) + " ".repeat(100), 10)).toBe(false);
   });
 });

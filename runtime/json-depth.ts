@@ -1,9 +1,10 @@
 /**
- * How deep a JSON text nests, found in one pass over its characters, before it is
- * parsed: JSON.parse itself is iterative, but a deep value makes every recursive
- * walk after it (JSON.stringify to cross to the worker, schema validation) overflow
- * the stack. Brackets inside strings do not count; string contents are skipped with
- * indexOf, so a body of long strings costs little more than a body of short ones.
+ * How deep a JSON text nests, found in one pass over its characters: JSON.parse itself
+ * is iterative, but a deep value makes every recursive walk after it (JSON.stringify to
+ * cross between threads, schema validation) overflow the stack. Used on request bodies
+ * (gateway.maxJsonDepth) and on every message between the host and a worker. Brackets
+ * inside strings do not count; string contents are skipped with indexOf, so a text of
+ * long strings costs little more than one of short ones.
  */
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
@@ -15,8 +16,14 @@ const CLOSE_OBJECT = 0x7d;
 /** True when `text` opens more than `max` arrays or objects inside one another (malformed text is left to the parser). */
 export function nestsDeeperThan(text: string, max: number): boolean {
   const n = text.length;
-  // Nesting deeper than `max` takes more than `max` opening brackets.
+  // Nesting deeper than `max` takes more than `max` opening brackets: counted first with indexOf,
+  // which rules out most texts without reading them char by char.
   if (n <= max) return false;
+  let openers = 0;
+  for (const bracket of ["{", "["]) {
+    for (let i = text.indexOf(bracket); i >= 0 && openers <= max; i = text.indexOf(bracket, i + 1)) openers++;
+  }
+  if (openers <= max) return false;
   let depth = 0;
   for (let i = 0; i < n; i++) {
     const c = text.charCodeAt(i);

@@ -23,7 +23,8 @@ export const ConfigSchema = t.Object(
        * Deepest nesting (arrays and objects inside one another) of a JSON request body; deeper gets
        * 400 PLT_BAD_JSON before it is parsed (a deep value would overflow every recursive walk after).
        */
-      maxJsonDepth: t.Integer({ minimum: 1, maximum: 10_000, default: 64 }),
+      // At most 512: values crossing to a worker may nest 1,000 levels, envelope included.
+      maxJsonDepth: t.Integer({ minimum: 1, maximum: 512, default: 64 }),
       /** Time a gateway request may take end to end (504 PLT_TIMEOUT after). */
       requestTimeoutMs: ms(30_000),
       /**

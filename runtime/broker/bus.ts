@@ -4,8 +4,7 @@
  *
  * The runtime's publishes reach aedes a window at a time: at most `WINDOW` of them are in aedes at once,
  * the rest wait here in order, and each further batch starts on a later turn of the event loop. A commit of
- * 100,000 events is published in batches between which the gateway and the clients are served, instead
- * of all at once (seconds of a stalled main thread).
+ * 100,000 events is published in batches between which the gateway and the clients are served.
  */
 import type { Aedes, AedesPublishPacket, PublishPacket } from "aedes";
 

@@ -43,9 +43,15 @@ export class Emitter<M extends { topic: string }> {
   /** A loop is starting queued messages (now, or after its yield). */
   private draining = false;
 
-  /** `concurrency`: messages delivered at once (aedes' default is 100). */
-  constructor(options: { concurrency?: number } = {}) {
+  private readonly onError: (err: unknown, topic: string) => void;
+
+  /**
+   * `concurrency`: messages delivered at once (aedes' default is 100). `onError`: a subscriber that
+   * threw (the message counts as delivered to it; the others and the queue go on).
+   */
+  constructor(options: { concurrency?: number; onError?: (err: unknown, topic: string) => void } = {}) {
     this.concurrency = Math.max(1, options.concurrency ?? 100);
+    this.onError = options.onError ?? (() => {});
   }
 
   /** Messages waiting for a slot. */
@@ -111,7 +117,14 @@ export class Emitter<M extends { topic: string }> {
         this.release();
       }
     };
-    for (let i = 0; i < listeners.length; i++) listeners[i]!.call(this, message, one);
+    for (let i = 0; i < listeners.length; i++) {
+      try {
+        listeners[i]!.call(this, message, one);
+      } catch (err) {
+        this.onError(err, message.topic);
+        one();
+      }
+    }
   }
 
   /** A message is delivered: its slot goes to the next one waiting. */

@@ -2,7 +2,7 @@
  * [MQTT-4.3.2-2] A QoS 1 PUBLISH is acknowledged "having accepted ownership of the Application
  * Message": here, once it is stored (the retained message, the queues of the persistent sessions it is
  * for: committed, see persistence/commit.ts). aedes writes the PUBACK first and publishes after
- * (lib/handlers/publish.js), so a crash right after a PUBACK lost the message. A QoS 2 PUBLISH already
+ * (lib/handlers/publish.js), so a crash right after that PUBACK would lose the message. A QoS 2 PUBLISH already
  * gets its PUBREC after aedes' publish [MQTT-4.3.3-2].
  *
  * aedes asks authorizePublish before it acknowledges. A QoS 1 PUBLISH from a client that has something

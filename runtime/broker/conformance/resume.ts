@@ -6,8 +6,8 @@
  * holds (lib/handlers/connect.js `emptyQueue`, read through store.ts). A message queued before the
  * queue was read and published to the client's restored subscriptions went both ways: the client got
  * it twice, and when it acknowledged the first copy before the second was marked as sent, the store
- * had no such packet any more and aedes closed the connection. After a restart, when publishers and
- * subscribers reconnect at once, that dropped the subscriber again in about one restart in eight.
+ * had no such packet any more and aedes closed the connection (most often after a restart, when
+ * publishers and subscribers reconnect at once).
  *
  * Here a message of this broker (only those can also come live) is sent by whichever way reaches it
  * first; the other skips it. What the live way sent is remembered only while the queue is read; what

@@ -82,7 +82,11 @@ export class GroupCommit {
       else failure = ROLLED_BACK();
     } catch (err) {
       failure = err as Error;
-      if (this.db.inTransaction) this.db.exec("ROLLBACK");
+      try {
+        if (this.db.inTransaction) this.db.exec("ROLLBACK");
+      } catch {
+        // SQLite rolls back on its own when it cannot go on; the group has failed either way.
+      }
     }
     for (const w of waiting) failure ? w.reject(failure) : w.resolve();
   }

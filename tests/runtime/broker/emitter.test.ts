@@ -42,6 +42,25 @@ describe("Emitter", () => {
     expect(mq.current).toBe(0);
   });
 
+  test("a subscriber that throws is reported; the message still completes and the queue goes on", () => {
+    const errors: string[] = [];
+    const mq = new Emitter<Message>({ concurrency: 1, onError: (err, topic) => errors.push(`${topic}: ${(err as Error).message}`) });
+    const got: string[] = [];
+    mq.on("a/#", (m, done) => {
+      if (m.topic === "a/bad") throw new Error("boom");
+      got.push(m.topic);
+      done();
+    });
+    const completed: string[] = [];
+    for (const topic of ["a/1", "a/bad", "a/2", "a/3"]) mq.emit({ topic } as Message, () => completed.push(topic));
+    expect(errors).toEqual(["a/bad: boom"]);
+    expect(got).toEqual(["a/1", "a/2", "a/3"]);
+    expect(completed).toEqual(["a/1", "a/bad", "a/2", "a/3"]);
+    expect(mq.current).toBe(0);
+    mq.emit({ topic: "a/4" } as Message);
+    expect(got.at(-1)).toBe("a/4");
+  });
+
   test("lets the event loop turn while a long queue drains (after BATCH messages)", async () => {
     const mq = new Emitter<Message>({ concurrency: 10 });
     const { release, finished } = backlog(mq, 10, BATCH * 4);

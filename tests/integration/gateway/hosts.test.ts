@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Elysia } from "elysia";
 import { boot, type Booted } from "../../helpers/boot";
-import { rawRequest, type RawResponse } from "./raw-http";
+import { rawRequest, type RawResponse } from "../../helpers/raw-http";
 
 let p: Booted;
 let port: number;

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { boot, type Booted } from "../../helpers/boot";
-import { rawRequest } from "./raw-http";
+import { rawRequest } from "../../helpers/raw-http";
 
 let p: Booted;
 let port: number;

@@ -19,7 +19,7 @@ import { describe, expect, test } from "bun:test";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { boot } from "../../helpers/boot";
-import { openRaw } from "./raw-http";
+import { openRaw } from "../../helpers/raw-http";
 
 const pipelined = (n: number, request: (i: number) => string) => Array.from({ length: n }, (_, i) => request(i)).join("");
 const get = (i: number) => `GET /r${i} HTTP/1.1\r\nHost: plinth.test\r\n\r\n`;

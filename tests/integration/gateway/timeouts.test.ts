@@ -6,7 +6,7 @@
 import { describe, expect, test } from "bun:test";
 import { idleTimeoutSeconds } from "../../../runtime/gateway/gateway";
 import { boot } from "../../helpers/boot";
-import { openRaw } from "./raw-http";
+import { openRaw } from "../../helpers/raw-http";
 
 const SLOW = {
   files: {

@@ -261,12 +261,7 @@ async function flow(url: string, qos: number, subscribers: number, warmupMs: num
   }, 100);
 
   pump();
-  await Bun.sleep(warmupMs);
-  measuring = true;
-  const started = performance.now();
-  await Bun.sleep(durationMs);
-  measuring = false;
-  const elapsed = performance.now() - started;
+  const elapsed = await measureWindow(warmupMs, durationMs, (on) => (measuring = on));
   stopped = true;
   clearInterval(watchdog);
   console.log(
@@ -348,12 +343,7 @@ async function ingest(url: string, qos: number, offlineSessions: number, warmupM
   });
   publisher.socket.data.onDrain = pump;
   pump();
-  await Bun.sleep(warmupMs);
-  measuring = true;
-  const started = performance.now();
-  await Bun.sleep(durationMs);
-  measuring = false;
-  const elapsed = performance.now() - started;
+  const elapsed = await measureWindow(warmupMs, durationMs, (on) => (measuring = on));
   stopped = true;
   console.log(JSON.stringify({ acked, rate: (acked / elapsed) * 1000, p50: histogram.quantile(0.5), p99: histogram.quantile(0.99) }));
   publisher.socket.end();
@@ -379,3 +369,13 @@ else if (mode === "ingest") await ingest(url!, n[0]!, n[1]!, n[2]!, n[3]!, n[4]!
 else if (mode === "idle") await idle(url!, n[0]!);
 else throw new Error(`usage: broker-load.ts flow|ingest|idle <url> ...`);
 process.exit(0);
+
+/** Waits out the warm-up, then counts for `durationMs` (`count(true)` … `count(false)`): the window's length in ms. */
+async function measureWindow(warmupMs: number, durationMs: number, count: (on: boolean) => void): Promise<number> {
+  await Bun.sleep(warmupMs);
+  count(true);
+  const started = performance.now();
+  await Bun.sleep(durationMs);
+  count(false);
+  return performance.now() - started;
+}

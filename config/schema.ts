@@ -173,6 +173,18 @@ export const ConfigSchema = t.Object(
        * itself every 1,000 pages, SQLite's default).
        */
       checkpointMs: t.Integer({ minimum: 0, default: 100 }),
+      /**
+       * What an acknowledged write survives (every service file, the outbox and the broker's store):
+       * "full" (default) a process crash, an OS crash or power loss, the file system going read-only:
+       * each commit is on disk before it is acknowledged (group commit shares one fsync among many);
+       * "normal" a process crash only (SQLite's synchronous=NORMAL in WAL mode).
+       */
+      durability: t.Union([t.Literal("full"), t.Literal("normal")], { default: "full" }),
+      /**
+       * At start every store gets `PRAGMA quick_check` if its file is at most this big (larger ones
+       * are left to `plinth check`): a damaged file fails its service at load. 0: no check at start.
+       */
+      quickCheckMaxBytes: t.Integer({ minimum: 0, default: 1024 * 1024 * 1024 }),
     }),
     calls: section({
       /** Default timeout of a service-to-service call (within the caller's own deadline). */

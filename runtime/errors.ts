@@ -6,6 +6,9 @@
 export const ErrorCode = {
   PLT_CONFIG_INVALID: { status: 500, retryable: false },
   PLT_LISTEN_FAILED: { status: 500, retryable: false },
+  PLT_DATA_FOLDER: { status: 500, retryable: false },
+  PLT_DATA_LOCKED: { status: 500, retryable: false },
+  PLT_STORAGE_CORRUPT: { status: 500, retryable: false },
   PLT_BAD_REQUEST: { status: 400, retryable: false },
   PLT_BAD_JSON: { status: 400, retryable: false },
   PLT_VALIDATION: { status: 400, retryable: false },
@@ -28,6 +31,8 @@ export const ErrorCode = {
   PLT_PLUGIN_DUPLICATE: { status: 500, retryable: false },
   PLT_MIGRATION_FAILED: { status: 500, retryable: false },
   PLT_SERVICE_UNAVAILABLE: { status: 503, retryable: true },
+  PLT_STORAGE_UNAVAILABLE: { status: 503, retryable: true },
+  PLT_STORAGE_FULL: { status: 507, retryable: true },
   PLT_BREAKER_OPEN: { status: 503, retryable: true },
   PLT_BULKHEAD_FULL: { status: 503, retryable: true },
   PLT_SHUTTING_DOWN: { status: 503, retryable: true },

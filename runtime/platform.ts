@@ -1,5 +1,5 @@
 /**
- * Starts the parts: the plugins' workers first (they load on the other core),
+ * Takes the data folder's lock, then starts the parts: the plugins' workers first (they load on the other core),
  * the broker meanwhile, then the plugins are put in service on the broker's
  * bus, then the WAL checkpointer and the gateway. Stops them in reverse: stop
  * accepting HTTP, let in-flight requests finish, stop the workers (closing
@@ -18,7 +18,9 @@ import { Loader } from "./loader/loader";
 import { Reloader } from "./loader/reload";
 import type { Logger } from "./log";
 import { Topics } from "./protocol";
-import { Checkpointer, autoCheckpointPages } from "./worker/checkpointer";
+import { Checkpointer } from "./storage/checkpointer";
+import { DataFolderLock } from "./storage/lock";
+import { storeOptions } from "./storage/open";
 
 export interface Platform {
   readonly config: Readonly<Config>;
@@ -35,7 +37,15 @@ export interface PlatformOptions {
 
 export async function startPlatform(config: Readonly<Config>, log: Logger, options: PlatformOptions = {}): Promise<Platform> {
   const started = performance.now();
-  const auth = await Authenticator.create(config);
+  // Before any SQLite file is opened: one process per data folder.
+  const lock = DataFolderLock.acquire(config.data.dir);
+  let auth: Authenticator;
+  try {
+    auth = await Authenticator.create(config);
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
   let broker: Broker | undefined;
   let checkpointer: Checkpointer | null = null;
   const breakers = new Breakers(config.breaker, options.clock, onBreaker, config.bulkhead, (target) => loader.breakerOverrides(target));
@@ -50,6 +60,7 @@ export async function startPlatform(config: Readonly<Config>, log: Logger, optio
     await broker?.close();
     auth.close();
     await checkpointer?.stop();
+    lock.release();
   };
   let gateway: Gateway;
   try {
@@ -58,7 +69,7 @@ export async function startPlatform(config: Readonly<Config>, log: Logger, optio
     broker = await startBroker(config.broker, log.child("broker"), {
       access: { auth, config: config.auth.mqtt },
       dataDir: config.data.dir,
-      autoCheckpointPages: autoCheckpointPages(config.data.checkpointMs),
+      store: storeOptions(config.data),
     });
     // Breaker states retained by a previous run are not current: every breaker starts closed.
     await broker.bus.clearRetained(Topics.breaker("#"));

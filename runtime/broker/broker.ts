@@ -20,6 +20,7 @@ import { openPersistence } from "./persistence";
 import { SocketStream, transportStats, type TransportStats } from "./stream";
 import { startSys } from "./sys";
 import { listenMqtt, type Gate } from "./tcp";
+import type { StoreOptions } from "../storage/open";
 import { VERSION } from "../version";
 
 /** Messages aedes delivers at once (its default); more wait in the emitter's queue. */
@@ -44,12 +45,12 @@ export interface BrokerOptions {
   access?: MqttAccess | null;
   /** The data folder (`data.dir`): with `broker.persistence: "sqlite"` the broker's state is kept there. */
   dataDir?: string;
-  /** `PRAGMA wal_autocheckpoint` of the broker's database (SQLite's default unless a checkpointer thread runs). */
-  autoCheckpointPages?: number;
+  /** How the broker's database is opened (durability, checkpoints). */
+  store?: StoreOptions;
 }
 
 export async function startBroker(config: Config["broker"], log: Logger, options: BrokerOptions = {}): Promise<Broker> {
-  const persistence = openPersistence(config, options.dataDir, options.autoCheckpointPages);
+  const persistence = openPersistence(config, options.dataDir, options.store);
   // Our emitter in place of mqemitter: a long queue of messages drains in a loop, not in nested calls (emitter.ts).
   const aedes = await Aedes.createBroker({ ...aclHooks(log, options.access), persistence, mq: new Emitter({ concurrency: CONCURRENCY, onError: (err, topic) => log.error("a subscriber failed on a message", { topic, error: err instanceof Error ? err.message : String(err) }) }), concurrency: CONCURRENCY }).catch(async (err) => {
     await persistence.destroy();

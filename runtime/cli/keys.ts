@@ -11,7 +11,7 @@ import { VERSION } from "../version";
 
 export function withKeyStore<T>(dataDir: string, fn: (store: KeyStore) => T): T {
   mkdirSync(dataDir, { recursive: true });
-  const db = openDatabase(dataDir, { name: AUTH_SERVICE, version: VERSION, migrations: KEY_MIGRATIONS });
+  const db = openDatabase(dataDir, { name: AUTH_SERVICE, version: VERSION, migrations: KEY_MIGRATIONS }, { durability: "full" });
   try {
     return fn(new KeyStore(db));
   } finally {

@@ -17,7 +17,7 @@ import { PlinthError } from "../errors";
 import type { Logger } from "../log";
 import { Topics, type CommittedEvent, type Manifest } from "../protocol";
 import type { HttpRequest, HttpResponse, PluginSource } from "../worker/channel";
-import { autoCheckpointPages } from "../worker/checkpointer";
+import { storeOptions } from "../storage/open";
 import { WorkerHost } from "../worker/host";
 import { NameClaims } from "./claims";
 import { Delivery } from "./delivery";
@@ -315,7 +315,7 @@ export class Loader {
       heartbeatTimeoutMs: this.config.workers.heartbeatTimeoutMs,
       maxHeapBytes: this.config.workers.maxHeapBytes,
       groupCommitMs: this.config.workers.groupCommitMs,
-      autoCheckpointPages: autoCheckpointPages(this.config.data.checkpointMs),
+      store: storeOptions(this.config.data),
       restartDelayMs: this.config.workers.restartDelayMs,
       maxRestarts: this.config.workers.maxRestarts,
       onCall: (from, call) => this.call(from, call.target, call.params, call.deadline, call.identity, node),

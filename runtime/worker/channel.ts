@@ -8,6 +8,7 @@
  */
 import { PlinthError, type WireError } from "../errors";
 import type { CloudEvent, CommittedEvent, Identity, Manifest } from "../protocol";
+import type { StoreOptions } from "../storage/open";
 import type { Cursor } from "./inbox";
 import { nestsDeeperThan } from "../json-depth";
 
@@ -37,7 +38,7 @@ export interface HttpResponse {
 
 export type HostMessage =
   /** `retainSentMs` null: no age limit (JSON has no Infinity). */
-  | { t: "init"; source: PluginSource; dataDir: string; retainSent: number; retainSentMs: number | null; groupCommitMs: number; autoCheckpointPages: number | null; logLevel: string; logFormat: string }
+  | { t: "init"; source: PluginSource; dataDir: string; retainSent: number; retainSentMs: number | null; groupCommitMs: number; store: StoreOptions; logLevel: string; logFormat: string }
   /** The host accepted the plugin's name: open its database, migrate, and report ready. Carries the plugin's own section of `plugins.config`, and nobody else's. */
   | { t: "open"; config: Record<string, unknown> }
   | { t: "http"; id: number; req: HttpRequest }

@@ -2,17 +2,15 @@
  * Opens a service's own SQLite file (WAL) and applies its migrations: each
  * once, in order, recorded in _plinth_migrations; the pending ones together, in one transaction.
  */
-import { Database } from "bun:sqlite";
+import type { Database } from "bun:sqlite";
 import { join } from "node:path";
 import { PlinthError } from "../errors";
 import type { PluginDefinition } from "../sdk/define";
+import { openStore, type StoreOptions } from "../storage/open";
 
-/** `autoCheckpointPages`: see checkpointer.ts (unset: SQLite's default). */
-export function openDatabase(dataDir: string, plugin: PluginDefinition, autoCheckpointPages?: number): Database {
-  const database = new Database(join(dataDir, `${plugin.name}.sqlite`), { create: true, strict: true });
-  // busy_timeout first: switching to WAL takes a lock that another connection may hold.
-  database.exec("PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;");
-  if (autoCheckpointPages !== undefined) database.exec(`PRAGMA wal_autocheckpoint = ${Math.trunc(autoCheckpointPages)}`);
+export function openDatabase(dataDir: string, plugin: PluginDefinition, store: StoreOptions): Database {
+  const database = openStore(join(dataDir, `${plugin.name}.sqlite`), store);
+  database.exec("PRAGMA foreign_keys = ON");
   database.exec("CREATE TABLE IF NOT EXISTS _plinth_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)");
   const applied = (database.query("SELECT COUNT(*) AS n FROM _plinth_migrations").get() as { n: number }).n;
   const migrations = plugin.migrations ?? [];

@@ -14,6 +14,7 @@ import { validatePlugin } from "../sdk/manifest";
 import { registerSdkModule } from "../sdk/module";
 import type { WireError } from "../errors";
 import type { CommittedEvent } from "../protocol";
+import type { StoreOptions } from "../storage/open";
 import { Calls } from "./calls";
 import { batched, decode, type DeliveryOutcome, type HostMessage, type PluginSource, type WorkerMessage } from "./channel";
 import { describeThrown } from "./fault";
@@ -29,7 +30,7 @@ let plugin: PluginDefinition;
 let dataDir = "";
 let retention = { count: 10_000, ms: Number.POSITIVE_INFINITY };
 let groupCommitMs = 0;
-let autoCheckpointPages: number | undefined;
+let store: StoreOptions = { durability: "full" };
 let outbox: Outbox;
 let inbox: Inbox;
 let handlers: Handlers;
@@ -65,7 +66,7 @@ async function init(msg: Extract<HostMessage, { t: "init" }>): Promise<void> {
     dataDir = msg.dataDir;
     retention = { count: msg.retainSent, ms: msg.retainSentMs ?? Number.POSITIVE_INFINITY };
     groupCommitMs = msg.groupCommitMs;
-    autoCheckpointPages = msg.autoCheckpointPages ?? undefined;
+    store = msg.store;
     log = createLogger({ name: plugin.name, level: msg.logLevel as LogLevel, format: msg.logFormat as LogFormat });
     handlers = new Handlers(plugin.name, plugin, validated.manifest, () => inbox);
     post({ t: "loaded", manifest: validated.manifest });
@@ -77,7 +78,7 @@ async function init(msg: Extract<HostMessage, { t: "init" }>): Promise<void> {
 /** Phase 2: open the plugin's own database, apply its migrations, and start serving. */
 function open(msg: Extract<HostMessage, { t: "open" }>): void {
   try {
-    db = openDatabase(dataDir, plugin, autoCheckpointPages);
+    db = openDatabase(dataDir, plugin, store);
     outbox = new Outbox(db, retention.count, retention.ms);
     outbox.prune();
     inbox = new Inbox(db);

@@ -6,6 +6,7 @@
 import { PlinthError, type WireError } from "../errors";
 import type { Logger } from "../log";
 import type { CommittedEvent, Identity, Manifest } from "../protocol";
+import type { StoreOptions } from "../storage/open";
 import { batched, decode, type HostMessage, type PluginSource, type WorkerMessage } from "./channel";
 import type { Cursor } from "./inbox";
 import { describeThrown, summarize } from "./fault";
@@ -56,8 +57,8 @@ export interface HostOptions {
   maxHeapBytes: number;
   /** How long the worker may gather handlers into one commit (workers.groupCommitMs). */
   groupCommitMs: number;
-  /** `PRAGMA wal_autocheckpoint` of the plugin's database (see checkpointer.ts; unset: SQLite's default). */
-  autoCheckpointPages?: number;
+  /** How the plugin's database is opened (durability, checkpoints). */
+  store: StoreOptions;
   restartDelayMs: number;
   maxRestarts: number;
   /** A call the plugin makes through ctx.call. */
@@ -217,7 +218,7 @@ export class WorkerHost {
         retainSent: this.options.retainSent,
         retainSentMs: Number.isFinite(this.options.retainSentMs) ? this.options.retainSentMs : null,
         groupCommitMs: this.options.groupCommitMs,
-        autoCheckpointPages: this.options.autoCheckpointPages ?? null,
+        store: this.options.store,
         logLevel: this.options.log.level,
         logFormat: this.options.logFormat,
       });

@@ -1,5 +1,5 @@
 /**
- * The WAL checkpointer (runtime/worker/checkpointer.ts): a service's committed writes reach its main
+ * The WAL checkpointer (runtime/storage/checkpointer.ts): a service's committed writes reach its main
  * database file from the checkpointer's thread, and the service's worker leaves checkpoints to it
  * (its auto-checkpoint is raised from SQLite's 1,000 pages to a fallback of 10,000).
  */

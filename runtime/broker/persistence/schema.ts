@@ -1,11 +1,12 @@
 /**
- * The broker's SQLite file: opened in WAL mode (synchronous=NORMAL: a commit
- * survives the process being killed, not the machine losing power) with its
- * tables created once. `PRAGMA user_version` records the schema version.
+ * The broker's SQLite file: opened like every store (storage/open.ts: WAL, the
+ * configured durability) with its tables created once. `PRAGMA user_version`
+ * records the schema version.
  */
-import { Database } from "bun:sqlite";
+import type { Database } from "bun:sqlite";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
+import { openStore, type StoreOptions } from "../../storage/open";
 
 const SCHEMA_V1 = `
   CREATE TABLE retained (
@@ -79,13 +80,10 @@ const SCHEMA_V1 = `
 
 const MIGRATIONS = [SCHEMA_V1];
 
-export function openBrokerDatabase(file: string, autoCheckpointPages?: number): Database {
+export function openBrokerDatabase(file: string, store: StoreOptions): Database {
   if (file !== ":memory:") mkdirSync(dirname(file), { recursive: true });
-  const db = new Database(file, { create: true, strict: true });
+  const db = openStore(file, store);
   try {
-    // busy_timeout first: switching to WAL takes a lock that another connection may hold.
-    db.exec("PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;");
-    if (autoCheckpointPages !== undefined) db.exec(`PRAGMA wal_autocheckpoint = ${Math.trunc(autoCheckpointPages)}`);
     const version = (db.query("PRAGMA user_version").get() as { user_version: number }).user_version;
     for (let v = version; v < MIGRATIONS.length; v++) {
       db.transaction(() => {

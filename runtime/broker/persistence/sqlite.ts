@@ -20,6 +20,7 @@ import { GroupCommit } from "./commit";
 import { IncomingStore } from "./incoming";
 import { OutgoingQueue, type QueuePacket, type Target } from "./outgoing";
 import { RetainedStore } from "./retained";
+import type { StoreOptions } from "../../storage/open";
 import { openBrokerDatabase } from "./schema";
 import { SubscriptionStore, type Subscription } from "./subscriptions";
 import { WillStore } from "./wills";
@@ -29,8 +30,8 @@ export interface SqlitePersistenceOptions {
   file: string;
   /** Publishes queued per client; past that the oldest are dropped. */
   maxQueuedPerClient?: number;
-  /** `PRAGMA wal_autocheckpoint` (unset: SQLite's default, 1,000 pages; higher while a checkpointer thread runs). */
-  autoCheckpointPages?: number;
+  /** Durability and checkpoints (default: durability "full", SQLite's own checkpoints). */
+  store?: StoreOptions;
 }
 
 /** A packet as aedes passes it (an aedes-packet Packet, or a plain object in the contract tests). */
@@ -63,7 +64,7 @@ export class SqlitePersistence {
   private closed = false;
 
   constructor(options: SqlitePersistenceOptions) {
-    this.db = openBrokerDatabase(options.file, options.autoCheckpointPages);
+    this.db = openBrokerDatabase(options.file, options.store ?? { durability: "full" });
     this.retained = new RetainedStore(this.db);
     this.subscriptions = new SubscriptionStore(this.db);
     this.outgoing = new OutgoingQueue(this.db, options.maxQueuedPerClient ?? DEFAULT_MAX_QUEUED_PER_CLIENT);

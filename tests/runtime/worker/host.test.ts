@@ -77,6 +77,7 @@ function harness(path = pluginPath, overrides: Partial<HostOptions> = {}): Harne
     heartbeatTimeoutMs: 5_000,
     maxHeapBytes: 0,
     groupCommitMs: 0.2,
+    store: { durability: "full" },
     restartDelayMs: 10,
     maxRestarts: 2,
     onCall: async (from, call) => {

@@ -8,7 +8,7 @@
  * did the checkpoint (and its fsyncs) itself, in the middle of its requests.
  * A fully checkpointed WAL starts over at the next write.
  */
-const ENTRY = import.meta.url.includes("/$bunfs/") ? "./worker/checkpointer-thread.ts" : new URL("./checkpointer-thread.ts", import.meta.url).href;
+const ENTRY = import.meta.url.includes("/$bunfs/") ? "./storage/checkpointer-thread.ts" : new URL("./checkpointer-thread.ts", import.meta.url).href;
 
 /** ~40 MB of 4 KiB pages: reached only if this thread falls far behind. */
 const FALLBACK_PAGES = 10_000;

@@ -100,12 +100,18 @@ export interface CloudEvent<T = unknown> {
   subject?: string;
   /** CloudEvents `sequence` extension: the event's position in its source service's log. */
   sequence?: string;
+  /** Extension: the generation of the source's log the event belongs to (changes when that log went back). */
+  generation?: string;
   data: T;
 }
 
-/** The CloudEvent for a service's committed event; topic and source come from the service name. */
-export function toEnvelope(service: string, e: CommittedEvent): CloudEvent {
-  return {
+/**
+ * The CloudEvent for a service's committed event; topic and source come from the service name.
+ * `sequence` orders a source's events; `generation` (given the source's current one) names the
+ * run of its log they belong to: it changes when the log went back (storage/generation.ts).
+ */
+export function toEnvelope(service: string, e: CommittedEvent, generation?: { id: string; start: number } | null): CloudEvent {
+  const envelope: CloudEvent = {
     specversion: "1.0",
     id: e.id,
     source: eventSource(service),
@@ -115,6 +121,8 @@ export function toEnvelope(service: string, e: CommittedEvent): CloudEvent {
     sequence: String(e.seq),
     data: e.data,
   };
+  if (generation && e.seq >= generation.start) envelope.generation = generation.id;
+  return envelope;
 }
 
 export function eventType(service: string, type: string): string {

@@ -5,12 +5,16 @@
  * fails, and dead-lettered (stored in the subscriber's database) after
  * `maxAttempts`. While the subscriber is down nothing is lost: on resume it
  * starts again from its own cursors and catches up from the sources' logs.
+ * A source's log that went back (storage/generation.ts) is noticed, logged
+ * once, and its new generation delivered from its start instead of skipped.
  */
 import { PlinthError } from "../errors";
 import type { Logger } from "../log";
 import { Topics, toEnvelope, topicMatches, type CommittedEvent } from "../protocol";
+import type { LogGeneration } from "../storage/generation";
 import type { DeliveryOutcome } from "../worker/channel";
 import type { HostRequest } from "../worker/host";
+import type { Cursor } from "../worker/inbox";
 import type { EventLogs } from "./logs";
 
 export interface DeliveryTarget {
@@ -41,6 +45,7 @@ export class Delivery {
   private wake: (() => void) | null = null;
   /** The batch (or dead letter) in the subscriber's hands, until it answers (or fails). */
   private sending: Promise<unknown> | null = null;
+  private readonly warned = new Set<string>();
 
   constructor(
     private readonly target: DeliveryTarget,
@@ -51,14 +56,49 @@ export class Delivery {
     private readonly log: Logger,
   ) {}
 
-  /** The subscriber is ready: start from its cursors and catch up on every source's log. */
-  resume(cursors: Map<string, number>, sources: Iterable<string>): void {
+  /** The subscriber is ready: start from its cursors (by source) and catch up on every source's log. */
+  resume(cursors: Map<string, Pick<Cursor, "seq" | "generation">>, sources: Iterable<string>): void {
     this.active = true;
     this.generation++;
     this.queue = [];
-    this.seen = new Map(cursors);
+    this.seen = new Map();
+    for (const [source, cursor] of cursors) this.seen.set(source, this.startOf(source, cursor));
     for (const source of new Set([...sources, ...cursors.keys()])) this.catchUp(source, Number.POSITIVE_INFINITY);
     void this.pump();
+  }
+
+  /**
+   * A source's log started a new generation while this subscription runs: what it has seen of the
+   * source from that start on belonged to the old one, so the new one is delivered from its start.
+   */
+  rebase(source: string, generation: LogGeneration): void {
+    const seen = this.seen.get(source);
+    if (seen === undefined || seen < generation.start) return;
+    this.warnBack(source, `its log started generation ${generation.id} at ${generation.start}, below this subscription's position ${seen}`);
+    this.seen.set(source, generation.start - 1);
+    this.queue = this.queue.filter((q) => q.source !== source);
+    this.catchUp(source, Number.POSITIVE_INFINITY);
+    void this.pump();
+  }
+
+  /** Where delivery of `source` starts for a cursor: its position, unless the source's log went back under it. */
+  private startOf(source: string, cursor: Pick<Cursor, "seq" | "generation">): number {
+    const generation = this.logs.generation(source);
+    if (generation && cursor.generation !== null && cursor.generation !== generation.id && cursor.seq >= generation.start) {
+      this.warnBack(source, `its log is at generation ${generation.id} since ${generation.start}, this subscription at ${cursor.seq} of generation ${cursor.generation}`);
+      return generation.start - 1;
+    }
+    const head = this.logs.head(source);
+    if (cursor.seq > head) this.warnBack(source, `its log ends at ${head} but this subscription had handled up to ${cursor.seq}: events it handled are no longer in the source's log`);
+    return cursor.seq;
+  }
+
+  /** Logged once per source and finding. */
+  private warnBack(source: string, why: string): void {
+    const key = `${source} ${why}`;
+    if (this.warned.has(key)) return;
+    this.warned.add(key);
+    this.log.warn("a source's event log went back", { subscriber: this.target.name, filter: this.filter, source, why });
   }
 
   /** The subscriber is down or stopping: stop delivering (resume rebuilds the queue). */
@@ -155,7 +195,7 @@ export class Delivery {
 
   /** Sends a batch; null when the subscriber is unavailable (delivery resumes when it is back). */
   private async send(batch: Array<{ source: string; event: CommittedEvent }>): Promise<DeliveryOutcome | null> {
-    const items = batch.map(({ source, event }) => ({ topic: Topics.event(source, event.type), event: toEnvelope(source, event) }));
+    const items = batch.map(({ source, event }) => ({ topic: Topics.event(source, event.type), event: toEnvelope(source, event, this.logs.generation(source)) }));
     try {
       const timeoutMs = Math.min(this.options.timeoutMs * items.length, MAX_BATCH_TIMEOUT_MS);
       return (await this.target.request({ t: "deliver", subscription: this.index, items }, timeoutMs)) as DeliveryOutcome;
@@ -170,7 +210,7 @@ export class Delivery {
   private async bury({ source, event }: { source: string; event: CommittedEvent }, error: string, attempts: number): Promise<boolean> {
     const topic = Topics.event(source, event.type);
     try {
-      await this.target.request({ t: "bury", subscription: this.index, topic, event: toEnvelope(source, event), error, attempts }, this.options.timeoutMs);
+      await this.target.request({ t: "bury", subscription: this.index, topic, event: toEnvelope(source, event, this.logs.generation(source)), error, attempts }, this.options.timeoutMs);
       return true;
     } catch {
       return false;

@@ -5,6 +5,7 @@
  */
 import type { Bus } from "../broker/bus";
 import type { Logger } from "../log";
+import type { LogGeneration } from "../storage/generation";
 import { Topics, isValidEventType, toEnvelope, type CloudEvent, type CommittedEvent } from "../protocol";
 import { nestsDeeperThan } from "../json-depth";
 import { MAX_DATA_DEPTH } from "../worker/channel";
@@ -14,7 +15,7 @@ import { MAX_DATA_DEPTH } from "../worker/channel";
  * host's name for the service, never from the worker. `done` runs once the broker has taken them
  * all (with the first error, if any). Callbacks, not promises: this runs for every commit that emitted.
  */
-export function publishEvents(bus: Bus, service: string, events: CommittedEvent[], log: Logger, done: (err?: Error) => void): void {
+export function publishEvents(bus: Bus, service: string, events: CommittedEvent[], generation: LogGeneration | null, log: Logger, done: (err?: Error) => void): void {
   let left = events.length + 1;
   let failed: Error | undefined;
   const settled = (err?: Error | null) => {
@@ -27,7 +28,7 @@ export function publishEvents(bus: Bus, service: string, events: CommittedEvent[
       settled();
       continue;
     }
-    bus.send(Topics.event(service, e.type), JSON.stringify(toEnvelope(service, e)), settled);
+    bus.send(Topics.event(service, e.type), JSON.stringify(toEnvelope(service, e, generation)), settled);
   }
   settled();
 }

@@ -325,9 +325,12 @@ export class Loader {
         if (!this.bus) return;
         for (const listener of this.commitListeners) listener(from, events);
         for (const s of this.services.values()) for (const d of s.deliveries) d.offer(from, events);
-        publishEvents(this.bus, from, events, this.log, done);
+        publishEvents(this.bus, from, events, this.logs.generation(from), this.log, done);
       },
       onReady: (manifest) => {
+        // The worker opened its log: a new generation (the log went back) rebases the subscribers past it.
+        const generation = this.logs.refresh(manifest.name);
+        if (generation) for (const s of this.services.values()) for (const d of s.deliveries) d.rebase(manifest.name, generation);
         // Only this host's own service: during a replacement the name still belongs to the old version.
         const service = this.serviceOf(host);
         if (service) service.router = buildRouter(manifest);
@@ -359,7 +362,7 @@ export class Loader {
   /** Starts (or restarts) a service's deliveries from the cursors its database reported. */
   private resume(service: Service): void {
     for (const delivery of service.deliveries) {
-      const cursors = new Map(service.host.cursors.filter((c) => c.subscription === delivery.filter).map((c) => [c.source, c.seq]));
+      const cursors = new Map(service.host.cursors.filter((c) => c.subscription === delivery.filter).map((c) => [c.source, c]));
       delivery.resume(cursors, this.services.keys());
     }
   }

@@ -1,17 +1,45 @@
 /**
  * Read-only access, from the main thread, to each service's event log (its
- * outbox table). WAL lets these reads run beside the service's own writer.
- * Used to catch a subscriber up on what it missed while it was down.
+ * outbox table) and its generation (storage/generation.ts). WAL lets these
+ * reads run beside the service's own writer. Used to catch a subscriber up on
+ * what it missed while it was down.
  */
 import { Database, type Statement } from "bun:sqlite";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { CommittedEvent } from "../protocol";
+import { logRecordFile, readLogRecord, type LogGeneration } from "../storage/generation";
 
 export class EventLogs {
-  private readonly open = new Map<string, { db: Database; after: Statement }>();
+  private readonly open = new Map<string, { db: Database; after: Statement; head: Statement }>();
+  private readonly generations = new Map<string, LogGeneration | null>();
 
   constructor(private readonly dataDir: string) {}
+
+  /** The current generation of `service`'s log (null: it keeps no record yet). */
+  generation(service: string): LogGeneration | null {
+    let generation = this.generations.get(service);
+    if (generation === undefined) {
+      const record = readLogRecord(logRecordFile(this.dataDir, service));
+      generation = record && { id: record.generation, start: record.start };
+      this.generations.set(service, generation);
+    }
+    return generation;
+  }
+
+  /** Reads the generation again (the service's worker opened its log): the new one when it changed, else null. */
+  refresh(service: string): LogGeneration | null {
+    const before = this.generations.get(service);
+    this.generations.delete(service);
+    const after = this.generation(service);
+    return after && before !== undefined && before?.id !== after.id ? after : null;
+  }
+
+  /** The highest sequence number in `service`'s log (0: none). */
+  head(service: string): number {
+    const log = this.get(service);
+    return log ? (log.head.get() as { max: number }).max : 0;
+  }
 
   /** Events of `service` after `afterSeq`, in commit order (empty if it has no log). */
   read(service: string, afterSeq: number, limit = 500): CommittedEvent[] {
@@ -34,7 +62,8 @@ export class EventLogs {
     const db = new Database(file, { readonly: true, strict: true });
     try {
       const after = db.query("SELECT seq, id, type, time, data FROM _plinth_outbox WHERE seq > ? ORDER BY seq LIMIT ?");
-      log = { db, after };
+      const head = db.query("SELECT coalesce(max(seq), 0) AS max FROM _plinth_outbox");
+      log = { db, after, head };
     } catch {
       db.close();
       return null; // no outbox table yet

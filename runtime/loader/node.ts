@@ -59,7 +59,7 @@ export function nodeAction(node: NodeView, action: string, params: unknown): Pro
       return target().host.request({ t: "deadletters" }, timeoutMs);
     case "events": {
       const name = target().name;
-      return node.logs.read(name, after, limit).map((e) => ({ topic: Topics.event(name, e.type), ...toEnvelope(name, e) }));
+      return node.logs.read(name, after, limit).map((e) => ({ topic: Topics.event(name, e.type), ...toEnvelope(name, e, node.logs.generation(name)) }));
     }
     case "redrive":
       return target().host.request({ t: "redrive", letter: Number(letter) }, timeoutMs);

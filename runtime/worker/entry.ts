@@ -14,6 +14,7 @@ import { validatePlugin } from "../sdk/manifest";
 import { registerSdkModule } from "../sdk/module";
 import type { WireError } from "../errors";
 import type { CommittedEvent } from "../protocol";
+import { logRecordFile } from "../storage/generation";
 import type { StoreOptions } from "../storage/open";
 import { Calls } from "./calls";
 import { batched, decode, type DeliveryOutcome, type HostMessage, type PluginSource, type WorkerMessage } from "./channel";
@@ -79,7 +80,9 @@ async function init(msg: Extract<HostMessage, { t: "init" }>): Promise<void> {
 function open(msg: Extract<HostMessage, { t: "open" }>): void {
   try {
     db = openDatabase(dataDir, plugin, store);
-    outbox = new Outbox(db, retention.count, retention.ms);
+    outbox = new Outbox(db, retention.count, retention.ms, logRecordFile(dataDir, plugin.name), (why, generation) =>
+      log.warn("event log went back: a new generation starts", { why, generation: generation.id, from: generation.start }),
+    );
     outbox.prune();
     inbox = new Inbox(db);
     // A group's replies leave as soon as it commits: the host answers them while this thread goes on.
@@ -195,7 +198,7 @@ function bury(msg: Extract<HostMessage, { t: "bury" }>): void {
     unit.settle();
     const durable = durableOf(msg.event);
     const subscription = handlers.filters[msg.subscription]!;
-    if (durable && !inbox.handled(subscription, durable.source, durable.seq)) {
+    if (durable && !inbox.handled(subscription, durable.source, durable.seq, durable.generation)) {
       inbox.bury({ subscription, topic: msg.topic, ...durable, event: msg.event, error: msg.error, attempts: msg.attempts });
     }
   } catch (err) {
@@ -245,6 +248,15 @@ function flushAcks(): void {
     outbox.flushSent();
   } catch (err) {
     log.error("marking published events sent failed", { error: err instanceof Error ? err.message : String(err) });
+  }
+}
+
+/** A clean stop's last sequence number for the log's record; if it cannot be written, the next start goes on as after a crash. */
+function closeOutbox(): void {
+  try {
+    outbox.close();
+  } catch (err) {
+    log.warn("the event log's record could not be written at stop", { error: describeThrown(err) });
   }
 }
 
@@ -337,6 +349,7 @@ function handle(msg: HostMessage): void {
     case "stop":
       unit?.settle();
       if (db) flushAcks();
+      if (db) closeOutbox();
       db?.close();
       db = undefined;
       post({ t: "stopped" });

@@ -12,6 +12,8 @@ export interface Cursor {
   subscription: string;
   source: string;
   seq: number;
+  /** The generation of the source's log `seq` counts in (null: recorded before logs had generations). */
+  generation: string | null;
 }
 
 export interface DeadLetter {
@@ -48,36 +50,43 @@ export class Inbox {
       attempts INTEGER NOT NULL,
       failed_at TEXT NOT NULL
     )`);
-    this.read = db.query("SELECT seq FROM _plinth_cursors WHERE subscription = ? AND source = ?");
+    const columns = db.query("SELECT name FROM pragma_table_info('_plinth_cursors')").all() as Array<{ name: string }>;
+    if (!columns.some((c) => c.name === "generation")) db.exec("ALTER TABLE _plinth_cursors ADD COLUMN generation TEXT");
+    this.read = db.query("SELECT seq, generation FROM _plinth_cursors WHERE subscription = ? AND source = ?");
+    // A new generation of the source's log starts the cursor afresh; within one, it only moves forward.
     this.write = db.query(
-      `INSERT INTO _plinth_cursors (subscription, source, seq) VALUES (?, ?, ?)
-       ON CONFLICT (subscription, source) DO UPDATE SET seq = max(seq, excluded.seq)`,
+      `INSERT INTO _plinth_cursors (subscription, source, seq, generation) VALUES (?1, ?2, ?3, ?4)
+       ON CONFLICT (subscription, source) DO UPDATE SET
+         seq = CASE WHEN ?4 IS NOT NULL AND generation IS NOT NULL AND generation <> ?4 THEN ?3 ELSE max(seq, ?3) END,
+         generation = coalesce(?4, generation)`,
     );
   }
 
   cursors(): Cursor[] {
-    return this.db.query("SELECT subscription, source, seq FROM _plinth_cursors").all() as Cursor[];
+    return this.db.query("SELECT subscription, source, seq, generation FROM _plinth_cursors").all() as Cursor[];
   }
 
-  /** Has this subscription already handled event `seq` of `source`? */
-  handled(subscription: string, source: string, seq: number): boolean {
-    const row = this.read.get(subscription, source) as { seq: number } | null;
-    return row !== null && row.seq >= seq;
+  /** Has this subscription already handled event `seq` of `source` (of that generation of its log, when known)? */
+  handled(subscription: string, source: string, seq: number, generation?: string): boolean {
+    const row = this.read.get(subscription, source) as { seq: number; generation: string | null } | null;
+    if (row === null) return false;
+    if (generation !== undefined && row.generation !== null && row.generation !== generation) return false;
+    return row.seq >= seq;
   }
 
-  advance(subscription: string, source: string, seq: number): void {
-    this.write.run(subscription, source, seq);
+  advance(subscription: string, source: string, seq: number, generation?: string): void {
+    this.write.run(subscription, source, seq, generation ?? null);
   }
 
   /** Stores a dead letter and moves the cursor past it, atomically. */
-  bury(letter: Omit<DeadLetter, "id" | "failed_at">): void {
+  bury(letter: Omit<DeadLetter, "id" | "failed_at"> & { generation?: string }): void {
     this.db.transaction(() => {
       this.db
         .query(
           "INSERT INTO _plinth_dead_letters (subscription, topic, source, seq, event, error, attempts, failed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .run(letter.subscription, letter.topic, letter.source, letter.seq, JSON.stringify(letter.event), letter.error, letter.attempts, new Date().toISOString());
-      this.advance(letter.subscription, letter.source, letter.seq);
+      this.advance(letter.subscription, letter.source, letter.seq, letter.generation);
     })();
   }
 

@@ -3,13 +3,16 @@
  * emits are inserted in the handler's transaction, so they commit (or roll
  * back) with its writes; the host publishes them after commit and acks them
  * back ("sent"), and the acks are written with the next group commit. Rows never
- * marked sent are published again at the next start.
+ * marked sent are published again at the next start. Sequence numbers are
+ * never handed out twice, even when the file loses its last commits: see
+ * storage/generation.ts for the record kept beside the file.
  */
 import type { Database, Statement } from "bun:sqlite";
 import type { CommittedEvent, EmitRequest } from "../protocol";
 import { PlinthError } from "../errors";
 import { MAX_DATA_DEPTH } from "./channel";
 import { nestsDeeperThan } from "../json-depth";
+import { RESERVE, continueLog, readLogRecord, writeLogRecord, type LogGeneration, type LogRecord } from "../storage/generation";
 
 export class Outbox {
   private readonly insert: Statement;
@@ -18,6 +21,8 @@ export class Outbox {
   private sentSincePrune = 0;
   /** Acks received and not yet written (see markSentLater). */
   private acked: number[] = [];
+  /** The log's record (null: none kept, numbers start above the file's highest). */
+  private record: LogRecord | null = null;
 
   constructor(
     private readonly db: Database,
@@ -25,6 +30,9 @@ export class Outbox {
     private readonly retainSent: number,
     /** ...published at most this long ago. Unsent rows are never pruned. */
     private readonly retainSentMs = Number.POSITIVE_INFINITY,
+    /** Where the log's record is kept (storage/generation.ts); told why, when a new generation starts. */
+    private readonly recordFile?: string,
+    onRewound: (why: string, generation: LogGeneration) => void = () => {},
   ) {
     // Lean on purpose: each index or AUTOINCREMENT is one more page written by every commit that
     // emits (36 µs → 11 µs per event on this machine). `seq` stays monotonic without AUTOINCREMENT
@@ -38,11 +46,37 @@ export class Outbox {
       sent_at TEXT
     )`);
     db.exec("DROP INDEX IF EXISTS _plinth_outbox_unsent"); // written by versions before 0.2
-    this.insert = db.query("INSERT INTO _plinth_outbox (id, type, time, data) VALUES (?, ?, ?, ?) RETURNING seq");
+    // Above the floor of the log's record: numbers handed out before the file lost its last commits stay unused.
+    this.insert = db.query(
+      "INSERT INTO _plinth_outbox (seq, id, type, time, data) VALUES ((SELECT max(coalesce(max(seq), 0), ?) + 1 FROM _plinth_outbox), ?, ?, ?, ?) RETURNING seq",
+    );
     this.markRange = db.query("UPDATE _plinth_outbox SET sent_at = ? WHERE seq BETWEEN ? AND ?");
     this.selectUnsent = db.query(
       "SELECT seq, id, type, time, data FROM _plinth_outbox WHERE sent_at IS NULL AND seq > ? ORDER BY seq LIMIT ?",
     );
+    if (recordFile) {
+      const { record, rewound } = continueLog(readLogRecord(recordFile), this.highest());
+      writeLogRecord(recordFile, record);
+      this.record = record;
+      if (rewound) onRewound(rewound, { id: record.generation, start: record.start });
+    }
+  }
+
+  /** The log's current generation (null when no record is kept). */
+  get generation(): LogGeneration | null {
+    return this.record && { id: this.record.generation, start: this.record.start };
+  }
+
+  private highest(): number {
+    return (this.db.query("SELECT coalesce(max(seq), 0) AS max FROM _plinth_outbox").get() as { max: number }).max;
+  }
+
+  /** A clean stop: the record gets the exact last number (a start after a crash must skip the reservation). */
+  close(): void {
+    if (!this.record || !this.recordFile) return;
+    // The log opened again since (a new version of the service during a hot replacement): the record is its own now.
+    if (readLogRecord(this.recordFile)?.reserved !== this.record.reserved) return;
+    writeLogRecord(this.recordFile, { ...this.record, last: this.highest() });
   }
 
   /**
@@ -51,8 +85,14 @@ export class Outbox {
    * every committed event can cross to the host and on to its subscribers.
    */
   add(events: EmitRequest[]): CommittedEvent[] {
+    const floor = this.record?.floor ?? 0;
     return events.map((e) => {
-      const { seq } = this.insert.get(e.id, e.type, e.time, dataText(e)) as { seq: number };
+      const { seq } = this.insert.get(floor, e.id, e.type, e.time, dataText(e)) as { seq: number };
+      // Past the reservation: the record must say so on disk before this commit can be acknowledged.
+      if (this.record && seq > this.record.reserved) {
+        this.record = { ...this.record, reserved: seq + RESERVE };
+        writeLogRecord(this.recordFile!, this.record);
+      }
       return { ...e, seq };
     });
   }

@@ -26,10 +26,11 @@ export interface Prepared {
 const JSON_TYPE = "application/json;charset=utf-8";
 
 /** A service event's place in its source's log, from its CloudEvent (`plinth/<service>`, `sequence`). */
-export function durableOf(event: CloudEvent): { source: string; seq: number } | null {
+export function durableOf(event: CloudEvent): { source: string; seq: number; generation?: string } | null {
   const seq = Number(event.sequence);
   const source = serviceOfSource(event.source);
-  return source !== null && Number.isInteger(seq) ? { source, seq } : null;
+  if (source === null || !Number.isInteger(seq)) return null;
+  return typeof event.generation === "string" ? { source, seq, generation: event.generation } : { source, seq };
 }
 
 /** A loaded plugin's handlers, compiled once (schemas included), and what each request runs. */
@@ -99,8 +100,8 @@ export class Handlers {
     const extra = { event, topic };
     if (!durable) return { fn: sub.handler, extra, transaction: sub.transaction };
     const inbox = this.inbox();
-    if (checkCursor && inbox.handled(filter, durable.source, durable.seq)) return { fn: () => ({ skipped: true }), extra, transaction: true };
-    return { fn: sub.handler, extra, transaction: sub.transaction, bookkeeping: () => inbox.advance(filter, durable.source, durable.seq) };
+    if (checkCursor && inbox.handled(filter, durable.source, durable.seq, durable.generation)) return { fn: () => ({ skipped: true }), extra, transaction: true };
+    return { fn: sub.handler, extra, transaction: sub.transaction, bookkeeping: () => inbox.advance(filter, durable.source, durable.seq, durable.generation) };
   }
 
   /** A dead letter's subscription handler again; on success the letter is forgotten. */

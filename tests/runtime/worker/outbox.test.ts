@@ -1,6 +1,8 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
 import { Outbox } from "../../../runtime/worker/outbox";
+import { RESERVE, readLogRecord } from "../../../runtime/storage/generation";
+import { tempDir } from "../../helpers/tmp";
 
 let db: Database;
 beforeEach(() => {
@@ -86,5 +88,53 @@ describe("Outbox", () => {
     outbox.add([event(1), event(2)]);
     outbox.markSent([1]);
     expect(outbox.unsent().map((e) => e.seq)).toEqual([2]);
+  });
+});
+
+describe("Outbox with its log's record", () => {
+  test("a sequence number is never handed out twice: after a crash, and after the file lost its last commits", () => {
+    using dir = tempDir("plinth-outbox-record");
+    const file = dir.join("svc.sqlite");
+    const recordFile = dir.join("svc.log.json");
+    const open = () => new Database(file, { create: true, strict: true });
+    const rewinds: string[] = [];
+    const onRewound = (why: string) => rewinds.push(why);
+
+    let disk = open();
+    let outbox = new Outbox(disk, 100, undefined, recordFile, onRewound);
+    expect(outbox.add([event(1), event(2)]).map((e) => e.seq)).toEqual([1, 2]);
+    disk.close(); // a crash: no clean close of the outbox
+
+    // The file lost both rows (as with its WAL deleted), the record did not: numbers go on past the reservation.
+    disk = open();
+    disk.exec("DELETE FROM _plinth_outbox");
+    outbox = new Outbox(disk, 100, undefined, recordFile, onRewound);
+    const [after] = outbox.add([event(3)]);
+    expect(after!.seq).toBe(RESERVE + 1);
+    outbox.close(); // clean: the record holds the exact last number
+    disk.close();
+    expect(readLogRecord(recordFile)!.last).toBe(RESERVE + 1);
+
+    // An older copy of the file put back after a clean stop: a new generation, above every old number.
+    disk = open();
+    disk.exec("DELETE FROM _plinth_outbox");
+    const before = readLogRecord(recordFile)!.generation;
+    outbox = new Outbox(disk, 100, undefined, recordFile, onRewound);
+    expect(outbox.generation!.id).not.toBe(before);
+    expect(outbox.generation!.start).toBe(RESERVE + 2);
+    expect(outbox.add([event(4)])[0]!.seq).toBe(RESERVE + 2);
+    expect(rewinds).toHaveLength(1);
+    disk.close();
+  });
+
+  test("a commit past the reservation writes the record first", () => {
+    using dir = tempDir("plinth-outbox-record");
+    const recordFile = dir.join("svc.log.json");
+    const outbox = new Outbox(db, 100, undefined, recordFile);
+    for (let i = 0; i < RESERVE; i++) db.query("INSERT INTO _plinth_outbox (id, type, time, data) VALUES ('x', 't', 't', '{}')").run();
+    expect(readLogRecord(recordFile)!.reserved).toBe(RESERVE);
+    const [e] = outbox.add([event(1)]);
+    expect(e!.seq).toBe(RESERVE + 1);
+    expect(readLogRecord(recordFile)!.reserved).toBe(RESERVE + 1 + RESERVE);
   });
 });

@@ -2,7 +2,7 @@
  * Runs the compiled binary (dist/plinth) as a user would: in its own folder,
  * on free ports, reading its log to learn where it listens.
  */
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Subprocess } from "bun";
 import { createKey } from "./keys";
@@ -10,11 +10,43 @@ import { REPO } from "./plugins";
 
 export const BINARY = join(REPO, "dist/plinth");
 
-/** Builds dist/plinth when it is missing (npm test builds it before running the suite). */
+/** What the binary is built from. */
+const SOURCES = ["runtime", "services", "config", "scripts", "package.json", "package-lock.json"];
+let fresh = false;
+
+/**
+ * Builds dist/plinth when it is missing or older than any of its sources, so a test never runs a
+ * stale binary after an edit. The build goes to a folder of its own and is renamed into place: a
+ * binary another test process is running, or starting, is never half-written.
+ */
 export function ensureBinary(): void {
-  if (existsSync(BINARY)) return;
-  const build = Bun.spawnSync([process.execPath, "scripts/build.ts"], { cwd: REPO, stdout: "inherit", stderr: "inherit" });
-  if (build.exitCode !== 0) throw new Error("building dist/plinth failed");
+  if (fresh) return;
+  if (existsSync(BINARY) && newestSource() <= statSync(BINARY).mtimeMs) {
+    fresh = true;
+    return;
+  }
+  const staging = join(REPO, "dist", `.build-${process.pid}`);
+  mkdirSync(staging, { recursive: true });
+  try {
+    const build = Bun.spawnSync([process.execPath, "scripts/build.ts"], { cwd: REPO, stdout: "inherit", stderr: "inherit", env: { ...process.env, PLINTH_OUTFILE: join(staging, "plinth") } });
+    if (build.exitCode !== 0) throw new Error("building dist/plinth failed");
+    for (const file of readdirSync(staging)) renameSync(join(staging, file), join(REPO, "dist", file));
+  } finally {
+    rmSync(staging, { recursive: true, force: true });
+  }
+  fresh = true;
+}
+
+function newestSource(): number {
+  let newest = 0;
+  const visit = (path: string) => {
+    const stat = statSync(path, { throwIfNoEntry: false });
+    if (!stat) return;
+    if (stat.isDirectory()) for (const entry of readdirSync(path)) visit(join(path, entry));
+    else newest = Math.max(newest, stat.mtimeMs);
+  };
+  for (const source of SOURCES) visit(join(REPO, source));
+  return newest;
 }
 
 export interface Finished {

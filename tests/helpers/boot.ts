@@ -9,7 +9,7 @@ import { startPlatform, type Platform, type PlatformOptions } from "../../runtim
 import { registerSdkModule } from "../../runtime/sdk/module";
 import { writePlugins, type PluginSet } from "./plugins";
 import { createKey } from "./keys";
-import { tempDir } from "./tmp";
+import { tempDir, type TempDir } from "./tmp";
 
 /** Breaker settings that never open: for tests that poll a service through its restarts (503s). */
 export const NO_BREAKER = { failureThreshold: 1_000_000, minimumCalls: 1_000_000 } as const;
@@ -38,6 +38,15 @@ let booted = 0;
 export async function boot(plugins: PluginSet, overrides: UserConfig = {}, options: PlatformOptions = {}): Promise<Booted> {
   registerSdkModule();
   const dir = tempDir("plinth-boot");
+  try {
+    return await start(dir, plugins, overrides, options);
+  } catch (err) {
+    dir[Symbol.dispose](); // a start that failed leaves nothing behind
+    throw err;
+  }
+}
+
+async function start(dir: TempDir, plugins: PluginSet, overrides: UserConfig, options: PlatformOptions): Promise<Booted> {
   const pluginsDir = writePlugins(dir.join("plugins"), plugins);
   const { config } = await loadConfig({
     cwd: dir.path,

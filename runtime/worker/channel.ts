@@ -8,6 +8,7 @@
  */
 import { PlinthError, type WireError } from "../errors";
 import type { CloudEvent, CommittedEvent, Identity, Manifest } from "../protocol";
+import type { StorageState } from "../storage/faults";
 import type { StoreOptions } from "../storage/open";
 import type { Cursor } from "./inbox";
 import { nestsDeeperThan } from "../json-depth";
@@ -86,6 +87,8 @@ export type WorkerMessage =
    */
   | { t: "call"; id: number; target: string; params: unknown; deadline: number | null; request: number | null }
   | { t: "pong"; heapBytes: number }
+  /** The service's storage turned faulty (disk full, read-only, ...) or, null, takes writes again: sent on transitions only. */
+  | { t: "storage"; fault: StorageState | null }
   /** Several messages in one postMessage, handled in order. */
   | { t: "batch"; items: WorkerMessage[] }
   | { t: "stopped" };

@@ -15,6 +15,7 @@ import { registerSdkModule } from "../sdk/module";
 import type { WireError } from "../errors";
 import type { CommittedEvent } from "../protocol";
 import { logRecordFile } from "../storage/generation";
+import { StorageHealth, storageError } from "../storage/faults";
 import type { StoreOptions } from "../storage/open";
 import { Calls } from "./calls";
 import { batched, decode, type DeliveryOutcome, type HostMessage, type PluginSource, type WorkerMessage } from "./channel";
@@ -86,7 +87,7 @@ function open(msg: Extract<HostMessage, { t: "open" }>): void {
     outbox.prune();
     inbox = new Inbox(db);
     // A group's replies leave as soon as it commits: the host answers them while this thread goes on.
-    unit = new UnitOfWork(db, outbox, (events) => post({ t: "events", events }), groupCommitMs, sender.flush);
+    unit = new UnitOfWork(db, outbox, (events) => post({ t: "events", events }), groupCommitMs, sender.flush, storageHealth());
     base = {
       service: plugin.name,
       db,
@@ -117,6 +118,8 @@ function execute(prepare: () => Prepared): Done<unknown> | Promise<Done<unknown>
  */
 function failure(err: unknown, what: string): WireError {
   if (err instanceof PlinthError) return err.toWire();
+  const fault = unit?.failed(err);
+  if (fault) return storageError(plugin.name, fault).toWire();
   log.error(`${what} threw`, { error: describeThrown(err) });
   return generic(what);
 }
@@ -246,9 +249,28 @@ function flushAcks(): void {
   ackTimer = null;
   try {
     outbox.flushSent();
+    unit.committed();
   } catch (err) {
-    log.error("marking published events sent failed", { error: err instanceof Error ? err.message : String(err) });
+    // A storage fault is logged once, when the store turns degraded (see storageHealth).
+    if (!unit.failed(err)) log.error("marking published events sent failed", { error: err instanceof Error ? err.message : String(err) });
   }
+}
+
+/**
+ * The service's storage health. Its transitions are logged (with SQLite's code and message) and told
+ * to the host (for /health). Once writes commit again, what the fault left unsent (events whose
+ * publication or acks failed meanwhile) is relayed.
+ */
+function storageHealth(): StorageHealth {
+  const health = new StorageHealth(dataDir);
+  health.listen((fault, previous) => {
+    if (fault) log.error("storage failing", { service: plugin.name, reason: fault.reason, code: fault.cause, error: fault.detail });
+    else log.info("storage recovered", { service: plugin.name, reason: previous?.reason, since: previous?.since });
+    post({ t: "storage", fault });
+    // As the host's "relay" asks, on a turn of its own (not inside the commit that just succeeded).
+    if (!fault) setTimeout(() => db && guarded({ t: "relay" }), 0);
+  });
+  return health;
 }
 
 /** A clean stop's last sequence number for the log's record; if it cannot be written, the next start goes on as after a crash. */

@@ -6,6 +6,7 @@
 import { PlinthError, type WireError } from "../errors";
 import type { Logger } from "../log";
 import type { CommittedEvent, Identity, Manifest } from "../protocol";
+import type { StorageState } from "../storage/faults";
 import type { StoreOptions } from "../storage/open";
 import { batched, decode, type HostMessage, type PluginSource, type WorkerMessage } from "./channel";
 import type { Cursor } from "./inbox";
@@ -76,6 +77,9 @@ export interface HostOptions {
 // lives at its path relative to the entrypoints' common root (runtime/), i.e. ./worker/entry.ts.
 const ENTRY = import.meta.url.includes("/$bunfs/") ? "./worker/entry.ts" : new URL("./entry.ts", import.meta.url).href;
 const STABLE_AFTER_MS = 60_000;
+/** After a failed publish, the unsent rows are relayed again this long after, doubled per failure in a row up to RELAY_RETRY_MAX_MS. */
+const RELAY_RETRY_MS = 100;
+const RELAY_RETRY_MAX_MS = 5_000;
 
 export class WorkerHost {
   state: HostState = "starting";
@@ -83,6 +87,8 @@ export class WorkerHost {
   /** How far each subscription had handled each source's events when the plugin last became ready. */
   cursors: Cursor[] = [];
   lastError: WireError | null = null;
+  /** The service's storage fault as its worker last reported it (disk full, read-only, ...); null: healthy. */
+  storage: StorageState | null = null;
   restarts = 0;
   private worker: Worker | null = null;
   private readonly pending = new PendingRequests(() => this.name);
@@ -90,6 +96,9 @@ export class WorkerHost {
   private crashesInRow = 0;
   private lastCrashAt = 0;
   private restartTimer: Timer | null = null;
+  /** A relay due after a failed publish, and the wait before the next one. */
+  private relayTimer: Timer | null = null;
+  private relayDelay = RELAY_RETRY_MS;
   private readonly heartbeat: Heartbeat;
   /** Sends to the current worker, once per turn of the event loop (see post). */
   private send: ((message: HostMessage) => void) | null = null;
@@ -160,6 +169,7 @@ export class WorkerHost {
           );
         } else if (msg.t === "ready") {
           this.cursors = msg.cursors;
+          this.storage = null; // a new worker: it reports its own faults
           this.state = "ready";
           this.heartbeat.start();
           this.options.onReady?.(this.manifest!);
@@ -253,6 +263,7 @@ export class WorkerHost {
   /** Asks the plugin to close its database, then ends the worker. */
   async stop(timeoutMs = 5_000): Promise<void> {
     if (this.restartTimer) clearTimeout(this.restartTimer);
+    if (this.relayTimer) clearTimeout(this.relayTimer);
     this.heartbeat.stop();
     const worker = this.worker;
     this.state = "stopping";
@@ -333,6 +344,9 @@ export class WorkerHost {
       case "stopped":
         this.stopped?.();
         return;
+      case "storage":
+        if (this.worker === from) this.storage = msg.fault;
+        return;
     }
   }
 
@@ -344,11 +358,28 @@ export class WorkerHost {
   /** Publishes committed events, then acks them (batched per tick) so the plugin marks them sent. */
   private publish(events: CommittedEvent[]): void {
     this.options.onEvents(this.name, events, (err) => {
-      // Not acked: the rows stay unsent and are published again at the next relay.
-      if (err) return this.options.log.error("publishing events failed", { count: events.length, error: err.message });
+      // Not acked: the rows stay unsent and are published again by a relay after a backoff.
+      if (err) return this.relayLater(events.length, err);
+      this.relayDelay = RELAY_RETRY_MS;
       if (this.acks.length === 0) setImmediate(() => this.flushAcks());
       for (const e of events) this.acks.push(e.seq);
     });
+  }
+
+  /**
+   * Relays the unsent rows again after a backoff (one relay pending at a time, so failures in a row
+   * cost one timer): a publish failed (the broker's store full, say), and nothing else would publish
+   * those rows before the next start. At least once: rows published meanwhile may go out twice.
+   */
+  private relayLater(count: number, err: Error): void {
+    if (this.relayTimer) return;
+    const delay = this.relayDelay;
+    this.relayDelay = Math.min(delay * 2, RELAY_RETRY_MAX_MS);
+    this.options.log.error("publishing events failed, relaying again", { count, inMs: delay, error: err.message });
+    this.relayTimer = setTimeout(() => {
+      this.relayTimer = null;
+      if (this.state === "ready") this.relay();
+    }, delay);
   }
 
   private flushAcks(): void {

@@ -17,10 +17,14 @@
  *   emits, published as soon as it commits; events emitted outside `ctx.tx` are
  *   committed when the handler returns successfully.
  * - `transaction: false` makes even a synchronous handler run the async way.
+ * - Storage faults (disk full, read-only, I/O error: storage/faults.ts) are recorded in the
+ *   service's StorageHealth; a commit that wrote something tells it the store takes writes again.
+ *   Both checks run only on the error path or while the store is degraded.
  */
 import type { Database, Statement } from "bun:sqlite";
 import type { CommittedEvent, EmitRequest } from "../protocol";
 import type { Scope } from "../sdk/context";
+import { StorageHealth, storageFault, type StorageFault } from "../storage/faults";
 import type { Outbox } from "./outbox";
 
 export interface Done<T> {
@@ -57,6 +61,9 @@ export class UnitOfWork {
   private readonly savepoint: Statement;
   private readonly release: Statement;
   private readonly rollbackTo: Statement;
+  private readonly totalChanges: Statement;
+  /** SQLite's count of rows changed on this connection when the last storage fault was seen. */
+  private changesAtFault = 0;
   /** The open group: committed units whose replies wait for its COMMIT. */
   private group: { since: number; held: Held[] } | null = null;
   /** A synchronous handler is running inside its savepoint: ctx.tx nests in it. */
@@ -71,6 +78,8 @@ export class UnitOfWork {
     private readonly groupMs = 0.2,
     /** After each group commit (the worker sends the replies it released). */
     private readonly onSettled: () => void = () => {},
+    /** The store's health: told of storage faults, and of writes that commit while it is degraded. */
+    readonly health: StorageHealth = new StorageHealth(),
   ) {
     this.begin = db.query("BEGIN");
     this.commitStmt = db.query("COMMIT");
@@ -78,6 +87,34 @@ export class UnitOfWork {
     this.savepoint = db.query("SAVEPOINT plinth_unit");
     this.release = db.query("RELEASE plinth_unit");
     this.rollbackTo = db.query("ROLLBACK TO plinth_unit");
+    this.totalChanges = db.query("SELECT total_changes() AS n");
+  }
+
+  /** The storage fault `err` is (recorded in the store's health), or null for any other error. */
+  failed(err: unknown): StorageFault | null {
+    const fault = this.health.failed(err);
+    if (fault) this.changesAtFault = this.changes();
+    return fault;
+  }
+
+  /**
+   * A commit succeeded (a group, a ctx.tx, written acks): if the store is degraded and rows changed
+   * since its last fault, a write went through. Costs one property read while the store is healthy.
+   */
+  committed(): void {
+    if (this.health.fault === null) return;
+    const changes = this.changes();
+    if (changes === this.changesAtFault) return; // read-only work commits even on a full disk
+    this.changesAtFault = changes;
+    this.health.committed();
+  }
+
+  private changes(): number {
+    try {
+      return (this.totalChanges.get() as { n: number }).n;
+    } catch {
+      return this.changesAtFault;
+    }
   }
 
   /** Runs `ok` once everything run() has returned so far is committed (at once if it is), `fail` if that commit failed. */
@@ -96,8 +133,14 @@ export class UnitOfWork {
       this.commitStmt.run();
     } catch (err) {
       error = err;
-      if (this.db.inTransaction) this.rollbackStmt.run();
+      this.failed(err);
+      try {
+        if (this.db.inTransaction) this.rollbackStmt.run();
+      } catch {
+        // SQLite rolls back on its own when it cannot go on; the group has failed either way.
+      }
     }
+    if (error === undefined) this.committed();
     for (const held of group.held) {
       if (error === undefined) held.ok();
       else held.fail(error);
@@ -127,6 +170,7 @@ export class UnitOfWork {
             committed = this.outbox.add(sink);
             return result;
           })();
+          this.committed();
           if (committed.length > 0) this.onCommitted(committed);
           return value;
         } finally {
@@ -149,9 +193,10 @@ export class UnitOfWork {
       this.begin.run();
       try {
         this.outbox.flushSent(); // the acks held since the last group ride along with this one
-      } catch {
+      } catch (err) {
         // Those rows stay unsent (published again at the next relay). If SQLite rolled back more
         // than the acks' savepoint, the group starts afresh.
+        this.failed(err);
         if (!this.db.inTransaction) this.begin.run();
       }
       this.group = { since: performance.now(), held: [] };
@@ -168,7 +213,7 @@ export class UnitOfWork {
       events = this.outbox.add(sink);
       this.release.run();
     } catch (err) {
-      this.undo();
+      this.undo(err);
       throw err;
     } finally {
       this.inHandler = false;
@@ -192,8 +237,11 @@ export class UnitOfWork {
     return result.then((value) => ({ value, events: this.commitLoose(sink, options.bookkeeping) }));
   }
 
-  /** Undoes the failed unit alone; if SQLite already rolled back the whole group, the group fails. */
-  private undo(): void {
+  /**
+   * Undoes the failed unit alone; if SQLite already rolled back the whole group, the group fails
+   * (with the unit's storage fault when that is what rolled it back: the others lost their commit to it).
+   */
+  private undo(err: unknown): void {
     if (this.db.inTransaction) {
       this.rollbackTo.run();
       this.release.run();
@@ -201,7 +249,7 @@ export class UnitOfWork {
     }
     const group = this.group;
     this.group = null;
-    const lost = new Error("the transaction was rolled back by SQLite");
+    const lost = storageFault(err) ? err : new Error("the transaction was rolled back by SQLite");
     for (const held of group?.held ?? []) held.fail(lost);
   }
 
@@ -209,9 +257,11 @@ export class UnitOfWork {
   private commitLoose(events: EmitRequest[], bookkeeping?: () => void): CommittedEvent[] {
     if (events.length === 0 && !bookkeeping) return [];
     this.settle();
-    return this.db.transaction(() => {
+    const committed = this.db.transaction(() => {
       bookkeeping?.();
       return this.outbox.add(events);
     })();
+    this.committed();
+    return committed;
   }
 }

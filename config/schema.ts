@@ -182,9 +182,10 @@ export const ConfigSchema = t.Object(
       durability: t.Union([t.Literal("full"), t.Literal("normal")], { default: "full" }),
       /**
        * At start every store gets `PRAGMA quick_check` if its file is at most this big (larger ones
-       * are left to `plinth check`): a damaged file fails its service at load. 0: no check at start.
+       * are logged as not checked and left to `plinth check`): a damaged file fails its service at
+       * load. About 0.5 s for 256 MiB, 2 to 4 s for 1 GiB (BENCHMARKS.md). 0: no check at start.
        */
-      quickCheckMaxBytes: t.Integer({ minimum: 0, default: 1024 * 1024 * 1024 }),
+      quickCheckMaxBytes: t.Integer({ minimum: 0, default: 256 * 1024 * 1024 }),
     }),
     calls: section({
       /** Default timeout of a service-to-service call (within the caller's own deadline). */

@@ -1,20 +1,38 @@
-/** The command line: `plinth [run]`, `new`, `events tail`, `status`, `deadletters`, `keys`, `--help`, `--version`. */
+/** The command line: `plinth [run]`, `new`, `events tail`, `status`, `deadletters`, `keys`, `check`, `backup`, `restore`, `--help`, `--version`. */
 import { relative } from "node:path";
-import yargs from "yargs";
+import yargs, { type Argv } from "yargs";
 import { loadConfig } from "../../config/load";
 import { registerSdkModule } from "../sdk/module";
 import { PlinthError } from "../errors";
 import { VERSION } from "../version";
+import { backupCommand } from "./backup";
+import { check } from "./check";
 import { deadLetters } from "./deadletters";
 import { tail } from "./events";
 import { scaffold } from "./new";
 import { keys } from "./keys";
+import { restoreCommand } from "./restore";
 import { status } from "./status";
 import { run, runOptions, type RunFlags } from "./run";
 
 // Read from the environment when used, not as a yargs default: --help would print it.
 const keyOption = { type: "string", describe: "API key (default: $PLINTH_API_KEY)" } as const;
 const keyOf = (flag: string | undefined) => flag ?? process.env.PLINTH_API_KEY;
+
+/** The options of the commands that work on the data folder's files (keys, check, backup, restore). */
+function folderOptions<T>(y: Argv<T>) {
+  return y
+    .option("config", { alias: "c", type: "string", describe: "Config file (default: ./platform.config.ts if present)" })
+    .option("data", { type: "string", describe: "Data folder (data.dir)" })
+    .option("json", { type: "boolean", default: false, describe: "Machine-readable output" });
+}
+
+/** The data folder the config (and --data) names. */
+async function dataDirOf(flags: { config?: string | undefined; data?: string | undefined }): Promise<string> {
+  registerSdkModule(); // platform.config.ts may import from "plinth"
+  const { config } = await loadConfig({ ...(flags.config ? { file: flags.config } : {}), overrides: { data: { dir: flags.data } } });
+  return config.data.dir;
+}
 
 export async function cli(argv: string[]): Promise<void> {
   await yargs(argv)
@@ -77,28 +95,47 @@ export async function cli(argv: string[]): Promise<void> {
       "keys <command> [id]",
       "Manage API keys: keys create --role admin [--name ops], keys list, keys revoke <id or name>",
       (y) =>
-        y
+        folderOptions(y)
           .positional("command", { choices: ["create", "list", "revoke"] as const, demandOption: true })
           .positional("id", { type: "string", describe: "Key id or name (revoke)" })
           .option("role", { type: "string", array: true, default: [] as string[], describe: "Role of the new key (repeatable)" })
-          .option("name", { type: "string", describe: "Name of the new key (its identity, %u in MQTT ACLs)" })
-          .option("config", { alias: "c", type: "string", describe: "Config file (default: ./platform.config.ts if present)" })
-          .option("data", { type: "string", describe: "Data folder (data.dir)" })
-          .option("json", { type: "boolean", default: false, describe: "Machine-readable output" }),
+          .option("name", { type: "string", describe: "Name of the new key (its identity, %u in MQTT ACLs)" }),
       async (flags) => {
         if (flags.command === "revoke" && !flags.id) {
           console.error("plinth: keys revoke needs the key's id or name\n");
           process.exit(2);
         }
-        registerSdkModule();
-        const { config } = await loadConfig({ ...(flags.config ? { file: flags.config } : {}), overrides: { data: { dir: flags.data } } });
         process.exitCode = keys(flags.command, {
-          dataDir: config.data.dir,
+          dataDir: await dataDirOf(flags),
           roles: flags.role.map(String),
           json: flags.json,
           ...(flags.name ? { name: flags.name } : {}),
           ...(flags.id ? { id: flags.id } : {}),
         });
+      },
+    )
+    .command(
+      "check [service]",
+      "Check the integrity of every SQLite file in the data folder (or one service's), running or not",
+      (y) => folderOptions(y.positional("service", { type: "string", describe: "Service name (its <service>.sqlite; _broker for the broker's)" })),
+      async (flags) => {
+        process.exitCode = check({ dataDir: await dataDirOf(flags), json: flags.json, ...(flags.service !== undefined ? { service: flags.service } : {}) });
+      },
+    )
+    .command(
+      "backup <folder>",
+      "Write a consistent copy of every SQLite file in the data folder into a new or empty folder, while the platform runs",
+      (y) => folderOptions(y.positional("folder", { type: "string", demandOption: true, describe: "Backup folder (created if missing)" })),
+      async (flags) => {
+        process.exitCode = backupCommand({ dataDir: await dataDirOf(flags), folder: flags.folder, json: flags.json });
+      },
+    )
+    .command(
+      "restore <folder>",
+      "Put a backup back into the data folder of a stopped platform",
+      (y) => folderOptions(y.positional("folder", { type: "string", demandOption: true, describe: "Folder written by plinth backup" })),
+      async (flags) => {
+        process.exitCode = restoreCommand({ dataDir: await dataDirOf(flags), folder: flags.folder, json: flags.json });
       },
     )
     .version(VERSION)

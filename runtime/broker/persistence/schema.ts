@@ -6,7 +6,8 @@
 import type { Database } from "bun:sqlite";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
-import { openStore, type StoreOptions } from "../../storage/open";
+import type { Logger } from "../../log";
+import { damageOf, openStore, type StoreOptions } from "../../storage/open";
 
 const SCHEMA_V1 = `
   CREATE TABLE retained (
@@ -80,9 +81,13 @@ const SCHEMA_V1 = `
 
 const MIGRATIONS = [SCHEMA_V1];
 
-export function openBrokerDatabase(file: string, store: StoreOptions): Database {
+/**
+ * A damaged file, or one that is not SQLite, fails with PLT_STORAGE_CORRUPT (found by the quick_check
+ * of `store.quickCheckMaxBytes`, or by reading it here); `log` hears of a file too big to check.
+ */
+export function openBrokerDatabase(file: string, store: StoreOptions, log?: Pick<Logger, "warn">): Database {
   if (file !== ":memory:") mkdirSync(dirname(file), { recursive: true });
-  const db = openStore(file, store);
+  const db = openStore(file, store, log);
   try {
     const version = (db.query("PRAGMA user_version").get() as { user_version: number }).user_version;
     for (let v = version; v < MIGRATIONS.length; v++) {
@@ -93,7 +98,7 @@ export function openBrokerDatabase(file: string, store: StoreOptions): Database 
     }
   } catch (err) {
     db.close();
-    throw err;
+    throw damageOf(file, err) ?? err;
   }
   return db;
 }

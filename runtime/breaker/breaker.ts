@@ -8,7 +8,7 @@
  * `halfOpenMaxCalls` probes through at a time: a probe that succeeds in time
  * closes it, one that fails or is slow opens it again.
  * Only failures that `isFailure` accepts count: server errors and timeouts,
- * never a caller's 4xx. Time comes from an injected clock.
+ * never a caller's 4xx, nor a callee's storage fault (disk full, read-only). Time comes from an injected clock.
  */
 import { PlinthError } from "../errors";
 import { systemClock, wallTime, type Clock } from "./clock";
@@ -55,6 +55,10 @@ export function isFailure(err: unknown): boolean {
   if (!(err instanceof PlinthError)) return true;
   // Load shedding and open breakers elsewhere say nothing about this callee's health.
   if (err.code === "PLT_BREAKER_OPEN" || err.code === "PLT_BULKHEAD_FULL") return false;
+  // The callee answered at once and precisely: its storage refuses writes. Opening its breaker would
+  // hide that answer behind PLT_BREAKER_OPEN and refuse its reads too, which still work; a slow
+  // storage fault still counts as a slow call.
+  if (err.code === "PLT_STORAGE_FULL" || err.code === "PLT_STORAGE_UNAVAILABLE") return false;
   return err.status >= 500;
 }
 

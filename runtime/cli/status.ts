@@ -1,4 +1,9 @@
-/** `plinth status`: services, their state and breakers, from a running platform's HTTP API. */
+/**
+ * `plinth status`: services, their state and breakers, from a running platform's HTTP API; and from
+ * its /health, whether it is degraded and which stores fail to take writes (disk full, read-only...).
+ */
+import type { HealthReport, StorageReport } from "../gateway/health";
+
 interface Described {
   services: Array<{ name: string; version?: string; state: string; breaker: string; restarts: number; origin: string }>;
   failed: Array<{ origin: string; error: { code: string; message: string } }>;
@@ -18,11 +23,19 @@ export async function status(url: string, key: string | undefined): Promise<numb
     return 1;
   }
   const { services, failed } = (await res.json()) as Described;
+  const health = (await fetch(`${url.replace(/\/$/, "")}/health`).then((r) => r.json()).catch(() => null)) as HealthReport | null;
+  if (health) console.log(`status: ${health.status}\n`);
   const rows = [["SERVICE", "VERSION", "STATE", "BREAKER", "RESTARTS", "FROM"]];
   for (const s of services) rows.push([s.name, s.version ?? "", s.state, s.breaker, String(s.restarts), s.origin]);
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   for (const r of rows) console.log(r.map((cell, i) => cell.padEnd(widths[i]!)).join("  ").trimEnd());
   for (const f of failed) console.log(`\nfailed to load: ${f.origin}\n  ${f.error.code}: ${f.error.message}`);
+  if (!health) return 0;
+  const stores: Array<[string, StorageReport | "ok"]> = Object.entries(health.services).map(([name, s]) => [name, s.storage]);
+  stores.push(["broker", health.broker.storage]);
+  for (const [name, storage] of stores) {
+    if (storage !== "ok") console.log(`\nstorage failing: ${name}: ${storage.reason} (${storage.code}) since ${storage.since}`);
+  }
   return 0;
 }
 

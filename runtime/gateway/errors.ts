@@ -12,7 +12,7 @@ export function errorResponse(error: PlinthError, extraHeaders: Record<string, s
     return new Response(text, { status: error.status, headers });
   }
   const body = bodyOf(error);
-  if (error.code === "PLT_BREAKER_OPEN" && (error.data as { retryInMs?: number } | undefined)?.retryInMs !== undefined) {
+  if (RETRY_AFTER.has(error.code) && (error.data as { retryInMs?: number } | undefined)?.retryInMs !== undefined) {
     headers["retry-after"] = retryAfter(error);
   }
   if (error.code === "PLT_UNAUTHENTICATED") headers["www-authenticate"] = challenge(error);
@@ -24,6 +24,9 @@ export function errorResponse(error: PlinthError, extraHeaders: Record<string, s
 }
 
 const shed = new WeakMap<PlinthError, string>();
+
+/** Errors that say when to try again (`data.retryInMs`): an open breaker, a store that is full or unavailable. */
+const RETRY_AFTER = new Set(["PLT_BREAKER_OPEN", "PLT_STORAGE_FULL", "PLT_STORAGE_UNAVAILABLE"]);
 
 function bodyOf(error: PlinthError): { error: { code: string; message: string; data?: unknown } } {
   const body: { error: { code: string; message: string; data?: unknown } } = { error: { code: error.code, message: error.message } };

@@ -13,9 +13,9 @@ import { mqttWebSocketHandler, upgradeMqtt, type MqttSocketData } from "../broke
 import { PlinthError } from "../errors";
 import type { Loader } from "../loader/loader";
 import type { Logger } from "../log";
-import { VERSION } from "../version";
 import { Topics } from "../protocol";
 import { errorResponse } from "./errors";
+import { brokerStore, healthReport } from "./health";
 import { docsPage, openApiDocument } from "./openapi";
 import { API_PREFIX, apiHandler, type ApiPolicies } from "./routes";
 
@@ -41,6 +41,7 @@ export interface GatewayApp {
 
 export function createApp(loader: Loader, config: Readonly<Config>, log: Logger, policies: ApiPolicies): GatewayApp {
   const startedAt = Date.now();
+  const broker = brokerStore(config);
   const api = apiHandler(loader, config, policies);
   // Committed events clear the cached answers of the routes that name them, before the
   // request that committed them is answered.
@@ -73,17 +74,7 @@ export function createApp(loader: Loader, config: Readonly<Config>, log: Logger,
       if (code === "PARSE") return errorResponse(new PlinthError("PLT_BAD_JSON", "malformed request body"));
       return toResponse(error, request);
     })
-    .get("/health", () => {
-      const { services, failed } = loader.describe();
-      const degraded = failed.length > 0 || services.some((s) => s.state !== "ready");
-      return {
-        status: degraded ? "degraded" : "ok",
-        version: VERSION,
-        uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
-        services: Object.fromEntries(services.map((s) => [s.name, { state: s.state, version: s.version, breaker: s.breaker }])),
-        failed,
-      };
-    })
+    .get("/health", () => healthReport(loader, broker, startedAt))
     .get("/openapi.json", () => (config.gateway.openapi ? openApiDocument(loader, config) : notFound("/openapi.json")))
     .get("/docs", () => (config.gateway.openapi ? docsPage("/openapi.json") : notFound("/docs")))
     .all(
@@ -194,6 +185,11 @@ export function startGateway(app: GatewayApp, broker: Broker, config: Readonly<C
     websocket: mqttWebSocketHandler((stream) => broker.handle(stream)),
   }, config.gateway);
   const url = `http://${config.gateway.host}:${server.port}`;
+  // The broker's store has no logger of its own: its transitions (as /health shows them) are logged here.
+  const unlisten = brokerStore(config)?.listen((fault, previous) => {
+    if (fault) log.error("storage failing", { service: "broker", reason: fault.reason, code: fault.cause, error: fault.detail });
+    else log.info("storage recovered", { service: "broker", reason: previous?.reason, since: previous?.since });
+  });
   log.info("gateway listening", { url, ...(wsPath ? { mqttWebSocket: `ws://${config.gateway.host}:${server.port}${wsPath}` } : {}) });
 
   return {
@@ -202,6 +198,7 @@ export function startGateway(app: GatewayApp, broker: Broker, config: Readonly<C
     port: server.port ?? config.gateway.port,
     clientIp: (request) => server.requestIP(request)?.address ?? "unknown",
     async stop(graceMs) {
+      unlisten?.();
       const drained = server.stop(false);
       const timedOut = await Promise.race([drained.then(() => false), Bun.sleep(graceMs).then(() => true)]);
       if (timedOut) await server.stop(true);

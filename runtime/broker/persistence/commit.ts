@@ -9,8 +9,12 @@
  * the only connection) sees it. A write made of several statements is its own savepoint
  * (`db.transaction` nests), so its failure undoes it alone. A failed COMMIT, or a statement error
  * that made SQLite roll the whole transaction back, rejects every write of that group.
+ *
+ * The store's health (storage/faults.ts, by the database's file: /health reads it) hears each
+ * storage fault (disk full, read-only, I/O error) of a write or a commit, and each group committed.
  */
 import type { Database } from "bun:sqlite";
+import { storeHealth, type StorageHealth } from "../../storage/faults";
 
 const ROLLED_BACK = () => new Error("broker store: the transaction was rolled back");
 
@@ -24,7 +28,10 @@ export class GroupCommit {
   private waiting: Waiting[] = [];
   private readonly commitSoon = () => this.commit();
 
-  constructor(private readonly db: Database) {}
+  constructor(
+    private readonly db: Database,
+    readonly health: StorageHealth = storeHealth(db.filename),
+  ) {}
 
   /**
    * Runs `write` in the current group (opening one); resolves with its value once the group is committed.
@@ -36,6 +43,7 @@ export class GroupCommit {
       this.begin();
       value = write();
     } catch (err) {
+      this.health.failed(err);
       this.failIfRolledBack();
       return Promise.reject(err);
     }
@@ -88,6 +96,8 @@ export class GroupCommit {
         // SQLite rolls back on its own when it cannot go on; the group has failed either way.
       }
     }
+    if (failure) this.health.failed(failure);
+    else this.health.committed();
     for (const w of waiting) failure ? w.reject(failure) : w.resolve();
   }
 

@@ -53,8 +53,13 @@ export function backup(dataDir: string, folder: string): { folder: string; files
   if (sources.length === 0) throw new Error(`data folder ${from} holds no .sqlite file: nothing to back up`);
   mkdirSync(to, { recursive: true });
   if (to === from) throw new Error(`backup folder ${to} is the data folder: choose another`);
-  const taken = readdirSync(to).filter((name) => name.endsWith(".sqlite") || name === MANIFEST);
-  if (taken.length > 0) throw new Error(`backup folder ${to} already holds ${taken.join(", ")}: choose an empty or new folder`);
+  const taken = readdirSync(to)
+    .filter((name) => name.endsWith(".sqlite") || name === MANIFEST)
+    .sort();
+  if (taken.length > 0) {
+    const named = taken.length > 3 ? `${taken.slice(0, 3).join(", ")} and ${taken.length - 3} more` : taken.join(", ");
+    throw new Error(`backup folder ${to} already holds ${named}: choose an empty or new folder`);
+  }
 
   const started = new Date().toISOString();
   const written: string[] = [];

@@ -10,7 +10,7 @@
  * - `StorageHealth`: one store's state for /health, reported on transitions only: degraded at its
  *   first storage fault, back to ok once a write commits again with no fault for QUIET_MS.
  */
-import { accessSync, constants } from "node:fs";
+import { statSync, utimesSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { PlinthError } from "../errors";
 
@@ -80,9 +80,15 @@ function primary(code: string): string {
   return end < 0 ? code : code.slice(0, end);
 }
 
+/**
+ * Whether the folder's file system refuses writes as read-only: setting the folder's times to what
+ * they are is a write that changes nothing. (access(W_OK) is not enough: a file system the kernel
+ * turned read-only after an error, ext4's errors=remount-ro, still passes it.)
+ */
 function readOnly(folder: string): boolean {
   try {
-    accessSync(folder, constants.W_OK);
+    const { atime, mtime } = statSync(folder);
+    utimesSync(folder, atime, mtime);
     return false;
   } catch (err) {
     return (err as { code?: string }).code === "EROFS";

@@ -6,12 +6,20 @@
  * reason, the breaker stays closed, and once the cap is lifted everything recovers without a
  * restart: writes succeed, /health is ok, and every acknowledged write's event reaches an MQTT
  * subscriber, those whose publication failed included.
+ *
+ * And a file system that turns read-only under load, for real: an ext4 image on a loop device,
+ * mounted errors=remount-ro, which the kernel remounts read-only when told of an error (its
+ * trigger_fs_error), open files and all. That needs root, mkfs.ext4 and a loop device; where they
+ * are missing the test says so in its name and is skipped (the classification of a read-only store
+ * is also tested on real files in tests/runtime/storage/faults.test.ts).
  */
 import { afterEach, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
-import { join } from "node:path";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { basename, join } from "node:path";
 import { boot, type Booted } from "../../helpers/boot";
 import { connectMqtt, eventually, type TestClient } from "../../helpers/mqtt";
+import { tempDir } from "../../helpers/tmp";
 
 let p: Booted | undefined;
 let watcher: TestClient | undefined;
@@ -130,4 +138,78 @@ test("a full broker store: events whose publication failed are published again, 
   await eventually(() => acked.every((id) => back.has(id) || heard.has(id)), 10_000, 50).catch(() => {});
   expect(acked.filter((id) => !back.has(id) && !heard.has(id))).toEqual([]);
   await eventually(async () => (await health()).status === "ok", 5_000, 50);
+}, 30_000);
+
+/**
+ * An 8 MB ext4 file system on a loop device, mounted errors=remount-ro, and the way to make the
+ * kernel turn it read-only under its open files. Null where that cannot be done here.
+ */
+function ext4Volume(): { dir: string; turnReadOnly(): void; [Symbol.dispose](): void } | null {
+  const tmp = tempDir("plinth-ext4");
+  const run = (cmd: string[]) => Bun.spawnSync(cmd, { stdout: "pipe", stderr: "pipe" });
+  const dir = tmp.join("mnt");
+  mkdirSync(dir);
+  const image = tmp.join("image");
+  writeFileSync(image, "");
+  const ok =
+    process.getuid?.() === 0 &&
+    run(["truncate", "-s", "8M", image]).exitCode === 0 &&
+    run(["mkfs.ext4", "-q", "-F", image]).exitCode === 0 &&
+    run(["mount", "-o", "loop,errors=remount-ro", image, dir]).exitCode === 0;
+  if (!ok) {
+    tmp[Symbol.dispose]();
+    return null;
+  }
+  const device = basename(run(["findmnt", "-n", "-o", "SOURCE", dir]).stdout.toString().trim());
+  const trigger = `/sys/fs/ext4/${device}/trigger_fs_error`;
+  const dispose = () => {
+    run(["umount", "-l", dir]);
+    tmp[Symbol.dispose]();
+  };
+  if (!device || !existsSync(trigger)) {
+    dispose();
+    return null;
+  }
+  return { dir, turnReadOnly: () => writeFileSync(trigger, "1"), [Symbol.dispose]: dispose };
+}
+
+const volume = ext4Volume();
+volume?.[Symbol.dispose]();
+const READ_ONLY = "the file system turns read-only under load (a real ext4 volume the kernel remounts read-only): 503 PLT_STORAGE_UNAVAILABLE with Retry-After, never a 500 nor the breaker's 503; /health degraded naming the service and 'read-only'";
+
+test.skipIf(volume === null)(volume === null ? `${READ_ONLY} (skipped: needs root, mkfs.ext4, a loop device and ext4's trigger_fs_error)` : READ_ONLY, async () => {
+  using ext4 = ext4Volume()!;
+  p = await boot({ fixtures: ["cramped"] }, { data: { dir: join(ext4.dir, "data") } });
+  const after = new Map<string, number>();
+  let readOnly = false;
+  let acked = 0;
+  // Four clients writing one after another each, before and after the file system turns read-only.
+  const client = async () => {
+    for (let i = 0; i < 60; i++) {
+      if (i === 20 && !readOnly) {
+        readOnly = true;
+        ext4.turnReadOnly();
+      }
+      const res = await write(i % 2 ? "/api/cramped/later" : "/api/cramped");
+      const body = (await res.json()) as { error?: { code: string; data?: { reason: string } } };
+      if (!readOnly || i < 20) {
+        if (res.status === 201) acked++;
+        continue;
+      }
+      const key = res.status === 201 ? "201" : `${res.status} ${body.error?.code} ${body.error?.data?.reason} retry-after=${res.headers.get("retry-after")}`;
+      after.set(key, (after.get(key) ?? 0) + 1);
+    }
+  };
+  await Promise.all([client(), client(), client(), client()]);
+  expect(acked).toBeGreaterThanOrEqual(60);
+  // Requests already committed when the kernel turned the file system read-only may still answer 201.
+  after.delete("201");
+  expect([...after.keys()]).toEqual(["503 PLT_STORAGE_UNAVAILABLE read-only retry-after=1"]);
+
+  const h = await health();
+  expect(h.status).toBe("degraded");
+  expect(h.services.cramped).toMatchObject({ state: "ready", breaker: "closed", storage: { reason: "read-only" } });
+  expect((await p.req("/api/cramped")).status).toBe(200); // reads still work
+  // A file system the kernel made read-only after an error stays so until it is unmounted and
+  // checked: recovery (remount) cannot be shown here; see the full-store tests above for it.
 }, 30_000);

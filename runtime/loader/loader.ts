@@ -53,7 +53,7 @@ export class Loader {
     readonly breakers: Breakers,
     private readonly log: Logger,
   ) {
-    this.logs = new EventLogs(config.data.dir);
+    this.logs = new EventLogs(config.data.dir, this.log);
   }
 
   /**

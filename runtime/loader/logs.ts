@@ -7,6 +7,7 @@
 import { Database, type Statement } from "bun:sqlite";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import type { Logger } from "../log";
 import type { CommittedEvent } from "../protocol";
 import { logRecordFile, readLogRecord, type LogGeneration } from "../storage/generation";
 
@@ -14,7 +15,12 @@ export class EventLogs {
   private readonly open = new Map<string, { db: Database; after: Statement; head: Statement }>();
   private readonly generations = new Map<string, LogGeneration | null>();
 
-  constructor(private readonly dataDir: string) {}
+  private readonly unreadable = new Set<string>();
+
+  constructor(
+    private readonly dataDir: string,
+    private readonly log: Pick<Logger, "error">,
+  ) {}
 
   /** The current generation of `service`'s log (null: it keeps no record yet). */
   generation(service: string): LogGeneration | null {
@@ -37,16 +43,30 @@ export class EventLogs {
 
   /** The highest sequence number in `service`'s log (0: none). */
   head(service: string): number {
-    const log = this.get(service);
-    return log ? (log.head.get() as { max: number }).max : 0;
+    return this.reading(service, 0, (log) => (log.head.get() as { max: number }).max);
   }
 
   /** Events of `service` after `afterSeq`, in commit order (empty if it has no log). */
   read(service: string, afterSeq: number, limit = 500): CommittedEvent[] {
-    const log = this.get(service);
-    if (!log) return [];
-    const rows = log.after.all(afterSeq, limit) as Array<Omit<CommittedEvent, "data"> & { data: string }>;
-    return rows.map((r) => ({ ...r, data: JSON.parse(r.data) as unknown }));
+    return this.reading(service, [], (log) => {
+      const rows = log.after.all(afterSeq, limit) as Array<Omit<CommittedEvent, "data"> & { data: string }>;
+      return rows.map((r) => ({ ...r, data: JSON.parse(r.data) as unknown }));
+    });
+  }
+
+  /**
+   * A log that cannot be read (a damaged file: its service fails at load on its own) reads as none,
+   * logged once: it must not stop the catch-up of the other sources, nor the platform's start.
+   */
+  private reading<T>(service: string, none: T, read: (log: { after: Statement; head: Statement }) => T): T {
+    try {
+      const log = this.get(service);
+      return log ? read(log) : none;
+    } catch (err) {
+      if (!this.unreadable.has(service)) this.log.error("a service's event log cannot be read", { service, error: (err as Error).message });
+      this.unreadable.add(service);
+      return none;
+    }
   }
 
   close(): void {

@@ -80,7 +80,7 @@ async function init(msg: Extract<HostMessage, { t: "init" }>): Promise<void> {
 /** Phase 2: open the plugin's own database, apply its migrations, and start serving. */
 function open(msg: Extract<HostMessage, { t: "open" }>): void {
   try {
-    db = openDatabase(dataDir, plugin, store);
+    db = openDatabase(dataDir, plugin, store, log);
     outbox = new Outbox(db, retention.count, retention.ms, logRecordFile(dataDir, plugin.name), (why, generation) =>
       log.warn("event log went back: a new generation starts", { why, generation: generation.id, from: generation.start }),
     );

@@ -65,7 +65,7 @@ describe("loadConfig", () => {
     expect(config.auth.mqtt.anonymous).toBe(false);
     expect(config.auth.jwt.secret).toBeUndefined();
     expect(config.plugins).toEqual({ dir: join(cwd, "plugins"), watch: true, config: {} });
-    expect(config.data).toEqual({ dir: join(cwd, "data"), checkpointMs: 100, durability: "full", quickCheckMaxBytes: 1024 * 1024 * 1024 });
+    expect(config.data).toEqual({ dir: join(cwd, "data"), checkpointMs: 100, durability: "full", quickCheckMaxBytes: 256 * 1024 * 1024 });
     expect(config.calls).toEqual({ timeoutMs: 5_000, retries: 2, retryDelayMs: 50 });
     expect(config.bulkhead).toEqual({ maxConcurrent: 256, maxQueue: 10_000, adaptive: true, minConcurrent: 4, maxQueueMs: 1_000 });
     expect(config.breaker).toEqual({

@@ -20,6 +20,7 @@ import { GroupCommit } from "./commit";
 import { IncomingStore } from "./incoming";
 import { OutgoingQueue, type QueuePacket, type Target } from "./outgoing";
 import { RetainedStore } from "./retained";
+import type { Logger } from "../../log";
 import type { StoreOptions } from "../../storage/open";
 import { openBrokerDatabase } from "./schema";
 import { SubscriptionStore, type Subscription } from "./subscriptions";
@@ -32,6 +33,8 @@ export interface SqlitePersistenceOptions {
   maxQueuedPerClient?: number;
   /** Durability and checkpoints (default: durability "full", SQLite's own checkpoints). */
   store?: StoreOptions;
+  /** Hears of a store too big to check at start. */
+  log?: Pick<Logger, "warn">;
 }
 
 /** A packet as aedes passes it (an aedes-packet Packet, or a plain object in the contract tests). */
@@ -64,7 +67,7 @@ export class SqlitePersistence {
   private closed = false;
 
   constructor(options: SqlitePersistenceOptions) {
-    this.db = openBrokerDatabase(options.file, options.store ?? { durability: "full" });
+    this.db = openBrokerDatabase(options.file, options.store ?? { durability: "full" }, options.log);
     this.retained = new RetainedStore(this.db);
     this.subscriptions = new SubscriptionStore(this.db);
     this.outgoing = new OutgoingQueue(this.db, options.maxQueuedPerClient ?? DEFAULT_MAX_QUEUED_PER_CLIENT);

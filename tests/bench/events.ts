@@ -61,7 +61,8 @@ ensureBinary();
 const dir = mkdtempSync(join(tmpdir(), "plinth-bench-events-"));
 cpSync(join(import.meta.dir, "plugins"), join(dir, "plugins"), { recursive: true });
 // Open routes and anonymous MQTT (the binary's defaults are closed): the bench measures events, not auth.
-writeFileSync(join(dir, "platform.config.ts"), `export default { ${OPEN_AUTH} };\n`);
+// Durability "normal": the pipeline against bare aedes, which stores nothing (durability.ts measures "full").
+writeFileSync(join(dir, "platform.config.ts"), `export default { ${OPEN_AUTH}, data: { durability: "normal" } };\n`);
 const aedes = await spawnReady([process.execPath, join(import.meta.dir, "baselines/aedes.ts")], dir, /listening (mqtt:\S+)/);
 const plinth = await spawnReady([BINARY, "run", "--port", "0", "--mqtt-port", "0", "--log-level", "info"], dir, /platform ready/);
 const aedesUrl = aedes.text().match(/listening (mqtt:\S+)/)![1]!;

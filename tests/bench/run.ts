@@ -6,7 +6,8 @@
  * ratio to its baseline; then the same ratios from short runs paired back to
  * back (they move far less with the machine's drift), the A → B chain cost
  * and hot-reload time. `BENCH_BEFORE=<binary>` (an earlier build of dist/plinth) adds, in the same run,
- * the echo and write paths of that build against this one, paired the same way.
+ * the echo and write paths of that build against this one, paired the same way. Plinth runs at
+ * durability "normal", as the baselines' SQLite does (durability.ts measures "full").
  */
 import { cpSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -24,8 +25,11 @@ ensureBinary();
 const dir = mkdtempSync(join(tmpdir(), "plinth-bench-"));
 cpSync(join(import.meta.dir, "plugins"), join(dir, "plugins"), { recursive: true });
 // Routes are public unless they say otherwise (the bench's guarded route does); tokens are HS256.
+// Durability "normal", like the baselines' SQLite (synchronous=NORMAL): this compares the platform's
+// work with theirs; what "full" (the default) adds is measured by durability.ts.
 const SECRET = "bench-secret-bench-secret-bench-secret";
-await Bun.write(join(dir, "platform.config.ts"), `export default { auth: { defaultPolicy: "public", jwt: { secret: "${SECRET}" } } };\n`);
+const auth = `auth: { defaultPolicy: "public", jwt: { secret: "${SECRET}" } }`;
+await Bun.write(join(dir, "platform.config.ts"), `export default { ${auth}, data: { durability: "normal" } };\n`);
 const token = await new SignJWT({ roles: ["user"] }).setProtectedHeader({ alg: "HS256" }).setSubject("bench").setExpirationTime("1h").sign(new TextEncoder().encode(SECRET));
 
 const elysia = await spawnReady([process.execPath, join(import.meta.dir, "baselines/elysia.ts")], dir, /listening (http:\S+)/);
@@ -33,10 +37,19 @@ const worker = await spawnReady([process.execPath, join(import.meta.dir, "baseli
 const plinth = await spawnReady([BINARY, "run", "--port", "0", "--mqtt-port", "0", "--log-level", "info"], dir, /platform ready/);
 const beforeDir = mkdtempSync(join(tmpdir(), "plinth-bench-before-"));
 cpSync(join(dir, "plugins"), join(beforeDir, "plugins"), { recursive: true });
-cpSync(join(dir, "platform.config.ts"), join(beforeDir, "platform.config.ts"));
-const before = process.env.BENCH_BEFORE
-  ? await spawnReady([process.env.BENCH_BEFORE, "run", "--port", "0", "--mqtt-port", "0", "--log-level", "info"], beforeDir, /platform ready/)
-  : null;
+/** The earlier build at "normal" too; one older than data.durability refuses the setting (it wrote at "normal"). */
+async function startBefore(binary: string) {
+  const start = async (settings: string) => {
+    await Bun.write(join(beforeDir, "platform.config.ts"), `export default { ${auth}${settings} };\n`);
+    return spawnReady([binary, "run", "--port", "0", "--mqtt-port", "0", "--log-level", "info"], beforeDir, /platform ready/);
+  };
+  try {
+    return await start(`, data: { durability: "normal" }`);
+  } catch {
+    return start("");
+  }
+}
+const before = process.env.BENCH_BEFORE ? await startBefore(process.env.BENCH_BEFORE) : null;
 const url = (p: { text(): string }, re: RegExp) => re.exec(p.text())![1]!;
 const elysiaUrl = url(elysia, /listening (http:\S+)/);
 const workerUrl = url(worker, /listening (http:\S+)/);

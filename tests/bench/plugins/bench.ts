@@ -1,4 +1,4 @@
-/** Bench plugin: an echo route, a write (INSERT + event) and a read. */
+/** Bench plugin: an echo route, a write (INSERT + event), the same INSERT alone, and a read. */
 import { definePlugin, route, t } from "plinth";
 
 export default definePlugin({
@@ -28,6 +28,11 @@ export default definePlugin({
         ctx.emit("created", row);
         return row;
       },
+    }),
+    // The same INSERT without an event: the write path alone (what one commit costs, durability.ts).
+    "POST /write": route({
+      body: t.Object({ v: t.String() }),
+      handler: (ctx) => ctx.db.query("INSERT INTO items (v) VALUES (?) RETURNING id").get(ctx.body.v),
     }),
     // The same request without an event: what durability costs is the difference to /tick.
     "POST /noop": () => {},

@@ -2,8 +2,12 @@
  * A raw MQTT 3.1.1 client for conformance tests: real TCP, packets built with
  * mqtt-packet (or written byte by byte, for malformed ones), every packet the
  * server sends kept in order, and the moment the server closes the socket.
+ * "Nothing arrived" is checked up to a point the broker provably passed: a
+ * PINGRESP on the connection, after a signal from the broker (its reports of a
+ * publish, a finished CONNECT, an acknowledgement, a disconnection) or a sentinel.
  */
 import { afterAll, beforeAll } from "bun:test";
+import type { EventEmitter } from "node:events";
 import { createConnection, type Socket } from "node:net";
 import mqttPacket, { type IConnackPacket, type IConnectPacket, type Packet } from "mqtt-packet";
 import type { UserConfig } from "../../config/index";
@@ -24,16 +28,38 @@ export interface RawClient extends AsyncDisposable {
   sendBytes(bytes: Buffer | number[]): void;
   /** Sends CONNECT (clean session, keep-alive 0 unless given) and resolves with the CONNACK. */
   connect(options?: Partial<IConnectPacket>): Promise<IConnackPacket>;
-  /** Resolves with the next not yet taken packet of this type (taking it); rejects after timeoutMs. */
-  next<C extends Packet["cmd"]>(cmd: C, timeoutMs?: number): Promise<Extract<Packet, { cmd: C }>>;
-  /** Rejects if a packet of this type arrives within ms; resolves otherwise. */
-  nothing(cmd: Packet["cmd"], ms?: number): Promise<void>;
+  /**
+   * Resolves with the first not yet taken packet of this type (taking it), of those `where` accepts
+   * when given; rejects after timeoutMs.
+   */
+  next<C extends Packet["cmd"]>(cmd: C, options?: number | NextOptions<C>): Promise<Extract<Packet, { cmd: C }>>;
+  /**
+   * Sends a PINGREQ and resolves at its PINGRESP (taking it), at once on a closed connection. The broker
+   * writes to a connection in order, so all it wrote this client before it handled the PINGREQ has
+   * arrived by then. It orders nothing the broker does later: aedes handles a connection's packets as
+   * they arrive (one still in flight, say waiting for the store, does not hold back the next), and
+   * what another connection causes comes when it comes; wait for a signal of that first (the broker's
+   * `published`, `ready`, `disconnected`, a `sentinel`).
+   */
+  ping(): Promise<void>;
+  /**
+   * Rejects if a packet of this type that was not taken has arrived: before the call, or before the
+   * PINGRESP of the ping() it sends (no quiet window: "nothing" up to a point the broker passed).
+   * Needs a connected session, or a closed connection (then it only checks what arrived).
+   */
+  nothing(cmd: Packet["cmd"]): Promise<void>;
   /** Resolves once the connection is closed; rejects if it is still open after timeoutMs. */
   waitClosed(timeoutMs?: number): Promise<void>;
   /** Closes the socket without DISCONNECT (an abnormal end for the server). */
   destroy(): void;
   /** Sends DISCONNECT and closes. */
   disconnect(): Promise<void>;
+}
+
+export interface NextOptions<C extends Packet["cmd"]> {
+  timeoutMs?: number;
+  /** Only a packet this accepts. */
+  where?: (packet: Extract<Packet, { cmd: C }>) => boolean;
 }
 
 // ——— bytes for packets mqtt-packet will not build (malformed or breaking a rule) ———
@@ -89,10 +115,15 @@ export async function rawConnect(url: string, protocolVersion: 3 | 4 | 5 = 4): P
   const taken = new Set<Packet>();
   const listeners = new Set<() => void>();
   let closed = false;
+  /** A CONNACK accepted the session: the broker answers PINGREQs now. */
+  let connected = false;
+  /** PINGREQs sent so far: the nth PINGRESP received answers the nth (the broker answers in order). */
+  let pings = 0;
   const notify = () => {
     for (const listener of [...listeners]) listener();
   };
   parser.on("packet", (packet) => {
+    if (packet.cmd === "connack" && (packet.returnCode ?? packet.reasonCode ?? 0) === 0) connected = true;
     received.push(packet);
     notify();
   });
@@ -132,6 +163,13 @@ export async function rawConnect(url: string, protocolVersion: 3 | 4 | 5 = 4): P
     });
   }
 
+  /** Throws if a packet of this type arrived that no one took. */
+  const refuseUntaken = (cmd: Packet["cmd"]) => {
+    const packet = received.find((p) => p.cmd === cmd && !taken.has(p));
+    if (!packet) return;
+    const shown = JSON.stringify(packet, (_k, v) => (v?.type === "Buffer" ? Buffer.from(v.data).toString() : v));
+    throw new Error(`unexpected ${cmd}: ${shown} (received: ${received.map((p) => p.cmd).join(", ")})`);
+  };
   const client: RawClient = {
     socket,
     received,
@@ -139,19 +177,23 @@ export async function rawConnect(url: string, protocolVersion: 3 | 4 | 5 = 4): P
       return closed;
     },
     send(packet) {
+      if ((packet as Packet).cmd === "pingreq") pings++;
       socket.write(mqttPacket.generate(packet as Packet, { protocolVersion }));
     },
     sendBytes(bytes) {
-      socket.write(Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes));
+      const buffer = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes);
+      if (buffer.length === 2 && buffer[0] === 0xc0 && buffer[1] === 0) pings++;
+      socket.write(buffer);
     },
     async connect(options = {}) {
       client.send({ cmd: "connect", protocolId: "MQTT", protocolVersion, clean: true, keepalive: 0, clientId: uniqueId(), ...options });
       return client.next("connack");
     },
-    next(cmd, timeoutMs = 3_000) {
+    next(cmd, options = {}) {
+      const { timeoutMs = 3_000, where } = typeof options === "number" ? { timeoutMs: options } : options;
       return until(
         () => {
-          const packet = received.find((p) => p.cmd === cmd && !taken.has(p));
+          const packet = received.find((p) => p.cmd === cmd && !taken.has(p) && (!where || where(p as Extract<Packet, { cmd: typeof cmd }>)));
           if (packet) {
             taken.add(packet);
             return packet as Extract<Packet, { cmd: typeof cmd }>;
@@ -160,14 +202,30 @@ export async function rawConnect(url: string, protocolVersion: 3 | 4 | 5 = 4): P
           return undefined;
         },
         timeoutMs,
-        `no ${cmd}`,
+        where ? `no ${cmd} of those wanted` : `no ${cmd}`,
       );
     },
-    async nothing(cmd, ms = 300) {
-      const before = received.filter((p) => p.cmd === cmd && !taken.has(p)).length;
-      await Bun.sleep(ms);
-      const after = received.filter((p) => p.cmd === cmd && !taken.has(p));
-      if (after.length > before) throw new Error(`unexpected ${cmd}: ${JSON.stringify(after.at(-1), (_k, v) => (v?.type === "Buffer" ? Buffer.from(v.data).toString() : v))}`);
+    async ping() {
+      if (closed) return;
+      client.send({ cmd: "pingreq" });
+      const mine = pings;
+      await until(
+        () => {
+          if (closed) return true;
+          const answer = received.filter((p) => p.cmd === "pingresp")[mine - 1];
+          if (!answer) return undefined;
+          taken.add(answer);
+          return true;
+        },
+        3_000,
+        "no PINGRESP",
+      );
+    },
+    async nothing(cmd) {
+      refuseUntaken(cmd);
+      if (!connected && !closed) throw new Error("nothing() needs a connected session: the broker answers no PINGREQ before CONNACK");
+      await client.ping();
+      refuseUntaken(cmd);
     },
     waitClosed(timeoutMs = 3_000) {
       return until(() => (closed ? true : undefined), timeoutMs, "connection still open").then(() => {});
@@ -194,17 +252,78 @@ export interface BrokerUnderTest {
   readonly booted: Booted;
   /** A TCP connection, closed after the file's tests. */
   connect(protocolVersion?: 3 | 4 | 5): Promise<RawClient>;
-  /** A connected client (CONNACK accepted), closed after the file's tests. */
-  session(options?: Partial<IConnectPacket>): Promise<RawClient & { connack: IConnackPacket }>;
+  /**
+   * A connected client (CONNACK accepted), closed after the file's tests. Resolves once the broker
+   * finished its CONNECT (see `ready`): a resumed session's queue has been sent by then.
+   */
+  session(options?: Partial<IConnectPacket>): Promise<RawSession>;
   /** A session subscribed to `filter` (SUBACK received). */
-  subscriber(filter: string, qos?: 0 | 1 | 2, options?: Partial<IConnectPacket>): Promise<RawClient & { connack: IConnackPacket }>;
+  subscriber(filter: string, qos?: 0 | 1 | 2, options?: Partial<IConnectPacket>): Promise<RawSession>;
+  /**
+   * A session subscribed to `filter`, once the retained messages its SUBSCRIBE sends have arrived (see
+   * `subscribeSettled`): a nothing("publish") after it means no retained message matched.
+   */
+  subscriberSettled(filter: string, qos?: 0 | 1 | 2, options?: Partial<IConnectPacket>): Promise<RawSession>;
+  /**
+   * Resolves once the broker has published `count` messages `match` accepts (call it before they are
+   * sent). aedes reports a publish once its emitter called back, that is once every subscriber's
+   * delivery finished, each copy written to its connection: a `nothing("publish")` on any subscriber
+   * after it means the message was not for that subscriber.
+   */
+  published(match: (packet: PublishedPacket) => boolean, count?: number): Promise<void>;
+  /**
+   * Resolves once the broker has finished the CONNECT of `clientId` (call it before connecting). aedes
+   * reports it after the CONNACK and after a resumed session's queue was written to the connection.
+   */
+  ready(clientId: string): Promise<void>;
+  /**
+   * Resolves once the broker has taken `count` PUBACKs or PUBCOMPs of `clientId` off its store (call
+   * it before they are sent): aedes reports each after the store cleared it. A session resumed after
+   * that is not sent those messages again because of an acknowledgement still on its way.
+   */
+  acked(clientId: string, count?: number): Promise<void>;
+  /**
+   * Resolves once the broker has let go of `clientId`'s connection (call it before it closes). aedes
+   * reports it after it published the client's will, if it publishes one (handed to its emitter,
+   * which delivers messages in the order it got them).
+   */
+  disconnected(clientId: string): Promise<void>;
 }
+
+/** What the broker reports of a message it published. */
+export interface PublishedPacket {
+  topic: string;
+  payload: Buffer;
+  qos: number;
+  retain: boolean;
+}
+
+/** How long a broker-side signal is waited for. */
+const SIGNAL_MS = 5_000;
 
 /** Boots a platform (no plugins) for the calling test file: beforeAll/afterAll. */
 export function useBroker(overrides: UserConfig = {}): BrokerUnderTest {
   const open: RawClient[] = [];
   let booted: Booted | undefined;
   const track = <T extends RawClient>(c: T): T => (open.push(c), c);
+  /** The next `count` reports of `event` whose argument number `at` `match` accepts. */
+  const reported = <T>(event: "publish" | "clientReady" | "clientDisconnect" | "ack", what: string, match: (arg: T) => boolean, count = 1, at = 0) => {
+    const aedes = booted!.platform.broker.aedes as unknown as EventEmitter;
+    let left = count;
+    return new Promise<void>((resolve, reject) => {
+      const listener = (...args: unknown[]) => {
+        if (!match(args[at] as T) || --left > 0) return;
+        aedes.off(event, listener);
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        aedes.off(event, listener);
+        reject(new Error(`the broker did not report ${what} within ${SIGNAL_MS} ms`));
+      }, SIGNAL_MS);
+      aedes.on(event, listener);
+    });
+  };
   const ctx: BrokerUnderTest = {
     get url() {
       return booted!.mqttUrl;
@@ -213,13 +332,32 @@ export function useBroker(overrides: UserConfig = {}): BrokerUnderTest {
       return booted!;
     },
     connect: async (protocolVersion) => track(await rawConnect(ctx.url, protocolVersion)),
-    session: async (options) => track(await rawSession(ctx.url, options)),
+    async session(options = {}) {
+      // An empty client id is replaced by one of the broker's own: then there is no CONNECT to wait for by id.
+      const clientId = options.clientId ?? uniqueId();
+      const ready = clientId === "" ? null : ctx.ready(clientId);
+      ready?.catch(() => {}); // awaited below, once the CONNECT was accepted
+      const c = track(await rawSession(ctx.url, { ...options, clientId }));
+      await ready;
+      return c;
+    },
     async subscriber(filter, qos = 0, options) {
       const c = await ctx.session(options);
       c.send({ cmd: "subscribe", messageId: 1, subscriptions: [{ topic: filter, qos }] });
       await c.next("suback");
       return c;
     },
+    async subscriberSettled(filter, qos = 0, options) {
+      const publisher = await ctx.session();
+      const c = await ctx.session(options);
+      await subscribeSettled(c, filter, qos, publisher);
+      await publisher.disconnect();
+      return c;
+    },
+    published: (match, count = 1) => reported<PublishedPacket>("publish", `${count} publish(es) of the kind wanted`, match, count),
+    ready: (clientId) => reported<{ id: string }>("clientReady", `the CONNECT of ${clientId} finished`, (c) => c.id === clientId),
+    acked: (clientId, count = 1) => reported<{ id: string }>("ack", `${count} acknowledgement(s) of ${clientId}`, (c) => c.id === clientId, count, 1),
+    disconnected: (clientId) => reported<{ id: string }>("clientDisconnect", `${clientId} disconnected`, (c) => c.id === clientId),
   };
   beforeAll(async () => {
     booted = await boot({}, overrides);
@@ -231,10 +369,68 @@ export function useBroker(overrides: UserConfig = {}): BrokerUnderTest {
   return ctx;
 }
 
+/** A connected client: its CONNACK, and the client id it connected with. */
+export type RawSession = RawClient & { connack: IConnackPacket; clientId: string };
+
 /** Opens a connection and completes CONNECT/CONNACK (asserting it was accepted). */
-export async function rawSession(url: string, options: Partial<IConnectPacket> = {}): Promise<RawClient & { connack: IConnackPacket }> {
+export async function rawSession(url: string, options: Partial<IConnectPacket> = {}): Promise<RawSession> {
+  const clientId = options.clientId ?? uniqueId();
   const client = await rawConnect(url, options.protocolVersion ?? 4);
-  const connack = await client.connect(options);
+  const connack = await client.connect({ ...options, clientId });
   if (connack.returnCode !== 0) throw new Error(`CONNECT refused with return code ${connack.returnCode}`);
-  return Object.assign(client, { connack });
+  return Object.assign(client, { connack, clientId });
+}
+
+export interface PublishOptions {
+  qos?: 0 | 1 | 2;
+  retain?: boolean;
+  dup?: boolean;
+  /** 1 unless given (a QoS 1 or 2 flow is complete before this returns, so the next may use it again). */
+  messageId?: number;
+}
+
+/**
+ * Publishes from a connected session and completes the flow: PUBACK at QoS 1; PUBREC, PUBREL,
+ * PUBCOMP at QoS 2. At QoS 0 it returns once sent.
+ */
+export async function publishFrom(client: RawClient, topic: string, payload: string | Buffer, options: PublishOptions = {}): Promise<void> {
+  const { qos = 0, retain = false, dup = false, messageId = 1 } = options;
+  client.send({ cmd: "publish", topic, payload, qos, retain, dup, ...(qos > 0 ? { messageId } : {}) });
+  const ours = { where: (p: { messageId?: number }) => p.messageId === messageId };
+  if (qos === 1) await client.next("puback", ours);
+  if (qos === 2) {
+    await client.next("pubrec", ours);
+    client.send({ cmd: "pubrel", messageId });
+    await client.next("pubcomp", ours);
+  }
+}
+
+/**
+ * Publishes a message of its own (QoS 0) on `topic` from `publisher` and waits until `subscriber`,
+ * subscribed to `topic`, has it (taking it). For a message that must never be published at all (sent
+ * on a connection the broker refused, a will it must discard), where there is no publish to wait
+ * for: the sentinel comes after it in the test's order, and the broker's emitter delivers messages in
+ * the order it got them. Wait first for the broker's signal that the message would have reached its
+ * emitter by then, where it gives one (`disconnected`).
+ */
+export async function sentinel(publisher: RawClient, subscriber: RawClient, topic: string): Promise<void> {
+  const payload = `sentinel ${uniqueId()}`;
+  publisher.send({ cmd: "publish", topic, payload, qos: 0, retain: false });
+  await subscriber.next("publish", { where: (p) => p.topic === topic && p.payload.toString() === payload });
+}
+
+/**
+ * Subscribes `client` to `filter` and resolves once the retained messages the SUBSCRIBE sends have
+ * arrived. The SUBSCRIBE names a second filter after `filter`: a topic of its own, one level (only a
+ * `#` of another test matches it), whose retained message `publisher` stores first. The broker sends
+ * a SUBSCRIBE's retained messages filter by filter, in order, each written before the next (both
+ * session stores, and aedes' sendRetained); so once the sentinel's has arrived (taken here), every
+ * retained message for `filter` has too.
+ */
+export async function subscribeSettled(client: RawClient, filter: string, qos: 0 | 1 | 2, publisher: RawClient): Promise<void> {
+  const topic = `sentinel-${uniqueId()}`;
+  await publishFrom(publisher, topic, "sentinel", { qos: 1, retain: true }); // its PUBACK once stored
+  client.send({ cmd: "subscribe", messageId: 1, subscriptions: [{ topic: filter, qos }, { topic, qos: 0 }] });
+  await client.next("suback");
+  await client.next("publish", { where: (p) => p.topic === topic });
 }

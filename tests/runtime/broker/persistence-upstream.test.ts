@@ -9,6 +9,7 @@
  * sent again at the next resume, although the client completed it (persistence/outgoing.ts `release`).
  */
 import { afterAll, expect, test } from "bun:test";
+import type { EventEmitter } from "node:events";
 import { createServer, type Server } from "node:net";
 import { Aedes } from "aedes";
 import { SqlitePersistence } from "../../../runtime/broker/persistence/sqlite";
@@ -19,12 +20,13 @@ const dir = tempDir("plinth-broker-upstream");
 afterAll(() => dir[Symbol.dispose]());
 
 /** A bare aedes (no Plinth wrapper, no conformance rules) on TCP, on the given store or its own. */
-async function bareAedes(persistence?: unknown): Promise<{ url: string; [Symbol.asyncDispose](): Promise<void> }> {
+async function bareAedes(persistence?: unknown): Promise<{ url: string; aedes: Aedes; [Symbol.asyncDispose](): Promise<void> }> {
   const aedes = await Aedes.createBroker(persistence ? { persistence: persistence as never } : {});
   const server: Server = createServer((socket) => aedes.handle(socket));
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   return {
     url: `mqtt://127.0.0.1:${(server.address() as { port: number }).port}`,
+    aedes,
     async [Symbol.asyncDispose]() {
       await new Promise<void>((resolve) => aedes.close(() => resolve()));
       await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -33,11 +35,27 @@ async function bareAedes(persistence?: unknown): Promise<{ url: string; [Symbol.
   };
 }
 
+/** Resolves at aedes' next `event` report whose first argument is the client `clientId`, the `count`th. */
+function reported(aedes: Aedes, event: "clientReady" | "ack", clientId: string, count = 1): Promise<void> {
+  const emitter = aedes as unknown as EventEmitter;
+  let left = count;
+  return new Promise((resolve) => {
+    const listener = (...args: unknown[]) => {
+      const client = (event === "ack" ? args[1] : args[0]) as { id: string };
+      if (client.id !== clientId || --left > 0) return;
+      emitter.off(event, listener);
+      resolve();
+    };
+    emitter.on(event, listener);
+  });
+}
+
 /**
  * Queues `count` QoS 2 messages for an offline persistent session, resumes it, completes every flow
- * (all PUBRECs, then all PUBCOMPs), and resumes it again: returns that last session.
+ * (all PUBRECs, then all PUBCOMPs, each taken off the store before it goes), and resumes it again:
+ * returns that last session once aedes finished its CONNECT (its queue sent).
  */
-async function resumeAfterDrain(url: string, count: number): Promise<RawClient> {
+async function resumeAfterDrain({ url, aedes }: { url: string; aedes: Aedes }, count: number): Promise<RawClient> {
   const clientId = uniqueId("upstream");
   const topic = `upstream/${clientId}`;
   const first = await rawSession(url, { clientId, clean: false });
@@ -58,15 +76,20 @@ async function resumeAfterDrain(url: string, count: number): Promise<RawClient> 
   for (let i = 0; i < count; i++) ids.push((await again.next("publish")).messageId!);
   for (const id of ids) again.send({ cmd: "pubrec", messageId: id });
   for (let i = 0; i < count; i++) await again.next("pubrel");
+  const acked = reported(aedes, "ack", clientId, count);
   for (const id of ids) again.send({ cmd: "pubcomp", messageId: id });
+  await acked;
   await again.disconnect();
 
-  return rawSession(url, { clientId, clean: false });
+  const ready = reported(aedes, "clientReady", clientId);
+  const resumed = await rawSession(url, { clientId, clean: false });
+  await ready;
+  return resumed;
 }
 
 test("[MQTT-4.3.3-1] upstream: bare aedes on aedes-persistence sends the last completed QoS 2 message again after a drained queue", async () => {
   await using broker = await bareAedes();
-  await using resumed = await resumeAfterDrain(broker.url, 3);
+  await using resumed = await resumeAfterDrain(broker, 3);
   const resent = await resumed.next("publish");
   expect([resent.payload.toString(), resent.qos]).toEqual(["m3", 2]);
   await resumed.nothing("publish");
@@ -74,6 +97,6 @@ test("[MQTT-4.3.3-1] upstream: bare aedes on aedes-persistence sends the last co
 
 test("[MQTT-4.3.3-1] bare aedes on the SQLite store sends nothing again after a drained queue", async () => {
   await using broker = await bareAedes(new SqlitePersistence({ file: dir.join("drain.sqlite") }));
-  await using resumed = await resumeAfterDrain(broker.url, 3);
+  await using resumed = await resumeAfterDrain(broker, 3);
   await resumed.nothing("publish");
 });

@@ -1,6 +1,6 @@
 /** MQTT 3.1.1 §3.1 CONNECT, §3.2 CONNACK, §3.14 DISCONNECT: what the broker does with them, on a real platform. */
 import { describe, expect, test } from "bun:test";
-import { connectBytes, frame, str, uniqueId, useBroker, type RawClient } from "../../../helpers/raw-mqtt";
+import { connectBytes, frame, sentinel, str, uniqueId, useBroker, type RawClient } from "../../../helpers/raw-mqtt";
 
 const broker = useBroker();
 
@@ -24,6 +24,7 @@ describe("CONNECT validation", () => {
     const c = await broker.connect();
     c.send({ cmd: "publish", topic, payload: "before connect", qos: 0 });
     await closedSilently(c);
+    await sentinel(await broker.session(), sub, topic);
     await sub.nothing("publish");
   });
 
@@ -112,6 +113,7 @@ describe("client identifier", () => {
     const c = await sendFirst(Buffer.concat([connectBytes({ clientId: "", clean: false }), publish]));
     expect((await c.next("connack")).returnCode).toBe(2);
     await c.waitClosed();
+    await sentinel(await broker.session(), sub, topic);
     await sub.nothing("publish");
   });
 
@@ -186,8 +188,10 @@ describe("sessions and session present", () => {
 
     const clean = await broker.session({ clientId, clean: true });
     expect(clean.connack.sessionPresent).toBe(false);
+    const handed = broker.published((p) => p.topic === topic && p.payload.toString() === "live");
     publisher.send({ cmd: "publish", topic, payload: "live", qos: 1, messageId: 2 });
     await publisher.next("puback");
+    await handed;
     await clean.nothing("publish");
     await clean.disconnect();
     // Nor is anything left for a later persistent session with that id.
@@ -206,7 +210,7 @@ describe("will message", () => {
     const will = await sub.next("publish");
     expect([will.payload.toString(), will.qos, will.retain]).toEqual(["bye", 1, false]);
     // Not retained: a new subscriber gets nothing.
-    const late = await broker.subscriber(willTopic);
+    const late = await broker.subscriberSettled(willTopic);
     await late.nothing("publish");
   });
 
@@ -222,9 +226,13 @@ describe("will message", () => {
   test("[MQTT-3.1.2-10] [MQTT-3.14.4-3] DISCONNECT discards the will: it is not published", async () => {
     const willTopic = `connect/will-discarded/${uniqueId()}`;
     const sub = await broker.subscriber(willTopic);
-    const c = await broker.session({ will: { topic: willTopic, payload: Buffer.from("never"), qos: 0, retain: false } });
+    const clientId = uniqueId("will-discarded");
+    const c = await broker.session({ clientId, will: { topic: willTopic, payload: Buffer.from("never"), qos: 0, retain: false } });
+    const gone = broker.disconnected(clientId);
     await c.disconnect();
-    await sub.nothing("publish", 400);
+    await gone; // a will would have been published by now
+    await sentinel(await broker.session(), sub, willTopic);
+    await sub.nothing("publish");
   });
 
   test("[MQTT-3.14.1-1] a DISCONNECT with reserved bits set closes the connection as a failure (the will is published)", async () => {

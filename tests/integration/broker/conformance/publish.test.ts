@@ -1,16 +1,16 @@
 /** MQTT 3.1.1 §3.3 PUBLISH: topic names, flags, and retained messages, on a real platform. */
 import { describe, expect, test } from "bun:test";
-import { frame, str, uniqueId, useBroker } from "../../../helpers/raw-mqtt";
+import { frame, publishFrom, sentinel, str, uniqueId, useBroker, type PublishOptions } from "../../../helpers/raw-mqtt";
 
 const broker = useBroker();
 const fresh = (root: string) => `${root}/${uniqueId()}`;
 
-async function publish(topic: string, payload: string, options: { qos?: 0 | 1 | 2; retain?: boolean; dup?: boolean } = {}): Promise<void> {
-  const { qos = 0, retain = false, dup = false } = options;
+/** Publishes from a session of its own; resolves once the broker has handed the message to every subscriber. */
+async function publish(topic: string, payload: string, options: PublishOptions = {}): Promise<void> {
   const c = await broker.session();
-  c.send({ cmd: "publish", topic, payload, qos, retain, dup, ...(qos > 0 ? { messageId: 1 } : {}) });
-  if (qos === 1) await c.next("puback");
-  if (qos === 2) await c.next("pubrec");
+  const handed = broker.published((p) => p.topic === topic && p.payload.toString() === payload);
+  await publishFrom(c, topic, payload, options);
+  await handed;
   await c.disconnect();
 }
 
@@ -21,7 +21,8 @@ async function refused(root: string, bytes: Buffer): Promise<void> {
   c.sendBytes(bytes);
   await c.waitClosed();
   expect(c.received.filter((p) => p.cmd !== "connack")).toEqual([]);
-  await sub.nothing("publish", 200);
+  await sentinel(await broker.session(), sub, `${root}/sentinel`);
+  await sub.nothing("publish");
 }
 
 describe("PUBLISH", () => {
@@ -105,13 +106,13 @@ describe("retained messages", () => {
     await publish(`${root}/a`, "a", { retain: true });
     await publish(`${root}/b/c`, "b/c", { retain: true });
     await publish(`${root}-other/a`, "not under root", { retain: true });
-    const sub = await broker.subscriber(`${root}/#`);
+    const sub = await broker.subscriberSettled(`${root}/#`);
     const got = [await sub.next("publish"), await sub.next("publish")];
     expect(got.map((p) => [p.topic, p.retain]).sort()).toEqual([
       [`${root}/a`, true],
       [`${root}/b/c`, true],
     ]);
-    await sub.nothing("publish", 200);
+    await sub.nothing("publish");
   });
 
   test("[MQTT-3.3.1-9] a message matching an established subscription is delivered with RETAIN 0, even if published retained", async () => {
@@ -126,10 +127,10 @@ describe("retained messages", () => {
     const topic = fresh("retain/replace");
     await publish(topic, "first", { qos: 1, retain: true });
     await publish(topic, "second", { qos: 0, retain: true });
-    const sub = await broker.subscriber(topic, 1);
+    const sub = await broker.subscriberSettled(topic, 1);
     const got = await sub.next("publish");
     expect([got.payload.toString(), got.qos]).toEqual(["second", 0]);
-    await sub.nothing("publish", 200);
+    await sub.nothing("publish");
   });
 
   test("[MQTT-3.3.1-10] a retained message with an empty payload is delivered as usual and removes the retained message", async () => {
@@ -140,14 +141,14 @@ describe("retained messages", () => {
     await publish(topic, "", { retain: true });
     const cleared = await live.next("publish");
     expect([cleared.payload.length, cleared.retain]).toEqual([0, false]);
-    const late = await broker.subscriber(topic);
+    const late = await broker.subscriberSettled(topic);
     await late.nothing("publish");
   });
 
   test("[MQTT-3.3.1-11] a zero-byte retained message is not stored", async () => {
     const topic = fresh("retain/empty");
     await publish(topic, "", { qos: 1, retain: true });
-    const sub = await broker.subscriber(topic);
+    const sub = await broker.subscriberSettled(topic);
     await sub.nothing("publish");
   });
 
@@ -155,9 +156,9 @@ describe("retained messages", () => {
     const topic = fresh("retain/untouched");
     await publish(topic, "retained", { retain: true });
     await publish(topic, "not retained");
-    const sub = await broker.subscriber(topic);
+    const sub = await broker.subscriberSettled(topic);
     expect((await sub.next("publish")).payload.toString()).toBe("retained");
-    await sub.nothing("publish", 200);
+    await sub.nothing("publish");
   });
 
   test("[MQTT-3.1.2-7] retained messages outlive the session that published them", async () => {

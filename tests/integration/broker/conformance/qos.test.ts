@@ -40,6 +40,7 @@ describe("client to broker", () => {
     const got = await sub.next("publish");
     expect(got.payload.toString()).toBe("exactly once");
     sub.send({ cmd: "pubrec", messageId: got.messageId! });
+    // Each PUBREC went out after its PUBLISH was handled: a second copy would have been written to sub by then.
     await sub.nothing("publish");
   });
 
@@ -69,10 +70,12 @@ describe("broker to client", () => {
     const topic = fresh("qos/q1-out");
     const sub = await broker.subscriber(topic, 1);
     const pub = await broker.session();
+    const handed = broker.published((p) => p.topic === topic);
     pub.send({ cmd: "publish", topic, payload: "ack me", qos: 1, messageId: 1 });
     const got = await sub.next("publish");
     expect([got.qos, got.dup, got.messageId! > 0]).toEqual([1, false, true]);
     sub.send({ cmd: "puback", messageId: got.messageId! });
+    await handed;
     await sub.nothing("publish");
   });
 
@@ -85,7 +88,9 @@ describe("broker to client", () => {
     expect([got.qos, got.dup]).toEqual([2, false]);
     sub.send({ cmd: "pubrec", messageId: got.messageId! });
     expect((await sub.next("pubrel")).messageId).toBe(got.messageId!);
+    const acked = broker.acked(sub.clientId);
     sub.send({ cmd: "pubcomp", messageId: got.messageId! });
+    await acked;
     await sub.nothing("pubrel");
   });
 
@@ -113,8 +118,9 @@ describe("redelivery when a session resumes", () => {
     const pub = await broker.session();
     for (const payload of ["a", "b", "c"]) pub.send({ cmd: "publish", topic, payload, qos: 1, messageId: 1 });
     const sent = [await sub.next("publish"), await sub.next("publish"), await sub.next("publish")];
+    const acked = broker.acked(clientId);
     sub.send({ cmd: "puback", messageId: sent[1]!.messageId! }); // "b" is done
-    await Bun.sleep(50);
+    await acked;
     sub.destroy();
 
     const again = await broker.session({ clientId, clean: false });
@@ -141,7 +147,9 @@ describe("redelivery when a session resumes", () => {
 
     const again = await broker.session({ clientId, clean: false });
     expect((await again.next("pubrel")).messageId).toBe(got.messageId!);
+    const acked = broker.acked(clientId);
     again.send({ cmd: "pubcomp", messageId: got.messageId! });
+    await acked;
     await again.nothing("publish");
   });
 
@@ -173,7 +181,9 @@ describe("redelivery when a session resumes", () => {
     expect(got.map((p) => p.payload.toString())).toEqual(["a", "b", "c", "d", "e", "f"]);
     expect(got.slice(0, 3).map((p) => p.messageId)).toEqual(unacknowledged.map((p) => p.messageId));
     expect(new Set(got.map((p) => p.messageId)).size).toBe(6);
+    const acked = broker.acked(clientId, got.length);
     for (const p of got) again.send({ cmd: "puback", messageId: p.messageId! });
+    await acked;
     await again.disconnect();
     const third = await broker.session({ clientId, clean: false });
     await third.nothing("publish");
@@ -226,13 +236,15 @@ describe("a drained persistent queue of QoS 2 messages", () => {
     const pubrels = [];
     for (let i = 0; i < count; i++) pubrels.push((await again.next("pubrel")).messageId);
     expect(pubrels).toEqual(got.map((p) => p.messageId));
+    const acked = broker.acked(clientId, pubrels.length);
     for (const id of pubrels) again.send({ cmd: "pubcomp", messageId: id! });
+    await acked;
     await again.disconnect();
 
     const third = await broker.session({ clientId, clean: false });
     expect(third.connack.sessionPresent).toBe(true);
     await third.nothing("publish");
-    await third.nothing("pubrel", 0);
+    await third.nothing("pubrel");
   }
 
   for (const count of [2, 3, 5]) {
@@ -243,7 +255,9 @@ describe("a drained persistent queue of QoS 2 messages", () => {
 describe("acknowledged once stored", () => {
   /**
    * Holds the broker store's `method` until the returned release() is called: what the broker answers
-   * meanwhile was answered before the message was stored.
+   * meanwhile was answered before the message was stored. Once `held` resolves, an acknowledgement
+   * sent ahead of the store (aedes writes its PUBACK first, then publishes) has been written, so a
+   * nothing() then, whose PINGREQ the broker answers while the PUBLISH waits, sees it.
    */
   function holdStore(method: "outgoingEnqueueCombi" | "storeRetained" | "incomingStorePacket"): { held: Promise<void>; release(): void; [Symbol.dispose](): void } {
     const store = (broker.booted.platform.broker.aedes as unknown as { persistence: Record<string, StoreFn> }).persistence;
@@ -303,6 +317,7 @@ describe("acknowledged once stored", () => {
     const sub = await broker.subscriber(topic, 0);
     const pub = await broker.session();
     const n = 200;
+    const handed = broker.published((p) => p.topic === topic, n);
     for (let i = 1; i <= n; i++) pub.send({ cmd: "publish", topic, payload: String(i), qos: 1, messageId: i });
     const acked = [];
     for (let i = 1; i <= n; i++) acked.push((await pub.next("puback")).messageId);
@@ -310,7 +325,8 @@ describe("acknowledged once stored", () => {
     const got = [];
     for (let i = 1; i <= n; i++) got.push((await sub.next("publish")).payload.toString());
     expect(got).toEqual(Array.from({ length: n }, (_, i) => String(i + 1)));
-    await sub.nothing("publish", 100);
-    await pub.nothing("puback", 0);
+    await handed;
+    await sub.nothing("publish");
+    await pub.nothing("puback");
   });
 });

@@ -7,20 +7,17 @@
 import { describe, expect, test } from "bun:test";
 import { SESSION_FILTER } from "../../../../runtime/broker/conformance/sessions";
 import { boot } from "../../../helpers/boot";
-import { frame, rawSession, str, uniqueId, useBroker, type BrokerUnderTest, type RawClient } from "../../../helpers/raw-mqtt";
+import { frame, publishFrom, rawSession, str, uniqueId, useBroker, type BrokerUnderTest, type RawClient } from "../../../helpers/raw-mqtt";
 import { tempDir } from "../../../helpers/tmp";
 
 const fresh = (root: string) => `${root}/${uniqueId()}`;
 
+/** Publishes from a session of its own; resolves once the broker has handed the message to every subscriber. */
 async function publish(broker: BrokerUnderTest, topic: string, payload: string, qos: 0 | 1 | 2 = 0, retain = false): Promise<void> {
   const c = await broker.session();
-  c.send({ cmd: "publish", topic, payload, qos, retain, ...(qos > 0 ? { messageId: 1 } : {}) });
-  if (qos === 1) await c.next("puback");
-  if (qos === 2) {
-    await c.next("pubrec");
-    c.send({ cmd: "pubrel", messageId: 1 });
-    await c.next("pubcomp");
-  }
+  const handed = broker.published((p) => p.topic === topic && p.payload.toString() === payload);
+  await publishFrom(c, topic, payload, { qos, retain });
+  await handed;
   await c.disconnect();
 }
 
@@ -73,7 +70,9 @@ for (const persistence of ["sqlite", "memory"] as const) {
         await publish(broker, `${root}/x`, "once", 1);
         const got = await c.next("publish");
         expect(got.qos).toBe(1);
+        const acked = broker.acked(clientId);
         c.send({ cmd: "puback", messageId: got.messageId! });
+        await acked;
         await c.disconnect();
         const again = await broker.session({ clientId, clean: false });
         await again.nothing("publish");
@@ -90,7 +89,9 @@ for (const persistence of ["sqlite", "memory"] as const) {
         expect([got.payload.toString(), got.qos]).toEqual(["queued", 2]);
         again.send({ cmd: "pubrec", messageId: got.messageId! });
         await again.next("pubrel");
+        const acked = broker.acked(clientId);
         again.send({ cmd: "pubcomp", messageId: got.messageId! });
+        await acked;
         await again.nothing("publish");
         await again.disconnect();
         const third = await broker.session({ clientId, clean: false });
@@ -160,7 +161,7 @@ for (const persistence of ["sqlite", "memory"] as const) {
           for (const clean of [true, false]) {
             const topic = fresh("retained-qos");
             await publish(broker, topic, "kept", retained, true);
-            const c = await broker.subscriber(topic, granted, { clean, clientId: uniqueId("retained") });
+            const c = await broker.subscriberSettled(topic, granted, { clean, clientId: uniqueId("retained") });
             const got = await c.next("publish");
             expect([clean, got.payload.toString(), got.qos as number, got.retain]).toEqual([clean, "kept", delivered, true]);
             if (got.qos === 1) c.send({ cmd: "puback", messageId: got.messageId! });
@@ -170,8 +171,6 @@ for (const persistence of ["sqlite", "memory"] as const) {
               c.send({ cmd: "pubcomp", messageId: got.messageId! });
             }
             await c.nothing("publish");
-            c.send({ cmd: "pingreq" });
-            await c.next("pingresp");
             await c.disconnect();
           }
         });
@@ -184,12 +183,14 @@ for (const persistence of ["sqlite", "memory"] as const) {
         const c = await broker.subscriber(topic, 1, { clientId, clean: false });
         const got = await c.next("publish");
         expect([got.qos, got.retain]).toEqual([1, true]);
-        await Bun.sleep(50);
+        // Written once queued and marked as sent (delivery.ts): nothing to wait for before the end.
         c.destroy();
         const again = await broker.session({ clientId, clean: false });
         const resent = await again.next("publish");
         expect([resent.payload.toString(), resent.messageId, resent.qos, resent.dup]).toEqual(["kept", got.messageId, 1, true]);
+        const acked = broker.acked(clientId);
         again.send({ cmd: "puback", messageId: resent.messageId! });
+        await acked;
         await again.disconnect();
         const third = await broker.session({ clientId, clean: false });
         await third.nothing("publish");
@@ -207,7 +208,9 @@ for (const persistence of ["sqlite", "memory"] as const) {
         c.destroy();
         const again = await broker.session({ clientId, clean: false });
         expect((await again.next("pubrel")).messageId).toBe(got.messageId!);
+        const acked = broker.acked(clientId);
         again.send({ cmd: "pubcomp", messageId: got.messageId! });
+        await acked;
         await again.nothing("publish");
         await again.disconnect();
         const third = await broker.session({ clientId, clean: false });

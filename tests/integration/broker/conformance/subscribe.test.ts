@@ -1,15 +1,16 @@
 /** MQTT 3.1.1 §3.8–3.11 SUBSCRIBE, SUBACK, UNSUBSCRIBE, UNSUBACK, on a real platform. */
 import { describe, expect, test } from "bun:test";
-import { frame, str, uniqueId, useBroker, type RawClient } from "../../../helpers/raw-mqtt";
+import { frame, publishFrom, str, uniqueId, useBroker, type RawClient } from "../../../helpers/raw-mqtt";
 
 const broker = useBroker();
 const fresh = (root: string) => `${root}/${uniqueId()}`;
 
+/** Publishes from a session of its own; resolves once the broker has handed the message to every subscriber. */
 async function publish(topic: string, payload: string, qos: 0 | 1 | 2 = 0, retain = false): Promise<void> {
   const c = await broker.session();
-  c.send({ cmd: "publish", topic, payload, qos, retain, ...(qos > 0 ? { messageId: 1 } : {}) });
-  if (qos === 1) await c.next("puback");
-  if (qos === 2) await c.next("pubrec");
+  const handed = broker.published((p) => p.topic === topic && p.payload.toString() === payload);
+  await publishFrom(c, topic, payload, { qos, retain });
+  await handed;
   await c.disconnect();
 }
 
@@ -197,7 +198,7 @@ describe("UNSUBSCRIBE and UNSUBACK", () => {
     await c.next("suback");
     c.send({ cmd: "unsubscribe", messageId: 2, unsubscriptions: [a, b] });
     expect((await c.next("unsuback")).messageId).toBe(2);
-    await c.nothing("unsuback", 100);
+    await c.nothing("unsuback");
     await publish(a, "a");
     await publish(b, "b");
     await c.nothing("publish");

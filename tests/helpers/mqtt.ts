@@ -1,6 +1,8 @@
 /** A real MQTT.js client for tests, and a way to wait for messages on it. */
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 
+export { eventually } from "./eventually";
+
 export interface Received {
   topic: string;
   payload: Buffer;
@@ -64,18 +66,12 @@ export async function connectMqtt(url: string, options: IClientOptions = {}): Pr
   };
 }
 
-/** Polls `fn` until it returns a truthy value or the time runs out. */
-export async function eventually<T>(fn: () => T | Promise<T>, timeoutMs = 5_000, everyMs = 25): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await fn();
-      if (value) return value as NonNullable<T>;
-    } catch (err) {
-      last = err;
-    }
-    await Bun.sleep(everyMs);
-  }
-  throw new Error(`condition not met within ${timeoutMs} ms${last ? `: ${last}` : ""}`);
+/**
+ * One round trip on the client's connection: an UNSUBSCRIBE of a filter it never subscribed to (its
+ * session is left as it was), answered by UNSUBACK. The broker writes to a connection in order, so all
+ * it wrote this client before it handled the UNSUBSCRIBE has arrived by then. Wait first for the
+ * broker's signal of what must have been written (tests/helpers/broker-reports.ts).
+ */
+export async function roundTrip(client: MqttClient): Promise<void> {
+  await client.unsubscribeAsync(`round-trip/${crypto.randomUUID()}`);
 }

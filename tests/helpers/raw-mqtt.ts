@@ -7,11 +7,12 @@
  * publish, a finished CONNECT, an acknowledgement, a disconnection) or a sentinel.
  */
 import { afterAll, beforeAll } from "bun:test";
-import type { EventEmitter } from "node:events";
 import { createConnection, type Socket } from "node:net";
 import mqttPacket, { type IConnackPacket, type IConnectPacket, type Packet } from "mqtt-packet";
 import type { UserConfig } from "../../config/index";
 import { boot, type Booted } from "./boot";
+import * as reports from "./broker-reports";
+import type { PublishedPacket } from "./broker-reports";
 import { frame, str } from "./mqtt-bytes";
 
 export type { Packet } from "mqtt-packet";
@@ -264,66 +265,24 @@ export interface BrokerUnderTest {
    * `subscribeSettled`): a nothing("publish") after it means no retained message matched.
    */
   subscriberSettled(filter: string, qos?: 0 | 1 | 2, options?: Partial<IConnectPacket>): Promise<RawSession>;
-  /**
-   * Resolves once the broker has published `count` messages `match` accepts (call it before they are
-   * sent). aedes reports a publish once its emitter called back, that is once every subscriber's
-   * delivery finished, each copy written to its connection: a `nothing("publish")` on any subscriber
-   * after it means the message was not for that subscriber.
-   */
+  /** Resolves once the broker has published `count` messages `match` accepts (see broker-reports.ts). */
   published(match: (packet: PublishedPacket) => boolean, count?: number): Promise<void>;
-  /**
-   * Resolves once the broker has finished the CONNECT of `clientId` (call it before connecting). aedes
-   * reports it after the CONNACK and after a resumed session's queue was written to the connection.
-   */
+  /** Resolves once the broker has finished the CONNECT of `clientId` (see broker-reports.ts). */
   ready(clientId: string): Promise<void>;
   /**
-   * Resolves once the broker has taken `count` PUBACKs or PUBCOMPs of `clientId` off its store (call
-   * it before they are sent): aedes reports each after the store cleared it. A session resumed after
-   * that is not sent those messages again because of an acknowledgement still on its way.
+   * Resolves once the broker has taken `count` PUBACKs or PUBCOMPs of `clientId` off its store: a
+   * session resumed after it is not sent those messages again for an acknowledgement still on its way.
    */
   acked(clientId: string, count?: number): Promise<void>;
-  /**
-   * Resolves once the broker has let go of `clientId`'s connection (call it before it closes). aedes
-   * reports it after it published the client's will, if it publishes one (handed to its emitter,
-   * which delivers messages in the order it got them).
-   */
+  /** Resolves once the broker has let go of `clientId` (see broker-reports.ts). */
   disconnected(clientId: string): Promise<void>;
 }
-
-/** What the broker reports of a message it published. */
-export interface PublishedPacket {
-  topic: string;
-  payload: Buffer;
-  qos: number;
-  retain: boolean;
-}
-
-/** How long a broker-side signal is waited for. */
-const SIGNAL_MS = 5_000;
 
 /** Boots a platform (no plugins) for the calling test file: beforeAll/afterAll. */
 export function useBroker(overrides: UserConfig = {}): BrokerUnderTest {
   const open: RawClient[] = [];
   let booted: Booted | undefined;
   const track = <T extends RawClient>(c: T): T => (open.push(c), c);
-  /** The next `count` reports of `event` whose argument number `at` `match` accepts. */
-  const reported = <T>(event: "publish" | "clientReady" | "clientDisconnect" | "ack", what: string, match: (arg: T) => boolean, count = 1, at = 0) => {
-    const aedes = booted!.platform.broker.aedes as unknown as EventEmitter;
-    let left = count;
-    return new Promise<void>((resolve, reject) => {
-      const listener = (...args: unknown[]) => {
-        if (!match(args[at] as T) || --left > 0) return;
-        aedes.off(event, listener);
-        clearTimeout(timer);
-        resolve();
-      };
-      const timer = setTimeout(() => {
-        aedes.off(event, listener);
-        reject(new Error(`the broker did not report ${what} within ${SIGNAL_MS} ms`));
-      }, SIGNAL_MS);
-      aedes.on(event, listener);
-    });
-  };
   const ctx: BrokerUnderTest = {
     get url() {
       return booted!.mqttUrl;
@@ -354,10 +313,10 @@ export function useBroker(overrides: UserConfig = {}): BrokerUnderTest {
       await publisher.disconnect();
       return c;
     },
-    published: (match, count = 1) => reported<PublishedPacket>("publish", `${count} publish(es) of the kind wanted`, match, count),
-    ready: (clientId) => reported<{ id: string }>("clientReady", `the CONNECT of ${clientId} finished`, (c) => c.id === clientId),
-    acked: (clientId, count = 1) => reported<{ id: string }>("ack", `${count} acknowledgement(s) of ${clientId}`, (c) => c.id === clientId, count, 1),
-    disconnected: (clientId) => reported<{ id: string }>("clientDisconnect", `${clientId} disconnected`, (c) => c.id === clientId),
+    published: (match, count) => reports.published(booted!.platform.broker.aedes, match, count),
+    ready: (clientId) => reports.ready(booted!.platform.broker.aedes, clientId),
+    acked: (clientId, count) => reports.acked(booted!.platform.broker.aedes, clientId, count),
+    disconnected: (clientId) => reports.disconnected(booted!.platform.broker.aedes, clientId),
   };
   beforeAll(async () => {
     booted = await boot({}, overrides);

@@ -16,7 +16,8 @@ import { BROKER_DB_FILE } from "../../../runtime/broker/persistence";
 import { brokerConfig } from "../../helpers/broker-config";
 import { SqlitePersistence } from "../../../runtime/broker/persistence/sqlite";
 import { createLogger } from "../../../runtime/log";
-import { eventually } from "../../helpers/mqtt";
+import * as reports from "../../helpers/broker-reports";
+import { eventually, roundTrip } from "../../helpers/mqtt";
 import { tempDir } from "../../helpers/tmp";
 
 const dir = tempDir("plinth-broker-restart");
@@ -73,6 +74,7 @@ test("a persistent session, its subscriptions and the messages queued while it w
   await broker.close();
 
   broker = await start(data);
+  const allAcked = reports.acked(broker.aedes, "dev-1", 4); // one, two, three, live: MQTT.js acknowledges each
   const again = await connect(broker, { clientId: "dev-1", clean: false });
   // [MQTT-3.2.2-2] the session was found; its subscription is back without a new SUBSCRIBE.
   expect(again.sessionPresent).toBe(true);
@@ -92,13 +94,16 @@ test("a persistent session, its subscriptions and the messages queued while it w
   expect(reader.messages[0]).toMatchObject({ topic: "rooms/1/temp", payload: "21.5" });
 
   // Acknowledged messages are gone from the queue: the next restart delivers nothing again.
+  await allAcked;
   await again.client.endAsync();
   await reader.client.endAsync();
   await broker.close();
   broker = await start(data);
+  const thirdReady = reports.ready(broker.aedes, "dev-1");
   const third = await connect(broker, { clientId: "dev-1", clean: false });
   expect(third.sessionPresent).toBe(true);
-  await Bun.sleep(200);
+  await thirdReady; // its queue sent
+  await roundTrip(third.client);
   expect(third.messages).toEqual([]);
 
   // [MQTT-3.1.2-6] a clean session discards the stored one.
@@ -123,9 +128,10 @@ test("maxQueuedPerClient keeps the newest messages of an offline session and cou
   await broker.close();
 
   broker = await start(data, { maxQueuedPerClient: 2 });
+  const ready = reports.ready(broker.aedes, "slow");
   const again = await connect(broker, { clientId: "slow", clean: false });
-  await eventually(() => again.messages.length >= 2);
-  await Bun.sleep(100);
+  await ready; // its queue sent
+  await roundTrip(again.client);
   expect(again.messages.map((m) => m.payload)).toEqual(["n4", "n5"]);
   await again.client.endAsync();
   await broker.close();
@@ -156,7 +162,13 @@ async function rawClient(broker: Broker, clientId: string) {
   };
   send({ cmd: "connect", protocolId: "MQTT", protocolVersion: 4, clean: false, clientId, keepalive: 60 });
   const connack = await next("connack");
-  return { seen, send, next, sessionPresent: !!connack.sessionPresent, close: () => socket.destroy() };
+  /** A PINGREQ and its PINGRESP: all the broker wrote before it handled the PINGREQ has arrived. */
+  const roundTrip = async () => {
+    const from = seen.length;
+    send({ cmd: "pingreq" });
+    await next("pingresp", from);
+  };
+  return { seen, send, next, roundTrip, sessionPresent: !!connack.sessionPresent, close: () => socket.destroy() };
 }
 
 test("[MQTT-4.3.3-2] a QoS 2 PUBLISH received before a restart is not delivered again when resent after it", async () => {
@@ -183,8 +195,11 @@ test("[MQTT-4.3.3-2] a QoS 2 PUBLISH received before a restart is not delivered 
   again.send({ cmd: "pubrel", messageId: 7 });
   expect((await again.next("pubcomp")).messageId).toBe(7);
   again.close();
+  const backReady = reports.ready(broker.aedes, "listener");
   const back = await connect(broker, { clientId: "listener", clean: false });
-  await Bun.sleep(200);
+  await backReady; // its queue sent
+  // A QoS 2 PUBLISH gets its PUBREC once published, its copies written: the watcher would have it.
+  await Promise.all([roundTrip(back.client), roundTrip(watcher.client)]);
   // Delivered before the restart, and not a second time: neither to the session nor to a new subscriber.
   expect(back.messages).toEqual([]);
   expect(watcher.messages).toEqual([]);
@@ -213,14 +228,17 @@ test("a QoS 2 delivery stopped after PUBREC resumes with PUBREL after a restart"
   // The broker resumes where it was: PUBREL again, not the PUBLISH [MQTT-4.4.0-1].
   expect((await again.next("pubrel")).messageId).toBe(delivered.messageId!);
   expect(again.seen.filter((p) => p.cmd === "publish")).toEqual([]);
+  const acked = reports.acked(broker.aedes, "qos2-receiver");
   again.send({ cmd: "pubcomp", messageId: delivered.messageId });
-  await Bun.sleep(100);
+  await acked;
   again.close();
   await broker.close();
 
   broker = await start(data);
+  const ready = reports.ready(broker.aedes, "qos2-receiver");
   const done = await rawClient(broker, "qos2-receiver");
-  await Bun.sleep(200);
+  await ready; // its queue sent
+  await done.roundTrip();
   expect(done.seen.filter((p) => p.cmd === "pubrel" || p.cmd === "publish")).toEqual([]);
   done.close();
   await broker.close();

@@ -9,10 +9,10 @@
  * sent again at the next resume, although the client completed it (persistence/outgoing.ts `release`).
  */
 import { afterAll, expect, test } from "bun:test";
-import type { EventEmitter } from "node:events";
 import { createServer, type Server } from "node:net";
 import { Aedes } from "aedes";
 import { SqlitePersistence } from "../../../runtime/broker/persistence/sqlite";
+import * as reports from "../../helpers/broker-reports";
 import { rawSession, uniqueId, type RawClient } from "../../helpers/raw-mqtt";
 import { tempDir } from "../../helpers/tmp";
 
@@ -33,21 +33,6 @@ async function bareAedes(persistence?: unknown): Promise<{ url: string; aedes: A
       await (aedes as unknown as { persistence: { destroy(): Promise<void> } }).persistence.destroy();
     },
   };
-}
-
-/** Resolves at aedes' next `event` report whose first argument is the client `clientId`, the `count`th. */
-function reported(aedes: Aedes, event: "clientReady" | "ack", clientId: string, count = 1): Promise<void> {
-  const emitter = aedes as unknown as EventEmitter;
-  let left = count;
-  return new Promise((resolve) => {
-    const listener = (...args: unknown[]) => {
-      const client = (event === "ack" ? args[1] : args[0]) as { id: string };
-      if (client.id !== clientId || --left > 0) return;
-      emitter.off(event, listener);
-      resolve();
-    };
-    emitter.on(event, listener);
-  });
 }
 
 /**
@@ -76,12 +61,12 @@ async function resumeAfterDrain({ url, aedes }: { url: string; aedes: Aedes }, c
   for (let i = 0; i < count; i++) ids.push((await again.next("publish")).messageId!);
   for (const id of ids) again.send({ cmd: "pubrec", messageId: id });
   for (let i = 0; i < count; i++) await again.next("pubrel");
-  const acked = reported(aedes, "ack", clientId, count);
+  const acked = reports.acked(aedes, clientId, count);
   for (const id of ids) again.send({ cmd: "pubcomp", messageId: id });
   await acked;
   await again.disconnect();
 
-  const ready = reported(aedes, "clientReady", clientId);
+  const ready = reports.ready(aedes, clientId);
   const resumed = await rawSession(url, { clientId, clean: false });
   await ready;
   return resumed;

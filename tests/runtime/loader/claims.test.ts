@@ -14,7 +14,8 @@ describe("NameClaims", () => {
     let decided = false;
     // the later plugin loads first: it must not win just by being quick
     const c = outcome(claims.claim(3, "orders")).finally(() => (decided = true));
-    await Bun.sleep(5);
+    // NameClaims has no timers: once the microtasks queued so far have run (by the next macrotask), it decided all it could.
+    await new Promise((resolve) => setImmediate(resolve));
     expect(decided).toBe(false);
     const a = outcome(claims.claim(1, "orders"));
     claims.failed(2);

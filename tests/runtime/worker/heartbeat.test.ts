@@ -3,6 +3,7 @@ import { PlinthError } from "../../../runtime/errors";
 import { Heartbeat } from "../../../runtime/worker/heartbeat";
 import { PendingRequests } from "../../../runtime/worker/pending";
 import { rejection } from "../../helpers/errors";
+import { eventually } from "../../helpers/eventually";
 
 test("Heartbeat pings while pongs come back, and reports silence once", async () => {
   let pings = 0;
@@ -13,13 +14,16 @@ test("Heartbeat pings while pongs come back, and reports silence once", async ()
     if (answering) hb.pong();
   }, (ms) => silent.push(ms));
   hb.start();
-  await Bun.sleep(60);
-  expect(pings).toBeGreaterThan(3);
+  await eventually(() => pings > 3 || silent.length > 0, 2_000);
   expect(silent).toEqual([]);
   answering = false;
-  await Bun.sleep(100);
-  expect(silent).toHaveLength(1);
+  await eventually(() => silent.length > 0, 2_000);
   expect(silent[0]!).toBeGreaterThan(40);
+  // Once: the heartbeat stops. A timer that no longer fires shows only as time passing without it, so
+  // this is a window on purpose: five intervals.
+  const after = pings;
+  await Bun.sleep(25);
+  expect([silent.length, pings]).toEqual([1, after]);
   hb.stop();
 });
 
@@ -32,11 +36,12 @@ test("Heartbeat: a stall of the watching thread is not the worker's silence", as
     setTimeout(() => hb.pong(), 0);
   }, (ms) => silent.push(ms));
   hb.start();
-  await Bun.sleep(20);
+  await eventually(() => pings > 1, 2_000);
+  const before = pings;
   Bun.sleepSync(150); // this thread blocked for well over the timeout
-  await Bun.sleep(30);
+  // Three ticks after the stall, each of which would have reported silence (and stopped) instead of pinging.
+  await eventually(() => pings >= before + 3 || silent.length > 0, 2_000);
   expect(silent).toEqual([]);
-  expect(pings).toBeGreaterThan(3);
   hb.stop();
 });
 

@@ -266,7 +266,8 @@ describe("group commit: synchronous units share one commit", () => {
 
     unit = new UnitOfWork(db, outbox, () => {}, 5);
     unit.run(() => insert("b"), { transaction: true });
-    await Bun.sleep(10); // b's group was committed by the settle it queued as a microtask; c opens a new one
+    // b's group is committed by the settle it queued as a microtask; c opens a new one.
+    await new Promise<void>((resolve, reject) => unit.whenCommitted(resolve, reject));
     unit.run(() => insert("c"), { transaction: true });
     expect(committedItems()).toEqual(["a", "b"]);
     const started = performance.now();

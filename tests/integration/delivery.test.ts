@@ -34,18 +34,40 @@ const slowSink = (ms: number) =>
   sink.replace(`"events/emitter/#": (ctx) => {`, `"events/emitter/#": async (ctx) => {
       await Bun.sleep(${ms});`);
 
-/** Emits one event, waits `ms`, and checks the sink handled it exactly once and dead-lettered nothing. */
-async function handledOnceNoLetter(p: { req: (path: string, init?: RequestInit & { json?: unknown }) => Promise<Response> }, ms: number): Promise<void> {
+type Platform = { req: (path: string, init?: RequestInit & { json?: unknown }) => Promise<Response> };
+
+/**
+ * Emits one event, then a sentinel, and checks the sink handled the first exactly once and
+ * dead-lettered nothing: events reach a subscriber in order, so once the sentinel is handled,
+ * whatever would have come of the first (a second handling, a dead letter) has.
+ */
+async function handledOnceNoLetter(p: Platform): Promise<void> {
   await emit(p, "slow");
-  await Bun.sleep(ms);
-  expect(await (await p.req("/api/sink")).json()).toEqual(["emitter.slow"]);
+  expect(await afterSentinel(p, 10_000)).toEqual(["emitter.slow"]);
   expect(await (await p.req("/api/platform/deadletters/sink")).json()).toEqual([]);
 }
 
-const emit = async (p: { req: (path: string, init?: RequestInit & { json?: unknown }) => Promise<Response> }, type: string, data: unknown = {}) => {
+const emit = async (p: Platform, type: string, data: unknown = {}) => {
   const res = await p.req("/api/emitter", { json: { type, data } });
   expect(res.status).toBe(200);
 };
+
+const seenBySink = async (p: Platform) => (await (await p.req("/api/sink")).json()) as string[];
+
+/**
+ * Emits a sentinel event and resolves with what the sink had handled before it, once it has handled
+ * the sentinel: events reach a subscriber in the order they were emitted, so anything more (a
+ * duplicate) the earlier ones would cause has come by then.
+ */
+async function afterSentinel(p: Platform, timeoutMs = 5_000): Promise<string[]> {
+  await emit(p, "sentinel");
+  const seen = await eventually(async () => {
+    const list = await seenBySink(p);
+    return list.includes("emitter.sentinel") ? list : null;
+  }, timeoutMs);
+  expect(seen.at(-1)).toBe("emitter.sentinel");
+  return seen.slice(0, -1);
+}
 
 test("a subscriber that was stopped gets every event it missed, in order, and none twice", async () => {
   using data = tempDir("plinth-delivery");
@@ -64,13 +86,7 @@ test("a subscriber that was stopped gets every event it missed, in order, and no
 
   await using third = await boot({ fixtures: ["emitter"], files: { "sink.ts": sink } }, overrides);
   await emit(third, "e6");
-  const seen = await eventually(async () => {
-    const list = (await (await third.req("/api/sink")).json()) as string[];
-    return list.length >= 6 ? list : null;
-  });
-  await Bun.sleep(100); // nothing more arrives
-  expect((await (await third.req("/api/sink")).json()) as string[]).toEqual(seen);
-  expect(seen).toEqual(["e1", "e2", "e3", "e4", "e5", "e6"].map((e) => `emitter.${e}`));
+  expect(await afterSentinel(third)).toEqual(["e1", "e2", "e3", "e4", "e5", "e6"].map((e) => `emitter.${e}`));
 });
 
 test("a poison event is dead-lettered after maxAttempts, does not block the next, and re-drives once fixed", async () => {
@@ -149,13 +165,7 @@ test("events emitted while the subscriber is being replaced reach it once, in or
     await emit(p, `n${i}`);
     if (i >= 20 && i < 40) await Bun.sleep(5); // spread the emits over the replacement
   }
-  const seen = await eventually(async () => {
-    const list = (await (await p.req("/api/sink")).json()) as string[];
-    return list.length >= 60 ? list : null;
-  }, 10_000);
-  await Bun.sleep(100);
-  expect((await (await p.req("/api/sink")).json()) as string[]).toEqual(seen);
-  expect(seen).toEqual(types);
+  expect(await afterSentinel(p, 10_000)).toEqual(types);
 });
 
 test("a batch still being handled by the replaced subscriber is not handed to its replacement too", async () => {
@@ -168,19 +178,13 @@ test("a batch still being handled by the replaced subscriber is not handed to it
   const types = Array.from({ length: 20 }, (_, i) => `emitter.s${i}`);
   for (const type of types) await emit(p, type.slice("emitter.".length));
   writeFileSync(join(p.pluginsDir, "sink.ts"), `${slow}\n// version 2\n`);
-  const seen = await eventually(async () => {
-    const list = (await (await p.req("/api/sink")).json()) as string[];
-    return list.length >= types.length ? list : null;
-  }, 10_000);
-  await Bun.sleep(300);
-  expect((await (await p.req("/api/sink")).json()) as string[]).toEqual(seen);
-  expect(seen).toEqual(types);
+  expect(await afterSentinel(p, 10_000)).toEqual(types);
 });
 
 test("a batch sent again after the host stopped waiting for it (a timeout) is not handled twice while the first is still running", async () => {
   // 500 ms per event against a 200 ms call timeout: the host gives up and sends the batch again.
   await using p = await boot({ fixtures: ["emitter"], files: { "sink.ts": slowSink(500) } }, { calls: { timeoutMs: 200 }, events: { retryDelayMs: 10 } });
-  await handledOnceNoLetter(p, 2_000);
+  await handledOnceNoLetter(p);
 });
 
 test("an async subscriber's cursor moves in the transaction that commits its events: if they cannot be committed, the event is retried, then dead-lettered", async () => {
@@ -202,5 +206,20 @@ export default definePlugin({
 test("an event given up on while its handler is still running is not also dead-lettered once that handler succeeds", async () => {
   // One attempt of 200 ms for a 500 ms handler: the host gives up and buries the event meanwhile.
   await using p = await boot({ fixtures: ["emitter"], files: { "sink.ts": slowSink(500) } }, { calls: { timeoutMs: 200 }, events: { maxAttempts: 1 } });
-  await handledOnceNoLetter(p, 1_500);
+  await emit(p, "slow");
+  // A window, for want of a sentinel: the worker decides on the dead letter once the handler is done
+  // (about 500 ms in), and an event emitted after this one is not delivered until yet another comes
+  // (see the test below).
+  await Bun.sleep(1_500);
+  expect(await seenBySink(p)).toEqual(["emitter.slow"]);
+  expect(await (await p.req("/api/platform/deadletters/sink")).json()).toEqual([]);
 });
+
+// Fails today: the host's bury request for the given-up event times out too (the worker takes it only
+// after the running batch), and the subscription's delivery then waits for the next event to come
+// (runtime/loader/delivery.ts pump(): a failed bury returns without a retry). Passes once it retries.
+test.failing("an event emitted while the host buries one it gave up on is delivered without another event after it", async () => {
+  await using p = await boot({ fixtures: ["emitter"], files: { "sink.ts": slowSink(500) } }, { calls: { timeoutMs: 200 }, events: { maxAttempts: 1 } });
+  await emit(p, "slow");
+  expect(await afterSentinel(p, 3_000)).toEqual(["emitter.slow"]);
+}, 10_000);

@@ -33,6 +33,8 @@ const MAX_BATCH_TIMEOUT_MS = 60_000;
 /** Events per message to the subscriber: one round trip for many events. */
 const BATCH = 64;
 const UNAVAILABLE = new Set(["PLT_SERVICE_UNAVAILABLE", "PLT_SHUTTING_DOWN"]);
+/** The subscriber's own store cannot take writes: the event is not at fault, so it is retried without counting an attempt. */
+const STORAGE = new Set(["PLT_STORAGE_FULL", "PLT_STORAGE_UNAVAILABLE"]);
 
 export class Delivery {
   /** Per source: the highest seq already examined (queued or skipped). */
@@ -154,14 +156,20 @@ export class Delivery {
     const generation = this.generation;
     const current = () => this.active && generation === this.generation;
     let attempts = 0;
+    let stalls = 0;
     try {
       while (current() && this.queue.length > 0) {
         const batch = this.queue.slice(0, BATCH);
         const outcome = await this.track(this.send(batch));
         if (!outcome || !current()) return;
         this.queue.splice(0, outcome.handled);
-        if (outcome.handled > 0) attempts = 0;
+        if (outcome.handled > 0) attempts = stalls = 0;
         if (!outcome.error) continue;
+        if (STORAGE.has(outcome.error.code)) {
+          if (stalls++ === 0) this.log.warn("subscriber's storage failing, delivery waits", { subscriber: this.target.name, filter: this.filter, error: outcome.error.message });
+          await this.sleep(Math.min(this.options.retryDelayMs * 2 ** Math.min(stalls - 1, 10), MAX_RETRY_DELAY_MS / 6));
+          continue;
+        }
 
         attempts++;
         const failed = this.queue[0]!;

@@ -29,6 +29,7 @@ export function describe(node: NodeView) {
       state: s.host.state,
       restarts: s.host.restarts,
       breaker: breakers[s.name]?.state ?? "closed",
+      storage: s.host.storage,
       routes: s.host.manifest?.routes.map((r) => routeName(s.name, r)) ?? [],
       actions: s.host.manifest?.actions ?? [],
       subscriptions: s.host.manifest?.subscriptions ?? [],

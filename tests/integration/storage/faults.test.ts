@@ -213,3 +213,16 @@ test.skipIf(volume === null)(volume === null ? `${READ_ONLY} (skipped: needs roo
   // A file system the kernel made read-only after an error stays so until it is unmounted and
   // checked: recovery (remount) cannot be shown here; see the full-store tests above for it.
 }, 30_000);
+
+test("a subscriber whose store is full: its events wait, without using up their attempts or being dead-lettered, and are handled once it has room", async () => {
+  p = await boot({ examples: ["orders", "inventory"], fixtures: ["cramped"] }, { events: { maxAttempts: 2, retryDelayMs: 10 } });
+  expect((await p.req("/api/cramped/full", { method: "POST" })).status).toBe(200);
+  for (let i = 0; i < 5; i++) expect((await p.req("/api/orders", { json: { sku: "apple", qty: 1 } })).status).toBe(201);
+  await eventually(async () => (await health()).services.cramped!.storage !== "ok", 5_000, 20);
+  // A window on purpose: far more than maxAttempts × retryDelayMs, so counted attempts would have buried the first event by now.
+  await Bun.sleep(300);
+  expect((await p.req("/api/cramped/room", { method: "POST" })).status).toBe(200);
+  const notes = async () => ((await (await p!.req("/api/cramped")).json()) as { notes: number }).notes;
+  await eventually(async () => (await notes()) === 5, 10_000, 20);
+  expect(await (await p.req("/api/platform/deadletters/cramped")).json()).toEqual([]);
+}, 30_000);

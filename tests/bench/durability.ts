@@ -27,7 +27,8 @@ import { spawnReady } from "./spawn";
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const RUN_MS = 1_000;
-const INGEST = { rounds: 3, warmupMs: 500, durationMs: 1_000, window: 1_000, payload: 64 };
+const LONE_ROUNDS = 3;
+const INGEST = { rounds: 3, warmupMs: 500, durationMs: 1_500, window: 1_000, payload: 64 };
 const BODY = JSON.stringify({ v: "x" });
 const PATHS = [
   { name: "write (INSERT)", path: "/api/bench/write" },
@@ -134,7 +135,7 @@ try {
     [fullGroup, []],
     [normalGroup, []],
   ]);
-  for (let round = 0; round < 2; round++) {
+  for (let round = 0; round < LONE_ROUNDS; round++) {
     for (const s of order([fullGroup, normalGroup], round)) {
       lone.get(s)!.push((await load(`${s.http}/api/bench/write`, s.pid, { method: "POST", body: BODY, connections: 1, durationMs: RUN_MS })).p50Ms * 1000);
     }
@@ -171,7 +172,7 @@ try {
   }
   const loneFull = median(lone.get(fullGroup)!);
   const loneNormal = median(lone.get(normalGroup)!);
-  console.log(`\nwrite, 1 connection, p50 (2 runs each, alternating): full ${loneFull.toFixed(0)} µs, normal ${loneNormal.toFixed(0)} µs: a commit alone costs +${(loneFull - loneNormal).toFixed(0)} µs at full`);
+  console.log(`\nwrite, 1 connection, p50 (median of ${LONE_ROUNDS} runs each, alternating): full ${loneFull.toFixed(0)} µs, normal ${loneNormal.toFixed(0)} µs: a commit alone costs +${(loneFull - loneNormal).toFixed(0)} µs at full`);
   console.log(`\nbroker QoS 1 ingest, 1 persistent session offline (stored before PUBACK), at most ${INGEST.window} unacknowledged, ${INGEST.payload}-byte payloads; median (range) of ${INGEST.rounds} runs of ${INGEST.durationMs} ms, taking turns`);
   console.log("| server | acknowledged msg/s | p99 ms | broker CPU % |");
   console.log("| --- | ---: | ---: | ---: |");

@@ -10,6 +10,7 @@ import { afterAll, beforeAll } from "bun:test";
 import { createConnection, type Socket } from "node:net";
 import mqttPacket, { type IConnackPacket, type IConnectPacket, type Packet } from "mqtt-packet";
 import type { UserConfig } from "../../config/index";
+import { topicMatches } from "../../runtime/protocol";
 import { boot, type Booted } from "./boot";
 import * as reports from "./broker-reports";
 import type { PublishedPacket } from "./broker-reports";
@@ -264,7 +265,7 @@ export interface BrokerUnderTest {
    * A session subscribed to `filter`, once the retained messages its SUBSCRIBE sends have arrived (see
    * `subscribeSettled`): a nothing("publish") after it means no retained message matched.
    */
-  subscriberSettled(filter: string, qos?: 0 | 1 | 2, options?: Partial<IConnectPacket>): Promise<RawSession>;
+  subscriberSettled(filter: string, qos?: 0 | 1 | 2, options?: Partial<IConnectPacket>, sentinel?: string): Promise<RawSession>;
   /** Resolves once the broker has published `count` messages `match` accepts (see broker-reports.ts). */
   published(match: (packet: PublishedPacket) => boolean, count?: number): Promise<void>;
   /** Resolves once the broker has finished the CONNECT of `clientId` (see broker-reports.ts). */
@@ -306,10 +307,10 @@ export function useBroker(overrides: UserConfig = {}): BrokerUnderTest {
       await c.next("suback");
       return c;
     },
-    async subscriberSettled(filter, qos = 0, options) {
+    async subscriberSettled(filter, qos = 0, options, sentinel) {
       const publisher = await ctx.session();
       const c = await ctx.session(options);
-      await subscribeSettled(c, filter, qos, publisher);
+      await subscribeSettled(c, filter, qos, publisher, sentinel);
       await publisher.disconnect();
       return c;
     },
@@ -380,14 +381,15 @@ export async function sentinel(publisher: RawClient, subscriber: RawClient, topi
 
 /**
  * Subscribes `client` to `filter` and resolves once the retained messages the SUBSCRIBE sends have
- * arrived. The SUBSCRIBE names a second filter after `filter`: a topic of its own, one level (only a
- * `#` of another test matches it), whose retained message `publisher` stores first. The broker sends
- * a SUBSCRIBE's retained messages filter by filter, in order, each written before the next (both
- * session stores, and aedes' sendRetained); so once the sentinel's has arrived (taken here), every
- * retained message for `filter` has too.
+ * arrived. The SUBSCRIBE names a second filter after `filter`: a topic of its own (`topic`; by
+ * default one level, which only a `#` of another test matches), whose retained message `publisher`
+ * stores first. The broker sends a SUBSCRIBE's retained messages filter by filter, in order, each
+ * written before the next (both session stores, and aedes' sendRetained); so once the sentinel's
+ * has arrived (taken here), every retained message for `filter` has too. `filter` must not match the
+ * sentinel (for a filter starting with a wildcard, give a `$` topic the ACL lets clients use).
  */
-export async function subscribeSettled(client: RawClient, filter: string, qos: 0 | 1 | 2, publisher: RawClient): Promise<void> {
-  const topic = `sentinel-${uniqueId()}`;
+export async function subscribeSettled(client: RawClient, filter: string, qos: 0 | 1 | 2, publisher: RawClient, topic = `sentinel-${uniqueId()}`): Promise<void> {
+  if (topicMatches(filter, topic)) throw new Error(`${filter} matches the sentinel ${topic}: it would come among the filter's own retained messages`);
   await publishFrom(publisher, topic, "sentinel", { qos: 1, retain: true }); // its PUBACK once stored
   client.send({ cmd: "subscribe", messageId: 1, subscriptions: [{ topic: filter, qos }, { topic, qos: 0 }] });
   await client.next("suback");

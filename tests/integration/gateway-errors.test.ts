@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { boot, type Booted } from "../helpers/boot";
-import { connectMqtt, type TestClient } from "../helpers/mqtt";
+import { connectMqtt, type Received, type TestClient } from "../helpers/mqtt";
 
 let p: Booted;
 let events: TestClient;
@@ -78,9 +78,26 @@ const rows: Row[] = [
   { name: "plugin's own 409", method: "POST", path: "/api/orders", headers: json, body: '{"sku":"kiwi","qty":1}', status: 409, code: "INVENTORY_OUT_OF_STOCK" },
 ];
 
+/**
+ * Places an order and waits for both of its events (orders.created, inventory.reserved): each service
+ * publishes its events in the order it committed them, so every event committed before has arrived
+ * by then. Returns a test for the order's own events.
+ */
+async function sentinelOrder(): Promise<(m: Received) => boolean> {
+  const order = (await (await p.req("/api/orders", { json: { sku: "apple", qty: 1 } })).json()) as { id: number };
+  const left = ((await (await p.req("/api/inventory/apple")).json()) as { qty: number }).qty;
+  const created = (m: Received) => m.topic === "events/orders/created" && m.json().data.id === order.id;
+  const reserved = (m: Received) => m.topic === "events/inventory/reserved" && m.json().data.sku === "apple" && m.json().data.left === left;
+  await events.next(created);
+  await events.next(reserved);
+  return (m) => created(m) || reserved(m);
+}
+
 describe("gateway rejects bad input with a precise JSON error", () => {
   for (const row of rows) {
     test(`${row.name} → ${row.status} ${row.code}`, async () => {
+      // Events are counted between two sentinel orders: before the request, after it.
+      await sentinelOrder();
       const before = events.received.length;
       const res = await p.req(row.path, { method: row.method ?? "GET", headers: row.headers ?? {}, body: row.body ?? null });
       expect(res.status).toBe(row.status);
@@ -89,8 +106,8 @@ describe("gateway rejects bad input with a precise JSON error", () => {
       expect(body.error.code).toBe(row.code);
       expect(typeof body.error.message).toBe("string");
       if (row.message) expect(body.error.message).toMatch(row.message);
-      await Bun.sleep(20);
-      expect(events.received.length).toBe(before);
+      const sentinel = await sentinelOrder();
+      expect(events.received.slice(before).filter((m) => !sentinel(m)).map((m) => m.topic)).toEqual([]);
     });
   }
 

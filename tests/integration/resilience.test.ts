@@ -4,6 +4,7 @@
  */
 import { afterEach, expect, test } from "bun:test";
 import { boot, type Booted } from "../helpers/boot";
+import { eventually } from "../helpers/eventually";
 
 let p: Booted | undefined;
 afterEach(async () => {
@@ -42,8 +43,12 @@ test("a call chain shares one deadline: when the gateway gives up, the next hop 
   expect(res.status).toBe(504);
   expect(((await res.json()) as { error: { code: string } }).error.code).toBe("PLT_TIMEOUT");
   expect(performance.now() - started).toBeLessThan(1_000);
-  await Bun.sleep(400); // step1 wakes up after 300 ms and tries to call step2
-  expect(await (await p.req("/api/chain/ran")).json()).toEqual([]);
+  // step1 wakes up after 300 ms, tries to call step2, and records when that call has settled.
+  const ran = await eventually(async () => {
+    const rows = (await (await p!.req("/api/chain/ran")).json()) as Array<{ step: string }>;
+    return rows.length > 0 ? rows : null;
+  });
+  expect(ran).toEqual([{ step: "step1 done" }]);
 });
 
 test("the bulkhead runs maxConcurrent calls, queues maxQueue more, and refuses the rest at once", async () => {
@@ -80,9 +85,17 @@ test("a route with a configured fallback answers with it when the service fails;
 
 test("a call's late reply never reaches the worker that replaced its crashed caller (which numbers its calls afresh)", async () => {
   const slow = `import { definePlugin } from "plinth";
+let waiting = 0;
 export default definePlugin({
   name: "slow", version: "1.0.0",
-  actions: { wait: async (ctx) => { const { ms, v } = ctx.params as { ms: number; v: string }; await Bun.sleep(ms); return v; } },
+  actions: {
+    wait: async (ctx) => {
+      const { ms, v } = ctx.params as { ms: number; v: string };
+      waiting++;
+      try { await Bun.sleep(ms); return v; } finally { waiting--; }
+    },
+  },
+  routes: { "GET /waiting": () => ({ waiting }) },
 });`;
   const asker = `import { definePlugin } from "plinth";
 export default definePlugin({
@@ -95,11 +108,10 @@ export default definePlugin({
 });`;
   p = await boot({ files: { "slow.ts": slow, "asker.ts": asker } }, { workers: { restartDelayMs: 10 }, breaker: { failureThreshold: 1_000_000, minimumCalls: 1_000_000 } });
   const orphan = p.req("/api/asker/call", { json: { ms: 800, v: "old" } }); // call 1 of the first worker
-  await Bun.sleep(50);
+  await eventually(async () => ((await (await p!.req("/api/slow/waiting")).json()) as { waiting: number }).waiting === 1);
   await p.req("/api/asker/crash", { method: "POST" });
   await orphan; // failed with the crash
-  const started = Date.now();
-  while ((await p.req("/api/asker/ping")).status !== 200 && Date.now() - started < 5_000) await Bun.sleep(10);
+  await eventually(async () => (await p!.req("/api/asker/ping")).status === 200);
   // Call 1 of the new worker, still waiting when the old call's reply (at ~800 ms) comes back.
   const res = await p.req("/api/asker/call", { json: { ms: 1_500, v: "new" } });
   expect(await res.json()).toEqual({ got: "new" });

@@ -4,7 +4,8 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { boot, type Booted } from "../../helpers/boot";
-import { connectMqtt, eventually, type Received, type TestClient } from "../../helpers/mqtt";
+import * as reports from "../../helpers/broker-reports";
+import { connectMqtt, eventually, roundTrip, type Received, type TestClient } from "../../helpers/mqtt";
 
 const INTERVAL = 100;
 let app: Booted;
@@ -14,6 +15,21 @@ async function client(): Promise<TestClient> {
   const c = await connectMqtt(app.mqttUrl);
   clients.push(c);
   return c;
+}
+
+/**
+ * Subscribes `c` to `filter` and resolves once the retained messages of that SUBSCRIBE have arrived:
+ * it names a second filter after `filter`, a retained sentinel of its own (published on the bus, under
+ * `$platform/`, which a client may subscribe to by name), which the broker sends after them (a
+ * SUBSCRIBE's retained messages go filter by filter, in order, each written before the next).
+ * Returns the sentinel's topic.
+ */
+async function subscribeSettled(on: Booted, c: TestClient, filter: string): Promise<string> {
+  const sentinel = `$platform/sentinel/${crypto.randomUUID()}`;
+  await on.platform.broker.bus.publish(sentinel, "sentinel", { retain: true });
+  await c.client.subscribeAsync([filter, sentinel], { qos: 0 });
+  await c.next((m) => m.topic === sentinel);
+  return sentinel;
 }
 
 /** The latest value seen on a $SYS topic. */
@@ -74,20 +90,34 @@ describe("$SYS/broker", () => {
   });
 
   test("clients may not publish there: a forged value is dropped and the retained one stays", async () => {
-    const forger = await client();
-    await forger.client.publishAsync("$SYS/broker/version", "forged", { qos: 1, retain: true });
-    const late = await client();
-    await late.subscribe("$SYS/broker/version", 0);
-    await Bun.sleep(INTERVAL * 2);
-    expect(late.received.map((m) => m.payload.toString())).not.toContain("forged");
-    expect(latest(late, "$SYS/broker/version")).toMatch(/^plinth /);
+    // The values are published once at start and then not for a minute: nothing would overwrite a forged one.
+    const still = await boot({}, { broker: { sysIntervalMs: 60_000 } });
+    try {
+      const watcher = await connectMqtt(still.mqttUrl);
+      await subscribeSettled(still, watcher, "$SYS/broker/version");
+      expect(latest(watcher, "$SYS/broker/version")).toMatch(/^plinth /);
+      const forger = await connectMqtt(still.mqttUrl);
+      const handed = reports.published(still.platform.broker.aedes, (p) => p.payload.toString() === "forged");
+      await forger.client.publishAsync("$SYS/broker/version", "forged", { qos: 1, retain: true });
+      await handed; // to whoever it went to: to the watcher, were it not dropped
+      await roundTrip(watcher.client);
+      const late = await connectMqtt(still.mqttUrl);
+      await subscribeSettled(still, late, "$SYS/broker/version");
+      for (const c of [watcher, late]) expect(c.received.map((m) => m.payload.toString())).not.toContain("forged");
+      expect(latest(late, "$SYS/broker/version")).toMatch(/^plinth /);
+      await Promise.all([watcher.end(), forger.end(), late.end()]);
+    } finally {
+      await still.stop();
+    }
   });
 
   test("[MQTT-4.7.2-1] a '#' subscriber gets none of them", async () => {
     const all = await client();
-    await all.subscribe("#", 0);
-    await Bun.sleep(INTERVAL * 3);
-    expect(all.received.filter((m) => m.topic.startsWith("$"))).toEqual([]);
+    const sentinel = await subscribeSettled(app, all, "#"); // none of the retained ones
+    // Nor a live one: the next uptime, handed to every subscriber, would have been written to it.
+    await reports.published(app.platform.broker.aedes, (p) => p.topic === "$SYS/broker/uptime");
+    await roundTrip(all.client);
+    expect(all.received.filter((m) => m.topic.startsWith("$") && m.topic !== sentinel)).toEqual([]);
   });
 });
 
@@ -140,9 +170,10 @@ describe("store/messages/dropped", () => {
         const watcher = await connectMqtt(small.mqttUrl);
         await watcher.subscribe("$SYS/broker/store/messages/dropped", 0);
         await eventually(() => latest(watcher, "$SYS/broker/store/messages/dropped") === "3");
+        const ready = reports.ready(small.platform.broker.aedes, `sys-away-${persistence}`);
         const back = await connectMqtt(small.mqttUrl, { clientId: `sys-away-${persistence}`, clean: false });
-        await eventually(() => back.received.length >= 2);
-        await Bun.sleep(100);
+        await ready; // its queue sent
+        await roundTrip(back.client);
         expect(back.received.map((m) => m.payload.toString())).toEqual(["3", "4"]);
         await Promise.all([pub.end(), watcher.end(), back.end()]);
       } finally {
@@ -156,10 +187,10 @@ describe("broker.sysIntervalMs: 0", () => {
   test("turns them off", async () => {
     const quiet = await boot({}, { broker: { sysIntervalMs: 0 } });
     try {
+      // On, they would be published (retained) at start: a subscriber would get them at once.
       const c = await connectMqtt(quiet.mqttUrl);
-      await c.subscribe("$SYS/broker/#", 0);
-      await Bun.sleep(300);
-      expect(c.received).toEqual([]);
+      const sentinel = await subscribeSettled(quiet, c, "$SYS/broker/#");
+      expect(c.received.map((m) => m.topic)).toEqual([sentinel]);
       await c.end();
     } finally {
       await quiet.stop();

@@ -1,6 +1,7 @@
 /**
  * MQTT 3.1.1 §3.1.2.10 keep-alive and §3.12 PINGREQ/PINGRESP, on a real platform. The clients
  * (keep-alive 1 s) all start together and are watched for 2.4 s, so the file takes that long once.
+ * The watch is a window on purpose: that a connection stays open shows only as time passing.
  */
 import { beforeAll, describe, expect, test } from "bun:test";
 import { uniqueId, useBroker, type RawClient } from "../../../helpers/raw-mqtt";

@@ -15,13 +15,16 @@ afterEach(async () => {
   p = undefined;
 });
 
+/** Version v of a plugin "ver"; GET /slow takes 300 ms, GET /slowing says how many are in it. */
 const version = (v: number, extra = "") => `import { definePlugin } from "plinth";
+let slowing = 0;
 export default definePlugin({
   name: "ver", version: "1.0.${v}",
   migrations: ${JSON.stringify(Array.from({ length: v }, (_, i) => `CREATE TABLE t${i + 1} (x)`))},
   routes: {
     "GET /": () => ({ v: ${v} }),
-    "GET /slow": async () => { await Bun.sleep(300); return { v: ${v}, slow: true }; },
+    "GET /slow": async () => { slowing++; try { await Bun.sleep(300); return { v: ${v}, slow: true }; } finally { slowing--; } },
+    "GET /slowing": () => ({ slowing }),
   },
 });${extra}
 `;
@@ -38,7 +41,7 @@ test("a plugin dropped into the folder starts serving; removing it drains and 40
   await eventually(async () => (await get("/api/ver")).body?.v === 1);
 
   const slow = p.req("/api/ver/slow");
-  await Bun.sleep(50);
+  await eventually(async () => ((await (await p!.req("/api/ver/slowing")).json()) as { slowing: number }).slowing === 1);
   rmSync(join(p.pluginsDir, "ver.ts"));
   const finished = await slow;
   expect(finished.status).toBe(200);
@@ -78,22 +81,26 @@ test("a removed plugin's breaker is no longer listed", async () => {
 test("replacing a plugin under steady load fails no request; the new version runs its migrations", async () => {
   p = await boot({ files: { "ver.ts": version(1) } });
   const statuses = new Map<number, number>();
+  const answers = new Map<number, number>(); // by version
   const versions = new Set<number>();
   let running = true;
   const load = async () => {
     while (running) {
       const { status, body } = await get("/api/ver");
       statuses.set(status, (statuses.get(status) ?? 0) + 1);
-      if (body?.v) versions.add(body.v);
+      if (body?.v) {
+        versions.add(body.v);
+        answers.set(body.v, (answers.get(body.v) ?? 0) + 1);
+      }
     }
   };
   const loops = Array.from({ length: 8 }, load);
-  await Bun.sleep(100);
+  await eventually(() => (answers.get(1) ?? 0) >= 25); // the load is on before the change...
   const changedAt = performance.now();
   writeFileSync(join(p.pluginsDir, "ver.ts"), version(2));
   await eventually(() => versions.has(2));
   const switchMs = performance.now() - changedAt;
-  await Bun.sleep(100);
+  await eventually(() => (answers.get(2) ?? 0) >= 25); // ...and goes on after it
   running = false;
   await Promise.all(loops);
 
@@ -135,16 +142,18 @@ test("while a replacement waits for the old version's deliveries, the old versio
   // v2 puts a route first: its route indexes differ from v1's. The old version is busy with an event
   // batch (1.5 s), so the replacement is ready well before it takes the name over.
   const version = (routes: string) => `import { definePlugin } from "plinth";
+let busy = 0;
 export default definePlugin({
   name: "ver", version: "1.0.0",
-  subscribe: { "events/emitter/#": async () => { await Bun.sleep(1_500); } },
-  routes: { ${routes} },
+  subscribe: { "events/emitter/#": async () => { busy++; await Bun.sleep(1_500); busy--; } },
+  routes: { ${routes}, "GET /busy": () => ({ busy }) },
 });`;
   const v1 = version(`"GET /a": () => ({ r: "a1" }), "GET /b": () => ({ r: "b1" })`);
   const v2 = version(`"GET /new": () => ({ r: "new" }), "GET /a": () => ({ r: "a2" }), "GET /b": () => ({ r: "b2" })`);
   await using p = await boot({ fixtures: ["emitter"], files: { "ver.ts": v1 } });
   expect((await p.req("/api/emitter", { json: { type: "x", data: {} } })).status).toBe(200);
-  await Bun.sleep(100); // the batch is in the old version's hands
+  // The batch is in the old version's hands.
+  await eventually(async () => ((await (await p.req("/api/ver/busy")).json()) as { busy: number }).busy === 1);
   writeFileSync(join(p.pluginsDir, "ver.ts"), v2);
   const answers = new Set<string>();
   const started = Date.now();
@@ -192,10 +201,13 @@ test("replacing an emitter while it emits publishes each committed event once", 
         if ((await p.req("/api/emitter", { json: { type } })).status === 200) sent.push(`emitter.${type}`);
       }),
     );
-    await Bun.sleep(5);
+    await Bun.sleep(5); // spreads the rounds over the replacement (a load pattern, not a wait)
   }
-  await Bun.sleep(500);
-  const types = outside.received.map((m) => (JSON.parse(m.payload.toString()) as { type: string }).type);
+  // A service publishes its events in the order it committed them: once one emitted after all of
+  // them arrives, they (and any second copy) have.
+  expect((await p.req("/api/emitter", { json: { type: "sentinel" } })).status).toBe(200);
+  await outside.next((m) => m.topic === "events/emitter/sentinel", 10_000);
+  const types = outside.received.filter((m) => m.topic !== "events/emitter/sentinel").map((m) => (JSON.parse(m.payload.toString()) as { type: string }).type);
   await outside.end();
   expect(types.filter((t, i) => types.indexOf(t) !== i)).toEqual([]); // none twice
   expect(types.sort()).toEqual(sent.sort());

@@ -3,20 +3,25 @@ import { expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
 import { existsSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import type { Bulkhead } from "../../runtime/breaker/bulkhead";
 import { boot } from "../helpers/boot";
 import { eventually } from "../helpers/mqtt";
 import { tempDir } from "../helpers/tmp";
 
+/** POST / takes 300 ms; GET /inside says how many are in it. */
 const slow = `import { definePlugin } from "plinth";
+let inside = 0;
 export default definePlugin({
   name: "slow", version: "1.0.0",
   migrations: ["CREATE TABLE done (n INTEGER)"],
   routes: {
     "POST /": async (ctx) => {
+      inside++;
       await Bun.sleep(300);
       ctx.db.query("INSERT INTO done VALUES (1)").run();
       return { finished: true };
     },
+    "GET /inside": () => ({ inside }),
   },
 });`;
 
@@ -24,7 +29,7 @@ test("stop() lets an in-flight request finish, then refuses connections and clos
   const p = await boot({ files: { "slow.ts": slow } });
   const dataDir = p.dataDir;
   const inFlight = p.req("/api/slow", { method: "POST" });
-  await Bun.sleep(50); // the request has reached the worker
+  await eventually(async () => ((await (await p.req("/api/slow/inside")).json()) as { inside: number }).inside === 1); // in the handler
   const stopping = p.platform.stop();
 
   const res = await inFlight;
@@ -51,7 +56,8 @@ test("a start-up that fails after the workers were started (broker port in use) 
   try {
     const failed = await boot({ files: { "slow.ts": slow } }, { broker: { port: taken.port }, data: { dir: data.path } }).catch((err: unknown) => err);
     expect(failed).toMatchObject({ code: "PLT_LISTEN_FAILED" });
-    // A worker left running would go on to open its database and hold it (its -wal file stays).
+    // A worker left running would go on to open its database and hold it (its -wal file stays). A
+    // window on purpose: that worker is the failure itself, and nothing signals how far it got.
     await Bun.sleep(500);
     const files = existsSync(data.path) ? readdirSync(data.path) : [];
     expect(files.filter((f) => f.endsWith("-wal"))).toEqual([]);
@@ -75,7 +81,9 @@ export default definePlugin({
   await using p = await boot({ files: { "counter.ts": counter(1) } }, { shutdown: { graceMs: 50 } });
   const slow = p.req("/api/counter/slow", { method: "POST" });
   const quick = p.req("/api/counter/quick", { method: "POST" });
-  await Bun.sleep(50);
+  // Both handed to the service (its worker busy with the first): its bulkhead counts them.
+  const bulkheads = (p.platform.loader.breakers as unknown as { bulkheads: Map<string, Bulkhead> }).bulkheads;
+  await eventually(() => bulkheads.get("counter")?.load.active === 2);
   writeFileSync(join(p.pluginsDir, "counter.ts"), counter(2));
   expect([(await slow).status, (await quick).status]).toEqual([200, 200]);
   expect(await eventually(async () => ((await (await p.req("/api/counter")).json()) as { n: number }).n === 2, 5_000)).toBe(true);

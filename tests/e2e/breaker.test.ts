@@ -6,6 +6,7 @@
 import { expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { OPEN_AUTH, startBinary } from "../helpers/binary";
+import { eventually } from "../helpers/eventually";
 import { writePlugins } from "../helpers/plugins";
 import { tempDir } from "../helpers/tmp";
 
@@ -36,8 +37,14 @@ export default defineConfig({
   const breakers = (await (await fetch(`${app.url}/api/platform/breakers`, { headers: { "x-api-key": app.adminKey } })).json()) as Record<string, { state: string }>;
   expect(breakers.flaky?.state).toBe("open");
 
-  await Bun.sleep(450);
-  expect(await call()).toEqual({ ok: true, value: { ok: true, calls: 3 } });
+  // Refused at once until the reset time has passed; then the first call through is the probe (flaky's call 3).
+  const opened = performance.now();
+  const probe = await eventually(async () => {
+    const answer = await call();
+    return answer.code === "PLT_BREAKER_OPEN" ? null : answer;
+  }, 5_000, 20);
+  expect(performance.now() - opened).toBeGreaterThanOrEqual(300);
+  expect(probe).toEqual({ ok: true, value: { ok: true, calls: 3 } });
   const after = (await (await fetch(`${app.url}/api/platform/breakers`, { headers: { "x-api-key": app.adminKey } })).json()) as Record<string, { state: string }>;
   expect(after.flaky?.state).toBe("closed");
   await app.waitForLog(/circuit breaker service=flaky state=closed/);

@@ -53,6 +53,7 @@ test("a retained message and a persistent session survive a graceful restart and
     ["site/config", "v1", { qos: 1, retain: true }],
     ["devices/a/status", "offline-1", { qos: 2 }],
     ["devices/b/status", "offline-2", { qos: 1 }],
+    ["devices/z/status", "sentinel-1", { qos: 1 }],
   ]);
 
   // Graceful restart (SIGTERM), on new ports.
@@ -60,10 +61,12 @@ test("a retained message and a persistent session survive a graceful restart and
   const second = await startBinary(dir.path, ["--no-watch"]);
   const back = await connect(second.mqttUrl, SUBSCRIBER);
   expect(back.sessionPresent).toBe(true);
-  await eventually(() => back.messages.length >= 2);
+  // A session's queue is sent in order: once the sentinel queued last arrives, all before it have.
+  await eventually(() => back.messages.some((m) => m.payload === "sentinel-1"));
   expect(back.messages).toEqual([
     { topic: "devices/a/status", payload: "offline-1", qos: 1, retain: false },
     { topic: "devices/b/status", payload: "offline-2", qos: 1, retain: false },
+    { topic: "devices/z/status", payload: "sentinel-1", qos: 1, retain: false },
   ]);
   const reader = await connect(second.mqttUrl, { clientId: "e2e-reader", clean: true });
   await reader.client.subscribeAsync("site/#", { qos: 1 });
@@ -76,6 +79,7 @@ test("a retained message and a persistent session survive a graceful restart and
   await publish(second.mqttUrl, [
     ["devices/c/status", "offline-3", { qos: 2 }],
     ["devices/d/status", "offline-4", { qos: 2 }],
+    ["devices/z/status", "sentinel-2", { qos: 1 }],
   ]);
   second.proc.kill("SIGKILL");
   expect(await second.proc.exited).not.toBe(0);
@@ -83,11 +87,12 @@ test("a retained message and a persistent session survive a graceful restart and
   await using third = await startBinary(dir.path, ["--no-watch"]);
   const again = await connect(third.mqttUrl, SUBSCRIBER);
   expect(again.sessionPresent).toBe(true);
-  await eventually(() => again.messages.length >= 2);
-  await Bun.sleep(200); // nothing already acknowledged comes again
+  // Nothing already acknowledged comes again: it would come before the sentinel queued last.
+  await eventually(() => again.messages.some((m) => m.payload === "sentinel-2"));
   expect(again.messages.map((m) => [m.topic, m.payload, m.qos])).toEqual([
     ["devices/c/status", "offline-3", 1],
     ["devices/d/status", "offline-4", 1],
+    ["devices/z/status", "sentinel-2", 1],
   ]);
   // Still subscribed after the crash: a live message arrives without a new SUBSCRIBE.
   await publish(third.mqttUrl, [["devices/e/status", "live", { qos: 1 }]]);

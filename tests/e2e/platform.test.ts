@@ -11,18 +11,24 @@ import { connectMqtt, eventually } from "../helpers/mqtt";
 import { writePlugins } from "../helpers/plugins";
 import { tempDir, type TempDir } from "../helpers/tmp";
 
-let dir: TempDir;
-let app: Running;
-
-beforeAll(async () => {
-  dir = tempDir("plinth-e2e");
+/** The binary copied alone into a new folder with the example plugins and a broken one beside it, started there. */
+async function startAlone(): Promise<{ dir: TempDir; app: Running }> {
+  const dir = tempDir("plinth-e2e");
   writePlugins(dir.join("plugins"), {
     examples: ["orders", "inventory", "notifications"],
     files: { "broken.ts": `import { definePlugin } from "plinth";\nexport default definePlugin({ name: "broken", version: "1.0.0" ;\n` },
   });
   ensureBinary();
   copyFileSync(BINARY, dir.join("plinth"));
-  app = await startBinary(dir.path, [], dir.join("plinth"));
+  return { dir, app: await startBinary(dir.path, [], dir.join("plinth")) };
+}
+
+// Shared by the tests that leave it running; the SIGTERM test stops one of its own.
+let dir: TempDir;
+let app: Running;
+
+beforeAll(async () => {
+  ({ dir, app } = await startAlone());
 });
 
 afterAll(async () => {
@@ -45,7 +51,7 @@ describe("dist/plinth run", () => {
     expect(res.status).toBe(201);
     const order = (await res.json()) as { id: number };
 
-    const viaTcp = (await tcp.next((m) => m.topic === "events/orders/created")).json();
+    const viaTcp = (await tcp.next((m) => m.topic === "events/orders/created" && m.json().data.id === order.id)).json();
     expect(viaTcp).toMatchObject({ specversion: "1.0", type: "orders.created", source: "plinth/orders", data: { id: order.id, sku: "apple", qty: 2 } });
     expect((await ws.next((m) => m.topic === "events/orders/created")).json().id).toBe(viaTcp.id);
 
@@ -69,23 +75,26 @@ describe("dist/plinth run", () => {
   });
 
   test("SIGTERM drains, closes the databases and exits 0; the data is on disk", async () => {
-    const res = await fetch(`${app.url}/api/orders`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ sku: "pear", qty: 3 }),
-    });
-    expect(res.status).toBe(201);
-    expect(await app.stop("SIGTERM")).toBe(0);
-    expect(app.log()).toContain("platform stopped");
-
-    const db = new Database(dir.join("data/orders.sqlite"), { readonly: true });
+    const own = await startAlone();
     try {
-      expect(db.query("SELECT sku, qty FROM orders ORDER BY id").all()).toEqual([
-        { sku: "apple", qty: 2 },
-        { sku: "pear", qty: 3 },
-      ]);
+      const res = await fetch(`${own.app.url}/api/orders`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ sku: "pear", qty: 3 }),
+      });
+      expect(res.status).toBe(201);
+      expect(await own.app.stop("SIGTERM")).toBe(0);
+      expect(own.app.log()).toContain("platform stopped");
+
+      const db = new Database(own.dir.join("data/orders.sqlite"), { readonly: true });
+      try {
+        expect(db.query("SELECT sku, qty FROM orders ORDER BY id").all()).toEqual([{ sku: "pear", qty: 3 }]);
+      } finally {
+        db.close();
+      }
     } finally {
-      db.close();
+      await own.app.stop("SIGKILL");
+      own.dir[Symbol.dispose]();
     }
   });
 });

@@ -21,13 +21,15 @@ test("replacing a plugin's file under load fails no request; removing a plugin 4
     }
   };
   const loops = Array.from({ length: 8 }, loop);
-  await Bun.sleep(100);
+  const answered = () => statuses.get(200) ?? 0;
+  await eventually(() => answered() >= 50); // the load is on before the change...
 
   const file = dir.join("plugins/inventory/index.ts");
   writeFileSync(file, readFileSync(file, "utf8").replace('version: "1.0.0"', 'version: "1.1.0"'));
   await app.waitForLog(/service replaced service=inventory version=1\.1\.0/);
   await app.waitForLog(/service retired service=inventory/);
-  await Bun.sleep(100);
+  const retired = answered();
+  await eventually(() => answered() >= retired + 50); // ...and goes on after it
   running = false;
   await Promise.all(loops);
   expect([...statuses.keys()]).toEqual([200]);

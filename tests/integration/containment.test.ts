@@ -119,9 +119,11 @@ describe("messages a plugin posts to its host itself", () => {
   };
 
   test("protocol messages of the wrong shape are logged and ignored; the worker serves on", async () => {
+    // (other tests here restart the forger: what counts is that this one does not)
+    const before = (await restarts("forger")).restarts;
     expect(await (await p.req("/api/forger/bad-shapes", { method: "POST" })).json()).toEqual({ posted: true });
     expect(await (await p.req("/api/forger/ok")).json()).toEqual({ ok: true });
-    expect(await restarts("forger")).toMatchObject({ state: "ready", restarts: 0 });
+    expect(await restarts("forger")).toMatchObject({ state: "ready", restarts: before });
   });
 
   test.each(["text", "deep", "object"])("an unreadable message (%s) ends that worker alone: its requests get 503, it is restarted", async (kind) => {

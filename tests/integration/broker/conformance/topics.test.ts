@@ -65,7 +65,8 @@ describe("topics starting with $", () => {
     const plus = await broker.subscriber(`+/${id}`);
     const named = await broker.subscriber(`$conformance/#`);
     await publish(`$conformance/${id}`);
-    expect((await named.next("publish")).topic).toBe(`$conformance/${id}`);
+    // (another test leaves retained messages under $conformance/: this one's is known by its topic)
+    await named.next("publish", { where: (p) => p.topic === `$conformance/${id}` });
     for (const c of [hash, plus]) {
       const topics = await topicsReceived(c);
       expect(topics.filter((t) => t.startsWith("$"))).toEqual([]);
@@ -76,7 +77,7 @@ describe("topics starting with $", () => {
     const topic = `$conformance/retained-${uniqueId()}`;
     await publish(topic, "retained", true);
     const named = await broker.subscriber("$conformance/+");
-    expect((await named.next("publish")).topic).toBe(topic);
+    await named.next("publish", { where: (p) => p.topic === topic && p.retain });
     for (const filter of ["#", "+/+"]) {
       // Its retained messages all sent by the time those of a `$` sentinel named after it are.
       const sentinel = `$conformance/sentinel-${uniqueId()}`;

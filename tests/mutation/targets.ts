@@ -1,0 +1,75 @@
+/**
+ * What `npm run mutate` measures: each target is a set of runtime files to mutate and the test
+ * files run against their mutants. Unit tests first; an integration file is listed only where
+ * the units do not reach (a mutant no listed test reaches counts as "no coverage").
+ */
+
+export interface MutationTarget {
+  /** the name on the command line and in the table */
+  name: string;
+  /** globs of files to mutate, from the project root */
+  mutate: string[];
+  /** test files, from the project root, fastest first */
+  tests: string[];
+}
+
+export const TARGETS: MutationTarget[] = [
+  {
+    name: "runtime/breaker",
+    mutate: ["runtime/breaker/*.ts"],
+    tests: [
+      "tests/runtime/breaker/window.test.ts",
+      "tests/runtime/breaker/limit.test.ts",
+      "tests/runtime/breaker/breaker.test.ts",
+      "tests/runtime/breaker/bulkhead.test.ts",
+    ],
+  },
+  {
+    name: "runtime/broker/acl",
+    mutate: ["runtime/broker/acl.ts", "runtime/broker/acl-rules.ts"],
+    tests: [
+      "tests/runtime/broker/acl.test.ts",
+      "tests/runtime/broker/broker.test.ts",
+      "tests/integration/broker/deny.test.ts",
+      "tests/integration/security.test.ts",
+    ],
+  },
+  {
+    name: "runtime/auth",
+    mutate: ["runtime/auth/*.ts"],
+    tests: ["tests/runtime/auth/jwt.test.ts", "tests/runtime/auth/keys.test.ts", "tests/integration/security.test.ts"],
+  },
+  {
+    name: "runtime/loader/delivery",
+    mutate: ["runtime/loader/delivery.ts"],
+    tests: ["tests/integration/events.test.ts", "tests/integration/delivery.test.ts"],
+  },
+  {
+    name: "runtime/worker",
+    mutate: ["runtime/worker/outbox.ts", "runtime/worker/unit.ts", "runtime/worker/entry.ts"],
+    tests: [
+      "tests/runtime/worker/outbox.test.ts",
+      "tests/runtime/worker/unit.test.ts",
+      "tests/runtime/worker/host.test.ts",
+      "tests/integration/outbox.test.ts",
+      "tests/integration/events.test.ts",
+    ],
+  },
+  {
+    name: "runtime/gateway",
+    mutate: ["runtime/gateway/*.ts"],
+    tests: [
+      "tests/runtime/gateway/body.test.ts",
+      "tests/runtime/gateway/cache.test.ts",
+      "tests/runtime/gateway/ratelimit.test.ts",
+      "tests/integration/gateway/error-body.test.ts",
+      "tests/integration/gateway/http-semantics.test.ts",
+      "tests/integration/gateway/pipelining.test.ts",
+      "tests/integration/gateway/hosts.test.ts",
+      "tests/integration/gateway/deep-json.test.ts",
+      "tests/integration/gateway-errors.test.ts",
+      "tests/integration/cache.test.ts",
+      "tests/integration/gateway/timeouts.test.ts",
+    ],
+  },
+];

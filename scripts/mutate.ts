@@ -6,7 +6,8 @@
  */
 import type { LogLevel, MutantResult, PartialStrykerOptions } from "@stryker-mutator/api/core";
 import { Stryker } from "@stryker-mutator/core";
-import { resolve } from "node:path";
+import { readFileSync } from "node:fs";
+import { relative, resolve } from "node:path";
 import { TARGETS, type MutationTarget } from "../tests/mutation/targets";
 
 interface Tally {
@@ -97,13 +98,23 @@ function table(tallies: Tally[]): string {
   return lines.join("\n");
 }
 
+const oneLine = (code: string) => code.replace(/\s+/g, " ").slice(0, 70);
+
+/** The mutated code, from the report's positions (lines and columns count from 1). */
+function original(m: MutantResult): string {
+  const lines = readFileSync(m.fileName, "utf8").split("\n");
+  const { start, end } = m.location;
+  if (start.line === end.line) return lines[start.line - 1]!.slice(start.column - 1, end.column - 1);
+  return [lines[start.line - 1]!.slice(start.column - 1), ...lines.slice(start.line, end.line - 1), lines[end.line - 1]!.slice(0, end.column - 1)].join(" ");
+}
+
 function survivorLines(t: Tally): string[] {
   return t.survivors
-    .sort((a, b) => a.fileName.localeCompare(b.fileName) || a.location.start.line - b.location.start.line)
+    .sort((a, b) => a.fileName.localeCompare(b.fileName) || a.location.start.line - b.location.start.line || a.location.start.column - b.location.start.column)
     .map((m) => {
-      const replacement = (m.replacement ?? "").replace(/\s+/g, " ").slice(0, 80);
-      const where = `${m.fileName.replace(`${process.cwd()}/`, "")}:${m.location.start.line}:${m.location.start.column}`;
-      return `  ${where} ${m.mutatorName}${m.status === "NoCoverage" ? " (no coverage)" : ""}: ${replacement}`;
+      const where = `${relative(process.cwd(), m.fileName)}:${m.location.start.line}:${m.location.start.column}`;
+      const status = m.status === "NoCoverage" ? " (no coverage)" : "";
+      return `  ${where} ${m.mutatorName}${status}: ${oneLine(original(m))} → ${oneLine(m.replacement ?? "")}`;
     });
 }
 

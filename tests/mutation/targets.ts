@@ -22,6 +22,11 @@ export const TARGETS: MutationTarget[] = [
       "tests/runtime/breaker/limit.test.ts",
       "tests/runtime/breaker/breaker.test.ts",
       "tests/runtime/breaker/bulkhead.test.ts",
+      "tests/runtime/breaker/what-counts.test.ts",
+      "tests/runtime/breaker/window-edges.test.ts",
+      "tests/runtime/breaker/queue-expiry.test.ts",
+      "tests/runtime/breaker/limit-memory.test.ts",
+      "tests/runtime/breaker/guard-paths.test.ts",
     ],
   },
   {

@@ -34,6 +34,8 @@ export const TARGETS: MutationTarget[] = [
     mutate: ["runtime/broker/acl.ts", "runtime/broker/acl-rules.ts"],
     tests: [
       "tests/runtime/broker/acl.test.ts",
+      "tests/runtime/broker/acl-substitution.test.ts",
+      "tests/runtime/broker/client-access.test.ts",
       "tests/runtime/broker/broker.test.ts",
       "tests/integration/broker/deny.test.ts",
       "tests/integration/security.test.ts",

@@ -44,7 +44,15 @@ export const TARGETS: MutationTarget[] = [
   {
     name: "runtime/auth",
     mutate: ["runtime/auth/*.ts"],
-    tests: ["tests/runtime/auth/jwt.test.ts", "tests/runtime/auth/keys.test.ts", "tests/integration/security.test.ts"],
+    tests: [
+      "tests/runtime/auth/jwt.test.ts",
+      "tests/runtime/auth/keys.test.ts",
+      "tests/runtime/auth/credentials.test.ts",
+      "tests/runtime/auth/token-rules.test.ts",
+      "tests/runtime/auth/key-rules.test.ts",
+      "tests/runtime/broker/client-access.test.ts",
+      "tests/integration/security.test.ts",
+    ],
   },
   {
     name: "runtime/loader/delivery",

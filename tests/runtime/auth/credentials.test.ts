@@ -22,7 +22,7 @@ describe("Authenticator.fromHeaders", () => {
     using dir = tempDir();
     const key = createKey(dir.path, ["device"], "meter-1");
     const auth = await authenticator(dir.path);
-    const meter = { sub: "meter-1", roles: ["device"], via: "key" };
+    const meter = { sub: "meter-1", roles: ["device"], via: "key" } as Identity;
     expect(await from(auth, { "x-api-key": `  ${key} ` })).toEqual(meter);
     expect(await from(auth, { authorization: `bearer   ${key}` })).toEqual(meter);
     expect(await from(auth, {})).toBeNull();

@@ -57,7 +57,14 @@ export const TARGETS: MutationTarget[] = [
   {
     name: "runtime/loader/delivery",
     mutate: ["runtime/loader/delivery.ts"],
-    tests: ["tests/integration/events.test.ts", "tests/integration/delivery.test.ts"],
+    // No unit tests reach it: the in-process platform does (rewind: a source's log going back;
+    // storage/faults: a subscriber whose storage refuses writes).
+    tests: [
+      "tests/integration/events.test.ts",
+      "tests/integration/delivery.test.ts",
+      "tests/integration/storage/rewind.test.ts",
+      "tests/integration/storage/faults.test.ts",
+    ],
   },
   {
     name: "runtime/worker",
@@ -77,6 +84,9 @@ export const TARGETS: MutationTarget[] = [
       "tests/runtime/gateway/body.test.ts",
       "tests/runtime/gateway/cache.test.ts",
       "tests/runtime/gateway/ratelimit.test.ts",
+      "tests/runtime/gateway/error-responses.test.ts",
+      "tests/runtime/gateway/edge-shaping.test.ts",
+      "tests/runtime/gateway/deadlines.test.ts",
       "tests/integration/gateway/error-body.test.ts",
       "tests/integration/gateway/http-semantics.test.ts",
       "tests/integration/gateway/pipelining.test.ts",

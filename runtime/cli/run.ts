@@ -39,18 +39,21 @@ export async function run(flags: RunFlags): Promise<void> {
     },
   });
   const log = createLogger({ level: config.log.level, format: config.log.format });
-  const platform = await startPlatform(config, log);
-
+  // Handlers first: a signal that arrives as the platform becomes ready (or while it starts) stops it cleanly.
+  const starting = startPlatform(config, log);
   const shutdown = (signal: string) => {
     log.info("shutting down", { signal });
-    platform.stop().then(
-      () => process.exit(0),
-      (err: Error) => {
-        log.error("shutdown failed", { error: err.message });
-        process.exit(1);
-      },
-    );
+    starting
+      .then((platform) => platform.stop())
+      .then(
+        () => process.exit(0),
+        (err: Error) => {
+          log.error("shutdown failed", { error: err.message });
+          process.exit(1);
+        },
+      );
   };
   process.once("SIGINT", () => shutdown("SIGINT"));
   process.once("SIGTERM", () => shutdown("SIGTERM"));
+  await starting;
 }

@@ -164,5 +164,5 @@ export default definePlugin({
     expect(answers[0]?.headers["retry-after"]).toBe("1");
     expect(JSON.parse(answers[0]!.body.toString())).toMatchObject({ error: { code: "PLT_BULKHEAD_FULL" } });
     expect((await holding).status).toBe(200);
-  });
+  }, 20_000);
 });

@@ -305,8 +305,8 @@ self.onmessage = (e: MessageEvent<string>) => {
     log.error("unreadable message from the host", { error: describeThrown(err) });
   }
   if (msg) guarded(msg);
-  // What this message's handlers wrote commits with the messages queued behind it, in one go; their replies leave with it.
-  unit?.settleWhenIdle();
+  // What this message's handlers wrote commits now, in one go; their replies leave with it.
+  unit?.settle();
 };
 
 /** A fault of the runtime's own (a handler's fault becomes its request's error) is logged; the worker serves on. */

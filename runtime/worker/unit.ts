@@ -6,13 +6,10 @@
  * - A synchronous handler runs inside one transaction: the handler, then the
  *   outbox rows for its events; rolled back (and no events) if it throws.
  * - Group commit: consecutive synchronous units share one transaction, each in
- *   its own savepoint (a failing one rolls back alone), committed once the
- *   messages already waiting for the worker are handled (settleWhenIdle) or
- *   once the group is `groupMs` old. One commit writes each touched page once
- *   instead of once per unit (25 µs → 9 µs per write here), and at durability
- *   "full" one fsync covers the group: under load a group ends with the queue
- *   of waiting messages, not with the message that opened it (1.6 → ~17
- *   requests per fsync at 50 connections, see BENCHMARKS.md). A unit's result may leave the worker only once committed:
+ *   its own savepoint (a failing one rolls back alone), committed at the end of
+ *   the message that brought them or once the group is `groupMs` old. One
+ *   commit writes each touched page once instead of once per unit (25 µs → 9 µs
+ *   per write here). A unit's result may leave the worker only once committed:
  *   its reply goes through `whenCommitted`.
  * - An async handler cannot hold SQLite's single write transaction across its
  *   awaits without stalling every other request to the service, so it runs
@@ -71,7 +68,6 @@ export class UnitOfWork {
   private group: { since: number; held: Held[] } | null = null;
   /** A synchronous handler is running inside its savepoint: ctx.tx nests in it. */
   private inHandler = false;
-  private idleScheduled = false;
 
   constructor(
     private readonly db: Database,
@@ -125,19 +121,6 @@ export class UnitOfWork {
   whenCommitted(ok: () => void, fail: (err: unknown) => void): void {
     if (this.group) this.group.held.push({ ok, fail });
     else ok();
-  }
-
-  /**
-   * Commits the open group once the messages already queued for this thread are handled
-   * (setImmediate runs after them), so that they join it instead of each paying a commit.
-   */
-  settleWhenIdle(): void {
-    if (!this.group || this.idleScheduled) return;
-    this.idleScheduled = true;
-    setImmediate(() => {
-      this.idleScheduled = false;
-      this.settle();
-    });
   }
 
   /** Commits the open group, if any, and releases the replies waiting for it. */
@@ -217,7 +200,8 @@ export class UnitOfWork {
         if (!this.db.inTransaction) this.begin.run();
       }
       this.group = { since: performance.now(), held: [] };
-      this.settleWhenIdle();
+      // Settled at the end of the message by the worker; this catches units run from a later microtask.
+      queueMicrotask(() => this.settle());
     }
     this.savepoint.run();
     this.inHandler = true;

@@ -292,23 +292,3 @@ test("isAsync tells async functions from plain ones", () => {
   expect(isAsync(() => Promise.resolve(1))).toBe(false);
   expect(isAsync(function named() {})).toBe(false);
 });
-
-describe("group commit across messages", () => {
-  test("units run in later turns before the thread is idle share the group's one commit; their replies are released together once it is idle", async () => {
-    unit = new UnitOfWork(db, outbox, (events) => published.push(events), 100);
-    const released: string[] = [];
-    unit.run(() => insert("a"), { transaction: true });
-    unit.whenCommitted(() => released.push("a"), () => {});
-    unit.settleWhenIdle(); // the end of the message that brought "a"
-    await Promise.resolve(); // the next message, in a later turn of the queue
-    unit.run(() => insert("b"), { transaction: true });
-    unit.whenCommitted(() => released.push("b"), () => {});
-    unit.settleWhenIdle();
-    expect(db.inTransaction).toBe(true); // one group, still open: nothing committed, nothing released
-    expect(released).toEqual([]);
-    await new Promise((resolve) => setImmediate(resolve));
-    expect(db.inTransaction).toBe(false);
-    expect(released).toEqual(["a", "b"]);
-    expect(items()).toEqual(["a", "b"]);
-  });
-});

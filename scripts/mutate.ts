@@ -2,7 +2,9 @@
  * Mutation testing: `npm run mutate [target…]` runs StrykerJS over each target of
  * tests/mutation/targets.ts (all of them when none is named) with the bun test runner of
  * tests/mutation/bun-runner.ts, then prints each target's score and its surviving mutants.
- * Reports: reports/mutation/<target>.{json,html}. Options: --concurrency N (default 2).
+ * Reports: reports/mutation/<target>.{json,html}. Options: --concurrency N (default 2);
+ * --incremental reuses the previous run's results for mutants whose code and covering tests did
+ * not change (reports/mutation/<target>.incremental.json), to iterate quickly while adding tests.
  */
 import type { LogLevel, MutantResult, PartialStrykerOptions } from "@stryker-mutator/api/core";
 import { Stryker } from "@stryker-mutator/core";
@@ -21,12 +23,20 @@ interface Tally {
   survivors: MutantResult[];
 }
 
-function parseArgs(argv: string[]): { targets: MutationTarget[]; concurrency: number } {
+interface Options {
+  targets: MutationTarget[];
+  concurrency: number;
+  incremental: boolean;
+}
+
+function parseArgs(argv: string[]): Options {
   let concurrency = 2;
+  let incremental = false;
   const names: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === "--concurrency") concurrency = Number(argv[++i]);
+    else if (arg === "--incremental") incremental = true;
     else names.push(arg.replace(/\/+$/, "").replace(/\.ts$/, ""));
   }
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new Error("--concurrency takes a whole number ≥ 1");
@@ -35,14 +45,14 @@ function parseArgs(argv: string[]): { targets: MutationTarget[]; concurrency: nu
     if (!found) throw new Error(`no mutation target "${name}"; known: ${TARGETS.map((t) => t.name).join(", ")}`);
     return found;
   });
-  return { targets, concurrency };
+  return { targets, concurrency, incremental };
 }
 
 function slug(name: string): string {
   return name.replaceAll("/", "-");
 }
 
-async function mutate(target: MutationTarget, concurrency: number): Promise<Tally> {
+async function mutate(target: MutationTarget, { concurrency, incremental }: Options): Promise<Tally> {
   const started = performance.now();
   const options: PartialStrykerOptions & { bun: { testFiles: string[] } } = {
     plugins: [resolve("tests/mutation/bun-runner.ts")],
@@ -51,6 +61,8 @@ async function mutate(target: MutationTarget, concurrency: number): Promise<Tall
     mutate: target.mutate,
     coverageAnalysis: "perTest",
     concurrency,
+    incremental,
+    incrementalFile: `reports/mutation/${slug(target.name)}.incremental.json`,
     reporters: [process.stdout.isTTY ? "progress" : "progress-append-only", "json", "html"],
     jsonReporter: { fileName: `reports/mutation/${slug(target.name)}.json` },
     htmlReporter: { fileName: `reports/mutation/${slug(target.name)}.html` },
@@ -118,11 +130,11 @@ function survivorLines(t: Tally): string[] {
     });
 }
 
-const { targets, concurrency } = parseArgs(process.argv.slice(2));
+const options = parseArgs(process.argv.slice(2));
 const tallies: Tally[] = [];
-for (const target of targets) {
+for (const target of options.targets) {
   console.log(`\n== ${target.name}: ${target.mutate.join(" ")} against ${target.tests.length} test files`);
-  const tally = await mutate(target, concurrency);
+  const tally = await mutate(target, options);
   tallies.push(tally);
   console.log(`${target.name}: ${score(tally).toFixed(1)}% in ${tally.minutes.toFixed(1)} min`);
   const survivors = survivorLines(tally);

@@ -1,0 +1,249 @@
+/**
+ * The relay of committed events, from the plugin's outbox to the broker and back: a real worker
+ * (entry.ts) on a real SQLite file, its host (WorkerHost), and publishEvents over a fake Bus that
+ * refuses what the test says (as the broker does when its store is full). A refused publish must
+ * leave the outbox rows unsent, and the host must publish them again later, without a restart;
+ * once the broker takes them, they are marked sent and published no more.
+ */
+import { afterAll, afterEach, beforeAll, expect, test } from "bun:test";
+import { Database } from "bun:sqlite";
+import { mkdirSync, writeFileSync } from "node:fs";
+import type { Bus } from "../../../runtime/broker/bus";
+import { publishEvents } from "../../../runtime/loader/events";
+import { createLogger } from "../../../runtime/log";
+import { WorkerHost } from "../../../runtime/worker/host";
+import { eventually } from "../../helpers/eventually";
+import { tempDir, type TempDir } from "../../helpers/tmp";
+
+const PLUGIN = `
+export default {
+  name: "w",
+  version: "1.0.0",
+  actions: {
+    emit: (ctx) => {
+      for (const type of ctx.params) ctx.emit(type, { type });
+      return ctx.params.length;
+    },
+  },
+};
+`;
+
+interface Attempt {
+  seq: number;
+  type: string;
+  at: number;
+  taken: boolean;
+}
+
+/**
+ * A Bus that records each send as an attempt and takes it unless `refuses` says no. `attempts(n)`
+ * resolves once n sends were made: the test waits for the publishes it expects, never for time.
+ */
+class ScriptedBus implements Bus {
+  readonly made: Attempt[] = [];
+  refuses: (type: string) => boolean = () => false;
+  private waiters: Array<{ n: number; resolve: () => void }> = [];
+
+  send(topic: string, payload: string, done: (err?: Error | null) => void): void {
+    const { sequence } = JSON.parse(payload) as { sequence: string };
+    const type = topic.split("/").slice(2).join("/");
+    const taken = !this.refuses(type);
+    this.made.push({ seq: Number(sequence), type, at: performance.now(), taken });
+    for (const w of this.waiters.filter((w) => this.made.length >= w.n)) {
+      this.waiters.splice(this.waiters.indexOf(w), 1);
+      w.resolve();
+    }
+    done(taken ? null : new Error("broker store: disk full"));
+  }
+
+  /** Resolves once `n` sends were made (at most `timeoutMs` later, else rejects naming what was made). */
+  attempts(n: number, timeoutMs = 5_000): Promise<void> {
+    if (this.made.length >= n) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${n} publishes expected, ${this.made.length} made: ${JSON.stringify(this.made)}`)), timeoutMs);
+      this.waiters.push({ n, resolve: () => (clearTimeout(timer), resolve()) });
+    });
+  }
+
+  /** Seqs the broker took, in the order it took them. */
+  taken(): number[] {
+    return this.made.filter((a) => a.taken).map((a) => a.seq);
+  }
+
+  publish(): Promise<void> {
+    throw new Error("the relay publishes with send");
+  }
+  clearRetained(): Promise<number> {
+    throw new Error("the relay publishes with send");
+  }
+  subscribe(): Promise<() => Promise<void>> {
+    throw new Error("the relay publishes with send");
+  }
+}
+
+let dir: TempDir;
+let pluginPath: string;
+const hosts: WorkerHost[] = [];
+
+beforeAll(() => {
+  dir = tempDir("plinth-relay");
+  pluginPath = dir.join("w.js");
+  writeFileSync(pluginPath, PLUGIN);
+});
+afterEach(async () => {
+  await Promise.all(hosts.splice(0).map((h) => h.stop(1_000)));
+});
+afterAll(() => dir[Symbol.dispose]());
+
+let dataSeq = 0;
+const newDataDir = () => {
+  const dataDir = dir.join(`data-${++dataSeq}`);
+  mkdirSync(dataDir, { recursive: true });
+  return dataDir;
+};
+
+function host(bus: Bus, dataDir: string): WorkerHost {
+  const log = createLogger({ level: "silent" });
+  const h = new WorkerHost({
+    source: { kind: "file", path: pluginPath },
+    dataDir,
+    retainSent: 100,
+    retainSentMs: 60_000,
+    log,
+    logFormat: "pretty",
+    configFor: () => ({}),
+    startTimeoutMs: 5_000,
+    heartbeatMs: 1_000,
+    heartbeatTimeoutMs: 5_000,
+    maxHeapBytes: 0,
+    groupCommitMs: 0.2,
+    store: { durability: "full" },
+    restartDelayMs: 10,
+    maxRestarts: 2,
+    onCall: async () => null,
+    // What the loader does with a service's committed events (runtime/loader/loader.ts).
+    onEvents: (from, events, done) => publishEvents(bus, from, events, null, log, done),
+  });
+  hosts.push(h);
+  return h;
+}
+
+const emit = (h: WorkerHost, ...types: string[]) => h.request({ t: "action", action: "emit", params: types, caller: null }, 2_000);
+
+/** The outbox as the plugin's file holds it (another connection: only what is committed). */
+function rows(dataDir: string): Array<{ seq: number; type: string; sent: boolean }> {
+  const db = new Database(`${dataDir}/w.sqlite`, { readonly: true });
+  try {
+    return (db.query("SELECT seq, type, sent_at IS NOT NULL AS sent FROM _plinth_outbox ORDER BY seq").all() as Array<{ seq: number; type: string; sent: number }>).map(
+      (r) => ({ ...r, sent: r.sent === 1 }),
+    );
+  } finally {
+    db.close();
+  }
+}
+
+/** The file once `check` holds: the worker writes acks on its own time (with a group, or within 20 ms). */
+const until = (dataDir: string, check: (r: ReturnType<typeof rows>) => boolean) => eventually(() => {
+  const r = rows(dataDir);
+  return check(r) ? r : null;
+}, 3_000, 10);
+
+test("a refused publish leaves the rows unsent; the host publishes them again, without a restart, and once taken they are marked sent and published no more", async () => {
+  const bus = new ScriptedBus();
+  const dataDir = newDataDir();
+  const h = host(bus, dataDir);
+  await h.start();
+  bus.refuses = () => true;
+
+  expect(await emit(h, "a", "b")).toBe(2);
+  // The first publish and the host's relay of the same rows: both refused.
+  await bus.attempts(4);
+  expect(bus.made.map((a) => [a.seq, a.taken])).toEqual([
+    [1, false],
+    [2, false],
+    [1, false],
+    [2, false],
+  ]);
+  // The worker handed them over again because they were unsent in its file, and they still are.
+  expect(rows(dataDir)).toEqual([
+    { seq: 1, type: "a", sent: false },
+    { seq: 2, type: "b", sent: false },
+  ]);
+
+  bus.refuses = () => false;
+  const refused = bus.made.length;
+  await bus.attempts(refused + 2);
+  expect(bus.taken()).toEqual([1, 2]);
+  await until(dataDir, (r) => r.every((row) => row.sent));
+
+  // Taken means done: a later commit publishes its own event alone, and nothing goes out twice.
+  expect(await emit(h, "c")).toBe(1);
+  await until(dataDir, (r) => r.length === 3 && r.every((row) => row.sent));
+  await h.stop();
+  expect(bus.taken()).toEqual([1, 2, 3]);
+});
+
+test("rows refused at stop stay unsent in the file, and the next start publishes them", async () => {
+  const bus = new ScriptedBus();
+  const dataDir = newDataDir();
+  const first = host(bus, dataDir);
+  await first.start();
+  bus.refuses = () => true;
+  expect(await emit(first, "a", "b")).toBe(2);
+  await bus.attempts(2);
+  // A clean stop writes every ack the host holds before the database closes: none for refused rows.
+  await first.stop();
+  expect(rows(dataDir).map((r) => r.sent)).toEqual([false, false]);
+
+  bus.refuses = () => false;
+  const second = host(bus, dataDir);
+  await second.start();
+  second.relay(); // as the loader does once the services are registered
+  await bus.attempts(4);
+  expect(bus.taken()).toEqual([1, 2]);
+  await second.stop();
+  expect(rows(dataDir).map((r) => r.sent)).toEqual([true, true]);
+});
+
+test("only the refused rows go out again: events the broker took are acked and not relayed", async () => {
+  const bus = new ScriptedBus();
+  const dataDir = newDataDir();
+  const h = host(bus, dataDir);
+  await h.start();
+  bus.refuses = (type) => type === "refused";
+
+  expect(await emit(h, "refused")).toBe(1);
+  expect(await emit(h, "taken")).toBe(1);
+  // Both relays after the refusal (100 ms, then 200 ms on) hand over seq 1 alone: seq 2 was acked first.
+  await bus.attempts(4);
+  expect(bus.made.map((a) => [a.seq, a.taken])).toEqual([
+    [1, false],
+    [2, true],
+    [1, false],
+    [1, false],
+  ]);
+  expect(rows(dataDir).map((r) => [r.seq, r.sent])).toEqual([
+    [1, false],
+    [2, true],
+  ]);
+
+  bus.refuses = () => false;
+  await bus.attempts(5);
+  await h.stop();
+  expect(bus.taken()).toEqual([2, 1]);
+  expect(rows(dataDir).map((r) => r.sent)).toEqual([true, true]);
+});
+
+test("failures in a row back off: each relay waits about twice as long as the one before", async () => {
+  const bus = new ScriptedBus();
+  const h = host(bus, newDataDir());
+  await h.start();
+  bus.refuses = () => true;
+  expect(await emit(h, "a")).toBe(1);
+  await bus.attempts(4);
+  const gaps = bus.made.slice(1).map((a, i) => a.at - bus.made[i]!.at);
+  // 100 ms, 200 ms, 400 ms (lower bounds only: a slow machine may take longer, never less).
+  expect(gaps[0]).toBeGreaterThanOrEqual(95);
+  expect(gaps[1]).toBeGreaterThanOrEqual(195);
+  expect(gaps[2]).toBeGreaterThanOrEqual(395);
+});

@@ -4,6 +4,7 @@
  * the broker (CONNECT password).
  */
 import type { Config } from "../../config/schema";
+import { systemClock, type Clock } from "../breaker/clock";
 import { PlinthError } from "../errors";
 import type { Identity } from "./identity";
 import { createJwtVerifier, type JwtVerifier } from "./jwt";
@@ -15,8 +16,9 @@ export class Authenticator {
     private readonly keys: KeyLookup,
   ) {}
 
-  static async create(config: Readonly<Config>): Promise<Authenticator> {
-    return new Authenticator(await createJwtVerifier(config.auth.jwt), new KeyLookup(config.data.dir));
+  /** `clock` gives the wall time JWTs are checked against (exp, nbf); the real time by default. */
+  static async create(config: Readonly<Config>, clock: Clock = systemClock): Promise<Authenticator> {
+    return new Authenticator(await createJwtVerifier(config.auth.jwt, clock), new KeyLookup(config.data.dir));
   }
 
   /** The identity an API key or a JWT proves; PLT_UNAUTHENTICATED when it proves none. */

@@ -2,10 +2,12 @@
  * Verifies `Authorization: Bearer <jwt>` with jose: an HS256 secret, an RS256/ES256
  * public key (PEM) or a JWKS file, as configured. Verified tokens are remembered
  * until they expire (bounded), so a token costs one signature check, not one per request.
+ * Time (exp, nbf, the cache's expiry) is read from a Clock's wall time, the real one by default.
  */
 import { readFileSync } from "node:fs";
 import { createLocalJWKSet, errors, importSPKI, jwtVerify, type JWTPayload, type JWTVerifyGetKey, type CryptoKey } from "jose";
 import type { Config } from "../../config/schema";
+import { systemClock, type Clock } from "../breaker/clock";
 import { PlinthError } from "../errors";
 import type { Identity } from "./identity";
 
@@ -15,7 +17,7 @@ export type JwtVerifier = (token: string) => Identity | Promise<Identity>;
 const CACHE_LIMIT = 10_000;
 
 /** null when no key is configured (tokens are then refused as unverifiable). */
-export async function createJwtVerifier(config: Config["auth"]["jwt"]): Promise<JwtVerifier | null> {
+export async function createJwtVerifier(config: Config["auth"]["jwt"], clock: Clock = systemClock): Promise<JwtVerifier | null> {
   const resolved = await keyResolver(config);
   if (!resolved) return null;
   const getKey: JWTVerifyGetKey = resolved;
@@ -28,10 +30,11 @@ export async function createJwtVerifier(config: Config["auth"]["jwt"]): Promise<
     ...(config.audience ? { audience: config.audience } : {}),
   };
   const verified = new Map<string, { identity: Identity; expiresAt: number }>();
+  const epochMs = () => clock.epoch?.() ?? Date.now();
 
   return (token) => {
     const hit = verified.get(token);
-    if (hit && hit.expiresAt > Date.now()) return hit.identity;
+    if (hit && hit.expiresAt > epochMs()) return hit.identity;
     if (hit) verified.delete(token);
     return verify(token);
   };
@@ -39,13 +42,13 @@ export async function createJwtVerifier(config: Config["auth"]["jwt"]): Promise<
   async function verify(token: string): Promise<Identity> {
     let payload: JWTPayload;
     try {
-      ({ payload } = await jwtVerify(token, getKey, options));
+      ({ payload } = await jwtVerify(token, getKey, { ...options, currentDate: new Date(epochMs()) }));
     } catch (err) {
       throw invalidToken(err);
     }
     const identity: Identity = { sub: payload.sub!, roles: rolesOf(payload[config.rolesClaim]), via: "jwt" };
     if (verified.size >= CACHE_LIMIT) verified.delete(verified.keys().next().value!);
-    verified.set(token, { identity, expiresAt: payload.exp ? payload.exp * 1000 : Date.now() + 60_000 });
+    verified.set(token, { identity, expiresAt: payload.exp ? payload.exp * 1000 : epochMs() + 60_000 });
     return identity;
   }
 }

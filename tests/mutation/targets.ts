@@ -50,6 +50,7 @@ export const TARGETS: MutationTarget[] = [
       "tests/runtime/auth/credentials.test.ts",
       "tests/runtime/auth/token-rules.test.ts",
       "tests/runtime/auth/key-rules.test.ts",
+      "tests/runtime/auth/token-cache.test.ts",
       "tests/runtime/broker/client-access.test.ts",
       "tests/integration/security.test.ts",
     ],

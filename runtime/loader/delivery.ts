@@ -22,6 +22,17 @@ export interface DeliveryTarget {
   request(message: HostRequest, timeoutMs: number): Promise<unknown>;
 }
 
+/** Where delivery reads what a subscriber missed: the sources' logs (logs.ts `EventLogs`). */
+export type EventSource = Pick<EventLogs, "read" | "head" | "generation">;
+
+/** Calls `fire` once after `ms`; the function returned cancels it. Injectable so that tests need no sleeping. */
+export type Timer = (fire: () => void, ms: number) => () => void;
+
+export const systemTimer: Timer = (fire, ms) => {
+  const timer = setTimeout(fire, ms);
+  return () => clearTimeout(timer);
+};
+
 export interface DeliveryOptions {
   maxAttempts: number;
   retryDelayMs: number;
@@ -53,9 +64,10 @@ export class Delivery {
     private readonly target: DeliveryTarget,
     private readonly index: number,
     readonly filter: string,
-    private readonly logs: EventLogs,
+    private readonly logs: EventSource,
     private readonly options: DeliveryOptions,
     private readonly log: Logger,
+    private readonly timer: Timer = systemTimer,
   ) {}
 
   /** The subscriber is ready: start from its cursors (by source) and catch up on every source's log. */
@@ -176,7 +188,7 @@ export class Delivery {
         const fields = { subscriber: this.target.name, filter: this.filter, id: failed.event.id, attempt: attempts, error: outcome.error.message };
         if (attempts >= this.options.maxAttempts) {
           this.log.error("event dead-lettered", fields);
-          if (!(await this.track(this.bury(failed, outcome.error.message, attempts))) || !current()) return;
+          if (!(await this.buried(failed, outcome.error.message, attempts, current))) return;
           this.queue.shift();
           attempts = 0;
         } else {
@@ -215,21 +227,40 @@ export class Delivery {
     }
   }
 
-  private async bury({ source, event }: { source: string; event: CommittedEvent }, error: string, attempts: number): Promise<boolean> {
+  /**
+   * Stores the dead letter, asking again after a backoff while the subscriber fails to (a timeout:
+   * it takes the request only once the batch it was given up on is done; its storage refusing
+   * writes). True once stored; false when the subscriber is unavailable or this pump is stale
+   * (resume() starts from the subscriber's cursors again).
+   */
+  private async buried(failed: { source: string; event: CommittedEvent }, error: string, attempts: number, current: () => boolean): Promise<boolean> {
+    for (let tries = 1; current(); tries++) {
+      const outcome = await this.track(this.bury(failed, error, attempts));
+      if (outcome === null || !current()) return false;
+      if (outcome === true) return true;
+      if (tries === 1) this.log.warn("dead letter not stored, will retry", { subscriber: this.target.name, filter: this.filter, id: failed.event.id, error: outcome.message });
+      await this.sleep(Math.min(this.options.retryDelayMs * 2 ** (tries - 1), MAX_RETRY_DELAY_MS));
+    }
+    return false;
+  }
+
+  /** Asks the subscriber to store a dead letter: true once stored, null when it is unavailable, else why it failed. */
+  private async bury({ source, event }: { source: string; event: CommittedEvent }, error: string, attempts: number): Promise<true | PlinthError | null> {
     const topic = Topics.event(source, event.type);
     try {
       await this.target.request({ t: "bury", subscription: this.index, topic, event: toEnvelope(source, event, this.logs.generation(source)), error, attempts }, this.options.timeoutMs);
       return true;
-    } catch {
-      return false;
+    } catch (err) {
+      const failure = PlinthError.from(err);
+      return UNAVAILABLE.has(failure.code) ? null : failure;
     }
   }
 
   private sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
+      const cancel = this.timer(done, ms);
       function done() {
-        clearTimeout(timer);
+        cancel();
         resolve();
       }
       this.wake = done;

@@ -1,13 +1,15 @@
 /**
  * The transactional outbox end to end, in process: committed events are
- * marked sent once published, and events committed but never published (a
- * crash between commit and publish) are published at the next start.
+ * marked sent once published, events committed but never published (a
+ * crash between commit and publish) are published at the next start, and
+ * events the broker refused (its store turned read-only) stay unsent and are
+ * published again once it takes writes, to each subscriber once.
  */
-import { expect, test } from "bun:test";
+import { expect, setDefaultTimeout, test } from "bun:test";
 import { Database } from "bun:sqlite";
 import { join } from "node:path";
-import { boot } from "../helpers/boot";
-import { connectMqtt, eventually } from "../helpers/mqtt";
+import { boot, type Booted } from "../helpers/boot";
+import { connectMqtt, eventually, type TestClient } from "../helpers/mqtt";
 import { tempDir } from "../helpers/tmp";
 
 const sink = `import { definePlugin } from "plinth";
@@ -17,6 +19,9 @@ export default definePlugin({
   subscribe: { "events/emitter/#": (ctx) => { ctx.db.query("INSERT INTO seen (id, type) VALUES (?, ?) ON CONFLICT DO NOTHING").run(ctx.event.id, ctx.event.type); } },
   routes: { "GET /": (ctx) => ctx.db.query("SELECT id, type FROM seen ORDER BY seq").all() },
 });`;
+
+// Each test boots a platform (two, for those that restart one): seconds on a busy machine.
+setDefaultTimeout(30_000);
 
 type Row = { seq: number; id: string; sent: number };
 const outboxRows = (dataDir: string) => {
@@ -81,4 +86,112 @@ export default definePlugin({ name: "late", version: "1.0.0", routes: {
   await sub.subscribe("events/late/#");
   expect((await p.req("/api/late", { method: "POST" })).status).toBe(504);
   expect((await sub.next((m) => m.topic === "events/late/done", 3_000)).json().data).toEqual({ late: true });
+});
+
+/** Counts every delivery, without deduplication: an event handled twice shows as two rows. */
+const counter = `import { definePlugin } from "plinth";
+export default definePlugin({
+  name: "counter", version: "1.0.0",
+  migrations: ["CREATE TABLE seen (n INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL, type TEXT NOT NULL)"],
+  subscribe: { "events/emitter/#": (ctx) => { ctx.db.query("INSERT INTO seen (id, type) VALUES (?, ?)").run(ctx.event.id, ctx.event.type); } },
+  routes: { "GET /": (ctx) => ctx.db.query("SELECT id, type FROM seen ORDER BY n").all() },
+});`;
+
+interface BrokerHealth {
+  broker: { storage: "ok" | { reason: string } };
+}
+
+/** The broker's own SQLite connection: `PRAGMA query_only` makes its store refuse every write (SQLITE_READONLY), as a read-only disk does. */
+const brokerStore = (p: Booted) => (p.platform.broker.aedes as unknown as { persistence: { db: Database } }).persistence.db;
+
+/** Resolves once /health says the broker's store refused a write (what a refused publish leaves). */
+const brokerRefused = (p: Booted) =>
+  eventually(async () => {
+    const { storage } = ((await (await p.req("/health")).json()) as BrokerHealth).broker;
+    return typeof storage === "object" && storage.reason === "read-only";
+  });
+
+const emitted = async (p: Booted, type: string) => {
+  const res = await p.req("/api/emitter", { json: { type } });
+  expect(res.status).toBe(200);
+};
+
+/** How many times each event type reached an MQTT client, by type. */
+const countsOf = (c: TestClient) => {
+  const counts: Record<string, number> = {};
+  for (const m of c.received) {
+    const type = (m.json() as { type: string }).type;
+    counts[type] = (counts[type] ?? 0) + 1;
+  }
+  return counts;
+};
+
+test("events the broker's store refused stay unsent in the service's file and are published again once it takes writes, without a restart: each subscriber gets each event once", async () => {
+  await using p = await boot({ fixtures: ["emitter"], files: { "counter.ts": counter } });
+  // A persistent session, offline: the broker must write each event into its store for it.
+  const keeperId = `keeper-${crypto.randomUUID()}`;
+  const keeper = await connectMqtt(p.mqttUrl, { clientId: keeperId, clean: false });
+  await keeper.subscribe("events/emitter/#", 1);
+  await keeper.end();
+  await using live = await connectMqtt(p.mqttUrl);
+  await live.subscribe("events/emitter/#", 1);
+
+  const store = brokerStore(p);
+  store.exec("PRAGMA query_only = ON");
+  await emitted(p, "kept/1");
+  await emitted(p, "kept/2");
+  await brokerRefused(p);
+  // A request to the service after the refusals: its commit carries any ack the host had sent by then.
+  expect((await p.req("/api/emitter", { json: { type: "undone", fail: true } })).status).toBe(500);
+  // Committed, refused by the broker: not sent, and no client heard them.
+  expect(outboxRows(p.dataDir).map((r) => r.sent)).toEqual([0, 0]);
+  expect(live.received).toEqual([]);
+
+  store.exec("PRAGMA query_only = OFF");
+  await live.next((m) => m.topic === "events/emitter/kept/1");
+  await live.next((m) => m.topic === "events/emitter/kept/2");
+  await eventually(() => outboxRows(p.dataDir).every((r) => r.sent === 1));
+
+  // A last event, published after the relayed ones: once it arrives, anything sent twice would have too.
+  await emitted(p, "sentinel");
+  await live.next((m) => m.topic === "events/emitter/sentinel");
+  await using back = await connectMqtt(p.mqttUrl, { clientId: keeperId, clean: false });
+  await back.next((m) => m.topic === "events/emitter/sentinel");
+  const handled = await eventually(async () => {
+    const rows = (await (await p.req("/api/counter")).json()) as Array<{ type: string }>;
+    return rows.some((r) => r.type === "emitter.sentinel") ? rows : null;
+  });
+
+  const once = { "emitter.kept.1": 1, "emitter.kept.2": 1, "emitter.sentinel": 1 };
+  expect(countsOf(live)).toEqual(once);
+  expect(countsOf(back)).toEqual(once);
+  expect(handled.map((r) => r.type)).toEqual(["emitter.kept.1", "emitter.kept.2", "emitter.sentinel"]);
+  expect(outboxRows(p.dataDir).map((r) => r.sent)).toEqual([1, 1, 1]);
+});
+
+test("events the broker's store refused are still unsent after a clean stop, and the next start publishes them", async () => {
+  using data = tempDir("plinth-outbox");
+  const keeperId = `keeper-${crypto.randomUUID()}`;
+  const first = await boot({ fixtures: ["emitter"] }, { data: { dir: data.path } });
+  try {
+    const keeper = await connectMqtt(first.mqttUrl, { clientId: keeperId, clean: false });
+    await keeper.subscribe("events/emitter/#", 1);
+    await keeper.end();
+    brokerStore(first).exec("PRAGMA query_only = ON");
+    await emitted(first, "kept/1");
+    await emitted(first, "kept/2");
+    await brokerRefused(first);
+  } finally {
+    // A clean stop writes every ack the host received before the service's database closes.
+    await first.stop();
+  }
+  expect(outboxRows(data.path).map((r) => r.sent)).toEqual([0, 0]);
+
+  await using second = await boot({ fixtures: ["emitter"] }, { data: { dir: data.path } });
+  await using back = await connectMqtt(second.mqttUrl, { clientId: keeperId, clean: false });
+  await back.next((m) => m.topic === "events/emitter/kept/2");
+  await eventually(() => outboxRows(data.path).every((r) => r.sent === 1));
+  await emitted(second, "sentinel");
+  await back.next((m) => m.topic === "events/emitter/sentinel");
+  expect(countsOf(back)).toEqual({ "emitter.kept.1": 1, "emitter.kept.2": 1, "emitter.sentinel": 1 });
 });

@@ -51,6 +51,7 @@ export const TARGETS: MutationTarget[] = [
       "tests/runtime/auth/token-rules.test.ts",
       "tests/runtime/auth/key-rules.test.ts",
       "tests/runtime/auth/token-cache.test.ts",
+      "tests/runtime/auth/key-lookup-handles.test.ts",
       "tests/runtime/broker/client-access.test.ts",
       "tests/integration/security.test.ts",
     ],

@@ -48,6 +48,15 @@ describe("Authenticator.fromHeaders", () => {
     }
     auth.close();
   });
+
+  test("a bearer token with no JWT key configured: the message says tokens are not accepted and why", async () => {
+    using dir = tempDir();
+    const auth = await authenticator(dir.path);
+    const err = await rejection(from(auth, { authorization: "Bearer eyJhbGciOiJIUzI1NiJ9.e30.x" }));
+    expect(err.message).toBe("bearer tokens are not accepted: no auth.jwt key is configured");
+    expect((await rejection(from(auth, { "x-api-key": "plk_unknown_key" }))).message).toBe("invalid API key (unknown or revoked)");
+    auth.close();
+  });
 });
 
 describe("authorize", () => {
@@ -63,6 +72,7 @@ describe("authorize", () => {
     }
     expect(caught).toBeInstanceOf(PlinthError);
     expect([(caught as PlinthError).code, (caught as PlinthError).status, (caught as PlinthError).data]).toEqual(["PLT_UNAUTHENTICATED", 401, { reason: "missing" }]);
+    expect((caught as PlinthError).message).toBe("authentication required: send Authorization: Bearer <token or API key>");
     expect(() => authorize("authenticated", ann)).not.toThrow();
   });
 

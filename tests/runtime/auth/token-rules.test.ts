@@ -1,7 +1,7 @@
 /** JWT verification: claims, the roles claim's shapes, remembered tokens and their expiry, which key checks which algorithm. */
 import { afterEach, describe, expect, setSystemTime, test } from "bun:test";
 import { writeFileSync } from "node:fs";
-import { SignJWT, exportSPKI, generateKeyPair } from "jose";
+import { SignJWT, exportJWK, exportSPKI, generateKeyPair } from "jose";
 import { Value } from "@sinclair/typebox/value";
 import { ConfigSchema, type Config } from "../../../config/schema";
 import { createJwtVerifier, type JwtVerifier } from "../../../runtime/auth/jwt";
@@ -77,6 +77,21 @@ describe("keys", () => {
     const ec = await generateKeyPair("ES256");
     const err = await rejection(outcome(verify, await new SignJWT({}).setProtectedHeader({ alg: "ES256" }).setSubject("s").sign(ec.privateKey)));
     expect(err.message).toBe("invalid bearer token: no key matches the token");
+  });
+
+  test("HS256 is checked only with auth.jwt.secret: a symmetric key in the JWKS file verifies nothing", async () => {
+    using dir = tempDir();
+    writeFileSync(dir.join("jwks.json"), JSON.stringify({ keys: [{ ...(await exportJWK(KEY)), kid: "k1", alg: "HS256" }] }));
+    const verify = (await createJwtVerifier(jwtConfig({ jwksFile: dir.join("jwks.json") })))!;
+    const err = await rejection(outcome(verify, await new SignJWT({}).setProtectedHeader({ alg: "HS256", kid: "k1" }).setSubject("s").sign(KEY)));
+    expect(err.message).toBe("invalid bearer token: no key matches the token");
+  });
+
+  test("an unreadable JWKS file is reported as unreadable, not as a file that is not a key set", async () => {
+    using dir = tempDir();
+    const err = await rejection(createJwtVerifier(jwtConfig({ jwksFile: dir.join("missing.json") })));
+    expect(err.message).toStartWith(`auth.jwt.jwksFile: cannot read ${dir.join("missing.json")}: `);
+    expect(err.message).not.toContain("not a JSON Web Key Set");
   });
 
   test("key files that cannot be used are PLT_CONFIG_INVALID, naming the field", async () => {

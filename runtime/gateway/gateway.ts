@@ -11,13 +11,13 @@ import type { Config } from "../../config/schema";
 import { listenFailed, type Broker } from "../broker/broker";
 import { mqttWebSocketHandler, upgradeMqtt, type MqttSocketData } from "../broker/ws";
 import { PlinthError } from "../errors";
-import type { Loader } from "../loader/loader";
 import type { Logger } from "../log";
 import { Topics } from "../protocol";
 import { errorResponse } from "./errors";
 import { brokerStore, healthReport } from "./health";
 import { docsPage, openApiDocument } from "./openapi";
 import { API_PREFIX, apiHandler, type ApiPolicies } from "./routes";
+import type { Upstream } from "./upstream";
 
 
 export interface Gateway {
@@ -39,7 +39,7 @@ export interface GatewayApp {
   fetch(request: Request): Response | Promise<Response>;
 }
 
-export function createApp(loader: Loader, config: Readonly<Config>, log: Logger, policies: ApiPolicies): GatewayApp {
+export function createApp(loader: Upstream, config: Readonly<Config>, log: Logger, policies: ApiPolicies): GatewayApp {
   const startedAt = Date.now();
   const broker = brokerStore(config);
   const api = apiHandler(loader, config, policies);

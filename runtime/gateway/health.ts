@@ -14,9 +14,9 @@
 import { join } from "node:path";
 import type { Config } from "../../config/schema";
 import { BROKER_DB_FILE } from "../broker/persistence";
-import type { Loader } from "../loader/loader";
 import { storeHealth, type StorageHealth, type StorageState } from "../storage/faults";
 import { VERSION } from "../version";
+import type { Upstream } from "./upstream";
 
 /** A store's fault as /health shows it (SQLite's message stays in the log: an OS error's names a path). */
 export interface StorageReport {
@@ -30,7 +30,7 @@ export function brokerStore(config: Readonly<Config>): StorageHealth | null {
   return config.broker.persistence === "sqlite" ? storeHealth(join(config.data.dir, BROKER_DB_FILE)) : null;
 }
 
-export function healthReport(loader: Loader, broker: StorageHealth | null, startedAt: number) {
+export function healthReport(loader: Upstream, broker: StorageHealth | null, startedAt: number) {
   const { services, failed } = loader.describe();
   let degraded = failed.length > 0 || broker?.fault != null;
   const byName: Record<string, { state: string; version?: string; breaker: string; storage: StorageReport | "ok" }> = {};

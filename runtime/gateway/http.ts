@@ -3,9 +3,9 @@
  * and send, and answers from the response cache.
  */
 import { PlinthError } from "../errors";
-import type { RouteMatch } from "../loader/loader";
 import type { HttpResponse } from "../worker/channel";
 import type { CachedResponse } from "./cache";
+import type { UpstreamMatch } from "./upstream";
 
 /**
  * The request's headers for the handler, without the credentials: they stay at the gateway, the
@@ -41,7 +41,7 @@ const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 
 /** A handler's response headers must be well-formed: a CR/LF in a value would let a caller inject headers. */
-export function checkHeaders(match: RouteMatch, reply: HttpResponse): void {
+export function checkHeaders(match: UpstreamMatch, reply: HttpResponse): void {
   for (const [name, value] of Object.entries(reply.headers)) {
     if (!HEADER_NAME.test(name) || typeof value !== "string" || !HEADER_VALUE.test(value)) {
       throw new PlinthError("PLT_HANDLER_ERROR", `${match.service.name}: invalid response header ${JSON.stringify(name)}`);

@@ -7,9 +7,9 @@
 import { ScalarRender } from "@elysiajs/openapi/scalar";
 import type { Policy } from "../../config/fields";
 import type { Config } from "../../config/schema";
-import type { Loader } from "../loader/loader";
 import type { DeclaredRoute } from "../protocol";
 import { VERSION } from "../version";
+import type { Upstream } from "./upstream";
 
 type Schema = { type?: string; properties?: Record<string, unknown>; required?: string[]; description?: string };
 
@@ -18,7 +18,7 @@ const ERROR = {
   properties: { error: { type: "object", properties: { code: { type: "string" }, message: { type: "string" }, data: {} }, required: ["code", "message"] } },
 };
 
-export function openApiDocument(loader: Loader, config: Readonly<Config>): object {
+export function openApiDocument(loader: Upstream, config: Readonly<Config>): object {
   const paths: Record<string, Record<string, object>> = {};
   for (const service of [...loader.services.values()].sort((a, b) => a.name.localeCompare(b.name))) {
     const manifest = service.host.manifest;

@@ -11,12 +11,12 @@ import type { Identity } from "../auth/identity";
 import { authorize } from "../auth/policy";
 import { PlinthError } from "../errors";
 import { routeName, type DeclaredRoute } from "../protocol";
-import type { Loader, RouteMatch } from "../loader/loader";
 import { readBody } from "./body";
 import type { ResponseCache } from "./cache";
 import { errorResponse } from "./errors";
 import { cachedResponse, checkHeaders, decode, forwardedHeaders } from "./http";
 import type { RateLimiter } from "./ratelimit";
+import type { Upstream, UpstreamMatch } from "./upstream";
 
 export const API_PREFIX = "/api/";
 
@@ -38,14 +38,14 @@ interface Pending {
   search: string;
   service: string;
   subpath: string;
-  match: RouteMatch;
+  match: UpstreamMatch;
   route: DeclaredRoute;
   deadline: number;
   /** Its caller was verified asynchronously: the route may have changed hands meanwhile. */
   waited: boolean;
 }
 
-export function apiHandler(loader: Loader, config: Readonly<Config>, policies: ApiPolicies) {
+export function apiHandler(loader: Upstream, config: Readonly<Config>, policies: ApiPolicies) {
   const { gateway } = config;
   const { auth, limiter, cache } = policies;
   const bodyLimits = { maxBytes: gateway.maxBodyBytes, maxJsonDepth: gateway.maxJsonDepth };
@@ -88,7 +88,7 @@ export function apiHandler(loader: Loader, config: Readonly<Config>, policies: A
     const service = decode(slash < 0 ? rest : rest.slice(0, slash));
     const subpath = slash < 0 ? "/" : rest.slice(slash);
     const method = request.method === "HEAD" ? "GET" : request.method;
-    let match: RouteMatch;
+    let match: UpstreamMatch;
     try {
       match = loader.match(service, method, subpath);
     } catch (err) {
@@ -257,6 +257,6 @@ function nameOf(service: string, route: DeclaredRoute): string {
   return name;
 }
 
-function declared(match: RouteMatch): DeclaredRoute {
+function declared(match: UpstreamMatch): DeclaredRoute {
   return match.service.host.manifest!.routes[match.route]!;
 }

@@ -59,9 +59,11 @@ export const TARGETS: MutationTarget[] = [
   {
     name: "runtime/loader/delivery",
     mutate: ["runtime/loader/delivery.ts"],
-    // No unit tests reach it: the in-process platform does (rewind: a source's log going back;
-    // storage/faults: a subscriber whose storage refuses writes).
+    // The unit tests drive it with a fake subscriber, log and timer; the in-process platform
+    // covers it against a real worker (rewind: a source's log going back; storage/faults: a
+    // subscriber whose storage refuses writes).
     tests: [
+      "tests/runtime/loader/delivery.test.ts",
       "tests/integration/events.test.ts",
       "tests/integration/delivery.test.ts",
       "tests/integration/storage/rewind.test.ts",

@@ -8,7 +8,7 @@
 import { PlinthError } from "../errors";
 import { SERVICE_NAME } from "../protocol";
 import { CircuitBreaker, isFailure, type BreakerOptions, type BreakerSnapshot, type BreakerState } from "./breaker";
-import { systemClock, type Clock } from "./clock";
+import { epochNow, systemClock, type Clock } from "./clock";
 import { Bulkhead, type BulkheadOptions } from "./bulkhead";
 
 export interface CallTarget {
@@ -63,7 +63,7 @@ export interface RetryOptions {
   retries: number;
   /** Base delay; doubles per retry, with ±50% jitter. */
   retryDelayMs: number;
-  /** Absolute time (Date.now()) after which no attempt starts. */
+  /** Absolute time (epoch ms, the clock's wall clock) after which no attempt starts. */
   deadline: number;
 }
 
@@ -163,8 +163,8 @@ export class Breakers {
         // Only callee failures are retried; never a 4xx, an open breaker or a full bulkhead.
         if (attempt >= retry.retries || !isFailure(err) || breaker.state === "open") throw err;
         const delay = retry.retryDelayMs * 2 ** attempt * (0.5 + Math.random());
-        if (Date.now() + delay >= retry.deadline) throw err;
-        await Bun.sleep(delay);
+        if (epochNow(this.clock) + delay >= retry.deadline) throw err;
+        await (this.clock.sleep ? this.clock.sleep(delay) : Bun.sleep(delay));
       }
     }
   }

@@ -27,6 +27,7 @@ export const TARGETS: MutationTarget[] = [
       "tests/runtime/breaker/queue-expiry.test.ts",
       "tests/runtime/breaker/limit-memory.test.ts",
       "tests/runtime/breaker/guard-paths.test.ts",
+      "tests/runtime/breaker/retry-backoff.test.ts",
     ],
   },
   {

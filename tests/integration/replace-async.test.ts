@@ -99,7 +99,7 @@ async function start(gate: Gate, overrides: Parameters<typeof boot>[1] = {}): Pr
 
 const place = async (id: string, note?: string) => {
   const res = await p!.req("/api/gated", { json: note === undefined ? { id } : { id, note } });
-  return { status: res.status, body: (await res.json()) as { id?: string; v?: number; error?: { code: string } } };
+  return { status: res.status, body: (await res.json()) as { id?: string; v?: number; bytes?: number; error?: { code: string } } };
 };
 
 /** The version serving the name now (answered by a synchronous route). */
@@ -257,4 +257,38 @@ test("async requests across a replacement under load: every one answered, each a
   const expected = [...answered].map(([id, v]) => `${id}@${v}`).sort();
   expect(await orders()).toEqual(expected);
   expect(await events()).toEqual(expected);
+});
+
+// Fails today: Loader.http sends a run the bulkhead queued to the version its route was matched in,
+// so the queued request gets 503 PLT_SERVICE_UNAVAILABLE ("service is stopping") although it never
+// reached the old version and the new one serves (Loader.call already re-resolves the name per attempt).
+test.failing("a request waiting in the bulkhead for a slot when the old version stops is served by the new version", async () => {
+  // One slot: the held handler takes it, the next request waits for it in the service's bulkhead.
+  using gate = openGate((id) => id === "held");
+  await start(gate, { shutdown: { graceMs: 300 }, bulkhead: { adaptive: false, maxConcurrent: 1 } });
+  const old = current();
+  const loader = p!.platform.loader;
+  const http = loader.http.bind(loader);
+  let handed: () => void = () => {};
+  const queuedHanded = new Promise<void>((resolve) => (handed = resolve));
+  loader.http = (match, req, timeoutMs) => {
+    const reply = http(match, req, timeoutMs);
+    if ((req.body as { id?: string } | undefined)?.id === "queued") handed();
+    return reply;
+  };
+
+  const held = place("held");
+  await gate.entered((id) => id === "held");
+  const queued = place("queued");
+  await queuedHanded; // in the bulkhead's queue, behind the held request, bound for the old version
+  writeFileSync(join(p!.pluginsDir, "gated.ts"), version(2));
+  await eventually(() => current() !== old, 10_000);
+  await eventually(() => old.host.state === "stopped");
+
+  const cut = await held;
+  expect(cut.status).toBe(503);
+  expect(cut.body.error?.code).toBe("PLT_SHUTTING_DOWN");
+  expect(await queued).toEqual({ status: 201, body: { id: "queued", v: 2, bytes: 0 } });
+  gate.release();
+  expect(await orders()).toEqual(["queued@2"]);
 });

@@ -7,11 +7,12 @@
  */
 import { describe, expect, test } from "bun:test";
 import { PlinthError } from "../../../runtime/errors";
-import { Delivery, type DeliveryOptions, type EventSource, type Timer } from "../../../runtime/loader/delivery";
+import { Delivery, systemTimer, type DeliveryOptions, type EventSource, type Timer } from "../../../runtime/loader/delivery";
 import { createLogger } from "../../../runtime/log";
 import type { CommittedEvent } from "../../../runtime/protocol";
 import type { LogGeneration } from "../../../runtime/storage/generation";
 import type { HostRequest } from "../../../runtime/worker/host";
+import { checkProperty, fc } from "../../helpers/property";
 
 type Deliver = Extract<HostRequest, { t: "deliver" }>;
 type Bury = Extract<HostRequest, { t: "bury" }>;
@@ -249,6 +250,19 @@ describe("failures, retries and dead letters", () => {
     await d.nothingMore();
   });
 
+  test("after a dead letter, the next event that fails starts from its first attempt", async () => {
+    const d = setup({ maxAttempts: 2 });
+    d.logs.append("orders", "bad", "next");
+    d.delivery.resume(new Map(), ["orders"]);
+    (await d.batch()).answer(failedAt(0));
+    (await d.sleep()).fire();
+    (await d.batch()).answer(failedAt(0));
+    (await d.request()).answer(null); // buried
+    (await d.batch()).answer(failedAt(0));
+    expect((await d.sleep()).ms).toBe(100);
+    expect(d.logged("event handler failed, will retry").map((l) => [l.id, l.attempt])).toEqual([["orders-1", 1], ["orders-2", 1]]);
+  });
+
   test("a batch that fails part-way is sent again from the event that failed", async () => {
     const d = setup();
     d.logs.append("orders", "a", "b", "c");
@@ -393,6 +407,63 @@ describe("failures, retries and dead letters", () => {
       expect((await d.batch()).seqs).toEqual(["orders:1", "orders:2"]);
     });
   }
+});
+
+describe("any run of failures", () => {
+  test("every event is handled once, in order, unless it failed maxAttempts times: then it is dead-lettered once, after exactly those", async () => {
+    const script = fc.array(fc.constantFrom("fail" as const, "storage" as const), { maxLength: 5 });
+    await checkProperty("delivery outcomes", { runs: 100, ms: 2_000 }, [fc.integer({ min: 1, max: 4 }), fc.array(script, { minLength: 1, maxLength: 12 })], async (maxAttempts, scripts) => {
+      const d = setup({ maxAttempts });
+      d.logs.append("orders", ...scripts.map((_, i) => `e${i}`));
+      const left = scripts.map((s) => [...s]);
+      const handled: number[] = [];
+      const buried: Array<[number, number]> = [];
+      d.delivery.resume(new Map(), ["orders"]);
+      // The subscriber: each delivery of an event takes the next step of its script; none left, it is handled.
+      for (let steps = 0; handled.length + buried.length < scripts.length; steps++) {
+        if (steps > 500) throw new Error("delivery does not end");
+        const action = await d.next();
+        if (action.kind === "sleep") {
+          action.fire();
+          continue;
+        }
+        if (action.message.t === "bury") {
+          buried.push([Number(action.message.event.sequence), action.message.attempts]);
+          action.answer(null);
+          continue;
+        }
+        if (action.message.t !== "deliver") throw new Error(`unexpected ${action.message.t}`);
+        let done = 0;
+        let error;
+        for (const item of action.message.items) {
+          const seq = Number(item.event.sequence);
+          const step = left[seq - 1]!.shift();
+          if (step) {
+            error = failure(step === "storage" ? "PLT_STORAGE_FULL" : "SINK_FAILED").toWire();
+            break;
+          }
+          handled.push(seq);
+          done++;
+        }
+        action.answer({ handled: done, error });
+      }
+      await d.nothingMore();
+      const doomed = (s: string[]) => s.filter((step) => step === "fail").length >= maxAttempts;
+      expect(handled).toEqual(scripts.flatMap((s, i) => (doomed(s) ? [] : [i + 1])));
+      expect(buried).toEqual(scripts.flatMap((s, i) => (doomed(s) ? [[i + 1, maxAttempts] as [number, number]] : [])));
+    });
+  });
+});
+
+describe("systemTimer", () => {
+  test("fires once its time is up; a cancelled one never fires (timers fire in deadline order: the later one is the sentinel)", async () => {
+    const fired: string[] = [];
+    const cancel = systemTimer(() => fired.push("cancelled"), 1);
+    systemTimer(() => fired.push("kept"), 2);
+    cancel();
+    await new Promise<void>((resolve) => systemTimer(resolve, 20));
+    expect(fired).toEqual(["kept"]);
+  });
 });
 
 describe("pause and resume", () => {
@@ -548,6 +619,16 @@ describe("a source's log that went back", () => {
     const b = await d.batch();
     expect(b.seqs).toEqual(["stock:1", "orders:3"]);
     expect((b.message as Deliver).items[1]!.event.generation).toBe("g2");
+  });
+
+  test("rebase of a subscription that had delivered everything delivers the new generation from its start", async () => {
+    const d = setup();
+    d.logs.append("orders", "a", "b", "c");
+    d.delivery.resume(new Map(), ["orders"]);
+    (await d.batch()).answer({ handled: 3 });
+    await d.nothingMore();
+    d.delivery.rebase("orders", { id: "g2", start: 2 });
+    expect((await d.batch()).seqs).toEqual(["orders:2", "orders:3"]);
   });
 
   test("rebase: a generation starting past what was seen, or of a source never seen, changes nothing", async () => {

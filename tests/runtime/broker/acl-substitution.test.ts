@@ -28,6 +28,10 @@ test("wildcard levels give a rule no specificity: a deny with fewer literal leve
   // a/b/# has two literal levels, +/+/c one.
   expect(decide(rules(acl, "publish", ["r"], "u", "c"), "a/b/c")).toBe(true);
   expect(decide(rules(acl, "publish", ["r"], "u", "c"), "x/y/c")).toBe(false);
+  // A trailing `#` is no literal level either: a/b/# and a/b/+ both have two, and the deny wins the tie.
+  const tie = { r: { publish: ["a/b/#"], subscribe: [], deny: { publish: ["a/b/+"], subscribe: [] } } };
+  expect(decide(rules(tie, "publish", ["r"], "u", "c"), "a/b/c")).toBe(false);
+  expect(decide(rules(tie, "publish", ["r"], "u", "c"), "a/b/c/d")).toBe(true);
 });
 
 test("a role with no entry in the ACL adds no rule; the client's other roles still decide", () => {

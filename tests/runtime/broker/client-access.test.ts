@@ -126,13 +126,26 @@ describe("PUBLISH", () => {
     for (const topic of ["events", "events/svc/x", "$platform/x", "$SYS/broker/uptime"]) {
       expect([topic, publish(hooks, client("a"), topic)]).toEqual([topic, { topic: "$denied", retain: false }]);
     }
-    expect(publish(hooks, client("a"), "eventsx/y")).toEqual({ topic: "eventsx/y", retain: true });
+    // Topics that only look like the platform's roots are the clients' own.
+    for (const topic of ["eventsx/y", "event/x", "$platformx/y", "$SYSTEM/x", "undefined", "undefined/x", "x/events"]) {
+      expect([topic, publish(hooks, client("a"), topic)]).toEqual([topic, { topic, retain: true }]);
+    }
   });
 
   test("a will from a client of a previous run (no client) is not checked against an ACL again, only against reserved topics", () => {
     const hooks = aclHooks(log, access(false));
     expect(publish(hooks, null, "devices/anyone/gone")).toEqual({ topic: "devices/anyone/gone", retain: true });
     expect(publish(hooks, null, "events/x").topic).toBe("$denied");
+  });
+
+  test("an anonymous client has no identity: a deny rule with %u refuses the level for every value", async () => {
+    const acl = { anonymous: { publish: ["devices/#"], subscribe: [], deny: { publish: ["devices/%u/config"], subscribe: [] } } };
+    const hooks = aclHooks(log, { auth, config: { anonymous: true, acl } as unknown as MqttAccess["config"] });
+    const anon = client("anon");
+    expect(await connect(hooks, anon)).toEqual({ admitted: true });
+    expect(publish(hooks, anon, "devices/sensor-1/temp").topic).toBe("devices/sensor-1/temp");
+    expect(publish(hooks, anon, "devices/sensor-1/config").topic).toBe("$denied");
+    expect(publish(hooks, anon, "devices/anonymous/config").topic).toBe("$denied");
   });
 
   test("from a client that never proved an identity: dropped", () => {
@@ -147,6 +160,9 @@ describe("SUBSCRIBE and forwarding", () => {
     expect(subscribe(hooks, client("a"), "$denied")).toBe(false);
     expect(subscribe(hooks, client("a"), "$denied/x")).toBe(false);
     expect(subscribe(hooks, client("a"), "news/#")).toBe(true);
+    // Nor is a dropped publish forwarded to anyone.
+    expect(forwarded(hooks, client("a"), "$denied")).toBe(false);
+    expect(forwarded(hooks, client("a"), "news/today")).toBe(true);
   });
 
   test("a subscription is granted as the client's ACL allows", async () => {

@@ -36,7 +36,9 @@ export const TARGETS: MutationTarget[] = [
     tests: [
       "tests/runtime/broker/acl.test.ts",
       "tests/runtime/broker/acl-substitution.test.ts",
+      "tests/runtime/broker/acl-actions.test.ts",
       "tests/runtime/broker/client-access.test.ts",
+      "tests/runtime/broker/acl-log.test.ts",
       "tests/runtime/broker/broker.test.ts",
       "tests/integration/broker/deny.test.ts",
       "tests/integration/security.test.ts",

@@ -28,6 +28,7 @@ export const TARGETS: MutationTarget[] = [
       "tests/runtime/breaker/limit-memory.test.ts",
       "tests/runtime/breaker/guard-paths.test.ts",
       "tests/runtime/breaker/retry-backoff.test.ts",
+      "tests/runtime/breaker/action-breakers.test.ts",
     ],
   },
   {

@@ -30,6 +30,9 @@ describe("Bulkhead", () => {
     const refused = await rejection(bulkhead.run(async () => 99));
     expect(refused.code).toBe("PLT_BULKHEAD_FULL");
     expect(refused.status).toBe(503);
+    expect(refused.message).toBe('service "svc" is at capacity');
+    // No time bound on the queue: retry in a second.
+    expect(refused.data).toEqual({ service: "svc", retryInMs: 1_000 });
 
     gates[0]!.open();
     await new Promise((resolve) => setImmediate(resolve));

@@ -3,8 +3,9 @@ import { expect, test } from "bun:test";
 import { Breakers } from "../../../runtime/breaker/call";
 import { rejection } from "../../helpers/errors";
 
+/** A clock the test moves by hand; its wall clock moves with it. */
 function fakeClock() {
-  const clock = { t: 1_000, now: () => clock.t, advance: (ms: number) => void (clock.t += ms) };
+  const clock = { t: 1_000, now: () => clock.t, epoch: () => 1_700_000_000_000 + clock.t, advance: (ms: number) => void (clock.t += ms) };
   return clock;
 }
 
@@ -35,4 +36,32 @@ test("admits() a call to an action with no breaker of its own yet, of a service 
   const breakers = new Breakers(OPTIONS, fakeClock());
   expect(await breakers.guard("svc", async () => "ok")).toBe("ok");
   expect(breakers.admits("svc", "never-called")).toBeNull();
+});
+
+test("calls the open breaker refuses never reached the service: they do not make it look faster to its bulkhead", async () => {
+  const clock = fakeClock();
+  const breakers = new Breakers(OPTIONS, clock, () => {}, { maxConcurrent: 1, maxQueue: 1 });
+  // The service's pace: one round of 8 calls of 100 ms (the last one fails, and opens the breaker).
+  for (let i = 0; i < 8; i++) {
+    const call = breakers.guard("svc", async () => {
+      clock.advance(100);
+      if (i === 7) throw new Error("boom");
+      return i;
+    });
+    await (i === 7 ? expect(call).rejects.toThrow("boom") : call);
+  }
+  for (let i = 0; i < 16; i++) expect((await rejection(breakers.guard("svc", async () => "never"))).code).toBe("PLT_BREAKER_OPEN");
+  clock.advance(1_000);
+  let finish!: () => void;
+  const probe = breakers.guard("svc", () => new Promise<string>((resolve) => (finish = () => resolve("probe"))));
+  // The probe holds the one slot. A call that must be answered within 80 ms could not be, at 100 ms a call:
+  // it is refused at once rather than queued.
+  const tight = breakers.guard("svc", async () => "tight", undefined, undefined, clock.epoch() + 80);
+  const outcome = tight.then(
+    () => "started",
+    (err: { code?: string }) => err.code,
+  );
+  finish();
+  expect(await probe).toBe("probe");
+  expect(await outcome).toBe("PLT_BULKHEAD_FULL");
 });

@@ -52,3 +52,14 @@ test("a round uses the limit if half of it was in flight at any point, not only 
   completions(less, T0, 20, 10, 10, () => 9);
   expect(less.current).toBe(20);
 });
+
+test("an equal round trip seen later renews it: it is remembered WINDOW_MS from then", () => {
+  const limit = adaptive();
+  const first = completions(limit, T0, 20, 10, 10); // 0.1 calls/ms, 10 ms round trips
+  const second = completions(limit, first + 1_500, 12, 10, 10); // the same again
+  expect(limit.current).toBe(12);
+  // Slower round trips, more than WINDOW_MS after the first round but within it of the second.
+  const third = completions(limit, second + 900, 12, 10, 30);
+  expect(third - first).toBeGreaterThan(WINDOW_MS);
+  expect(limit.current).toBe(Math.ceil(2 * 0.1 * (10 + QUEUE_MS))); // 12, not 2 × 0.1 × (30 + 50) = 16
+});

@@ -10,7 +10,8 @@
  *   deny wins. No rule covering the topic: denied.
  * - A client's rules are those of all its roles together.
  *
- * `%u` (the identity) and `%c` (the client id) are substituted in a rule's levels. A value that could
+ * `%u` (the identity) and `%c` (the client id) are substituted in a rule's levels, once (a value that
+ * reads `%c` is not replaced by the client id). A value that could
  * widen an allow rule or reach a reserved namespace (empty, with `+`, `#` or `/`, a leading `$`, a platform
  * root) makes the level match nothing in an allow rule and match any value (`+`) in a deny rule: a value
  * that cannot be substituted never grants more, nor denies less.
@@ -66,7 +67,8 @@ function rule(pattern: string, deny: boolean, user: string, clientId: string, is
       const usesUser = level.includes("%u");
       const usesClient = level.includes("%c");
       if ((usesUser && unsafe(user)) || (usesClient && unsafe(clientId))) levels[i] = deny ? "+" : NOTHING;
-      else levels[i] = level.replaceAll("%u", user).replaceAll("%c", clientId);
+      // In one pass: a value that reads `%c` or `%u` is not substituted again.
+      else levels[i] = level.replace(/%[uc]/g, (v) => (v === "%u" ? user : clientId));
     }
   }
   let literal = 0;

@@ -51,3 +51,17 @@ test("[MQTT-4.7.1-2] `#` covers its parent level, but not past a `+` level the t
   expect(covers("a/+/#", "a")).toBe(false);
   expect(covers("a/+/#", "a/b")).toBe(true);
 });
+
+test("values are substituted once: an identity that reads %c is not replaced again by the client's chosen id", () => {
+  // A token's subject is whatever its issuer signed; the client id is whatever the client sends.
+  const acl = { device: { publish: ["devices/%u/#"], subscribe: [], deny: { publish: ["devices/%u/locked"], subscribe: [] } } };
+  const publish = (user: string, clientId: string, topic: string) => decide(rules(acl, "publish", ["device"], user, clientId), topic);
+  expect(publish("%c", "#", "devices/sensor-2/temp")).toBe(false);
+  expect(publish("%c", "sensor-2", "devices/sensor-2/temp")).toBe(false);
+  expect(publish("%c", "sensor-2", "devices/%c/temp")).toBe(true);
+  expect(publish("%c", "sensor-2", "devices/%c/locked")).toBe(false);
+  // Nor is a client id that reads %u replaced by the identity.
+  const byClient = { device: { publish: ["clients/%c/%u"], subscribe: [] } };
+  expect(decide(rules(byClient, "publish", ["device"], "alice", "%u"), "clients/alice/alice")).toBe(false);
+  expect(decide(rules(byClient, "publish", ["device"], "alice", "%u"), "clients/%u/alice")).toBe(true);
+});

@@ -122,7 +122,7 @@ describe("who may call", () => {
     using h = await harness({}, build);
     expect((await h.fetch("/api/s/mine", { headers: { "x-api-key": "plk_no_such" } })).status).toBe(401);
     expect((await h.fetch("/api/s/mine", { headers: { authorization: "Bearer not.a.jwt" } })).status).toBe(401);
-    for (const headers of [{ "x-api-key": "plk_no_such" }, { authorization: "Bearer not.a.jwt" }, { authorization: "Basic x" }]) {
+    for (const headers of <Array<Record<string, string>>>[{ "x-api-key": "plk_no_such" }, { authorization: "Bearer not.a.jwt" }, { authorization: "Basic x" }]) {
       const res = await h.fetch("/api/s/open", { headers });
       expect([headers, res.status]).toEqual([headers, 200]);
       expect(await res.json()).toEqual({ identity: null });
@@ -142,6 +142,7 @@ describe("rate limits", () => {
       { method: "GET", path: "/free", auth: "public" },
       { method: "GET", path: "/fails", auth: "public", rateLimit: { limit: 5, windowMs: 1_000 }, handler: () => Promise.reject(new PlinthError("PLT_VALIDATION", "no")) },
       { method: "GET", path: "/mine", rateLimit: { limit: 1, windowMs: 1_000 } },
+      { method: "GET", path: "/crashes", auth: "public", rateLimit: { limit: 5, windowMs: 1_000 }, handler: () => Promise.reject(new TypeError("boom")) },
     ]);
   };
 
@@ -185,6 +186,8 @@ describe("rate limits", () => {
     expect(res.status).toBe(400);
     expect(res.headers.get("ratelimit-remaining")).toBe("4");
     expect((await body(res)).error.code).toBe("PLT_VALIDATION");
+    const crash = await h.fetch("/api/s/crashes");
+    expect([crash.status, (await body(crash)).error]).toEqual([500, { code: "PLT_INTERNAL", message: "internal error" }]);
   });
 });
 
@@ -317,7 +320,7 @@ describe("bodies and answers", () => {
 });
 
 describe("the response cache", () => {
-  const CACHED = { ttlMs: 5_000, invalidatedBy: ["events/shop/#"] };
+  const CACHED = { ttlMs: 5_500, invalidatedBy: ["events/shop/#"] };
   let reads = 0;
   const build = (u: FakeUpstream) => {
     u.add("shop", [
@@ -328,9 +331,15 @@ describe("the response cache", () => {
       { method: "GET", path: "/vary", auth: "public", cache: CACHED, handler: (r) => json({ read: ++reads, lang: r.headers["accept-language"] ?? null }, 200, { vary: "Accept-Language" }) },
       { method: "GET", path: "/star", auth: "public", cache: CACHED, handler: () => json({ read: ++reads }, 200, { vary: "*" }) },
       { method: "GET", path: "/missing", auth: "public", cache: CACHED, handler: () => json({ read: ++reads }, 404) },
+      { method: "GET", path: "/null", auth: "public", cache: CACHED, handler: () => ({ status: 200, headers: {}, body: null }) },
+      { method: "GET", path: "/bad-header", auth: "public", cache: CACHED, handler: () => json(1, 200, { "x-bad": "a\nb" }) },
+      { method: "GET", path: "/toggle", auth: "public", cache: CACHED, handler: (r) => json({ read: ++reads, lang: r.headers["accept-language"] ?? null }, 200, varyNext ? { Vary: "Accept-Language, ," } : {}) },
+      { method: "GET", path: "/fallback", auth: "public", cache: CACHED, handler: () => (failNext ? Promise.reject(new PlinthError("PLT_HANDLER_ERROR", "down")) : json({ read: ++reads })) },
       { method: "POST", path: "/items", auth: "public", handler: () => json({ ok: true }, 201) },
     ]);
   };
+  let varyNext = true;
+  let failNext = true;
   const read = async (res: Response) => ((await res.json()) as { read: number }).read;
 
   test("a cached route's answer is stored (MISS) and served again (HIT) with its ETag and Cache-Control, until its TTL passes", async () => {
@@ -338,6 +347,7 @@ describe("the response cache", () => {
     const miss = await h.fetch("/api/shop/items");
     expect(miss.headers.get("x-cache")).toBe("MISS");
     expect(miss.headers.get("cache-control")).toBe("public, max-age=5");
+    expect(miss.headers.get("vary")).toBeNull();
     expect(miss.headers.get("content-type")).toBe("application/json");
     const etag = miss.headers.get("etag");
     const first = await read(miss);
@@ -346,7 +356,9 @@ describe("the response cache", () => {
     const conditional = await h.fetch("/api/shop/items", { headers: { "if-none-match": etag! } });
     expect(conditional.status).toBe(304);
     expect(await read(await h.fetch("/api/shop/items?page=2"))).toBe(first + 1);
-    h.clock.now += 5_000;
+    h.clock.now += 5_499;
+    expect(await read(await h.fetch("/api/shop/items"))).toBe(first);
+    h.clock.now += 1;
     expect(await read(await h.fetch("/api/shop/items"))).toBe(first + 2);
   });
 
@@ -392,10 +404,60 @@ describe("the response cache", () => {
   test("a public cached route's handler does not see the caller (the answer is shared)", async () => {
     using h = await harness({}, build);
     const key = createKey(h.dir.path, ["user"], "alice");
-    await h.fetch("/api/shop/items", { headers: { "x-api-key": key } });
+    const first = await read(await h.fetch("/api/shop/items", { headers: { "x-api-key": key } }));
+    const other = await h.fetch("/api/shop/items", { headers: { "x-api-key": createKey(h.dir.path, ["user"], "bob") } });
+    expect([other.headers.get("x-cache"), await read(other)]).toEqual(["HIT", first]);
     expect(h.upstream.handled.at(-1)!.identity).toBeNull();
     await h.fetch("/api/shop/plain", { headers: { "x-api-key": key } });
     expect(h.upstream.handled.at(-1)!.identity).toEqual({ sub: "alice", roles: ["user"], via: "key" });
+  });
+
+  test("a caller's answers are kept per way of proving it and per roles", async () => {
+    using h = await harness({}, build);
+    const asKey = { headers: { "x-api-key": createKey(h.dir.path, ["user"], "bob") } };
+    const asJwt = { headers: { authorization: `Bearer ${await jwt("bob", ["user"])}` } };
+    const asAdmin = { headers: { authorization: `Bearer ${await jwt("bob", ["user", "admin"])}` } };
+    const a = await read(await h.fetch("/api/shop/mine", asKey));
+    expect(await read(await h.fetch("/api/shop/mine", asJwt))).toBe(a + 1);
+    expect(await read(await h.fetch("/api/shop/mine", asAdmin))).toBe(a + 2);
+    expect(await read(await h.fetch("/api/shop/mine", asJwt))).toBe(a + 1);
+  });
+
+  test("a cached 200 without a body is stored as null; a malformed header is refused before it is stored", async () => {
+    using h = await harness({}, build);
+    const res = await h.fetch("/api/shop/null");
+    expect([res.headers.get("x-cache"), await res.text()]).toEqual(["MISS", "null"]);
+    expect(await (await h.fetch("/api/shop/null")).text()).toBe("null");
+    const bad = await h.fetch("/api/shop/bad-header");
+    expect([bad.status, (await body(bad)).error]).toEqual([500, { code: "PLT_HANDLER_ERROR", message: 'shop: invalid response header "x-bad"' }]);
+  });
+
+  test("once the handler stops naming Vary (any letter case), its answers are shared again", async () => {
+    using h = await harness({}, build);
+    varyNext = true;
+    const fr = { headers: { "accept-language": "fr" } };
+    const de = { headers: { "accept-language": "de" } };
+    const a = await read(await h.fetch("/api/shop/toggle", fr));
+    expect(await read(await h.fetch("/api/shop/toggle", de))).toBe(a + 1);
+    expect(await read(await h.fetch("/api/shop/toggle", fr))).toBe(a);
+    varyNext = false;
+    h.upstream.commit("shop", "changed");
+    expect(await read(await h.fetch("/api/shop/toggle", fr))).toBe(a + 2);
+    const shared = await h.fetch("/api/shop/toggle", de);
+    expect([shared.headers.get("x-cache"), await read(shared)]).toEqual(["HIT", a + 2]);
+  });
+
+  test("a fallback answer is not stored: the next success is", async () => {
+    using h = await harness({ gateway: { fallbacks: { "GET /api/shop/fallback": { status: 200, body: { read: 0 } } } } }, build);
+    failNext = true;
+    const fell = await h.fetch("/api/shop/fallback");
+    expect([fell.status, fell.headers.get("x-plinth-fallback"), fell.headers.get("x-cache"), await read(fell)]).toEqual([200, "PLT_HANDLER_ERROR", null, 0]);
+    failNext = false;
+    const fresh = await h.fetch("/api/shop/fallback");
+    expect(fresh.headers.get("x-cache")).toBe("MISS");
+    const n = await read(fresh);
+    expect(n).toBeGreaterThan(0);
+    expect(await read(await h.fetch("/api/shop/fallback"))).toBe(n);
   });
 
   test("an event on an `invalidatedBy` filter clears the route's answers; other services' events do not", async () => {
@@ -463,5 +525,47 @@ describe("the response cache", () => {
     expect(gets).toBe(2);
     expect(((await (await h.fetch("/api/shop/items")).json()) as { state: string }).state).toBe("new");
     expect(gets).toBe(2);
+  });
+});
+
+describe("deadlines and limits", () => {
+  test("the service is handed the request's deadline (gateway.requestTimeoutMs from arrival) and the time left", async () => {
+    using h = await harness({ auth: { defaultPolicy: "public" }, gateway: { requestTimeoutMs: 4_000 } }, (u) => u.add("s", [{ method: "GET", path: "/" }]));
+    const before = Date.now();
+    await h.fetch("/api/s");
+    const after = Date.now();
+    const { deadline, timeoutMs } = h.upstream.handled[0]!;
+    expect(deadline).toBeGreaterThanOrEqual(before + 4_000);
+    expect(deadline).toBeLessThanOrEqual(after + 4_000);
+    expect(timeoutMs).toBeGreaterThan(3_000);
+    expect(timeoutMs).toBeLessThanOrEqual(4_000);
+  });
+
+  test("a body that does not arrive before the deadline: 408 PLT_REQUEST_TIMEOUT, the service never asked", async () => {
+    using h = await harness({ auth: { defaultPolicy: "public" }, gateway: { requestTimeoutMs: 100 } }, (u) => u.add("s", [{ method: "POST", path: "/" }]));
+    const stream = new ReadableStream<Uint8Array>({ pull: () => new Promise(() => {}) }, { highWaterMark: 0 });
+    const res = await h.fetch("/api/s", { method: "POST", body: stream, headers: { "content-type": "application/json" } });
+    expect([res.status, (await body(res)).error.code]).toEqual([408, "PLT_REQUEST_TIMEOUT"]);
+    expect(h.upstream.handled).toHaveLength(0);
+  });
+
+  test("gateway.maxBodyBytes and gateway.maxJsonDepth hold for the body", async () => {
+    using h = await harness({ auth: { defaultPolicy: "public" }, gateway: { maxBodyBytes: 16, maxJsonDepth: 2 } }, (u) => u.add("s", [{ method: "POST", path: "/" }]));
+    const post = (text: string) => h.fetch("/api/s", { method: "POST", body: text, headers: { "content-type": "application/json" } });
+    const large = await post(`"${"x".repeat(15)}"`);
+    expect([large.status, (await body(large)).error.code]).toEqual([413, "PLT_BODY_TOO_LARGE"]);
+    const deep = await post("[[[1]]]");
+    expect([deep.status, (await body(deep)).error.code]).toEqual([400, "PLT_BAD_JSON"]);
+    expect((await post("[[1]]")).status).toBe(200);
+    expect(h.upstream.handled.map((r) => r.body)).toEqual([[[1]]]);
+  });
+
+  test("a caller verified asynchronously (a JWT) is served by the version that serves the route once verified", async () => {
+    using h = await harness({}, (u) => u.add("s", [{ method: "GET", path: "/" }], { version: "1" }));
+    const token = await jwt("bob");
+    const answer = h.fetch("/api/s", { headers: { authorization: `Bearer ${token}` } });
+    const next = h.upstream.add("s", [{ method: "GET", path: "/" }], { version: "2" });
+    expect((await answer).status).toBe(200);
+    expect(h.upstream.handled[0]!.service).toBe(next);
   });
 });

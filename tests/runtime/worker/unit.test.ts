@@ -8,6 +8,7 @@ import type { CommittedEvent } from "../../../runtime/protocol";
 import { Outbox } from "../../../runtime/worker/outbox";
 import type { Scope } from "../../../runtime/sdk/context";
 import { UnitOfWork, isAsync, type Done } from "../../../runtime/worker/unit";
+import { StorageHealth } from "../../../runtime/storage/faults";
 
 let db: Database;
 let outbox: Outbox;
@@ -291,4 +292,144 @@ test("isAsync tells async functions from plain ones", () => {
   expect(isAsync(async () => 1)).toBe(true);
   expect(isAsync(() => Promise.resolve(1))).toBe(false);
   expect(isAsync(function named() {})).toBe(false);
+});
+
+describe("storage faults and the store's health", () => {
+  let dir: string;
+  let health: StorageHealth;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), "plinth-unit-"));
+    unit.settle();
+    db.close();
+    db = new Database(join(dir, "s.sqlite"), { create: true, strict: true });
+    db.exec("PRAGMA journal_mode = WAL; CREATE TABLE items (v TEXT NOT NULL)");
+    outbox = new Outbox(db, 100);
+    // No quiet period, and a clock that moves at each reading: a write after a fault is later than it.
+    let now = 0;
+    health = new StorageHealth(undefined, 0, () => ++now);
+    unit = new UnitOfWork(db, outbox, (events) => published.push(events), 0, () => {}, health);
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** Caps the file at the pages it has (SQLite's max_page_count): a write that needs a page fails with SQLITE_FULL. */
+  const cap = () => db.exec(`PRAGMA max_page_count = ${(db.query("PRAGMA page_count").get() as { page_count: number }).page_count}`);
+  const lift = () => db.exec("PRAGMA max_page_count = 4294967294");
+  const big = () => "x".repeat(3_000);
+
+  /** Runs writing units until the full file refuses one; returns what it threw. */
+  const fill = (): unknown => {
+    for (let i = 0; i < 100; i++) {
+      try {
+        unit.run(() => insert(big()), { transaction: true });
+      } catch (err) {
+        return err;
+      }
+    }
+    throw new Error("the capped file never refused a write");
+  };
+
+  test("a storage fault is recorded; a later commit that wrote declares the store back, one that only read does not", () => {
+    cap();
+    const err = fill();
+    expect(unit.failed(err)).toMatchObject({ code: "PLT_STORAGE_FULL", reason: "disk full" });
+    expect(health.fault).toMatchObject({ reason: "disk full" });
+    expect(unit.failed(new Error("not storage"))).toBeNull();
+
+    lift();
+    unit.run(() => db.query("SELECT count(*) FROM items").get(), { transaction: true });
+    unit.settle();
+    expect(health.fault).not.toBeNull(); // read-only work commits even on a full disk
+
+    unit.run(() => insert("back"), { transaction: true });
+    unit.settle();
+    expect(health.fault).toBeNull();
+  });
+
+  test("ctx.tx and events committed after an async handler count as writes that went through", async () => {
+    cap();
+    unit.failed(fill());
+    lift();
+    await unit.run(async (s) => {
+      s.tx(() => insert("in tx"));
+    }, { transaction: false });
+    expect(health.fault).toBeNull();
+
+    cap();
+    unit.failed(fill());
+    lift();
+    await unit.run(async (s) => {
+      emit(s, "loose");
+    }, { transaction: false });
+    expect(health.fault).toBeNull();
+  });
+
+  test("a full disk in one unit of a group: SQLite rolls the whole group back, and the units before it fail with that fault", () => {
+    unit = new UnitOfWork(db, outbox, (events) => published.push(events), 1_000, () => {}, health);
+    cap();
+    const outcomes: string[] = [];
+    let thrown: unknown;
+    for (let i = 0; i < 100 && thrown === undefined; i++) {
+      try {
+        unit.run((s) => (insert(big()), emit(s, "e")), { transaction: true });
+        unit.whenCommitted(() => outcomes.push("ok"), (err) => outcomes.push((err as { code?: string }).code ?? String(err)));
+      } catch (err) {
+        thrown = err;
+      }
+    }
+    expect((thrown as { code?: string }).code).toBe("SQLITE_FULL");
+    expect(outcomes.length).toBeGreaterThan(0);
+    expect(new Set(outcomes)).toEqual(new Set(["SQLITE_FULL"]));
+    expect(db.inTransaction).toBe(false);
+    lift();
+    expect(items()).toEqual([]);
+    expect(outboxTypes()).toEqual([]);
+    // The next unit opens a group of its own.
+    unit.run(() => insert("after"), { transaction: true });
+    unit.settle();
+    expect(items()).toEqual(["after"]);
+  });
+
+  test("a handler that ends the group's transaction itself fails the units before it in the group", () => {
+    unit = new UnitOfWork(db, outbox, (events) => published.push(events), 1_000, () => {}, health);
+    const outcomes: string[] = [];
+    unit.run(() => insert("lost"), { transaction: true });
+    unit.whenCommitted(() => outcomes.push("ok"), (err) => outcomes.push(String(err)));
+    expect(() =>
+      unit.run(() => {
+        db.exec("ROLLBACK");
+        throw new Error("gave up");
+      }, { transaction: true }),
+    ).toThrow("gave up");
+    expect(outcomes).toEqual(["Error: the transaction was rolled back by SQLite"]);
+    expect(items()).toEqual([]);
+    expect(health.fault).toBeNull();
+    unit.run(() => insert("after"), { transaction: true });
+    unit.settle();
+    expect(items()).toEqual(["after"]);
+  });
+
+  test("acks that cannot be written (a full disk) do not fail the unit that carried them: it runs in a group of its own, the rows stay unsent", () => {
+    const n = 400;
+    unit.run((s) => {
+      for (let i = 0; i < n; i++) emit(s, "e");
+    }, { transaction: true });
+    unit.settle();
+    cap();
+    outbox.markSentLater(Array.from({ length: n }, (_, i) => i + 1));
+    const done = unit.run(() => "served", { transaction: true }) as Done<string>;
+    unit.settle();
+    expect(done.value).toBe("served");
+    expect(health.fault).toMatchObject({ reason: "disk full" });
+    lift();
+    expect(outbox.unsent(0, 10_000)).toHaveLength(n);
+    // Dropped, not held: published again at the next relay, when they are acked anew.
+    outbox.flushSent();
+    expect(outbox.unsent(0, 10_000)).toHaveLength(n);
+  });
+
+  test("a healthy store is not touched by commits", () => {
+    unit.run(() => insert("a"), { transaction: true });
+    unit.settle();
+    expect(health.fault).toBeNull();
+  });
 });

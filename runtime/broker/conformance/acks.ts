@@ -9,10 +9,14 @@
  * to store (retained, or matching a persistent session's subscription) is published there, once
  * authorized, and authorized (so acknowledged) when aedes has stored it: its retained message first,
  * then its queued copies (aedes calls outgoingEnqueueCombi for every QoS 1/2 message, for no session
- * too; the copy is known by its payload, the same object). Delivery to connected clients goes on
- * meanwhile; the publish aedes starts after its PUBACK is skipped for that packet, and reports when the
- * first one has finished, so aedes still reads the client's next packets only then. One with nothing
- * to store takes aedes' own way.
+ * too; the copy is known by its payload, the same object). aedes publishes in that order, storing
+ * before it delivers (aedes.js `publishFuncsQoS`), so the PUBACK and the delivery to connected clients
+ * both start once the message is stored, and the PUBACK does not wait for the delivery. The message was
+ * numbered when its publish started: messages numbered after it may reach subscribers first
+ * (delivery.ts keeps aedes from taking it for a copy then). The publish aedes starts after its PUBACK
+ * is skipped for that packet and reports when the first one has finished, so aedes counts the packet
+ * as handled (its `_parsingBatch`) then, as it does without this module. One with nothing to store
+ * takes aedes' own way.
  */
 import type { Aedes, Client } from "aedes";
 

@@ -3,12 +3,18 @@
  * `deliverQoS`; aedes issue #1074):
  *
  * - [MQTT-3.3.5-1] one copy when several of its subscriptions match, at the highest QoS among them.
- *   aedes calls one delivery function per matching subscription and keeps the first (by broker id and
- *   counter): which one comes first decides the QoS. A QoS 0 subscription's function sent QoS 0 even
- *   when a QoS 1 one matched too, and `deliverQoS` lowered the QoS to that of a subscription to the
- *   topic itself (`a/x` at QoS 0 beside `a/#` at QoS 1 got QoS 0). A copy it dropped was also cleared
- *   from a persistent session's queue, where the SQLite store found the one just queued and took it
- *   away from the delivery in flight ("no such packet": the client was disconnected).
+ *   aedes calls one delivery function per matching subscription and keeps the first: which one comes
+ *   first decided the QoS. A QoS 0 subscription's function sent QoS 0 even when a QoS 1 one matched
+ *   too, and `deliverQoS` lowered the QoS to that of a subscription to the topic itself (`a/x` at QoS 0
+ *   beside `a/#` at QoS 1 got QoS 0). A copy it dropped was also cleared from a persistent session's
+ *   queue, where the SQLite store found the one just queued and took it away from the delivery in
+ *   flight ("no such packet": the client was disconnected).
+ * - [MQTT-4.3.2-2] [MQTT-4.3.3-2] every message, whatever order messages reach the client in. aedes
+ *   took for a copy any message numbered (brokerCounter) no higher than the highest it had delivered
+ *   to the client (lib/client.js `dedupe`). A message is numbered when its publish starts and reaches
+ *   subscribers only once stored (its retained message, its queued copies), so one that waited for the
+ *   store was dropped for every client another message had reached meanwhile: a QoS 1 or 2 message
+ *   acknowledged to its publisher, lost. Here copies are told by the loop that hands them (copies.ts).
  * - [MQTT-3.8.4-6] no more than the QoS granted (the highest of the matching filters), also for what a
  *   persistent session had queued (on the authorizeForward hook, which aedes also calls for those).
  * - [MQTT-4.4.0-1] a message a resumed session's queue sent is not sent live too, nor the other way
@@ -18,12 +24,13 @@
  *   sent again when the session resumed, and the client's PUBREC for a QoS 2 one found nothing to
  *   turn into a PUBREL (the client was disconnected).
  *
- * QoS 0 deliveries still go through aedes' `deliver0`; QoS 1 and 2 ones are sent here, as aedes' own
- * `deliverQoS` sends them but for the points above.
+ * Every delivery is sent here, as aedes' own `deliver0` and `deliverQoS` send them but for the points
+ * above.
  */
 import type { Aedes, Client } from "aedes";
 import AedesPacket from "aedes-packet";
 import mqttPacket from "mqtt-packet";
+import { Copies } from "./copies";
 import { grantedQoS, type Subscriptions } from "./granted";
 import { resumptionOf } from "./resume";
 
@@ -55,8 +62,6 @@ interface ClientState {
   errored: boolean;
   conn: NodeJS.WritableStream;
   subscriptions: Subscriptions;
-  /** The highest broker counter delivered so far, per broker id. */
-  duplicates: Record<string, number>;
   /** The next packet identifier to use. */
   _nextId: number;
   deliver0: Deliver;
@@ -96,38 +101,37 @@ export function capForwardedQoS(aedes: Aedes): void {
 export function deliverOnce(aedes: Aedes, client: Client): void {
   const c = client as unknown as ClientState;
   const store = (aedes as unknown as { persistence: Store }).persistence;
-  const deliver0 = c.deliver0;
   const resumption = resumptionOf(client);
+  const copies = new Copies();
 
   const deliver: Deliver = (packet, done) => {
-    if (packet.qos === 0) return deliver0(packet, done);
     const id = packet.brokerId;
+    const counter = packet.brokerCounter ?? 0;
     // [MQTT-3.3.5-1] another matching subscription's copy, already delivered (retained ones have no id).
-    if (id && (c.duplicates[id] ?? 0) >= packet.brokerCounter!) return void setImmediate(done);
-    const granted = grantedQoS(c.subscriptions, packet.topic);
+    if (id && !copies.first(id, counter)) return void setImmediate(done);
+    const granted = packet.qos === 0 ? 0 : grantedQoS(c.subscriptions, packet.topic);
     const qos = granted < 0 ? packet.qos : (Math.min(packet.qos, granted) as 0 | 1 | 2);
-    if (qos === 0) return deliver0(packet, done);
-
-    if (id) c.duplicates[id] = packet.brokerCounter!;
+    const queued = qos > 0 && !c.clean && !packet.retain;
     // [MQTT-4.4.0-1] a resumed session's queue may have sent it already (resume.ts).
-    if (!c.clean && !packet.retain && id === aedes.id && !resumption.takeLive(packet.brokerCounter!)) return void setImmediate(done);
+    if (queued && id === aedes.id && !resumption.takeLive(counter)) return void setImmediate(done);
     const forwarded = packet.clientId === c.id && packet.nl ? null : aedes.authorizeForward(client, packet as never);
     if (!forwarded) {
       // Not for this client after all: what was queued for it goes (a retained one was not queued).
-      if (!c.clean && !packet.retain) store.outgoingClearMessageId(c, packet).then(noop, noop);
+      if (queued) store.outgoingClearMessageId(c, packet).then(noop, noop);
       return void setImmediate(done);
     }
     setImmediate(send, forwarded as unknown as Outgoing, qos, done);
   };
 
-  function send(forwarded: Outgoing, qos: 1 | 2, done: () => void): void {
+  function send(forwarded: Outgoing, qos: 0 | 1 | 2, done: () => void): void {
     const packet = new Packet(forwarded, aedes);
     packet.qos = qos;
-    packet.messageId = forwarded.messageId || nextMessageId(c);
     const sent = (err?: unknown) => {
       if (err) c.emit("error", err as Error);
       done();
     };
+    if (qos === 0) return write(c, packet, sent);
+    packet.messageId = forwarded.messageId || nextMessageId(c);
     const stored = (err?: unknown) => (err ? sent(err) : write(c, packet, sent));
     if (c.clean) return write(c, packet, sent);
     // A retained message sent on SUBSCRIBE was queued for nobody (live ones were, when published): it

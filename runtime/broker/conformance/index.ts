@@ -12,9 +12,10 @@
  * - an incoming PUBLISH's DUP flag not passed on [MQTT-3.3.1-3] (guard.ts);
  * - per connection (delivery.ts), aedes' delivery functions replaced: one copy per message however many
  *   of the client's subscriptions match, at the highest QoS among them [MQTT-3.3.5-1], never above the
- *   QoS granted [MQTT-3.8.4-6] (also for what a session had queued: on the authorizeForward hook), and
- *   retained messages sent on SUBSCRIBE at QoS 1/2 kept in a persistent session's queue until
- *   acknowledged [MQTT-4.4.0-1];
+ *   QoS granted [MQTT-3.8.4-6] (also for what a session had queued: on the authorizeForward hook), none
+ *   taken for a copy for reaching the client after a message published later (one that waited for the
+ *   store; copies.ts) [MQTT-4.3.2-2], and retained messages sent on SUBSCRIBE at QoS 1/2 kept in a
+ *   persistent session's queue until acknowledged [MQTT-4.4.0-1];
  * - session present 1 for a stored session without subscriptions [MQTT-3.2.2-2] (sessions.ts);
  * - a QoS 1 PUBLISH acknowledged once it is stored, not before [MQTT-4.3.2-2] (acks.ts);
  * - on the session store (store.ts): DUP set on PUBLISH packets sent again after a reconnect

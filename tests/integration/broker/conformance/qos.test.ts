@@ -312,32 +312,56 @@ describe("acknowledged once stored", () => {
     expect((await pub.next("pubrec")).messageId).toBe(23);
   });
 
-  // Fails today: aedes keeps, per client, the highest broker counter delivered and drops any message
-  // with a lower one as a copy already sent (lib/client.js dedupe; runtime/broker/conformance/delivery.ts
-  // does the same for QoS 1 and 2). The counter is given when a publish starts, so a message that waits
-  // for the store (a retained one, one for a persistent session) is dropped for every subscriber
-  // another client's message reached meanwhile: a QoS 1 message acknowledged to its publisher is lost.
-  test.failing("[MQTT-4.3.2-2] a QoS 1 message that waited for the store still reaches a subscriber another client's message reached meanwhile", async () => {
+  /**
+   * A message is numbered (its broker counter) when its publish starts and reaches subscribers once
+   * stored. While `waiting` is held there, another client's message, numbered after it, reaches a
+   * subscriber whose two filters both match each: the waiting one must still reach it, and each once
+   * [MQTT-3.3.5-1] (a higher-numbered message seen earlier is no sign of a copy).
+   */
+  async function overtaken(waiting: { qos: 0 | 1; retain: boolean; hold: "storeRetained" | "outgoingEnqueueCombi" }, overtakingQoS: 0 | 1) {
     const root = fresh("qos/overtaken");
-    const sub = await broker.subscriber(`${root}/#`, 1);
-    const a = await broker.session();
-    const b = await broker.session();
-    const stored = broker.published((p) => p.topic === `${root}/a`);
+    const [a, b] = [`${root}/a`, `${root}/b`];
+    const sub = await broker.session();
+    sub.send({ cmd: "subscribe", messageId: 1, subscriptions: [{ topic: `${root}/#`, qos: 1 }, { topic: `${root}/+`, qos: 1 }] });
+    await sub.next("suback");
+    if (waiting.hold === "outgoingEnqueueCombi") {
+      // A persistent session the waiting message is queued for (and so acknowledged once queued).
+      const offline = await broker.subscriber(a, 1, { clientId: uniqueId("overtaken"), clean: false });
+      await offline.disconnect();
+    }
+    const first = await broker.session();
+    const second = await broker.session();
+    const delivered = broker.published((p) => p.topic === a);
     {
-      using store = holdStore("storeRetained");
-      a.send({ cmd: "publish", topic: `${root}/a`, payload: "retained, QoS 1", qos: 1, retain: true, messageId: 1 });
+      using store = holdStore(waiting.hold);
+      first.send({ cmd: "publish", topic: a, payload: "waited", qos: waiting.qos, retain: waiting.retain, messageId: waiting.qos ? 1 : undefined });
       await store.held;
-      const overtaking = broker.published((p) => p.topic === `${root}/b`);
-      b.send({ cmd: "publish", topic: `${root}/b`, payload: "plain", qos: 0 });
+      const overtaking = broker.published((p) => p.topic === b);
+      second.send({ cmd: "publish", topic: b, payload: "overtook", qos: overtakingQoS, messageId: overtakingQoS ? 1 : undefined });
       await overtaking;
-      expect((await sub.next("publish")).topic).toBe(`${root}/b`);
+      expect((await sub.next("publish")).topic).toBe(b);
       store.release();
     }
-    await a.next("puback");
-    await stored;
+    if (waiting.qos === 1) expect((await first.next("puback")).messageId).toBe(1);
+    await delivered;
     await sub.ping();
-    expect(sub.received.filter((p) => p.cmd === "publish").map((p) => (p as { topic: string }).topic)).toEqual([`${root}/b`, `${root}/a`]);
-  });
+    expect(sub.received.filter((p) => p.cmd === "publish").map((p) => [(p as { topic: string }).topic, (p as { qos: number }).qos])).toEqual([
+      [b, overtakingQoS],
+      [a, waiting.qos],
+    ]);
+  }
+
+  test("[MQTT-4.3.2-2] a retained QoS 1 message that waited for the store still reaches a subscriber another client's QoS 0 message reached meanwhile", () =>
+    overtaken({ qos: 1, retain: true, hold: "storeRetained" }, 0));
+
+  test("[MQTT-4.3.2-2] a retained QoS 1 message that waited for the store still reaches a subscriber another client's QoS 1 message reached meanwhile", () =>
+    overtaken({ qos: 1, retain: true, hold: "storeRetained" }, 1));
+
+  test("[MQTT-4.3.2-2] a QoS 1 message that waited to be queued for a persistent session still reaches a connected subscriber another client's message reached meanwhile", () =>
+    overtaken({ qos: 1, retain: false, hold: "outgoingEnqueueCombi" }, 0));
+
+  test("[MQTT-3.3.5-1] a retained QoS 0 message that waited for the store still reaches a subscriber another client's QoS 1 message reached meanwhile", () =>
+    overtaken({ qos: 0, retain: true, hold: "storeRetained" }, 1));
 
   test("[MQTT-4.3.2-2] each of a burst of QoS 1 PUBLISH packets is acknowledged once and delivered once", async () => {
     const topic = fresh("qos/q1-burst");

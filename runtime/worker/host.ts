@@ -93,6 +93,9 @@ export class WorkerHost {
   private worker: Worker | null = null;
   private readonly pending = new PendingRequests(() => this.name);
   private acks: number[] = [];
+  /** Publishes handed to onEvents whose `done` has not come back yet, and stop() waiting for there to be none. */
+  private publishing = 0;
+  private published: (() => void) | null = null;
   private crashesInRow = 0;
   private lastCrashAt = 0;
   private restartTimer: Timer | null = null;
@@ -270,11 +273,24 @@ export class WorkerHost {
     const stopping = new PlinthError("PLT_SHUTTING_DOWN", `service "${this.name}" is stopping`);
     this.abortStart?.(stopping);
     if (worker) {
+      const deadline = performance.now() + timeoutMs;
+      // Events being published have their acks on the way: waited for, so that their rows are marked
+      // sent before the database closes (else the next start publishes them again).
+      if (this.publishing > 0) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, timeoutMs);
+          this.published = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        this.published = null;
+      }
       // What the worker already has is handled before it stops, in order: synchronous handlers
       // commit and their callers get the real answers. An async handler still awaiting when "stop"
       // arrives loses its database under it: what is still pending once the worker stopped fails.
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, timeoutMs);
+        const timer = setTimeout(resolve, Math.max(0, deadline - performance.now()));
         this.stopped = () => {
           clearTimeout(timer);
           resolve();
@@ -357,12 +373,18 @@ export class WorkerHost {
 
   /** Publishes committed events, then acks them (batched per tick) so the plugin marks them sent. */
   private publish(events: CommittedEvent[]): void {
+    this.publishing++;
     this.options.onEvents(this.name, events, (err) => {
-      // Not acked: the rows stay unsent and are published again by a relay after a backoff.
-      if (err) return this.relayLater(events.length, err);
-      this.relayDelay = RELAY_RETRY_MS;
-      if (this.acks.length === 0) setImmediate(() => this.flushAcks());
-      for (const e of events) this.acks.push(e.seq);
+      this.publishing--;
+      if (err) {
+        // Not acked: the rows stay unsent and are published again by a relay after a backoff.
+        this.relayLater(events.length, err);
+      } else {
+        this.relayDelay = RELAY_RETRY_MS;
+        if (this.acks.length === 0) setImmediate(() => this.flushAcks());
+        for (const e of events) this.acks.push(e.seq);
+      }
+      if (this.publishing === 0) this.published?.();
     });
   }
 

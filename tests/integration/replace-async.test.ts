@@ -9,6 +9,7 @@
  * serving when it is complete (runtime/gateway/routes.ts).
  */
 import { afterEach, expect, test } from "bun:test";
+import { Database } from "bun:sqlite";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { RouteMatch, Service } from "../../runtime/loader/loader";
@@ -81,6 +82,9 @@ function openGate(held: (id: string) => boolean): Gate {
   };
 }
 
+/** Each test boots a platform and replaces a plugin (a worker start) on a machine others share. */
+const TIMEOUT_MS = 30_000;
+
 let p: Booted | undefined;
 let mqtt: TestClient | undefined;
 afterEach(async () => {
@@ -88,7 +92,7 @@ afterEach(async () => {
   mqtt = undefined;
   await p?.stop();
   p = undefined;
-});
+}, TIMEOUT_MS);
 
 async function start(gate: Gate, overrides: Parameters<typeof boot>[1] = {}): Promise<Booted> {
   p = await boot({ fixtures: ["gated"] }, { ...overrides, plugins: { config: { gated: { gate: gate.url } } } });
@@ -108,7 +112,7 @@ const serving = async () => ((await (await p!.req("/api/gated/version")).json())
 /** Replaces the plugin's file with version `v`; resolves once `v` serves its name. */
 async function replaceWith(v: number): Promise<void> {
   writeFileSync(join(p!.pluginsDir, "gated.ts"), version(v));
-  await eventually(async () => (await serving()) === v, 10_000);
+  await eventually(async () => (await serving()) === v, 20_000);
 }
 
 /** The orders in the plugin's database, as "id@v", sorted. */
@@ -132,6 +136,17 @@ async function events(): Promise<string[]> {
     .sort();
 }
 
+/** Committed events the plugin's database still holds as not published ("id@v", sorted). */
+function unsent(): string[] {
+  const db = new Database(join(p!.dataDir, "gated.sqlite"), { readonly: true });
+  try {
+    const rows = db.query("SELECT data FROM _plinth_outbox WHERE sent_at IS NULL").all() as Array<{ data: string }>;
+    return rows.map((r) => JSON.parse(r.data) as { id: string; v: number }).map((d) => `${d.id}@${d.v}`).sort();
+  } finally {
+    db.close();
+  }
+}
+
 const current = (): Service => p!.platform.loader.services.get("gated")!;
 
 test("an async handler awaiting when its plugin is replaced answers from the old version; its order and event count once; later requests reach the new version", async () => {
@@ -149,11 +164,12 @@ test("an async handler awaiting when its plugin is replaced answers from the old
   gate.release();
   expect(await held).toEqual({ status: 201, body: { id: "held", v: 1, bytes: 0 } });
   await eventually(() => old.host.state === "stopped");
+  expect(unsent().filter((e) => e.endsWith("@1"))).toEqual([]);
   expect(await place("later")).toEqual({ status: 201, body: { id: "later", v: 2, bytes: 0 } });
 
   expect(await orders()).toEqual(["after@2", "held@1", "later@2"]);
   expect(await events()).toEqual(["after@2", "held@1", "later@2"]);
-});
+}, TIMEOUT_MS);
 
 test("an async handler still awaiting when shutdown.graceMs runs out gets 503 PLT_SHUTTING_DOWN, and nothing of it commits", async () => {
   using gate = openGate((id) => id === "held");
@@ -172,7 +188,39 @@ test("an async handler still awaiting when shutdown.graceMs runs out gets 503 PL
   expect(await place("after")).toEqual({ status: 201, body: { id: "after", v: 2, bytes: 0 } });
   expect(await orders()).toEqual(["after@2"]);
   expect(await events()).toEqual(["after@2"]);
-});
+}, TIMEOUT_MS);
+
+test("an order the old version commits while it is replaced is marked sent before its worker stops, even when the broker acknowledges its event late", async () => {
+  using gate = openGate((id) => id === "held");
+  await start(gate);
+  const old = current();
+  // The broker's acknowledgement of the held order's event waits until the test lets it through.
+  const bus = p!.platform.broker.bus;
+  const send = bus.send.bind(bus);
+  let acknowledge: () => void = () => {};
+  const acknowledged = new Promise<void>((resolve) => (acknowledge = resolve));
+  let published: () => void = () => {};
+  const heldPublished = new Promise<void>((resolve) => (published = resolve));
+  bus.send = (topic, payload, done) =>
+    send(topic, payload, (err) => {
+      if (!payload.includes(`"id":"held"`)) return done(err);
+      published();
+      void acknowledged.then(() => done(err));
+    });
+
+  const held = place("held");
+  await gate.entered((id) => id === "held");
+  await replaceWith(2);
+  gate.release();
+  expect(await held).toEqual({ status: 201, body: { id: "held", v: 1, bytes: 0 } });
+  await heldPublished;
+  // Drained: the old version is stopping (or, if it does not wait for the acknowledgement, stopped).
+  await eventually(() => old.host.state !== "ready");
+  acknowledge();
+  await eventually(() => old.host.state === "stopped");
+  expect(unsent()).toEqual([]);
+  expect(await events()).toEqual(["held@1"]);
+}, TIMEOUT_MS);
 
 for (const framing of ["content-length", "chunked"] as const) {
   test(`a request whose body (${framing}) is still arriving while its plugin is replaced is answered by the new version, once`, async () => {
@@ -213,7 +261,7 @@ for (const framing of ["content-length", "chunked"] as const) {
     expect(JSON.parse(answer!.body)).toEqual({ id: "streamed", v: 2, bytes: note.length });
     expect(await orders()).toEqual(["before@1", "streamed@2"]);
     expect(await events()).toEqual(["before@1", "streamed@2"]);
-  });
+  }, TIMEOUT_MS);
 }
 
 test("async requests across a replacement under load: every one answered, each answered order stored and published once", async () => {
@@ -242,14 +290,19 @@ test("async requests across a replacement under load: every one answered, each a
   };
   const byVersion = (v: number) => [...answered.values()].filter((x) => x === v).length;
   const loops = Array.from({ length: 6 }, (_, c) => load(c));
-  await eventually(() => byVersion(1) >= 20); // the load is on before the change...
-  writeFileSync(join(p!.pluginsDir, "gated.ts"), version(2));
-  await eventually(() => byVersion(2) >= 20, 10_000); // ...and reaches the new version
-  expect(old.host.state).toBe("ready"); // still draining wave 1
-  gate.release();
-  await Promise.all(wave1);
-  await eventually(() => old.host.state === "stopped");
-  running = false;
+  try {
+    await eventually(() => byVersion(1) >= 20); // the load is on before the change...
+    writeFileSync(join(p!.pluginsDir, "gated.ts"), version(2));
+    await eventually(() => byVersion(2) >= 20, 20_000); // ...and reaches the new version
+    expect(old.host.state).toBe("ready"); // still draining wave 1
+    gate.release();
+    await Promise.all(wave1);
+    await eventually(() => old.host.state === "stopped");
+  } finally {
+    running = false;
+    gate.release();
+    await Promise.allSettled([...loops, ...wave1]);
+  }
   await Promise.all(loops);
 
   expect([...statuses.keys()]).toEqual([201]);
@@ -257,7 +310,9 @@ test("async requests across a replacement under load: every one answered, each a
   const expected = [...answered].map(([id, v]) => `${id}@${v}`).sort();
   expect(await orders()).toEqual(expected);
   expect(await events()).toEqual(expected);
-});
+  // The old version marked what it published as sent before it stopped (the next start publishes no copy).
+  expect(unsent().filter((e) => e.endsWith("@1"))).toEqual([]);
+}, TIMEOUT_MS);
 
 // Fails today: Loader.http sends a run the bulkhead queued to the version its route was matched in,
 // so the queued request gets 503 PLT_SERVICE_UNAVAILABLE ("service is stopping") although it never
@@ -282,7 +337,7 @@ test.failing("a request waiting in the bulkhead for a slot when the old version 
   const queued = place("queued");
   await queuedHanded; // in the bulkhead's queue, behind the held request, bound for the old version
   writeFileSync(join(p!.pluginsDir, "gated.ts"), version(2));
-  await eventually(() => current() !== old, 10_000);
+  await eventually(() => current() !== old, 20_000);
   await eventually(() => old.host.state === "stopped");
 
   const cut = await held;
@@ -291,4 +346,4 @@ test.failing("a request waiting in the bulkhead for a slot when the old version 
   expect(await queued).toEqual({ status: 201, body: { id: "queued", v: 2, bytes: 0 } });
   gate.release();
   expect(await orders()).toEqual(["queued@2"]);
-});
+}, TIMEOUT_MS);

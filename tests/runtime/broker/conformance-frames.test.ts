@@ -57,6 +57,13 @@ test("packets without a body (PINGREQ, DISCONNECT) keep the boundaries", () => {
   const scanner = new FrameScanner(10);
   expect(scanner.feed(Buffer.concat([frame(0xc0), frame(0xe0), frame(0x30, Buffer.alloc(5))]))).toBeUndefined();
   expect(scanner.feed(frame(0x30, Buffer.alloc(9)))).toEqual({ tooLarge: 11 });
+  // A first packet without a body is the first packet: a CONNECT after it is not read for its level.
+  expect(new FrameScanner(1024).feed(Buffer.concat([frame(0xc0), connectBytes({ level: 6 })]))).toBeUndefined();
+});
+
+test("a fifth byte of remaining length is left to mqtt-packet (malformed): the length ends at the fourth", () => {
+  // Four continuation bytes of 0: a length of 0, then 0x01 starts the next packet.
+  expect(new FrameScanner(1024).feed(Buffer.from([0x30, 0x80, 0x80, 0x80, 0x80, 0x01]))).toBeUndefined();
 });
 
 test("[MQTT-3.1.2-2] the protocol level is read wherever the CONNECT is cut, and only the first packet's", () => {

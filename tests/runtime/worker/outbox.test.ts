@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
 import { Outbox } from "../../../runtime/worker/outbox";
 import { RESERVE, readLogRecord } from "../../../runtime/storage/generation";
+import { MAX_DATA_DEPTH } from "../../../runtime/worker/channel";
 import { tempDir } from "../../helpers/tmp";
 
 let db: Database;
@@ -136,5 +137,78 @@ describe("Outbox with its log's record", () => {
     const [e] = outbox.add([event(1)]);
     expect(e!.seq).toBe(RESERVE + 1);
     expect(readLogRecord(recordFile)!.reserved).toBe(RESERVE + 1 + RESERVE);
+  });
+});
+
+describe("Outbox: what it refuses, and when it prunes on its own", () => {
+  const invalid = (data: unknown) => {
+    const outbox = new Outbox(db, 100);
+    try {
+      outbox.add([{ ...event(1), data }]);
+    } catch (err) {
+      expect(outbox.unsent()).toEqual([]);
+      return err as { code: string; message: string };
+    }
+    throw new Error("add took data it cannot carry");
+  };
+
+  test("data JSON cannot carry, or nested deeper than MAX_DATA_DEPTH, is refused with PLT_EVENT_INVALID naming why", () => {
+    expect(invalid(10n)).toMatchObject({ code: "PLT_EVENT_INVALID", message: expect.stringMatching(/^emit thing\/made: data JSON cannot carry \(.+\)$/) });
+    const cycle: Record<string, unknown> = {};
+    cycle.self = cycle;
+    expect(invalid(cycle)).toMatchObject({ code: "PLT_EVENT_INVALID", message: expect.stringContaining("data JSON cannot carry") });
+    expect(invalid(() => 1)).toMatchObject({ code: "PLT_EVENT_INVALID", message: "emit thing/made: data JSON cannot carry (a function)" });
+    const nest = (levels: number) => {
+      let value: unknown = 1;
+      for (let i = 0; i < levels; i++) value = [value];
+      return value;
+    };
+    expect(invalid(nest(MAX_DATA_DEPTH + 1))).toMatchObject({ code: "PLT_EVENT_INVALID", message: `emit thing/made: data nested deeper than ${MAX_DATA_DEPTH} levels` });
+    expect(new Outbox(db, 100).add([{ ...event(1), data: nest(MAX_DATA_DEPTH) }])).toHaveLength(1);
+  });
+
+  test("acks prune the log once at least 100 of them (or a tenth of retainSent) came since the last prune", async () => {
+    const count = () => (db.query("SELECT count(*) AS n FROM _plinth_outbox").get() as { n: number }).n;
+    const outbox = new Outbox(db, 5);
+    outbox.add(Array.from({ length: 200 }, (_, i) => event(i + 1)));
+    outbox.markSent(Array.from({ length: 99 }, (_, i) => i + 1));
+    expect(count()).toBe(200);
+    outbox.markSent([100]);
+    // Sent rows among the newest 5 numbers are kept: none of 1..100.
+    expect(count()).toBe(100);
+    outbox.markSent(Array.from({ length: 99 }, (_, i) => i + 101));
+    expect(count()).toBe(100);
+
+    // retainSent 2,000: every 200 acks. Sent rows older than 100 ms go at each prune.
+    const other = new Database(":memory:", { strict: true });
+    const total = () => (other.query("SELECT count(*) AS n FROM _plinth_outbox").get() as { n: number }).n;
+    const large = new Outbox(other, 2_000, 100);
+    large.add(Array.from({ length: 300 }, (_, i) => event(i + 1)));
+    large.markSent(Array.from({ length: 50 }, (_, i) => i + 1));
+    await Bun.sleep(150); // the age those acks must have for a prune to drop them
+    large.markSent(Array.from({ length: 100 }, (_, i) => i + 51));
+    expect(total()).toBe(300);
+    large.markSent(Array.from({ length: 50 }, (_, i) => i + 151));
+    expect(total()).toBe(250);
+    other.close();
+  });
+
+  test("a log opened again since (a new version during a hot replacement) keeps its own record at the old one's close", () => {
+    using dir = tempDir("plinth-outbox-record");
+    const file = dir.join("svc.sqlite");
+    const recordFile = dir.join("svc.log.json");
+    const disk = new Database(file, { create: true, strict: true });
+    const old = new Outbox(disk, 100, undefined, recordFile);
+    old.add([event(1)]);
+    const other = new Database(file, { strict: true });
+    const next = new Outbox(other, 100, undefined, recordFile);
+    const kept = readLogRecord(recordFile);
+    old.close();
+    expect(readLogRecord(recordFile)).toEqual(kept);
+    const [added] = next.add([event(2)]);
+    next.close();
+    expect(readLogRecord(recordFile)!.last).toBe(added!.seq);
+    other.close();
+    disk.close();
   });
 });

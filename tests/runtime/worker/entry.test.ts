@@ -54,6 +54,11 @@ export default {
       return "later";
     },
     call: async (ctx) => ({ answer: await ctx.call(ctx.params.target, ctx.params.params) }),
+    txThenWait: async (ctx) => {
+      ctx.tx(() => ctx.emit("in-tx", {}));
+      await ctx.call("gate.open", null);
+      return null;
+    },
     full: { transaction: false, handler: (ctx) => {
       const { page_count } = ctx.db.query("PRAGMA page_count").get();
       ctx.db.exec("PRAGMA max_page_count = " + page_count);
@@ -303,9 +308,22 @@ describe("requests", () => {
     }
     const from = w.received.length;
     expect((await w.error({ t: "action", action: "symbol", params: null, caller: null })).message).toBe("w: action symbol returned a value JSON cannot carry");
-    expect(w.relayed(from)).toEqual([]);
+    await w.roundTrip();
+    // Nothing committed: no events message at all, not even an empty one.
+    expect(w.received.slice(from).filter((m) => m.t === "events")).toEqual([]);
     expect(w.outbox().map((r) => r.type)).toEqual(["kept", "kept"]);
     expect(ok(await w.action("count")).value).toBe(0);
+  });
+
+  test("events an async handler commits with ctx.tx leave at once, before its answer", async () => {
+    const w = await open();
+    const from = w.received.length;
+    const id = w.post({ t: "action", action: "txThenWait", params: null, caller: null });
+    const events = await w.next((m): m is Extract<WorkerMessage, { t: "events" }> => m.t === "events", from);
+    expect(events.events.map((e) => e.type)).toEqual(["in-tx"]);
+    const call = await w.next((m): m is Extract<WorkerMessage, { t: "call" }> => m.t === "call", from);
+    w.send({ t: "reply", id: call.id, ok: true, value: null });
+    expect(ok(await w.result(id)).events).toEqual([]);
   });
 
   test("an unknown action fails with PLT_ACTION_NOT_FOUND", async () => {

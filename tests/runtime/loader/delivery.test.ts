@@ -542,6 +542,18 @@ describe("pause and resume", () => {
     await d.nothingMore();
   });
 
+  test("resume during a backoff between requests to store a dead letter: once it ends, the new run starts from the new cursors, head intact", async () => {
+    const d = setup({ maxAttempts: 1 });
+    d.logs.append("orders", "bad", "b");
+    d.delivery.resume(new Map(), ["orders"]);
+    (await d.batch()).answer(failedAt(0));
+    (await d.request()).fail(failure("PLT_TIMEOUT"));
+    const s = await d.sleep();
+    d.delivery.resume(new Map([["orders", { seq: 1, generation: null }]]), ["orders"]);
+    s.fire();
+    expect((await d.batch()).seqs).toEqual(["orders:2"]);
+  });
+
   test("pause during a backoff between requests to store a dead letter ends it and asks no more", async () => {
     const d = setup({ maxAttempts: 1 });
     d.logs.append("orders", "bad");

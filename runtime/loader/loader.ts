@@ -209,8 +209,16 @@ export class Loader {
 
   /** Gateway → service, through the target's bulkhead and breaker. */
   http(match: RouteMatch, req: Omit<HttpRequest, "route" | "params">, timeoutMs: number): Promise<HttpResponse> {
-    const message = { t: "http" as const, req: { ...req, route: match.route, params: match.params } };
-    return this.breakers.guardReported(match.service.name, (report) => match.service.host.request(message, timeoutMs, report), undefined, req.deadline) as Promise<HttpResponse>;
+    const name = match.service.name;
+    const attempt = (report?: Report) => {
+      // A request the bulkhead queued goes to whichever version serves the name by then, when that
+      // version has the same route under the same policy (the gateway checked the caller against it).
+      const serving = this.services.get(name);
+      const to = serving && serving !== match.service ? sameRoute(match, serving) ?? match : match;
+      const message = { t: "http" as const, req: { ...req, route: to.route, params: to.params } };
+      return to.service.host.request(message, timeoutMs, report);
+    };
+    return this.breakers.guardReported(name, attempt, undefined, req.deadline) as Promise<HttpResponse>;
   }
 
   /**
@@ -379,6 +387,15 @@ export class Loader {
 
 function originOf(path: string): string {
   return relative(process.cwd(), path) || path;
+}
+
+/** `match`'s route in the version `serving` when it declares it with the same method, path and policy. */
+function sameRoute(match: RouteMatch, serving: Service): RouteMatch | undefined {
+  const was = match.service.host.manifest?.routes[match.route];
+  const routes = serving.host.manifest?.routes;
+  if (!was || !routes) return undefined;
+  const route = routes.findIndex((r) => r.method === was.method && r.path === was.path && JSON.stringify(r.auth) === JSON.stringify(was.auth));
+  return route < 0 ? undefined : { service: serving, route, params: match.params };
 }
 
 function buildRouter(manifest: Manifest): Memoirist<number> {

@@ -317,7 +317,7 @@ test("async requests across a replacement under load: every one answered, each a
 // Fails today: Loader.http sends a run the bulkhead queued to the version its route was matched in,
 // so the queued request gets 503 PLT_SERVICE_UNAVAILABLE ("service is stopping") although it never
 // reached the old version and the new one serves (Loader.call already re-resolves the name per attempt).
-test.failing("a request waiting in the bulkhead for a slot when the old version stops is served by the new version", async () => {
+test("a request waiting in the bulkhead for a slot when the old version stops is served by the new version", async () => {
   // One slot: the held handler takes it, the next request waits for it in the service's bulkhead.
   using gate = openGate((id) => id === "held");
   await start(gate, { shutdown: { graceMs: 300 }, bulkhead: { adaptive: false, maxConcurrent: 1 } });

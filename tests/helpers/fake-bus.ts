@@ -1,0 +1,117 @@
+/**
+ * A Bus without a broker, for unit tests of what sits on it (the loader): it records what is
+ * sent and published, completes sends at once (refusing those `refuse` names) or holds them for
+ * the test to complete, keeps the in-process subscriptions, and delivers what the test hands it
+ * to the subscribers whose filter matches, as the broker would.
+ */
+import type { Bus, BusHandler } from "../../runtime/broker/bus";
+
+export interface FakeSend {
+  topic: string;
+  payload: string;
+  /** Completes this send as the broker would: no argument for taken, an error for refused. */
+  complete(err?: Error | null): void;
+}
+
+export interface FakeSubscription {
+  filter: string;
+  handler: BusHandler;
+  /** False once unsubscribed. */
+  active: boolean;
+}
+
+export interface FakeBus extends Bus {
+  /** Every send, in the order made. */
+  readonly sent: FakeSend[];
+  readonly published: Array<{ topic: string; payload: string | Buffer; options?: { qos?: 0 | 1; retain?: boolean } }>;
+  readonly cleared: string[];
+  /** Every subscription made, unsubscribed ones included (see `active`). */
+  readonly subscriptions: FakeSubscription[];
+  /** Sends from now on wait for the test to complete them (`release` goes back to completing at once). */
+  hold(): void;
+  release(): void;
+  /** Sends completed at once are refused with the error this returns (null: taken). */
+  refuse: (topic: string) => Error | null;
+  /** The active filters, in subscription order. */
+  filters(): string[];
+  /** Hands a message to every active subscriber whose filter matches `topic`; returns how many. */
+  deliver(topic: string, payload: string | Buffer): number;
+  /** Resolves with the first send (already made or to come) after index `from` that `pick` accepts. */
+  waitForSend(pick: (send: FakeSend) => boolean, from?: number): Promise<FakeSend>;
+}
+
+/** MQTT topic filter matching (`+` one level, `#` the rest) [MQTT-4.7.1-2, MQTT-4.7.1-3]. */
+export function matches(filter: string, topic: string): boolean {
+  const f = filter.split("/");
+  const t = topic.split("/");
+  for (let i = 0; i < f.length; i++) {
+    if (f[i] === "#") return true;
+    if (i >= t.length) return false;
+    if (f[i] !== "+" && f[i] !== t[i]) return false;
+  }
+  return f.length === t.length;
+}
+
+export function fakeBus(): FakeBus {
+  const sent: FakeSend[] = [];
+  const subscriptions: FakeSubscription[] = [];
+  const waiters: Array<{ pick: (send: FakeSend) => boolean; from: number; resolve: (send: FakeSend) => void }> = [];
+  let held = false;
+  const bus: FakeBus = {
+    sent,
+    published: [],
+    cleared: [],
+    subscriptions,
+    refuse: () => null,
+    hold: () => void (held = true),
+    release: () => void (held = false),
+    filters: () => subscriptions.filter((s) => s.active).map((s) => s.filter),
+    send(topic, payload, done) {
+      let completed = false;
+      const send: FakeSend = {
+        topic,
+        payload,
+        complete: (err) => {
+          if (completed) throw new Error(`send on ${topic} completed twice`);
+          completed = true;
+          done(err);
+        },
+      };
+      sent.push(send);
+      if (!held) send.complete(bus.refuse(topic));
+      for (let i = waiters.length - 1; i >= 0; i--) {
+        const w = waiters[i]!;
+        if (sent.length - 1 >= w.from && w.pick(send)) {
+          waiters.splice(i, 1);
+          w.resolve(send);
+        }
+      }
+    },
+    async publish(topic, payload, options) {
+      bus.published.push({ topic, payload, options });
+    },
+    async clearRetained(filter) {
+      bus.cleared.push(filter);
+      return 0;
+    },
+    async subscribe(filter, handler) {
+      const subscription: FakeSubscription = { filter, handler, active: true };
+      subscriptions.push(subscription);
+      return async () => {
+        subscription.active = false;
+      };
+    },
+    deliver(topic, payload) {
+      const buffer = typeof payload === "string" ? Buffer.from(payload) : payload;
+      const to = subscriptions.filter((s) => s.active && matches(s.filter, topic));
+      for (const s of to) s.handler(topic, buffer);
+      return to.length;
+    },
+    waitForSend(pick, from = 0) {
+      const found = sent.slice(from).find(pick);
+      if (found) return Promise.resolve(found);
+      return new Promise((resolve) => waiters.push({ pick, from, resolve }));
+    },
+  };
+  return bus;
+}

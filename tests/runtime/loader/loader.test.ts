@@ -1,0 +1,209 @@
+/**
+ * The loader without a broker: real plugin workers and SQLite files in a temp folder, and a fake
+ * Bus in place of the embedded broker. What is checked is what only the loader decides: which
+ * service and route a request goes to, which calls it lets through, what a commit turns into on the
+ * bus (and when its outbox rows are marked sent), who hears commits, and what a service
+ * subscribes to on the bus from launch to retirement.
+ */
+import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { Database } from "bun:sqlite";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { UserConfig } from "../../../config/index";
+import { loadConfig } from "../../../config/load";
+import { Breakers } from "../../../runtime/breaker/call";
+import { Loader, type RouteMatch } from "../../../runtime/loader/loader";
+import { createLogger } from "../../../runtime/log";
+import type { CommittedEvent } from "../../../runtime/protocol";
+import { registerSdkModule } from "../../../runtime/sdk/module";
+import type { HttpResponse } from "../../../runtime/worker/channel";
+import { rejection } from "../../helpers/errors";
+import { eventually } from "../../helpers/eventually";
+import { fakeBus, type FakeBus } from "../../helpers/fake-bus";
+import { writePlugins, type PluginSet } from "../../helpers/plugins";
+import { tempDir, type TempDir } from "../../helpers/tmp";
+
+// Each loader starts real workers (the built-ins and the test's plugins): seconds on a busy machine.
+setDefaultTimeout(30_000);
+
+interface Started extends AsyncDisposable {
+  loader: Loader;
+  bus: FakeBus;
+  dir: TempDir;
+  dataDir: string;
+  pluginsDir: string;
+}
+
+/** A loader on a fake bus over the plugins `set`, in a temp folder removed at the end of the scope. */
+async function startLoader(set: PluginSet, overrides: UserConfig = {}, bus = fakeBus(), data?: string): Promise<Started> {
+  registerSdkModule();
+  const dir = tempDir("plinth-loader");
+  const pluginsDir = writePlugins(dir.join("plugins"), set);
+  const { config } = await loadConfig({
+    cwd: dir.path,
+    overrides: { ...overrides, plugins: { dir: pluginsDir, ...overrides.plugins }, data: { dir: data ?? dir.join("data") }, log: { level: "silent" } },
+  });
+  const breakers = new Breakers(config.breaker, undefined, undefined, config.bulkhead, (target) => loader.breakerOverrides(target));
+  const loader: Loader = new Loader(config, breakers, createLogger({ level: "silent" }));
+  try {
+    await loader.start(bus);
+  } catch (err) {
+    await loader.stop();
+    dir[Symbol.dispose]();
+    throw err;
+  }
+  return {
+    loader,
+    bus,
+    dir,
+    dataDir: config.data.dir,
+    pluginsDir,
+    async [Symbol.asyncDispose]() {
+      await loader.stop();
+      dir[Symbol.dispose]();
+    },
+  };
+}
+
+/** What the gateway hands `http` besides the route. */
+const request = (body?: unknown, search = "") => ({ search, headers: {}, body });
+const json = (reply: HttpResponse) => JSON.parse(reply.body ?? "null");
+
+test("start puts the built-ins and the plugins in service", async () => {
+  await using s = await startLoader({ fixtures: ["emitter", "hostile"] });
+  expect([...s.loader.services.keys()].sort()).toEqual(["auth", "emitter", "hostile", "platform"]);
+});
+
+/** Records every message its subscriptions hand it: a device topic, and a service's events. */
+const listener = `import { definePlugin } from "plinth";
+export default definePlugin({
+  name: "listener", version: "1.0.0",
+  migrations: ["CREATE TABLE heard (seq INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT, type TEXT, data TEXT)"],
+  subscribe: {
+    "devices/+/state": (ctx) => { ctx.db.query("INSERT INTO heard (topic, type, data) VALUES (?, ?, ?)").run(ctx.topic, ctx.event.type, JSON.stringify(ctx.event.data)); },
+    "events/emitter/#": (ctx) => { ctx.db.query("INSERT INTO heard (topic, type, data) VALUES (?, ?, ?)").run(ctx.topic, ctx.event.type, JSON.stringify(ctx.event.data)); },
+  },
+  routes: { "GET /": (ctx) => ctx.db.query("SELECT topic, type, data FROM heard ORDER BY seq").all() },
+});`;
+
+type Heard = { topic: string; type: string; data: string };
+type Row = { seq: number; id: string; sent: number };
+
+/** The emitter's outbox, read beside its worker. */
+function outbox(dataDir: string, name = "emitter"): Row[] {
+  const db = new Database(join(dataDir, `${name}.sqlite`), { readonly: true });
+  try {
+    return db.query("SELECT seq, id, sent_at IS NOT NULL AS sent FROM _plinth_outbox ORDER BY seq").all() as Row[];
+  } finally {
+    db.close();
+  }
+}
+
+/** POSTs an event of `type` to the emitter through the loader. */
+async function emit(loader: Loader, type: string, data?: unknown): Promise<HttpResponse> {
+  return loader.http(loader.match("emitter", "POST", "/"), request({ type, data }), 5_000);
+}
+
+async function heard(loader: Loader): Promise<Heard[]> {
+  return json(await loader.http(loader.match("listener", "GET", "/"), request(), 5_000));
+}
+
+describe("match", () => {
+  test("finds the service's route, with its params", async () => {
+    await using s = await startLoader({ fixtures: ["guarded"] });
+    const m = s.loader.match("guarded", "GET", "/items/7");
+    expect(m.service).toBe(s.loader.services.get("guarded")!);
+    expect(s.loader.services.get("guarded")!.host.manifest!.routes[m.route]).toMatchObject({ method: "GET", path: "/items/:id" });
+    expect(m.params).toEqual({ id: "7" });
+    expect(json(await s.loader.http(m, request(), 5_000))).toEqual({ id: 7 });
+  });
+
+  test("trailing slashes are dropped before matching; the root stays /", async () => {
+    await using s = await startLoader({ fixtures: ["guarded", "emitter"] });
+    expect(s.loader.match("guarded", "GET", "/items/7/").params).toEqual({ id: "7" });
+    expect(s.loader.match("guarded", "GET", "/open///").route).toBe(s.loader.match("guarded", "GET", "/open").route);
+    expect(s.loader.match("emitter", "POST", "/").service.name).toBe("emitter");
+    expect(s.loader.match("emitter", "POST", "//").service.name).toBe("emitter");
+    const err = await rejection((async () => s.loader.match("guarded", "GET", "/nowhere/"))());
+    expect(err.message).toContain("GET /nowhere in");
+  });
+
+  test("an unknown service is PLT_SERVICE_NOT_FOUND; an unknown path or method is PLT_NOT_FOUND", async () => {
+    await using s = await startLoader({ fixtures: ["guarded"] });
+    const matching = (service: string, method: string, path: string) => rejection((async () => s.loader.match(service, method, path))());
+    expect((await matching("ghost", "GET", "/open")).code).toBe("PLT_SERVICE_NOT_FOUND");
+    expect((await matching("guarded", "GET", "/nowhere")).code).toBe("PLT_NOT_FOUND");
+    expect((await matching("guarded", "DELETE", "/open")).code).toBe("PLT_NOT_FOUND");
+  });
+});
+
+describe("http", () => {
+  test("hands the worker the route, params, query and body and answers with its reply", async () => {
+    await using s = await startLoader({ fixtures: ["guarded"] });
+    const reply = await s.loader.http(s.loader.match("guarded", "GET", "/echo-header"), request(undefined, "v=hi"), 5_000);
+    expect(reply.status).toBe(200);
+    expect(reply.headers["x-echo"]).toBe("hi");
+    const created = await s.loader.http(s.loader.match("guarded", "POST", "/notes"), request({ text: "one" }), 5_000);
+    expect(created.status).toBe(201);
+    expect(json(created)).toEqual({ id: 1, text: "one" });
+  });
+
+  test("goes through the service's breaker: once it opens, requests are refused without reaching the worker", async () => {
+    await using s = await startLoader({ fixtures: ["flaky"] }, { breaker: { failureThreshold: 2 }, plugins: { config: { flaky: { failFirst: 2 } } } });
+    const route = () => s.loader.match("flaky", "GET", "/");
+    expect((await rejection(s.loader.http(route(), request(), 5_000))).status).toBe(500);
+    expect((await rejection(s.loader.http(route(), request(), 5_000))).status).toBe(500);
+    expect((await rejection(s.loader.http(route(), request(), 5_000))).code).toBe("PLT_BREAKER_OPEN");
+    expect(s.loader.breakers.snapshot().flaky?.state).toBe("open");
+    // The refused request never reached the worker: its next call is its third.
+    s.loader.breakers.forget("flaky");
+    expect(json(await s.loader.http(route(), request(), 5_000))).toEqual({ ok: true, calls: 3 });
+  });
+});
+
+describe("call", () => {
+  test("runs the action with its params, the caller's name and identity", async () => {
+    await using s = await startLoader({ fixtures: ["guarded", "obeys"] });
+    expect(await s.loader.call("tester", "obeys.echo", { a: [1, 2] })).toEqual({ a: [1, 2] });
+    const identity = { sub: "ada", roles: ["ops"], via: "key" as const };
+    expect(await s.loader.call("tester", "guarded.whoami", null, undefined, identity)).toEqual({ sub: "ada", roles: ["ops"], caller: "tester" });
+    expect(await s.loader.call(null, "guarded.whoami", null)).toEqual({ sub: null, roles: [], caller: null });
+  });
+
+  test("a call to no service, or to no action, is refused with a code", async () => {
+    await using s = await startLoader({ fixtures: ["obeys"] });
+    const ghost = await rejection(s.loader.call("tester", "ghost.echo", null));
+    expect(ghost.code).toBe("PLT_SERVICE_NOT_FOUND");
+    expect(ghost.message).toContain("ghost.echo");
+    expect((await rejection(s.loader.call("tester", "obeys.nothing", null))).code).toBe("PLT_ACTION_NOT_FOUND");
+    expect((await rejection(s.loader.call("tester", "not a target", null))).status).toBe(400);
+  });
+
+  test("a deadline already passed fails the call without running it", async () => {
+    await using s = await startLoader({ fixtures: ["flaky"] }, { plugins: { config: { flaky: { failFirst: 0 } } } });
+    expect((await rejection(s.loader.call("tester", "flaky.work", null, Date.now() - 1))).code).toBe("PLT_TIMEOUT");
+    expect(json(await s.loader.http(s.loader.match("flaky", "GET", "/"), request(), 5_000))).toEqual({ ok: true, calls: 1 });
+  });
+
+  test("only actions declared idempotent are retried", async () => {
+    await using s = await startLoader({ fixtures: ["flaky"] }, { plugins: { config: { flaky: { failFirst: 2 } } }, calls: { retries: 2, retryDelayMs: 1 } });
+    // Not idempotent: the first failure is the answer (a retry would have reached the third call, which succeeds).
+    expect((await rejection(s.loader.call("tester", "flaky.work", null))).status).toBe(500);
+    // Idempotent: the second call fails, its retry is the third.
+    expect(await s.loader.call("tester", "flaky.workIdempotent", null)).toEqual({ ok: true, calls: 3 });
+  });
+
+  test("$node.* is refused unless the call is from the node's own service", async () => {
+    await using s = await startLoader({ fixtures: ["snoop"] });
+    const refused = await rejection(s.loader.call("tester", "$node.services", null));
+    expect(refused.code).toBe("PLT_FORBIDDEN");
+    expect(refused.status).toBe(403);
+    const described = (await s.loader.call(null, "$node.services", null, undefined, null, true)) as { services: Array<{ name: string }> };
+    expect(described.services.map((d) => d.name).sort()).toEqual(["auth", "platform", "snoop"]);
+    // From workers: the built-in platform service gets an answer, a plugin does not (whatever it calls itself).
+    expect((await rejection(s.loader.http(s.loader.match("snoop", "GET", "/services"), request(), 5_000))).code).toBe("PLT_FORBIDDEN");
+    const platform = await s.loader.http(s.loader.match("platform", "GET", "/services"), request(), 5_000);
+    expect(platform.status).toBe(200);
+    expect((json(platform) as { services: Array<{ name: string }> }).services.map((d) => d.name).sort()).toEqual(["auth", "platform", "snoop"]);
+  });
+});

@@ -427,9 +427,123 @@ describe("storage faults and the store's health", () => {
     expect(outbox.unsent(0, 10_000)).toHaveLength(n);
   });
 
+  test("the unit that carried acks that could not be written commits in a group of its own, and its reply is released as committed", () => {
+    unit.run((s) => {
+      for (let i = 0; i < 400; i++) emit(s, "e");
+    }, { transaction: true });
+    unit.settle();
+    unit = new UnitOfWork(db, outbox, (events) => published.push(events), 1_000, () => {}, health);
+    cap();
+    outbox.markSentLater(Array.from({ length: 400 }, (_, i) => i + 1));
+    const outcomes: string[] = [];
+    unit.run(() => db.query("DELETE FROM items").run(), { transaction: true });
+    unit.whenCommitted(() => outcomes.push("ok"), (err) => outcomes.push(String(err)));
+    unit.settle();
+    expect(outcomes).toEqual(["ok"]);
+  });
+
+  test("while degraded, a commit that fails does not declare the store back, and an error that is not storage's does not hide a write that commits", () => {
+    cap();
+    unit.failed(fill());
+    lift();
+    unit = new UnitOfWork(db, outbox, (events) => published.push(events), 1_000, () => {}, health);
+    db.exec("PRAGMA foreign_keys = ON; CREATE TABLE parents (id INTEGER PRIMARY KEY); CREATE TABLE children (parent INTEGER REFERENCES parents (id) DEFERRABLE INITIALLY DEFERRED)");
+    unit.run(() => (insert("lost"), db.query("INSERT INTO children (parent) VALUES (42)").run()), { transaction: true });
+    unit.settle(); // fails at COMMIT: nothing went through
+    expect(health.fault).toMatchObject({ reason: "disk full" });
+
+    unit.run(() => insert("through"), { transaction: true });
+    expect(unit.failed(new Error("a handler's own failure"))).toBeNull();
+    unit.settle();
+    expect(health.fault).toBeNull();
+  });
+
   test("a healthy store is not touched by commits", () => {
     unit.run(() => insert("a"), { transaction: true });
     unit.settle();
     expect(health.fault).toBeNull();
   });
 });
+
+describe("what commits when, and what a failed commit takes with it", () => {
+  test("a plain function returning a promise: what it emitted before its first await is published by the time run() returns", () => {
+    const done = unit.run((s) => {
+      emit(s, "before");
+      return Promise.resolve(1);
+    }, { transaction: true });
+    expect(published.map((batch) => batch.map((e) => e.type))).toEqual([["before"]]);
+    return done;
+  });
+
+  test("a plain function returning a promise that emitted nothing first publishes nothing; neither does a ctx.tx without events", async () => {
+    await unit.run(() => Promise.resolve(1), { transaction: true });
+    await unit.run(async (s) => {
+      s.tx(() => insert("quiet"));
+    }, { transaction: false });
+    expect(published).toEqual([]);
+    expect(items()).toEqual(["quiet"]);
+  });
+
+  test("a plain function returning a promise whose first part's commit fails: its promise rejects with that failure, nothing of it is published", async () => {
+    unit = new UnitOfWork(db, outbox, (events) => published.push(events), 1_000);
+    failAtCommit();
+    unit.run(orphan, { transaction: true });
+    let kept = 0;
+    const done = unit.run((s) => {
+      emit(s, "first part");
+      // Its own outcome no longer matters (and must not surface as an unhandled rejection).
+      return Promise.reject(new Error("the rest failed too"));
+    }, { transaction: true, bookkeeping: () => kept++ });
+    await expect(done).rejects.toThrow(/FOREIGN KEY/);
+    expect(published).toEqual([]);
+    expect(outboxTypes()).toEqual([]);
+    expect(kept).toBe(0);
+  });
+
+  test("a plain function returning a promise that rejects keeps no bookkeeping (an event's cursor stays where it was)", async () => {
+    let kept = 0;
+    const done = unit.run(() => Promise.reject(new Error("failed after its first part")), { transaction: true, bookkeeping: () => kept++ });
+    await expect(done).rejects.toThrow("failed after its first part");
+    expect(kept).toBe(0);
+    await unit.run(() => Promise.resolve(1), { transaction: true, bookkeeping: () => kept++ });
+    expect(kept).toBe(1);
+  });
+
+  test("an async handler that emits nothing still keeps its bookkeeping once it returns", async () => {
+    let kept = 0;
+    await unit.run(async () => 1, { transaction: false, bookkeeping: () => kept++ });
+    expect(kept).toBe(1);
+  });
+
+  test("a ctx.tx or loose events of an async handler are committed on their own, even when a group opened meanwhile fails at its commit", async () => {
+    unit = new UnitOfWork(db, outbox, (events) => published.push(events), 1_000);
+    failAtCommit();
+    const outcomes: string[] = [];
+    const group = () => {
+      unit.run(orphan, { transaction: true });
+      unit.whenCommitted(() => outcomes.push("ok"), (err) => outcomes.push(String(err)));
+    };
+    // ctx.tx after an await that resumes before the group's own settle...
+    const tx = unit.run(async (s) => {
+      await null;
+      s.tx(() => insert("tx"));
+    }, { transaction: false });
+    group();
+    await tx;
+    // ...and loose events of a handler that never awaits.
+    const loose = unit.run(async (s) => void emit(s, "loose"), { transaction: false });
+    group();
+    const { events } = await loose;
+    expect(outcomes).toHaveLength(2);
+    expect(outcomes.every((o) => /FOREIGN KEY/.test(o))).toBe(true);
+    expect(items()).toEqual(["tx"]);
+    expect(events.map((e) => e.type)).toEqual(["loose"]);
+    expect(outboxTypes()).toEqual(["loose"]);
+  });
+});
+
+/** A write SQLite refuses only at COMMIT (a deferred foreign key): the group it is in fails there. */
+function failAtCommit(): void {
+  db.exec("PRAGMA foreign_keys = ON; CREATE TABLE parents (id INTEGER PRIMARY KEY); CREATE TABLE children (parent INTEGER REFERENCES parents (id) DEFERRABLE INITIALLY DEFERRED)");
+}
+const orphan = () => void db.query("INSERT INTO children (parent) VALUES (42)").run();

@@ -1,5 +1,5 @@
 /**
- * A raw MQTT 3.1.1 client for conformance tests: real TCP, packets built with
+ * A raw MQTT 3.1.1 client for conformance tests: real TCP (or any stream, see rawClient), packets built with
  * mqtt-packet (or written byte by byte, for malformed ones), every packet the
  * server sends kept in order, and the moment the server closes the socket.
  * "Nothing arrived" is checked up to a point the broker provably passed: a
@@ -8,6 +8,7 @@
  */
 import { afterAll, beforeAll } from "bun:test";
 import { createConnection, type Socket } from "node:net";
+import type { Duplex } from "node:stream";
 import mqttPacket, { type IConnackPacket, type IConnectPacket, type Packet } from "mqtt-packet";
 import type { UserConfig } from "../../config/index";
 import { topicMatches } from "../../runtime/protocol";
@@ -18,8 +19,8 @@ import { frame, str } from "./mqtt-bytes";
 
 export type { Packet } from "mqtt-packet";
 
-export interface RawClient extends AsyncDisposable {
-  readonly socket: Socket;
+export interface RawClient<S extends Duplex = Socket> extends AsyncDisposable {
+  readonly socket: S;
   /** Every packet received so far, in order. */
   readonly received: Packet[];
   /** True once the server (or we) closed the connection. */
@@ -110,6 +111,14 @@ export async function rawConnect(url: string, protocolVersion: 3 | 4 | 5 = 4): P
     socket.once("error", reject);
   });
   socket.setNoDelay(true);
+  return rawClient(socket, protocolVersion);
+}
+
+/**
+ * A raw client over a stream already open (a TCP socket, or one end of an in-memory `duplexPair()`
+ * whose other end the broker handles); no CONNECT yet.
+ */
+export function rawClient<S extends Duplex>(socket: S, protocolVersion: 3 | 4 | 5 = 4): RawClient<S> {
   socket.on("error", () => {});
 
   const parser = mqttPacket.parser({ protocolVersion });
@@ -172,7 +181,7 @@ export async function rawConnect(url: string, protocolVersion: 3 | 4 | 5 = 4): P
     const shown = JSON.stringify(packet, (_k, v) => (v?.type === "Buffer" ? Buffer.from(v.data).toString() : v));
     throw new Error(`unexpected ${cmd}: ${shown} (received: ${received.map((p) => p.cmd).join(", ")})`);
   };
-  const client: RawClient = {
+  const client: RawClient<S> = {
     socket,
     received,
     get closed() {
@@ -330,7 +339,7 @@ export function useBroker(overrides: UserConfig = {}): BrokerUnderTest {
 }
 
 /** A connected client: its CONNACK, and the client id it connected with. */
-export type RawSession = RawClient & { connack: IConnackPacket; clientId: string };
+export type RawSession<S extends Duplex = Socket> = RawClient<S> & { connack: IConnackPacket; clientId: string };
 
 /** Opens a connection and completes CONNECT/CONNACK (asserting it was accepted). */
 export async function rawSession(url: string, options: Partial<IConnectPacket> = {}): Promise<RawSession> {

@@ -4,6 +4,7 @@ import { Outbox } from "../../../runtime/worker/outbox";
 import { RESERVE, readLogRecord } from "../../../runtime/storage/generation";
 import { MAX_DATA_DEPTH } from "../../../runtime/worker/channel";
 import { tempDir } from "../../helpers/tmp";
+import { existsSync, rmSync } from "node:fs";
 
 let db: Database;
 beforeEach(() => {
@@ -209,6 +210,23 @@ describe("Outbox: what it refuses, and when it prunes on its own", () => {
     next.close();
     expect(readLogRecord(recordFile)!.last).toBe(added!.seq);
     other.close();
+    disk.close();
+  });
+
+  test("without a record kept: no generation, and close writes nothing; a record removed meanwhile is not written again at close", () => {
+    const outbox = new Outbox(db, 100);
+    outbox.add([event(1)]);
+    expect(outbox.generation).toBeNull();
+    expect(() => outbox.close()).not.toThrow();
+
+    using dir = tempDir("plinth-outbox-record");
+    const recordFile = dir.join("svc.log.json");
+    const disk = new Database(dir.join("svc.sqlite"), { create: true, strict: true });
+    const kept = new Outbox(disk, 100, undefined, recordFile);
+    expect(kept.generation).toEqual({ id: readLogRecord(recordFile)!.generation, start: readLogRecord(recordFile)!.start });
+    rmSync(recordFile);
+    kept.close();
+    expect(existsSync(recordFile)).toBe(false);
     disk.close();
   });
 });

@@ -11,6 +11,7 @@ export interface FakeSend {
   payload: string;
   /** Completes this send as the broker would: no argument for taken, an error for refused. */
   complete(err?: Error | null): void;
+  readonly completed: boolean;
 }
 
 export interface FakeSubscription {
@@ -30,6 +31,8 @@ export interface FakeBus extends Bus {
   /** Sends from now on wait for the test to complete them (`release` goes back to completing at once). */
   hold(): void;
   release(): void;
+  /** Refuses every held send not completed yet, as a broker going away would (what waits for them stops waiting). */
+  refusePending(err?: Error): void;
   /** Sends completed at once are refused with the error this returns (null: taken). */
   refuse: (topic: string) => Error | null;
   /** The active filters, in subscription order. */
@@ -65,15 +68,18 @@ export function fakeBus(): FakeBus {
     refuse: () => null,
     hold: () => void (held = true),
     release: () => void (held = false),
+    refusePending: (err = new Error("broker closed")) => {
+      for (const send of sent) if (!send.completed) send.complete(err);
+    },
     filters: () => subscriptions.filter((s) => s.active).map((s) => s.filter),
     send(topic, payload, done) {
-      let completed = false;
-      const send: FakeSend = {
+      const send = {
         topic,
         payload,
-        complete: (err) => {
-          if (completed) throw new Error(`send on ${topic} completed twice`);
-          completed = true;
+        completed: false,
+        complete: (err?: Error | null) => {
+          if (send.completed) throw new Error(`send on ${topic} completed twice`);
+          send.completed = true;
           done(err);
         },
       };

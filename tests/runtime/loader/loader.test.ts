@@ -59,6 +59,8 @@ async function startLoader(set: PluginSet, overrides: UserConfig = {}, bus = fak
     dataDir: config.data.dir,
     pluginsDir,
     async [Symbol.asyncDispose]() {
+      // Sends the test held and left: refused, so that stopping does not wait for their acks.
+      bus.refusePending();
       await loader.stop();
       dir[Symbol.dispose]();
     },
@@ -205,5 +207,113 @@ describe("call", () => {
     const platform = await s.loader.http(s.loader.match("platform", "GET", "/services"), request(), 5_000);
     expect(platform.status).toBe(200);
     expect((json(platform) as { services: Array<{ name: string }> }).services.map((d) => d.name).sort()).toEqual(["auth", "platform", "snoop"]);
+  });
+});
+
+describe("committed events", () => {
+  test("reach bus.send in commit order, on the service's topics, as CloudEvents of that service", async () => {
+    await using s = await startLoader({ fixtures: ["hostile", "emitter"] });
+    await s.loader.http(s.loader.match("hostile", "POST", "/emit-bulk"), request(undefined, "n=4"), 5_000);
+    await emit(s.loader, "line/added", { n: 1 });
+    await s.bus.waitForSend((send) => send.topic === "events/emitter/line/added");
+    expect(s.bus.sent.map((send) => send.topic)).toEqual([...Array(4).fill("events/hostile/bulk"), "events/emitter/line/added"]);
+    const envelopes = s.bus.sent.map((send) => JSON.parse(send.payload));
+    expect(envelopes.slice(0, 4).map((e) => [e.source, e.type, e.sequence, e.data])).toEqual([0, 1, 2, 3].map((i) => ["plinth/hostile", "hostile.bulk", String(i + 1), { i }]));
+    expect(envelopes[4]).toMatchObject({ specversion: "1.0", source: "plinth/emitter", type: "emitter.line.added", sequence: "1", data: { n: 1 } });
+    expect(envelopes[4].id).toBe(outbox(s.dataDir)[0]!.id);
+  });
+
+  test("outbox rows are marked sent only once bus.send calls back without an error", async () => {
+    await using s = await startLoader({ fixtures: ["emitter"] });
+    s.bus.hold();
+    await emit(s.loader, "first");
+    const first = await s.bus.waitForSend((send) => send.topic === "events/emitter/first");
+    await emit(s.loader, "second");
+    const second = await s.bus.waitForSend((send) => send.topic === "events/emitter/second");
+    second.complete();
+    // The second row's ack went out after anything the first could have had: it is not marked.
+    await eventually(() => outbox(s.dataDir)[1]!.sent === 1);
+    expect(outbox(s.dataDir).map((r) => r.sent)).toEqual([0, 1]);
+    first.complete();
+    await eventually(() => outbox(s.dataDir)[0]!.sent === 1);
+  });
+
+  test("a refused send leaves the rows unsent, and they are relayed to the bus again", async () => {
+    await using s = await startLoader({ fixtures: ["emitter"] });
+    s.bus.refuse = () => new Error("store is read-only");
+    await emit(s.loader, "made", { n: 1 });
+    const refused = await s.bus.waitForSend((send) => send.topic === "events/emitter/made");
+    s.bus.refuse = () => null;
+    const id = JSON.parse(refused.payload).id;
+    const again = await s.bus.waitForSend((send) => send !== refused && JSON.parse(send.payload).id === id);
+    expect(JSON.parse(again.payload)).toEqual(JSON.parse(refused.payload));
+    await eventually(() => outbox(s.dataDir)[0]!.sent === 1);
+    expect(outbox(s.dataDir)).toHaveLength(1);
+  });
+
+  test("start publishes what was committed but never published, in order", async () => {
+    using data = tempDir("plinth-loader-data");
+    {
+      await using first = await startLoader({ fixtures: ["emitter"] }, {}, fakeBus(), data.path);
+      first.bus.hold();
+      await emit(first.loader, "a");
+      await emit(first.loader, "b");
+      await first.bus.waitForSend((send) => send.topic === "events/emitter/b");
+    }
+    expect(outbox(data.path).map((r) => r.sent)).toEqual([0, 0]);
+    await using second = await startLoader({ fixtures: ["emitter"] }, {}, fakeBus(), data.path);
+    await second.bus.waitForSend((send) => send.topic === "events/emitter/b");
+    expect(second.bus.sent.map((send) => send.topic)).toEqual(["events/emitter/a", "events/emitter/b"]);
+    await eventually(() => outbox(data.path).every((r) => r.sent === 1));
+  });
+
+  test("onCommit listeners hear a commit before the reply of the handler that committed it, publish pending or not", async () => {
+    await using s = await startLoader({ fixtures: ["emitter"] });
+    const commits: Array<{ service: string; events: readonly CommittedEvent[] }> = [];
+    s.loader.onCommit((service, events) => commits.push({ service, events }));
+    s.bus.hold();
+    await emit(s.loader, "made", { n: 1 });
+    expect(commits.map((c) => [c.service, c.events.map((e) => [e.seq, e.type, e.data])])).toEqual([["emitter", [[1, "made", { n: 1 }]]]]);
+    // A handler that failed committed nothing: nothing to hear.
+    await rejection(s.loader.http(s.loader.match("emitter", "POST", "/"), request({ type: "lost", fail: true }), 5_000));
+    await emit(s.loader, "after");
+    expect(commits.map((c) => c.events[0]!.type)).toEqual(["made", "after"]);
+  });
+
+  test("a service's subscribers get its events from the loader, not from the bus", async () => {
+    await using s = await startLoader({ fixtures: ["emitter"], files: { "listener.ts": listener } });
+    s.bus.hold(); // the broker never takes them
+    await emit(s.loader, "made", { n: 1 });
+    const got = await eventually(async () => {
+      const rows = await heard(s.loader);
+      return rows.length > 0 ? rows : null;
+    });
+    expect(got).toEqual([{ topic: "events/emitter/made", type: "emitter.made", data: JSON.stringify({ n: 1 }) }]);
+  });
+});
+
+describe("subscriptions on the bus", () => {
+  test("each subscription's filter is subscribed on the bus; what the bus delivers reaches the plugin's handler", async () => {
+    await using s = await startLoader({ fixtures: ["emitter"], files: { "listener.ts": listener } });
+    expect(s.bus.filters()).toEqual(["devices/+/state", "events/emitter/#"]);
+    expect(s.bus.deliver("devices/d1/state", JSON.stringify({ on: true }))).toBe(1);
+    const got = await eventually(async () => {
+      const rows = await heard(s.loader);
+      return rows.length > 0 ? rows : null;
+    });
+    expect(got).toEqual([{ topic: "devices/d1/state", type: "mqtt.message", data: JSON.stringify({ on: true }) }]);
+  });
+
+  test("a service event the bus delivers is not handed over again (it comes through the durable delivery)", async () => {
+    await using s = await startLoader({ fixtures: ["emitter"], files: { "listener.ts": listener } });
+    const envelope = { specversion: "1.0", id: "forged-1", source: "plinth/emitter", type: "emitter.made", time: new Date().toISOString(), data: { forged: true } };
+    expect(s.bus.deliver("events/emitter/made", JSON.stringify(envelope))).toBe(1);
+    // A sentinel delivered after it: once it is heard, the event would have been too.
+    s.bus.deliver("devices/d1/state", "\"sentinel\"");
+    const got = await eventually(async () => {
+      const rows = await heard(s.loader);
+      return rows.length > 0 ? rows : null;
+    });
+    expect(got.map((r) => r.topic)).toEqual(["devices/d1/state"]);
   });
 });

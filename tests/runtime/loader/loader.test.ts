@@ -317,3 +317,160 @@ describe("subscriptions on the bus", () => {
     expect(got.map((r) => r.topic)).toEqual(["devices/d1/state"]);
   });
 });
+
+/** A plugin named "vers" whose answers name its version `v`; `auth` is its route's policy. */
+const versioned = (v: number, auth = "public") => `import { definePlugin, route } from "plinth";
+export default definePlugin({
+  name: "vers", version: "1.0.${v}",
+  subscribe: { "devices/+/vers": () => {} },
+  actions: { which: () => ({ v: ${v} }) },
+  routes: { "GET /version": route({ auth: ${JSON.stringify(auth)}, handler: () => ({ v: ${v} }) }) },
+});`;
+
+const noClaim = () => {};
+
+/** Launches and installs the plugin file `name` of the test's plugins folder, written from `source`. */
+async function put(s: Started, name: string, source: string, previous = s.loader.services.get("vers")) {
+  const path = join(s.pluginsDir, name);
+  writeFileSync(path, source);
+  const host = await s.loader.launch(path, noClaim);
+  if (!host) throw new Error(`${name} failed to load: ${JSON.stringify(s.loader.failures)}`);
+  return s.loader.install(host, path, previous);
+}
+
+describe("lifecycle", () => {
+  test("a plugin launched and installed after start serves its routes and subscribes on the bus", async () => {
+    await using s = await startLoader({});
+    expect(s.bus.filters()).toEqual([]);
+    const service = await put(s, "vers.ts", versioned(1));
+    expect(s.loader.services.get("vers")).toBe(service);
+    expect(s.loader.serviceAt(join(s.pluginsDir, "vers.ts"))).toBe(service);
+    expect(s.bus.filters()).toEqual(["devices/+/vers"]);
+    expect(json(await s.loader.http(s.loader.match("vers", "GET", "/version"), request(), 5_000))).toEqual({ v: 1 });
+    expect(await s.loader.call("tester", "vers.which", null)).toEqual({ v: 1 });
+  });
+
+  test("a plugin that fails to load is reported with its file and reason, and forgotten once it loads", async () => {
+    await using s = await startLoader({ files: { "broken.ts": "export default 42;\n" } });
+    expect(s.loader.services.has("broken")).toBe(false);
+    expect(s.loader.failures).toHaveLength(1);
+    expect(s.loader.failures[0]!.origin.endsWith("broken.ts")).toBe(true);
+    expect(s.loader.describe().failed).toEqual([{ origin: s.loader.failures[0]!.origin, error: s.loader.failures[0]!.error }]);
+    const path = join(s.pluginsDir, "broken.ts");
+    // Launched again, still broken: one failure, not two.
+    expect(await s.loader.launch(path, noClaim)).toBeNull();
+    expect(s.loader.failures).toHaveLength(1);
+    writeFileSync(path, versioned(1));
+    const host = await s.loader.launch(path, noClaim);
+    expect(host?.manifest?.name).toBe("vers");
+    expect(s.loader.failures).toEqual([]);
+  });
+
+  test("a launch whose name claim is refused fails with the claim's error, and leaves nothing in service", async () => {
+    await using s = await startLoader({});
+    const path = join(s.pluginsDir, "vers.ts");
+    writeFileSync(path, versioned(1));
+    const host = await s.loader.launch(path, (m) => {
+      throw new (class extends Error {
+        code = "PLT_PLUGIN_DUPLICATE";
+      })(`name ${m.name} is taken`);
+    });
+    expect(host).toBeNull();
+    expect(s.loader.services.has("vers")).toBe(false);
+    expect(s.loader.failures.map((f) => f.error.message)).toEqual([expect.stringContaining("name vers is taken")]);
+  });
+
+  test("a replacement takes the name: the old version leaves the bus first, and requests matched to it go to the new one", async () => {
+    await using s = await startLoader({});
+    const old = await put(s, "vers.ts", versioned(1));
+    const matched = s.loader.match("vers", "GET", "/version");
+    const next = await put(s, "vers.ts", versioned(2), old);
+    expect(s.loader.services.get("vers")).toBe(next);
+    expect(s.bus.subscriptions.map((x) => [x.filter, x.active])).toEqual([["devices/+/vers", false], ["devices/+/vers", true]]);
+    expect(old.quiesced).toBe(true);
+    expect(json(await s.loader.http(matched, request(), 5_000))).toEqual({ v: 2 });
+    expect(await s.loader.call("tester", "vers.which", null)).toEqual({ v: 2 });
+    await s.loader.retire(old, 1_000);
+    expect(s.loader.services.get("vers")).toBe(next);
+    expect(json(await s.loader.http(s.loader.match("vers", "GET", "/version"), request(), 5_000))).toEqual({ v: 2 });
+  });
+
+  test("a request matched to a replaced version stays with it when the new one declares its route under another policy", async () => {
+    await using s = await startLoader({});
+    const old = await put(s, "vers.ts", versioned(1));
+    const matched = s.loader.match("vers", "GET", "/version");
+    await put(s, "vers.ts", versioned(2, "authenticated"), old);
+    expect(json(await s.loader.http(matched, request(), 5_000))).toEqual({ v: 1 });
+  });
+
+  test("retire takes the service's routes and calls out, unsubscribes it from the bus and stops its worker; its file stays", async () => {
+    await using s = await startLoader({ fixtures: ["flaky"] }, { plugins: { config: { flaky: { failFirst: 0 } } } });
+    const vers = await put(s, "vers.ts", versioned(1));
+    await s.loader.call("tester", "vers.which", null);
+    expect(Object.keys(s.loader.breakers.snapshot())).toContain("vers");
+    await s.loader.retire(vers, 1_000);
+    expect(vers.host.state).toBe("stopped");
+    expect(s.bus.filters()).toEqual([]);
+    expect((await rejection((async () => s.loader.match("vers", "GET", "/version"))())).code).toBe("PLT_SERVICE_NOT_FOUND");
+    expect((await rejection(s.loader.call("tester", "vers.which", null))).code).toBe("PLT_SERVICE_NOT_FOUND");
+    expect(s.loader.describe().services.map((d) => d.name)).not.toContain("vers");
+    expect(Object.keys(s.loader.breakers.snapshot())).not.toContain("vers");
+    expect(await Bun.file(join(s.dataDir, "vers.sqlite")).exists()).toBe(true);
+    // The others serve on.
+    expect(await s.loader.call("tester", "flaky.work", null)).toEqual({ ok: true, calls: 1 });
+  });
+
+  test("installing a plugin publishes what its database holds unsent; replacing a serving version does not publish it again", async () => {
+    using data = tempDir("plinth-loader-data");
+    {
+      await using first = await startLoader({ fixtures: ["emitter"] }, {}, fakeBus(), data.path);
+      first.bus.hold();
+      await emit(first.loader, "a");
+      await first.bus.waitForSend((send) => send.topic === "events/emitter/a");
+    }
+    await using s = await startLoader({}, {}, fakeBus(), data.path);
+    const source = await Bun.file(join(import.meta.dir, "../../fixtures/plugins/emitter.ts")).text();
+    s.bus.hold();
+    const old = await put(s, "emitter.ts", source, undefined);
+    const a = await s.bus.waitForSend((send) => send.topic === "events/emitter/a");
+    // Its ack still on the way (held): the new version must not relay the row again.
+    await put(s, "emitter.ts", source.replace('version: "1.0.0"', 'version: "1.0.1"'), old);
+    await emit(s.loader, "b");
+    await s.bus.waitForSend((send) => send.topic === "events/emitter/b");
+    expect(s.bus.sent.map((send) => send.topic)).toEqual(["events/emitter/a", "events/emitter/b"]);
+    a.complete();
+    await eventually(() => outbox(data.path)[0]!.sent === 1);
+  });
+
+  test("describe lists each service's version, origin, state, routes, actions and subscriptions", async () => {
+    await using s = await startLoader({ files: { "vers.ts": versioned(3) } });
+    const vers = s.loader.describe().services.find((d) => d.name === "vers");
+    expect(vers).toMatchObject({
+      name: "vers",
+      version: "1.0.3",
+      state: "ready",
+      restarts: 0,
+      breaker: "closed",
+      routes: ["GET /api/vers/version"],
+      actions: ["which"],
+      subscriptions: ["devices/+/vers"],
+      needs: [],
+    });
+    expect(vers!.origin.endsWith("vers.ts")).toBe(true);
+    expect(s.loader.describe().failed).toEqual([]);
+  });
+
+  test("breaker settings: the plugin's own, overridden by the config's for the service or the action", async () => {
+    const tuned = `import { definePlugin } from "plinth";
+export default definePlugin({
+  name: "tuned", version: "1.0.0",
+  breaker: { failureThreshold: 7, resetTimeoutMs: 100 },
+  actions: { own: { breaker: { slowCallMs: 50, minimumCalls: 2 }, handler: () => 1 }, plain: () => 2 },
+});`;
+    await using s = await startLoader({ files: { "tuned.ts": tuned } }, { breaker: { services: { tuned: { failureThreshold: 3 } }, actions: { "tuned.own": { minimumCalls: 9 }, "ghost.x": { minimumCalls: 4 } } } });
+    expect(s.loader.breakerOverrides("tuned")).toEqual({ failureThreshold: 3, resetTimeoutMs: 100 });
+    expect(s.loader.breakerOverrides("tuned.own")).toEqual({ slowCallMs: 50, minimumCalls: 9 });
+    expect(s.loader.breakerOverrides("tuned.plain")).toBeUndefined();
+    expect(s.loader.breakerOverrides("ghost.x")).toEqual({ minimumCalls: 4 });
+  });
+});

@@ -123,10 +123,10 @@ export class UnitOfWork {
     else ok();
   }
 
-  /** Commits the open group, if any, and releases the replies waiting for it. */
-  settle(): void {
+  /** Commits the open group, if any, and releases the replies waiting for it; returns the commit's error when it failed. */
+  settle(): unknown {
     const group = this.group;
-    if (!group) return;
+    if (!group) return undefined;
     this.group = null;
     let error: unknown;
     try {
@@ -146,6 +146,7 @@ export class UnitOfWork {
       else held.fail(error);
     }
     this.onSettled();
+    return error;
   }
 
   /**
@@ -219,7 +220,11 @@ export class UnitOfWork {
       this.inHandler = false;
     }
     if (!(result instanceof Promise)) {
-      if (performance.now() - this.group.since >= this.groupMs) this.settle();
+      // Its own commit, when the group is old enough: if that fails, so did this unit.
+      if (performance.now() - this.group.since >= this.groupMs) {
+        const failed = this.settle();
+        if (failed !== undefined) throw failed;
+      }
       return { value: result, events };
     }
     // A plain function that returned a promise: what it did before its first await commits now.

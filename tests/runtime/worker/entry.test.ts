@@ -3,7 +3,7 @@
  * the plugin's SQLite file read beside it. No host, no broker, no ports.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import type { CloudEvent, CommittedEvent } from "../../../runtime/protocol";
 import { readLogRecord, logRecordFile } from "../../../runtime/storage/generation";
 import type { DeliveryOutcome, HttpResponse, WorkerMessage } from "../../../runtime/worker/channel";
@@ -64,6 +64,21 @@ export default {
       ctx.db.exec("PRAGMA max_page_count = " + page_count);
       return page_count;
     } },
+    fkOn: { transaction: false, handler: (ctx) => {
+      ctx.db.exec("PRAGMA foreign_keys = ON; CREATE TABLE IF NOT EXISTS parents (id INTEGER PRIMARY KEY); CREATE TABLE IF NOT EXISTS children (parent INTEGER REFERENCES parents (id) DEFERRABLE INITIALLY DEFERRED)");
+      return null;
+    } },
+    // Checked only at COMMIT (a deferred foreign key): the group it is in fails there.
+    orphan: (ctx) => {
+      ctx.db.query("INSERT INTO children (parent) VALUES (42)").run();
+      ctx.emit("orphaned", {});
+      return "inserted";
+    },
+    // Answers after a timer of its own: later than any timer the worker set before it was asked.
+    tick: async () => {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      return null;
+    },
     room: { transaction: false, handler: (ctx) => { ctx.db.exec("PRAGMA max_page_count = 4294967294"); return null; } },
     write: (ctx) => {
       ctx.db.query("INSERT INTO t (v) VALUES (?)").run("x".repeat(3000));
@@ -443,11 +458,13 @@ describe("the outbox relay", () => {
     const db = new Database(`${w.dataDir}/w.sqlite`);
     const deep = "[".repeat(2_000) + "]".repeat(2_000);
     db.query("INSERT INTO _plinth_outbox (seq, id, type, time, data) VALUES (2, 'deep', 'deep', 't', ?), (3, 'after', 'after', 't', '{}')").run(deep);
+    // Enough rows after it to fill a second batch of their own (a thousand per message).
+    db.exec("WITH RECURSIVE n(i) AS (SELECT 4 UNION ALL SELECT i + 1 FROM n WHERE i < 1100) INSERT INTO _plinth_outbox (seq, id, type, time, data) SELECT i, 'later-' || i, 'later', 't', '{}' FROM n");
     db.close();
     const again = await open({}, {}, w.dataDir);
     const from = again.sendAndMark({ t: "relay" });
     await again.roundTrip();
-    // The first batch holds the deep row: none of it can leave.
+    // The first batch holds the deep row: none of it can leave, nor can any batch after it.
     expect(again.relayed(from)).toEqual([]);
     expect(ok(await again.action("insert", "x")).value).toBe(1);
   });
@@ -594,3 +611,126 @@ describe("storage faults", () => {
     expect(relayed.map((e) => e.seq)).toEqual(w.outbox().map((r) => r.seq));
   });
 });
+
+describe("answers, stops and turns at the edges", () => {
+  test("a request whose group fails at its commit fails (generic, naming it); its writes and events are not kept", async () => {
+    const w = await open();
+    ok(await w.action("fkOn"));
+    expect(await w.error({ t: "action", action: "orphan", params: null, caller: null })).toEqual({
+      code: "PLT_HANDLER_ERROR",
+      message: "w: action orphan failed",
+      status: 500,
+      retryable: false,
+    });
+    expect(w.outbox()).toEqual([]);
+    expect(w.read("SELECT count(*) AS n FROM children")).toEqual([{ n: 0 }]);
+  });
+
+  test("stop before the database was opened still says stopped", async () => {
+    const w = new RawWorker(pluginPath, newDataDir());
+    workers.push(w);
+    expect((await w.init()).t).toBe("loaded");
+    await w.stop();
+    expect(w.received.at(-1)).toEqual({ t: "stopped" });
+  });
+
+  test("a database that cannot be opened fails open with PLT_PLUGIN_LOAD", async () => {
+    const dataDir = newDataDir();
+    const w = new RawWorker(pluginPath, dataDir);
+    workers.push(w);
+    mkdirSync(`${dataDir}/w.sqlite`);
+    expect((await w.init()).t).toBe("loaded");
+    const failed = await w.openDatabase();
+    expect(failed.t === "failed" && failed.error.code).toBe("PLT_PLUGIN_LOAD");
+  });
+
+  test("a built-in service loads by name", async () => {
+    const w = new RawWorker(pluginPath, newDataDir());
+    workers.push(w);
+    const from = w.sendAndMark({
+      t: "init",
+      source: { kind: "builtin", name: "platform" },
+      dataDir: w.dataDir,
+      retainSent: 1,
+      retainSentMs: null,
+      groupCommitMs: 0,
+      store: { durability: "normal" },
+      logLevel: "silent",
+      logFormat: "json",
+    });
+    const loaded = await w.next((m) => m.t === "loaded" || m.t === "failed", from);
+    expect(loaded).toMatchObject({ t: "loaded", manifest: { name: "platform" } });
+  });
+
+  const deliver = (w: RawWorker, subscription: number, events: CloudEvent[], topic = "in/x") =>
+    w.request({ t: "deliver", subscription, items: events.map((event) => ({ topic, event })) });
+
+  test("a single event (t: event) checks the cursor too: one handled already is not handled again", async () => {
+    const w = await open();
+    ok(await deliver(w, 0, [serviceEvent(1)]));
+    expect(ok(await w.request({ t: "event", subscription: 0, topic: "in/x", event: serviceEvent(1) })).events).toEqual([]);
+    expect(w.read("SELECT id FROM seen")).toEqual([{ id: "ev-1" }]);
+  });
+
+  test("a bury's and a listing's answers carry no events; a bury that fails names the dead letter's topic; a redrive that fails names its letter", async () => {
+    const w = await open();
+    expect(ok(await w.request({ t: "bury", subscription: 0, topic: "in/x", event: serviceEvent(3, { fail: true }), error: "gave up", attempts: 2 })).events).toEqual([]);
+    expect(ok(await w.request({ t: "deadletters" })).events).toEqual([]);
+    expect((await w.error({ t: "bury", subscription: 7, topic: "in/x", event: serviceEvent(2), error: "x", attempts: 1 })).message).toBe("w: dead letter for in/x failed");
+    expect((await w.error({ t: "redrive", letter: 1 })).message).toBe("w: redrive 1 failed");
+  });
+
+  test("a subscription's third batch waits for its second, also once the first is done", async () => {
+    const w = await open();
+    const calls = () => w.received.filter((m): m is Extract<WorkerMessage, { t: "call" }> => m.t === "call");
+    const first = w.post({ t: "deliver", subscription: 1, items: [{ topic: "held/1", event: serviceEvent(1) }] });
+    const second = w.post({ t: "deliver", subscription: 1, items: [{ topic: "held/2", event: serviceEvent(2) }] });
+    await w.next((m) => m.t === "call", 0);
+    w.send({ t: "reply", id: calls()[0]!.id, ok: true, value: null });
+    ok(await w.result(first));
+    await w.next((m) => m.t === "call" && calls().length === 2, 0);
+    const third = w.post({ t: "deliver", subscription: 1, items: [{ topic: "held/3", event: serviceEvent(3) }] });
+    await w.roundTrip();
+    expect(calls().map((c) => c.params)).toEqual([{ id: "ev-1" }, { id: "ev-2" }]); // the third has not started
+    w.send({ t: "reply", id: calls()[1]!.id, ok: true, value: null });
+    ok(await w.result(second));
+    await w.next((m) => m.t === "call" && calls().length === 3, 0);
+    w.send({ t: "reply", id: calls()[2]!.id, ok: true, value: null });
+    ok(await w.result(third));
+    expect(w.read("SELECT topic FROM seen ORDER BY rowid")).toEqual([{ topic: "held/1" }, { topic: "held/2" }, { topic: "held/3" }]);
+  });
+});
+
+describe("storage faults and acks", () => {
+  /** Fills the store until a write is refused; resolves once the fault was reported. */
+  async function degrade(w: RawWorker): Promise<void> {
+    ok(await w.action("full"));
+    for (let i = 0; i < 50; i++) if (!(await w.action("write")).ok) break;
+    await w.next((m) => m.t === "storage", 0);
+  }
+
+  test("acks written on their own are a write that went through: the store reports it is back", async () => {
+    const w = await open();
+    ok(await w.action("emit", ["a"]));
+    await degrade(w);
+    ok(await w.action("room"));
+    const from = w.sendAndMark({ t: "sent", seqs: [1] });
+    expect(await w.next((m) => m.t === "storage", from)).toEqual({ t: "storage", fault: null });
+    expect(w.outbox()[0]).toMatchObject({ type: "a", sent: true });
+  });
+
+  test("acks that cannot be written on their own report the fault, and nothing is relayed until the store is back", async () => {
+    const w = await open();
+    const n = 400;
+    ok(await w.action("emit", Array.from({ length: n }, (_, i) => `e${i}`)));
+    ok(await w.action("full"));
+    const from = w.sendAndMark({ t: "sent", seqs: Array.from({ length: n }, (_, i) => i + 1) });
+    const fault = await w.next((m): m is Extract<WorkerMessage, { t: "storage" }> => m.t === "storage", from);
+    expect(fault.fault).toMatchObject({ reason: "disk full", code: "PLT_STORAGE_FULL" });
+    // A timer of the worker's own set after the report: a relay on a turn of its own would have come before it.
+    ok(await w.action("tick"));
+    expect(w.relayed(from)).toEqual([]);
+    expect(w.outbox().filter((r) => r.sent)).toEqual([]);
+  });
+});
+

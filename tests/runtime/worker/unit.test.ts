@@ -466,13 +466,13 @@ describe("storage faults and the store's health", () => {
 });
 
 describe("what commits when, and what a failed commit takes with it", () => {
-  test("a plain function returning a promise: what it emitted before its first await is published by the time run() returns", () => {
+  test("a plain function returning a promise: what it emitted before its first await is published by the time run() returns", async () => {
     const done = unit.run((s) => {
       emit(s, "before");
       return Promise.resolve(1);
     }, { transaction: true });
     expect(published.map((batch) => batch.map((e) => e.type))).toEqual([["before"]]);
-    return done;
+    await done;
   });
 
   test("a plain function returning a promise that emitted nothing first publishes nothing; neither does a ctx.tx without events", async () => {
@@ -498,6 +498,19 @@ describe("what commits when, and what a failed commit takes with it", () => {
     expect(published).toEqual([]);
     expect(outboxTypes()).toEqual([]);
     expect(kept).toBe(0);
+  });
+
+  test("a unit that commits on its own (its group old enough) and fails at COMMIT throws that failure: it neither answers nor publishes as committed", () => {
+    unit = new UnitOfWork(db, outbox, (events) => published.push(events), 0);
+    failAtCommit();
+    let kept = 0;
+    expect(() => unit.run((s) => (orphan(), emit(s, "never"), "answered"), { transaction: true, bookkeeping: () => kept++ })).toThrow(/FOREIGN KEY/);
+    expect(outboxTypes()).toEqual([]);
+    expect(db.inTransaction).toBe(false);
+    // The next unit commits as usual.
+    const done = unit.run((s) => (insert("after"), emit(s, "after"), "ok"), { transaction: true }) as Done<string>;
+    expect(done.events.map((e) => e.type)).toEqual(["after"]);
+    expect(items()).toEqual(["after"]);
   });
 
   test("a plain function returning a promise that rejects keeps no bookkeeping (an event's cursor stays where it was)", async () => {

@@ -245,3 +245,47 @@ describe("readBody: unsupported media types", () => {
     },
   );
 });
+
+describe("readBody: edges of the limit, the method and the declared length", () => {
+  const json = { "content-type": "application/json" };
+
+  test("a content-length of exactly the limit is read", async () => {
+    const text = JSON.stringify("x".repeat(LIMIT - 2));
+    expect(await read(post(text, { ...json, "content-length": String(LIMIT) }), LIMITS)).toBe("x".repeat(LIMIT - 2));
+  });
+
+  test("a body with a content-length is decoded by its type", async () => {
+    expect(await read(post(`{"a":1}`, { ...json, "content-length": "7" }), LIMITS)).toEqual({ a: 1 });
+    expect(await read(post("hello", { "content-type": "text/plain", "content-length": "5" }), LIMITS)).toBe("hello");
+  });
+
+  test.each(["GET", "HEAD"])("a %s has no body, whatever its content type says", (method) => {
+    expect(readBody(new Request(URL_, { method, headers: json }), LIMITS)).toBeUndefined();
+    expect(readBody(new Request(URL_, { method, headers: { ...json, "content-length": "0" } }), LIMITS)).toBeUndefined();
+  });
+
+  test("an empty application/json body is malformed JSON, with content-length 0 or without any body", async () => {
+    const zero = await rejection(read(post("", { ...json, "content-length": "0" }), LIMITS));
+    expect([zero.code, zero.message]).toEqual(["PLT_BAD_JSON", "malformed JSON body: empty"]);
+    const none = await rejection(read(new Request(URL_, { method: "POST", headers: json }), LIMITS));
+    expect([none.code, none.message]).toEqual(["PLT_BAD_JSON", "malformed JSON body: empty"]);
+  });
+
+  test("a media type with spaces before its parameters is still JSON", async () => {
+    expect(await read(post(`{"a":1}`, { "content-type": "application/json ; charset=utf-8" }), LIMITS)).toEqual({ a: 1 });
+  });
+
+  test("the refusals name what to do: the limit in bytes, the content type to send", async () => {
+    const large = await rejection(read(post("{}", { ...json, "content-length": String(LIMIT + 1) }), LIMITS));
+    expect(large.message).toBe(`request body exceeds ${LIMIT} bytes`);
+    const untyped = await rejection(read(post("{}"), LIMITS, Number.POSITIVE_INFINITY, true));
+    expect(untyped.message).toBe("request body without a content-type: send application/json");
+  });
+
+  test("a body not received by its deadline rejects with PLT_REQUEST_TIMEOUT (408)", async () => {
+    const stalled = new ReadableStream<Uint8Array>({ pull: () => new Promise(() => {}) });
+    const request = new Request(URL_, { method: "POST", body: stalled, headers: json });
+    const err = await rejection(read(request, LIMITS, Date.now() - 1));
+    expect([err.code, err.status, err.message]).toEqual(["PLT_REQUEST_TIMEOUT", 408, "request body not received in time"]);
+  });
+});

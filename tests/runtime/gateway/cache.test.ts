@@ -63,3 +63,58 @@ describe("ResponseCache", () => {
     expect(cache.get("o1")?.body).toBe("[2]");
   });
 });
+
+describe("ResponseCache: byte accounting", () => {
+  // An entry weighs its key, its body and 64 bytes of bookkeeping: "k" + 35 bytes of body = 100.
+  const body100 = (c: string) => answer(c.repeat(35));
+
+  test("an answer exactly as large as the cache is kept; one byte more is not", () => {
+    const cache = new ResponseCache(10, 100, () => 0);
+    cache.set("k", "r", 1_000, body100("a"));
+    expect(cache.get("k")?.body).toBe("a".repeat(35));
+    cache.set("j", "r", 1_000, answer("b".repeat(36)));
+    expect(cache.get("j")).toBeUndefined();
+    expect(cache.get("k")).toBeDefined();
+  });
+
+  test("answers that fill the cache exactly are all kept", () => {
+    const cache = new ResponseCache(10, 200, () => 0);
+    cache.set("a", "r", 1_000, body100("a"));
+    cache.set("b", "r", 1_000, body100("b"));
+    expect([cache.get("a") !== undefined, cache.get("b") !== undefined]).toEqual([true, true]);
+  });
+
+  test("storing a key again replaces its entry: its old bytes no longer count", () => {
+    const cache = new ResponseCache(10, 200, () => 0);
+    cache.set("k", "r", 1_000, body100("a"));
+    cache.set("k", "r", 1_000, body100("b"));
+    cache.set("j", "r", 1_000, body100("c"));
+    expect([cache.get("k")?.body, cache.get("j")?.body]).toEqual(["b".repeat(35), "c".repeat(35)]);
+  });
+
+  test("an expired entry met by a read gives its bytes back", () => {
+    let now = 0;
+    const cache = new ResponseCache(10, 200, () => now);
+    cache.set("x", "r", 10, body100("x"));
+    now = 10;
+    expect(cache.get("x")).toBeUndefined();
+    cache.set("a", "r", 1_000, body100("a"));
+    cache.set("b", "r", 1_000, body100("b"));
+    expect([cache.get("a") !== undefined, cache.get("b") !== undefined]).toEqual([true, true]);
+  });
+
+  test("with no entries allowed nothing is stored, and the answer still carries its ETag", () => {
+    const cache = new ResponseCache(0, 10_000, () => 0);
+    expect(cache.set("k", "r", 1_000, answer("1")).etag).toMatch(/^"[0-9a-z]+"$/);
+    expect(cache.get("k")).toBeUndefined();
+    expect(cache.size).toBe(0);
+  });
+
+  test("two routes watching the same filter are both invalidated by its events", () => {
+    const cache = new ResponseCache(10, 10_000, () => 0);
+    cache.watch("GET /api/a", ["events/orders/#"]);
+    cache.watch("GET /api/b", ["events/orders/#"]);
+    cache.invalidate("events/orders/created");
+    expect([cache.generation("GET /api/a"), cache.generation("GET /api/b")]).toEqual([1, 1]);
+  });
+});

@@ -26,8 +26,13 @@ describe("openApiDocument", () => {
       openapi: "3.1.0",
       info: { title: "Plinth API", version: VERSION, description: "Routes of every loaded service, served by the Plinth gateway." },
       components: {
-        schemas: { Error: { type: "object" } },
-        securitySchemes: { bearer: { type: "http", scheme: "bearer" }, apiKey: { type: "apiKey", in: "header", name: "X-API-Key" } },
+        schemas: {
+          Error: {
+            type: "object",
+            properties: { error: { type: "object", properties: { code: { type: "string" }, message: { type: "string" }, data: {} }, required: ["code", "message"] } },
+          },
+        },
+        securitySchemes: { bearer: { type: "http", scheme: "bearer", description: "A JWT, or an API key (plk_…)" }, apiKey: { type: "apiKey", in: "header", name: "X-API-Key" } },
       },
     });
   });

@@ -43,3 +43,23 @@ describe("RateLimiter (token bucket, fake clock)", () => {
     expect(limiter.take("kept", 1, 60_000).allowed).toBe(false);
   });
 });
+
+describe("RateLimiter: RateLimit-Reset and Retry-After in seconds", () => {
+  test("RateLimit-Reset: seconds until the bucket is full again", () => {
+    const limiter = new RateLimiter(100, () => 0);
+    // 10 per minute: one token every 6 s; one taken, full again in 6 s.
+    expect(limiter.take("a", 10, 60_000).headers["ratelimit-reset"]).toBe("6");
+    expect(limiter.take("a", 10, 60_000).headers["ratelimit-reset"]).toBe("12");
+  });
+
+  test("Retry-After: seconds until the next token, counting what has refilled", () => {
+    let now = 0;
+    const limiter = new RateLimiter(100, () => now);
+    expect(limiter.take("a", 1, 60_000).allowed).toBe(true);
+    const refused = limiter.take("a", 1, 60_000);
+    expect([refused.allowed, refused.headers["retry-after"]]).toEqual([false, "60"]);
+    now = 30_000; // half a token back
+    const later = limiter.take("a", 1, 60_000);
+    expect([later.allowed, later.headers["retry-after"], later.headers["ratelimit-reset"]]).toEqual([false, "30", "30"]);
+  });
+});

@@ -26,6 +26,8 @@ export interface FakeBus extends Bus {
   readonly sent: FakeSend[];
   readonly published: Array<{ topic: string; payload: string | Buffer; options?: { qos?: 0 | 1; retain?: boolean } }>;
   readonly cleared: string[];
+  /** "subscribe <filter>" and "unsubscribe <filter>", in the order they happened. */
+  readonly changes: string[];
   /** Every subscription made, unsubscribed ones included (see `active`). */
   readonly subscriptions: FakeSubscription[];
   /** Sends from now on wait for the test to complete them (`release` goes back to completing at once). */
@@ -39,8 +41,11 @@ export interface FakeBus extends Bus {
   filters(): string[];
   /** Hands a message to every active subscriber whose filter matches `topic`; returns how many. */
   deliver(topic: string, payload: string | Buffer): number;
-  /** Resolves with the first send (already made or to come) after index `from` that `pick` accepts. */
-  waitForSend(pick: (send: FakeSend) => boolean, from?: number): Promise<FakeSend>;
+  /**
+   * Resolves with the first send (already made or to come) from index `from` on that `pick` accepts;
+   * rejects, naming what was sent, when none comes within `timeoutMs`.
+   */
+  waitForSend(pick: (send: FakeSend) => boolean, from?: number, timeoutMs?: number): Promise<FakeSend>;
 }
 
 /** MQTT topic filter matching (`+` one level, `#` the rest) [MQTT-4.7.1-2, MQTT-4.7.1-3]. */
@@ -58,6 +63,7 @@ export function matches(filter: string, topic: string): boolean {
 export function fakeBus(): FakeBus {
   const sent: FakeSend[] = [];
   const subscriptions: FakeSubscription[] = [];
+  const changes: string[] = [];
   const waiters: Array<{ pick: (send: FakeSend) => boolean; from: number; resolve: (send: FakeSend) => void }> = [];
   let held = false;
   const bus: FakeBus = {
@@ -65,6 +71,7 @@ export function fakeBus(): FakeBus {
     published: [],
     cleared: [],
     subscriptions,
+    changes,
     refuse: () => null,
     hold: () => void (held = true),
     release: () => void (held = false),
@@ -103,7 +110,9 @@ export function fakeBus(): FakeBus {
     async subscribe(filter, handler) {
       const subscription: FakeSubscription = { filter, handler, active: true };
       subscriptions.push(subscription);
+      changes.push(`subscribe ${filter}`);
       return async () => {
+        if (subscription.active) changes.push(`unsubscribe ${filter}`);
         subscription.active = false;
       };
     },
@@ -113,10 +122,24 @@ export function fakeBus(): FakeBus {
       for (const s of to) s.handler(topic, buffer);
       return to.length;
     },
-    waitForSend(pick, from = 0) {
+    waitForSend(pick, from = 0, timeoutMs = 10_000) {
       const found = sent.slice(from).find(pick);
       if (found) return Promise.resolve(found);
-      return new Promise((resolve) => waiters.push({ pick, from, resolve }));
+      return new Promise((resolve, reject) => {
+        const waiter = {
+          pick,
+          from,
+          resolve: (send: FakeSend) => {
+            clearTimeout(timer);
+            resolve(send);
+          },
+        };
+        const timer = setTimeout(() => {
+          waiters.splice(waiters.indexOf(waiter), 1);
+          reject(new Error(`no such send within ${timeoutMs} ms; sent: ${JSON.stringify(sent.map((x) => x.topic))}`));
+        }, timeoutMs);
+        waiters.push(waiter);
+      });
     },
   };
   return bus;

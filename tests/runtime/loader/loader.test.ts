@@ -35,7 +35,7 @@ interface Started extends AsyncDisposable {
 }
 
 /** A loader on a fake bus over the plugins `set`, in a temp folder removed at the end of the scope. */
-async function startLoader(set: PluginSet, overrides: UserConfig = {}, bus = fakeBus(), data?: string): Promise<Started> {
+async function startLoader(set: PluginSet, overrides: UserConfig = {}, bus = fakeBus(), data?: string, log = createLogger({ level: "silent" })): Promise<Started> {
   registerSdkModule();
   const dir = tempDir("plinth-loader");
   const pluginsDir = writePlugins(dir.join("plugins"), set);
@@ -44,7 +44,7 @@ async function startLoader(set: PluginSet, overrides: UserConfig = {}, bus = fak
     overrides: { ...overrides, plugins: { dir: pluginsDir, ...overrides.plugins }, data: { dir: data ?? dir.join("data") }, log: { level: "silent" } },
   });
   const breakers = new Breakers(config.breaker, undefined, undefined, config.bulkhead, (target) => loader.breakerOverrides(target));
-  const loader: Loader = new Loader(config, breakers, createLogger({ level: "silent" }));
+  const loader: Loader = new Loader(config, breakers, log);
   try {
     await loader.start(bus);
   } catch (err) {
@@ -71,9 +71,29 @@ async function startLoader(set: PluginSet, overrides: UserConfig = {}, bus = fak
 const request = (body?: unknown, search = "") => ({ search, headers: {}, body });
 const json = (reply: HttpResponse) => JSON.parse(reply.body ?? "null");
 
-test("start puts the built-ins and the plugins in service", async () => {
-  await using s = await startLoader({ fixtures: ["emitter", "hostile"] });
-  expect([...s.loader.services.keys()].sort()).toEqual(["auth", "emitter", "hostile", "platform"]);
+describe("start", () => {
+  test("puts the built-ins and the plugins in service", async () => {
+    await using s = await startLoader({ fixtures: ["emitter", "hostile"] });
+    expect([...s.loader.services.keys()].sort()).toEqual(["auth", "emitter", "hostile", "platform"]);
+  });
+
+  test("of two plugins with one name, one serves and the other is reported as a duplicate", async () => {
+    const named = (v: number) => `import { definePlugin } from "plinth";
+export default definePlugin({ name: "twin", version: "1.0.${v}", routes: { "GET /": () => ({ v: ${v} }) } });`;
+    await using s = await startLoader({ files: { "a.ts": named(1), "b.ts": named(2) } });
+    expect(s.loader.services.get("twin")?.host.manifest?.version).toBe("1.0.1");
+    expect(s.loader.failures.map((f) => [f.origin.split("/").at(-1), f.error.code])).toEqual([["b.ts", "PLT_PLUGIN_DUPLICATE"]]);
+  });
+
+  test("warns about a service that needs services nobody provides", async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const log = createLogger({ level: "debug", format: "json", write: (line) => lines.push(JSON.parse(line)) });
+    const needy = `import { definePlugin } from "plinth";
+export default definePlugin({ name: "needy", version: "1.0.0", needs: ["emitter", "ghost"], routes: { "GET /": () => 1 } });`;
+    await using s = await startLoader({ fixtures: ["emitter"], files: { "needy.ts": needy } }, {}, fakeBus(), undefined, log);
+    expect(s.loader.services.has("needy")).toBe(true);
+    expect(lines.filter((l) => l.msg === "service needs missing services").map((l) => [l.service, l.missing])).toEqual([["needy", ["ghost"]]]);
+  });
 });
 
 /** Records every message its subscriptions hand it: a device topic, and a service's events. */

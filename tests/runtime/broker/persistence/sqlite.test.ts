@@ -1,15 +1,15 @@
 /**
  * The SQLite persistence beyond aedes-persistence's contract (that runs in
- * persistence-contract.test.ts): state found intact after closing and
+ * contract.test.ts): state found intact after closing and
  * reopening the file and after a kill -9, bounded queues, retained lookups
  * by filter scope, packets that round-trip with their MQTT 5 properties.
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
 import { Readable } from "node:stream";
-import { filterScope } from "../../../runtime/broker/persistence/filters";
-import { SqlitePersistence } from "../../../runtime/broker/persistence/sqlite";
-import { tempDir } from "../../helpers/tmp";
+import { filterScope } from "../../../../runtime/broker/persistence/filters";
+import { SqlitePersistence } from "../../../../runtime/broker/persistence/sqlite";
+import { tempDir } from "../../../helpers/tmp";
 
 const dir = tempDir("plinth-broker-persistence");
 afterAll(() => dir[Symbol.dispose]());
@@ -97,7 +97,7 @@ describe("state survives closing and reopening the file", () => {
   test("what a process wrote before it was killed with SIGKILL is there", async () => {
     const file = dir.join("killed.sqlite");
     const script = `
-      import { SqlitePersistence } from ${JSON.stringify(`${import.meta.dir}/../../../runtime/broker/persistence/sqlite.ts`)};
+      import { SqlitePersistence } from ${JSON.stringify(`${import.meta.dir}/../../../../runtime/broker/persistence/sqlite.ts`)};
       const p = new SqlitePersistence({ file: ${JSON.stringify(file)} });
       await p.setup({ id: "doomed" });
       await p.addSubscriptions({ id: "dev-1" }, [{ topic: "a/#", qos: 1 }]);

@@ -11,10 +11,10 @@
 import { afterAll, expect, test } from "bun:test";
 import { createServer, type Server } from "node:net";
 import { Aedes } from "aedes";
-import { SqlitePersistence } from "../../../runtime/broker/persistence/sqlite";
-import * as reports from "../../helpers/broker-reports";
-import { rawSession, uniqueId, type RawClient } from "../../helpers/raw-mqtt";
-import { tempDir } from "../../helpers/tmp";
+import { SqlitePersistence } from "../../../../runtime/broker/persistence/sqlite";
+import * as reports from "../../../helpers/broker-reports";
+import { rawSession, uniqueId, type RawClient } from "../../../helpers/raw-mqtt";
+import { tempDir } from "../../../helpers/tmp";
 
 const dir = tempDir("plinth-broker-upstream");
 afterAll(() => dir[Symbol.dispose]());

@@ -5,9 +5,9 @@
  */
 import { afterAll, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
-import { GroupCommit } from "../../../runtime/broker/persistence/commit";
-import { SqlitePersistence } from "../../../runtime/broker/persistence/sqlite";
-import { tempDir } from "../../helpers/tmp";
+import { GroupCommit } from "../../../../runtime/broker/persistence/commit";
+import { SqlitePersistence } from "../../../../runtime/broker/persistence/sqlite";
+import { tempDir } from "../../../helpers/tmp";
 
 const dir = tempDir("plinth-broker-commit");
 afterAll(() => dir[Symbol.dispose]());

@@ -1,6 +1,6 @@
 /** [MQTT-3.3.5-1] The copies of one message handed to a client, told apart from other messages (conformance/copies.ts). */
 import { expect, test } from "bun:test";
-import { Copies } from "../../../runtime/broker/conformance/copies";
+import { Copies } from "../../../../runtime/broker/conformance/copies";
 
 test("[MQTT-3.3.5-1] a message handed again in the same loop is a copy; another message, or another broker's, is not", () => {
   const copies = new Copies();

@@ -8,8 +8,8 @@ import { afterAll } from "bun:test";
 import { test, type TestContext } from "node:test";
 import abstract from "aedes-persistence/abstract.js";
 import { CallBackPersistence } from "aedes-persistence/callBackPersistence.js";
-import { SqlitePersistence } from "../../../runtime/broker/persistence/sqlite";
-import { tempDir } from "../../helpers/tmp";
+import { SqlitePersistence } from "../../../../runtime/broker/persistence/sqlite";
+import { tempDir } from "../../../helpers/tmp";
 
 const dir = tempDir("plinth-broker-contract");
 afterAll(() => dir[Symbol.dispose]());

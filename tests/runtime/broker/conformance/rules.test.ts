@@ -1,8 +1,8 @@
-/** The MQTT 3.1.1 rules of runtime/broker/conformance.ts as pure functions (the broker side: tests/integration/broker/conformance). */
+/** The MQTT 3.1.1 rules of runtime/broker/conformance/rules.ts, and the frame scanner's basics, as pure functions (the broker side: tests/integration/broker/conformance). */
 import { describe, expect, test } from "bun:test";
 import mqttPacket, { type Packet } from "mqtt-packet";
-import { FrameScanner, isTopicFilter, isTopicName, refusal, violation } from "../../../runtime/broker/conformance";
-import { connectBytes, frame, str } from "../../helpers/raw-mqtt";
+import { FrameScanner, isTopicFilter, isTopicName, refusal, violation } from "../../../../runtime/broker/conformance";
+import { connectBytes, frame, str } from "../../../helpers/raw-mqtt";
 
 /** Parses bytes as mqtt-packet does for aedes. */
 function parse(bytes: Buffer): Packet {

@@ -1,6 +1,6 @@
 /** [MQTT-4.4.0-1] A resumed session's message goes by the queue or live, whichever takes it first (conformance/resume.ts). */
 import { expect, test } from "bun:test";
-import { Resumption } from "../../../runtime/broker/conformance/resume";
+import { Resumption } from "../../../../runtime/broker/conformance/resume";
 
 test("[MQTT-4.4.0-1] while the queue is read, a message sent live is skipped by the queue, and one the queue sent is skipped live", () => {
   const r = new Resumption();

@@ -4,10 +4,10 @@
  * protocol level is looked at [MQTT-3.1.2-2].
  */
 import { expect, test } from "bun:test";
-import { FrameScanner } from "../../../runtime/broker/conformance/frames";
-import { checkProperty, fc } from "../../helpers/property";
-import { frame, remainingLength, str } from "../../helpers/mqtt-bytes";
-import { connectBytes } from "../../helpers/raw-mqtt";
+import { FrameScanner } from "../../../../runtime/broker/conformance/frames";
+import { checkProperty, fc } from "../../../helpers/property";
+import { frame, remainingLength, str } from "../../../helpers/mqtt-bytes";
+import { connectBytes } from "../../../helpers/raw-mqtt";
 
 /** Feeds `bytes` in pieces cut at `cuts` (offsets); returns the first problem and how many bytes it had seen by then. */
 function scan(maxPacketBytes: number, bytes: Buffer, cuts: number[] = []) {

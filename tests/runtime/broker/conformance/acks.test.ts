@@ -4,9 +4,9 @@
  */
 import { expect, test } from "bun:test";
 import type { Aedes } from "aedes";
-import { acknowledgeWhenStored } from "../../../runtime/broker/conformance/acks";
-import * as reports from "../../helpers/broker-reports";
-import { type Wire, connect, hold, subscribe, wireBrokers } from "../../helpers/wire-broker";
+import { acknowledgeWhenStored } from "../../../../runtime/broker/conformance/acks";
+import * as reports from "../../../helpers/broker-reports";
+import { type Wire, connect, hold, subscribe, wireBrokers } from "../../../helpers/wire-broker";
 
 const startBroker = wireBrokers();
 

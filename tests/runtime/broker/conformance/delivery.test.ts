@@ -5,9 +5,9 @@
  */
 import { expect, test } from "bun:test";
 import type { Aedes } from "aedes";
-import { capForwardedQoS, deliverOnce } from "../../../runtime/broker/conformance/delivery";
-import * as reports from "../../helpers/broker-reports";
-import { type Wire, type Publish, connect, hold, publishes, wireBrokers } from "../../helpers/wire-broker";
+import { capForwardedQoS, deliverOnce } from "../../../../runtime/broker/conformance/delivery";
+import * as reports from "../../../helpers/broker-reports";
+import { type Wire, type Publish, connect, hold, publishes, wireBrokers } from "../../../helpers/wire-broker";
 
 const startBroker = wireBrokers();
 

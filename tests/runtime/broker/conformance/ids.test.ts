@@ -1,6 +1,6 @@
 /** [MQTT-2.3.1-4] Where a resumed session's new packet identifiers start (conformance/ids.ts). */
 import { expect, test } from "bun:test";
-import { freshStart } from "../../../runtime/broker/conformance/ids";
+import { freshStart } from "../../../../runtime/broker/conformance/ids";
 
 test("[MQTT-2.3.1-4] new identifiers start after the longest run of identifiers in use, around 65535 included", () => {
   expect(freshStart([])).toBeUndefined();

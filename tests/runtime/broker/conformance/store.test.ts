@@ -4,8 +4,8 @@
  */
 import { expect, test } from "bun:test";
 import type { Aedes } from "aedes";
-import { wrapStore } from "../../../runtime/broker/conformance/store";
-import { type Wire, type Publish, connect, leave, subscribe, wireBrokers } from "../../helpers/wire-broker";
+import { wrapStore } from "../../../../runtime/broker/conformance/store";
+import { type Wire, type Publish, connect, leave, subscribe, wireBrokers } from "../../../helpers/wire-broker";
 
 const startBroker = wireBrokers();
 

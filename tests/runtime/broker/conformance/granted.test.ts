@@ -1,7 +1,7 @@
 /** The QoS a client's subscriptions grant to a topic [MQTT-3.3.5-1], and the filter matching it rests on. */
 import { expect, test } from "bun:test";
-import { grantedQoS, matches } from "../../../runtime/broker/conformance/granted";
-import { topicMatches } from "../../../runtime/protocol";
+import { grantedQoS, matches } from "../../../../runtime/broker/conformance/granted";
+import { topicMatches } from "../../../../runtime/protocol";
 
 test("[MQTT-4.7.1-2] [MQTT-4.7.1-3] [MQTT-4.7.2-1] filters match topics as the protocol's matcher does", () => {
   const filters = ["#", "+", "a", "a/b", "a/+", "a/#", "+/b", "+/+", "a/+/c", "a/b/#", "/+", "+/", "a//b", "a/+/+", "$SYS/#", "$SYS/+", "+/#", "a/bc", "ab/#"];

@@ -5,9 +5,9 @@
  */
 import { expect, test } from "bun:test";
 import type { Aedes } from "aedes";
-import { recordSessions, SESSION_FILTER } from "../../../runtime/broker/conformance/sessions";
-import * as reports from "../../helpers/broker-reports";
-import { type Wire, connect, leave, wireBrokers } from "../../helpers/wire-broker";
+import { recordSessions, SESSION_FILTER } from "../../../../runtime/broker/conformance/sessions";
+import * as reports from "../../../helpers/broker-reports";
+import { type Wire, connect, leave, wireBrokers } from "../../../helpers/wire-broker";
 
 const startBroker = wireBrokers();
 

@@ -8,10 +8,10 @@ import { EventEmitter } from "node:events";
 import { duplexPair } from "node:stream";
 import type { Client } from "aedes";
 import mqttPacket, { type Packet } from "mqtt-packet";
-import { guard } from "../../../runtime/broker/conformance/guard";
-import type { CombinedSubacks } from "../../../runtime/broker/conformance/suback";
-import { createLogger } from "../../../runtime/log";
-import { connectBytes, frame, str } from "../../helpers/raw-mqtt";
+import { guard } from "../../../../runtime/broker/conformance/guard";
+import type { CombinedSubacks } from "../../../../runtime/broker/conformance/suback";
+import { createLogger } from "../../../../runtime/log";
+import { connectBytes, frame, str } from "../../../helpers/raw-mqtt";
 
 /** A connection as aedes holds it, guarded; `handled` is what reaches aedes' packet handler. */
 function guarded(maxPacketBytes = 1024) {

@@ -5,10 +5,10 @@
  */
 import { expect, test } from "bun:test";
 import type { Aedes } from "aedes";
-import { conformant } from "../../../runtime/broker/conformance";
-import { createLogger } from "../../../runtime/log";
-import * as reports from "../../helpers/broker-reports";
-import { type Publish, connect, wireBrokers } from "../../helpers/wire-broker";
+import { conformant } from "../../../../runtime/broker/conformance";
+import { createLogger } from "../../../../runtime/log";
+import * as reports from "../../../helpers/broker-reports";
+import { type Publish, connect, wireBrokers } from "../../../helpers/wire-broker";
 
 const startBroker = wireBrokers();
 

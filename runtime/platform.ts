@@ -10,6 +10,8 @@ import type { Clock } from "./breaker/clock";
 import { Authenticator } from "./auth/authenticator";
 import { Breakers } from "./breaker/call";
 import { startBroker, type Broker } from "./broker/broker";
+import type { Bus } from "./bus/bus";
+import { localBus } from "./bus/local";
 import { ResponseCache } from "./gateway/cache";
 import { createApp, startGateway, type Gateway } from "./gateway/gateway";
 import { RateLimiter } from "./gateway/ratelimit";
@@ -25,6 +27,7 @@ import { storeOptions } from "./storage/open";
 export interface Platform {
   readonly config: Readonly<Config>;
   readonly broker: Broker;
+  readonly bus: Bus;
   readonly loader: Loader;
   readonly gateway: Gateway;
   stop(): Promise<void>;
@@ -47,11 +50,12 @@ export async function startPlatform(config: Readonly<Config>, log: Logger, optio
     throw err;
   }
   let broker: Broker | undefined;
+  let bus: Bus | undefined;
   let checkpointer: Checkpointer | null = null;
   const breakers = new Breakers(config.breaker, options.clock, onBreaker, config.bulkhead, (target) => loader.breakerOverrides(target));
   function onBreaker(service: string, state: string, snapshot: object) {
     log.warn("circuit breaker", { service, state });
-    broker?.bus.publish(Topics.breaker(service), JSON.stringify({ service, ...snapshot }), { retain: true }).catch(() => {});
+    bus?.publish(Topics.breaker(service), JSON.stringify({ service, ...snapshot }), { retain: true }).catch(() => {});
   }
   const loader = new Loader(config, breakers, log.child("loader"));
   /** What start-up opened, closed in reverse (the gateway and reloader, when up, are stopped first). */
@@ -72,8 +76,9 @@ export async function startPlatform(config: Readonly<Config>, log: Logger, optio
       store: storeOptions(config.data),
     });
     // Breaker states retained by a previous run are not current: every breaker starts closed.
-    await broker.bus.clearRetained(Topics.breaker("#"));
-    await loader.start(broker.bus);
+    bus = localBus(broker.aedes, log.child("bus"));
+    await bus.clearRetained(Topics.breaker("#"));
+    await loader.start(bus);
     const policies: ApiPolicies = {
       auth,
       limiter: new RateLimiter(config.gateway.rateLimitKeys),
@@ -96,6 +101,7 @@ export async function startPlatform(config: Readonly<Config>, log: Logger, optio
   return {
     config,
     broker,
+    bus,
     loader,
     gateway,
     stop() {

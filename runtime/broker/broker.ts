@@ -14,7 +14,6 @@ import { PlinthError } from "../errors";
 import type { Logger } from "../log";
 import { aclHooks, type MqttAccess } from "./acl";
 import { conformant } from "./conformance";
-import { createBus, type Bus } from "./bus";
 import { Emitter } from "./emitter";
 import { openPersistence } from "./persistence";
 import { SocketStream, transportStats, type TransportStats } from "./stream";
@@ -28,7 +27,6 @@ const CONCURRENCY = 100;
 
 export interface Broker {
   readonly aedes: Aedes;
-  readonly bus: Bus;
   /** The TCP port actually bound (differs from config when it asked for 0). */
   readonly port: number;
   /** The TLS port actually bound, when `broker.tls` is set. */
@@ -101,7 +99,6 @@ export async function startBroker(config: Config["broker"], log: Logger, options
 
   return {
     aedes,
-    bus: createBus(aedes, (err, topic) => log.error("bus subscriber threw", { topic, error: err instanceof Error ? err.message : String(err) })),
     port,
     tlsPort,
     stats,

@@ -1,37 +1,10 @@
 /**
- * Events between services and the broker: a service's emitted events become
- * CloudEvents in its own namespace; MQTT messages become CloudEvents for the
- * plugins that subscribed.
+ * MQTT messages become CloudEvents for the plugins that subscribed (a service's
+ * own events are published from its worker: runtime/bus/event-port.ts).
  */
-import type { Bus } from "../broker/bus";
-import type { Logger } from "../log";
-import type { LogGeneration } from "../storage/generation";
-import { Topics, isValidEventType, toEnvelope, type CloudEvent, type CommittedEvent } from "../protocol";
+import type { CloudEvent } from "../protocol";
 import { nestsDeeperThan } from "../json-depth";
 import { MAX_DATA_DEPTH } from "../worker/channel";
-
-/**
- * Publishes a service's committed events (QoS 1, in order); the topic and source come from the
- * host's name for the service, never from the worker. `done` runs once the broker has taken them
- * all (with the first error, if any). Callbacks, not promises: this runs for every commit that emitted.
- */
-export function publishEvents(bus: Bus, service: string, events: CommittedEvent[], generation: LogGeneration | null, log: Logger, done: (err?: Error) => void): void {
-  let left = events.length + 1;
-  let failed: Error | undefined;
-  const settled = (err?: Error | null) => {
-    if (err) failed ??= err;
-    if (--left === 0) done(failed);
-  };
-  for (const e of events) {
-    if (!isValidEventType(e.type)) {
-      log.error("event dropped: invalid type", { service, type: e.type });
-      settled();
-      continue;
-    }
-    bus.send(Topics.event(service, e.type), JSON.stringify(toEnvelope(service, e, generation)), settled);
-  }
-  settled();
-}
 
 /** Events from services are CloudEvents already; other MQTT messages are wrapped in one (type `mqtt.message`). */
 export function toCloudEvent(topic: string, payload: Buffer): CloudEvent {

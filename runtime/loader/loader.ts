@@ -11,7 +11,7 @@ import type { BreakerOverride } from "../../config/fields";
 import type { Config } from "../../config/schema";
 import { builtinServiceNames, nodeServiceName } from "../../services/names";
 import { Breakers, parseTarget, type Report } from "../breaker/call";
-import type { Bus } from "../broker/bus";
+import type { Bus } from "../bus/bus";
 import type { Identity } from "../auth/identity";
 import { PlinthError } from "../errors";
 import type { Logger } from "../log";
@@ -22,7 +22,7 @@ import { WorkerHost } from "../worker/host";
 import { NameClaims } from "./claims";
 import { Delivery } from "./delivery";
 import { discoverPlugins } from "./discover";
-import { publishEvents, toCloudEvent } from "./events";
+import { toCloudEvent } from "./events";
 import { EventLogs } from "./logs";
 import { describe, nodeAction, type NodeDescription } from "./node";
 import type { LoadFailure, RouteMatch, Service } from "./service";
@@ -92,13 +92,12 @@ export class Loader {
     for (const [i, result] of (await settled).entries()) {
       const { origin, source, host } = launches[i]!;
       if (result.status === "rejected") this.reportFailure(origin, PlinthError.from(result.reason, "PLT_PLUGIN_LOAD"));
-      else await this.register(origin, source, host, result.value);
+      // What it committed but did not publish (before a crash) is published as its events port opens.
+      else await this.register(origin, source, host, result.value, true);
     }
     this.launched = null;
-    // Now that every service is known: subscribers catch up from the logs, then what was
-    // committed but not published before a crash is published.
+    // Now that every service is known, subscribers catch up from the logs.
     for (const service of this.services.values()) this.resume(service);
-    for (const service of this.services.values()) service.host.relay();
     for (const service of this.services.values()) {
       const missing = service.host.manifest!.needs.filter((n) => !this.services.has(n));
       if (missing.length) this.log.warn("service needs missing services", { service: service.name, missing });
@@ -115,6 +114,7 @@ export class Loader {
     await Promise.all(services.map(async (s) => {
       await this.quiesce(s);
       await s.host.stop();
+      s.events?.();
     }));
     this.logs.close();
   }
@@ -148,14 +148,13 @@ export class Loader {
       // the grace period: a batch past its timeout is the old worker's to finish (retire drains it).
       await Promise.race([Promise.all(previous.deliveries.map((d) => d.settled())), Bun.sleep(this.config.shutdown.graceMs)]);
     }
-    const service = await this.register(originOf(path), { kind: "file", path }, host, host.manifest!);
+    // A version that was serving publishes what it committed until it stops: relaying now would
+    // publish again the rows whose acks are still on their way. Otherwise (a new plugin, or one
+    // replacing a failed version) what its database holds unsent is published now.
+    const service = await this.register(originOf(path), { kind: "file", path }, host, host.manifest!, previous?.host.state !== "ready");
     // Its breaker settings may have changed with the new version: rebuilt on the next call.
     this.breakers.forget(service.name);
     this.resume(service);
-    // A version that was serving has published what it committed: relaying now would publish again
-    // the rows whose acks are still on their way. Otherwise (a new plugin, or one replacing a failed
-    // version) what its database holds unsent is published now.
-    if (previous?.host.state !== "ready") host.relay();
     return service;
   }
 
@@ -173,6 +172,7 @@ export class Loader {
     await this.quiesce(service);
     await service.host.drain(graceMs);
     await service.host.stop();
+    service.events?.();
     this.log.info("service retired", { service: service.name, from: service.origin });
   }
 
@@ -327,13 +327,9 @@ export class Loader {
       restartDelayMs: this.config.workers.restartDelayMs,
       maxRestarts: this.config.workers.maxRestarts,
       onCall: (from, call) => this.call(from, call.target, call.params, call.deadline, call.identity, node),
-      onEvents: (from, events, done) => {
-        // Before start(): a launched worker that crashed and came back relays its unsent rows. Not acked,
-        // they stay unsent, and start() has them relayed again once the bus is there.
-        if (!this.bus) return;
+      onEvents: (from, events) => {
         for (const listener of this.commitListeners) listener(from, events);
         for (const s of this.services.values()) for (const d of s.deliveries) d.offer(from, events);
-        publishEvents(this.bus, from, events, this.logs.generation(from), this.log, done);
       },
       onReady: (manifest) => {
         // The worker opened its log: a new generation (the log went back) rebases the subscribers past it.
@@ -341,7 +337,10 @@ export class Loader {
         if (generation) for (const s of this.services.values()) for (const d of s.deliveries) d.rebase(manifest.name, generation);
         // Only this host's own service: during a replacement the name still belongs to the old version.
         const service = this.serviceOf(host);
-        if (service) service.router = buildRouter(manifest);
+        if (!service) return;
+        service.router = buildRouter(manifest);
+        // A restarted worker: it publishes on a port of its own, what the crash left unsent first.
+        this.serveEvents(service, true);
       },
       onStateChange: (state, reason) => {
         log.info("service state", { state, reason: reason?.message });
@@ -354,17 +353,26 @@ export class Loader {
     return host;
   }
 
-  private async register(origin: string, source: PluginSource, host: WorkerHost, manifest: Manifest): Promise<Service> {
+  /** Puts a ready host in service under its name; `relay`: it publishes its unsent events at once. */
+  private async register(origin: string, source: PluginSource, host: WorkerHost, manifest: Manifest, relay: boolean): Promise<Service> {
     const options = { maxAttempts: this.config.events.maxAttempts, retryDelayMs: this.config.events.retryDelayMs, timeoutMs: this.config.calls.timeoutMs };
     const deliveries = manifest.subscriptions.map((filter, index) => new Delivery(host, index, filter, this.logs, options, this.log));
     const path = source.kind === "file" ? source.path : null;
-    const service: Service = { name: manifest.name, origin, path, host, router: buildRouter(manifest), unsubscribe: [], deliveries, quiesced: false };
+    const service: Service = { name: manifest.name, origin, path, host, router: buildRouter(manifest), unsubscribe: [], events: null, deliveries, quiesced: false };
     this.services.set(manifest.name, service);
+    this.serveEvents(service, relay);
     for (const [index, filter] of manifest.subscriptions.entries()) {
       service.unsubscribe.push(await this.bus!.subscribe(filter, (topic, payload) => this.deliver(service, index, topic, payload)));
     }
     this.log.info("service ready", { service: manifest.name, version: manifest.version, from: origin });
     return service;
+  }
+
+  /** Has the bus publish what the service's current worker commits, from a new events port. */
+  private serveEvents(service: Service, relay: boolean): void {
+    service.events?.();
+    const port = service.host.eventsPort(relay);
+    service.events = port && this.bus!.serveEvents(port, service.name, this.logs.generation(service.name));
   }
 
   /** Starts (or restarts) a service's deliveries from the cursors its database reported. */

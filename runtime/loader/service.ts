@@ -12,6 +12,8 @@ export interface Service {
   readonly host: WorkerHost;
   router: Memoirist<number>;
   unsubscribe: Array<() => Promise<void>>;
+  /** Stops the bus serving the events port of its current worker (null: none served). */
+  events: (() => void) | null;
   /** One durable delivery per subscription, for service events. */
   deliveries: Delivery[];
   /** Being replaced or retired: its deliveries stay paused, even if its worker restarts. */

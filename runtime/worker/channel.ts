@@ -54,13 +54,12 @@ export type HostMessage =
   | { t: "redrive"; id: number; letter: number }
   | { t: "reply"; id: number; ok: true; value: unknown }
   | { t: "reply"; id: number; ok: false; error: WireError }
-  /** These outbox rows are published: mark them sent. */
-  | { t: "sent"; seqs: number[] }
-  /** Publish every committed event not yet marked sent (at start, after a crash). */
+  /** Publish (on the events port) every committed event not yet marked sent. */
   | { t: "relay" }
   /** Heartbeat: the worker answers "pong" (with its heap size) as soon as its event loop is free. */
   | { t: "ping" }
-  | { t: "stop" }
+  /** Close the database and answer "stopped", after waiting up to `waitMs` for the acks of events being published. */
+  | { t: "stop"; waitMs: number }
   /** Several messages in one postMessage (what one turn of the event loop produced), handled in order. */
   | { t: "batch"; items: HostMessage[] };
 
@@ -92,6 +91,24 @@ export type WorkerMessage =
   /** Several messages in one postMessage, handled in order. */
   | { t: "batch"; items: WorkerMessage[] }
   | { t: "stopped" };
+
+/**
+ * The events port: a MessagePort from a plugin's worker to wherever its events are published (the
+ * bus), handed to the worker with `{ t: "events-port", relay }` (relay: publish what is unsent at once).
+ * The worker sends what it committed as JSON text (encode), at most one batch per turn; the bus
+ * answers each batch with a PublishAck (structured, it is the runtime's own).
+ */
+export interface PublishBatch {
+  events: CommittedEvent[];
+}
+
+export interface PublishAck {
+  /** Taken by the broker: marked sent. */
+  sent: number[];
+  /** Refused (the broker's store failed, say): left unsent, published again after a backoff. */
+  unsent: number[];
+  error?: string;
+}
 
 /**
  * How deep a message may nest, its envelope included. JSON.parse reads any depth, but
@@ -139,7 +156,7 @@ export function batched<M extends HostMessage | WorkerMessage>(
  * A message as it crosses the thread boundary. Throws PLT_BAD_REQUEST, naming why, for a message
  * JSON cannot carry (a BigInt, a cycle) or nested deeper than MAX_DEPTH.
  */
-export function encode(message: HostMessage | WorkerMessage): string {
+export function encode(message: HostMessage | WorkerMessage | PublishBatch): string {
   let text: string;
   try {
     text = JSON.stringify(message);
@@ -151,7 +168,7 @@ export function encode(message: HostMessage | WorkerMessage): string {
 }
 
 /** A message (or batch) as it arrived; throws PLT_BAD_REQUEST for anything else than JSON text within MAX_DEPTH (and a batch's envelope). */
-export function decode<M extends HostMessage | WorkerMessage>(data: unknown): M {
+export function decode<M extends HostMessage | WorkerMessage | PublishBatch>(data: unknown): M {
   if (typeof data !== "string") throw new PlinthError("PLT_BAD_REQUEST", `message is not JSON text (${typeof data})`);
   if (nestsDeeperThan(data, MAX_DEPTH + 2)) throw new PlinthError("PLT_BAD_REQUEST", `message nested deeper than ${MAX_DEPTH} levels`);
   try {

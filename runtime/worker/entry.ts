@@ -24,6 +24,7 @@ import { openDatabase } from "./database";
 import { Inbox } from "./inbox";
 import { Outbox } from "./outbox";
 import { Handlers, durableOf, type Prepared } from "./prepare";
+import { Publisher } from "./publisher";
 import { UnitOfWork, type Done } from "./unit";
 
 declare const self: Worker;
@@ -48,6 +49,17 @@ let log: Logger = createLogger();
 const sender = batched<WorkerMessage>((text) => self.postMessage(text), queueMicrotask);
 const post = sender.post;
 const calls = new Calls(post);
+/** Committed events go from here to the bus, over the events port the host hands over. */
+const publisher = new Publisher(
+  (seqs) => {
+    if (!db) return; // stopped: published again at the next start
+    outbox.markSentLater(seqs);
+    // Written with the next group commit; when none comes soon, on their own.
+    ackTimer ??= setTimeout(flushAcks, ACK_FLUSH_MS);
+  },
+  () => db && guarded({ t: "relay" }),
+  () => log,
+);
 
 async function loadDefinition(source: PluginSource): Promise<unknown> {
   if (source.kind === "builtin") {
@@ -87,7 +99,7 @@ function open(msg: Extract<HostMessage, { t: "open" }>): void {
     outbox.prune();
     inbox = new Inbox(db);
     // A group's replies leave as soon as it commits: the host answers them while this thread goes on.
-    unit = new UnitOfWork(db, outbox, (events) => post({ t: "events", events }), groupCommitMs, sender.flush, storageHealth());
+    unit = new UnitOfWork(db, outbox, relayCommitted, groupCommitMs, sender.flush, storageHealth());
     base = {
       service: plugin.name,
       db,
@@ -150,16 +162,23 @@ function postResult(id: number, value: unknown, events: CommittedEvent[], what: 
     log.error(`${what} returned a value that cannot be sent`, { error: describeThrown(err) });
     if (events.length > 0) relayCommitted(events);
     post({ t: "result", id, ok: false, error: { ...generic(what), message: `${plugin.name}: ${what} returned a value JSON cannot carry` } });
+    return;
   }
+  if (events.length > 0) publisher.publish(events);
 }
 
-/** Committed events on their own (their data was bounded when they were committed); those that cannot leave stay unsent. */
+/**
+ * Committed events without a result to carry them: told to the host (for its commit listeners and
+ * subscribers) and published. Their data was bounded when they were committed; those that cannot
+ * leave stay unsent.
+ */
 function relayCommitted(events: CommittedEvent[]): void {
   try {
     post({ t: "events", events });
   } catch (err) {
     log.error("committed events cannot be sent", { from: events[0]!.seq, error: describeThrown(err) });
   }
+  publisher.publish(events);
 }
 
 /** Runs one handler and posts its result once committed; its committed events travel back with it. */
@@ -282,22 +301,31 @@ function closeOutbox(): void {
   }
 }
 
-/** Sends every committed-but-unsent outbox row to the host, in commit order. */
+function stop(): void {
+  publisher.close();
+  unit?.settle();
+  if (db) flushAcks();
+  if (db) closeOutbox();
+  db?.close();
+  db = undefined;
+  post({ t: "stopped" });
+}
+
+/** Publishes every committed-but-unsent outbox row, in commit order. */
 function relay(): void {
   let after = 0;
   for (let batch = outbox.unsent(after); batch.length > 0; batch = outbox.unsent(after)) {
-    try {
-      post({ t: "events", events: batch });
-    } catch (err) {
-      // Rows written before event data was bounded: they stay unsent, the ones after them wait.
-      log.error("committed events cannot be sent", { from: batch[0]!.seq, error: describeThrown(err) });
-      return;
-    }
+    publisher.publish(batch);
     after = batch[batch.length - 1]!.seq;
   }
 }
 
 self.onmessage = (e: MessageEvent<string>) => {
+  // The events port (the only message that is not JSON text): from the host, before the plugin can listen.
+  if (e.ports.length > 0) {
+    const { relay } = e.data as unknown as { relay?: boolean };
+    return publisher.attach(e.ports[0]!, relay === true && db !== undefined);
+  }
   let msg: HostMessage | undefined;
   try {
     msg = decode<HostMessage>(e.data);
@@ -353,12 +381,6 @@ function handle(msg: HostMessage): void {
     case "reply":
       calls.reply(msg);
       break;
-    case "sent":
-      if (!db) break; // stopped: published again at the next start
-      outbox.markSentLater(msg.seqs);
-      // Written with the next group commit; when none comes soon, on their own.
-      ackTimer ??= setTimeout(flushAcks, ACK_FLUSH_MS);
-      break;
     case "relay":
       unit.settle(); // only committed rows are events
       flushAcks(); // nor are rows already published
@@ -370,11 +392,9 @@ function handle(msg: HostMessage): void {
       break;
     case "stop":
       unit?.settle();
-      if (db) flushAcks();
-      if (db) closeOutbox();
-      db?.close();
-      db = undefined;
-      post({ t: "stopped" });
+      // Events being published have their acks on the way: they are written before the database
+      // closes (else the next start publishes those events again).
+      void publisher.whenIdle(msg.waitMs).then(stop);
       break;
   }
 }

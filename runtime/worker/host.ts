@@ -64,8 +64,11 @@ export interface HostOptions {
   maxRestarts: number;
   /** A call the plugin makes through ctx.call. */
   onCall: (from: string, call: OutgoingCall) => Promise<unknown>;
-  /** Committed events to publish, in commit order; once `done` runs without an error they are marked sent. */
-  onEvents: (from: string, events: CommittedEvent[], done: (err?: Error) => void) => void;
+  /**
+   * Committed events, in commit order, as their commit's result reaches this thread (before it is
+   * answered). The worker publishes them itself, on its events port (see eventsPort).
+   */
+  onEvents: (from: string, events: CommittedEvent[]) => void;
   /** Every (re)start that reached ready, with the manifest the plugin reported. */
   onReady?: (manifest: Manifest) => void;
   /** A state change after start (crash, restart, failed). */
@@ -77,9 +80,6 @@ export interface HostOptions {
 // lives at its path relative to the entrypoints' common root (runtime/), i.e. ./worker/entry.ts.
 const ENTRY = import.meta.url.includes("/$bunfs/") ? "./worker/entry.ts" : new URL("./entry.ts", import.meta.url).href;
 const STABLE_AFTER_MS = 60_000;
-/** After a failed publish, the unsent rows are relayed again this long after, doubled per failure in a row up to RELAY_RETRY_MAX_MS. */
-const RELAY_RETRY_MS = 100;
-const RELAY_RETRY_MAX_MS = 5_000;
 
 export class WorkerHost {
   state: HostState = "starting";
@@ -92,16 +92,9 @@ export class WorkerHost {
   restarts = 0;
   private worker: Worker | null = null;
   private readonly pending = new PendingRequests(() => this.name);
-  private acks: number[] = [];
-  /** Publishes handed to onEvents whose `done` has not come back yet, and stop() waiting for there to be none. */
-  private publishing = 0;
-  private published: (() => void) | null = null;
   private crashesInRow = 0;
   private lastCrashAt = 0;
   private restartTimer: Timer | null = null;
-  /** A relay due after a failed publish, and the wait before the next one. */
-  private relayTimer: Timer | null = null;
-  private relayDelay = RELAY_RETRY_MS;
   private readonly heartbeat: Heartbeat;
   /** Sends to the current worker, once per turn of the event loop (see post). */
   private send: ((message: HostMessage) => void) | null = null;
@@ -266,37 +259,23 @@ export class WorkerHost {
   /** Asks the plugin to close its database, then ends the worker. */
   async stop(timeoutMs = 5_000): Promise<void> {
     if (this.restartTimer) clearTimeout(this.restartTimer);
-    if (this.relayTimer) clearTimeout(this.relayTimer);
     this.heartbeat.stop();
     const worker = this.worker;
     this.state = "stopping";
     const stopping = new PlinthError("PLT_SHUTTING_DOWN", `service "${this.name}" is stopping`);
     this.abortStart?.(stopping);
     if (worker) {
-      const deadline = performance.now() + timeoutMs;
-      // Events being published have their acks on the way: waited for, so that their rows are marked
-      // sent before the database closes (else the next start publishes them again).
-      if (this.publishing > 0) {
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, timeoutMs);
-          this.published = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
-        this.published = null;
-      }
       // What the worker already has is handled before it stops, in order: synchronous handlers
       // commit and their callers get the real answers. An async handler still awaiting when "stop"
       // arrives loses its database under it: what is still pending once the worker stopped fails.
+      // The worker waits (half the time) for the acks of the events it is publishing.
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, Math.max(0, deadline - performance.now()));
+        const timer = setTimeout(resolve, timeoutMs);
         this.stopped = () => {
           clearTimeout(timer);
           resolve();
         };
-        this.flushAcks(); // published events are marked sent before the database closes
-        this.post({ t: "stop" });
+        this.post({ t: "stop", waitMs: Math.floor(timeoutMs / 2) });
       });
       worker.terminate();
     }
@@ -320,8 +299,8 @@ export class WorkerHost {
     switch (msg.t) {
       case "result": {
         if (msg.ok) {
-          // Events are published even if the caller gave up waiting: they are committed.
-          if (msg.events.length > 0) this.publish(msg.events);
+          // Committed events are told even if the caller gave up waiting.
+          if (msg.events.length > 0) this.options.onEvents(this.name, msg.events);
           this.pending.settle(msg.id, { ok: true, value: msg.value });
         } else {
           this.pending.settle(msg.id, { ok: false, error: PlinthError.fromWire(msg.error) });
@@ -348,7 +327,7 @@ export class WorkerHost {
         return;
       }
       case "events":
-        this.publish(msg.events);
+        this.options.onEvents(this.name, msg.events);
         return;
       case "pong":
         this.heartbeat.pong();
@@ -366,48 +345,21 @@ export class WorkerHost {
     }
   }
 
-  /** Asks the plugin to hand over every committed event not yet marked sent. */
+  /** Asks the plugin to publish every committed event not yet marked sent. */
   relay(): void {
     this.post({ t: "relay" });
   }
 
-  /** Publishes committed events, then acks them (batched per tick) so the plugin marks them sent. */
-  private publish(events: CommittedEvent[]): void {
-    this.publishing++;
-    this.options.onEvents(this.name, events, (err) => {
-      this.publishing--;
-      if (err) {
-        // Not acked: the rows stay unsent and are published again by a relay after a backoff.
-        this.relayLater(events.length, err);
-      } else {
-        this.relayDelay = RELAY_RETRY_MS;
-        if (this.acks.length === 0) setImmediate(() => this.flushAcks());
-        for (const e of events) this.acks.push(e.seq);
-      }
-      if (this.publishing === 0) this.published?.();
-    });
-  }
-
   /**
-   * Relays the unsent rows again after a backoff (one relay pending at a time, so failures in a row
-   * cost one timer): a publish failed (the broker's store full, say), and nothing else would publish
-   * those rows before the next start. At least once: rows published meanwhile may go out twice.
+   * A new events port for the current worker (null: none running): the worker publishes on it from
+   * now on (and, with `relay`, publishes what is unsent at once); the bus takes the other end.
    */
-  private relayLater(count: number, err: Error): void {
-    if (this.relayTimer) return;
-    const delay = this.relayDelay;
-    this.relayDelay = Math.min(delay * 2, RELAY_RETRY_MAX_MS);
-    this.options.log.error("publishing events failed, relaying again", { count, inMs: delay, error: err.message });
-    this.relayTimer = setTimeout(() => {
-      this.relayTimer = null;
-      if (this.state === "ready") this.relay();
-    }, delay);
-  }
-
-  private flushAcks(): void {
-    const seqs = this.acks;
-    this.acks = [];
-    if (seqs.length > 0 && this.worker) this.post({ t: "sent", seqs });
+  eventsPort(relay: boolean): MessagePort | null {
+    if (!this.worker) return null;
+    const channel = new MessageChannel();
+    // Not through post(): a port is not JSON, and it must not wait behind the queued requests' turn.
+    this.worker.postMessage({ t: "events-port", relay }, [channel.port1]);
+    return channel.port2;
   }
 
   /**
@@ -440,10 +392,7 @@ export class WorkerHost {
       this.restartTimer = null;
       this.restarts++;
       this.start().then(
-        () => {
-          this.setState("ready");
-          this.relay();
-        },
+        () => this.setState("ready"),
         (err: PlinthError) => {
           if (this.state === "stopping" || this.state === "stopped") return;
           log.error("service failed to restart", { error: err.message });

@@ -1,10 +1,13 @@
 /**
- * A Bus without a broker, for unit tests of what sits on it (the loader): it records what is
- * sent and published, completes sends at once (refusing those `refuse` names) or holds them for
- * the test to complete, keeps the in-process subscriptions, and delivers what the test hands it
- * to the subscribers whose filter matches, as the broker would.
+ * A Bus without a broker, for unit tests of what sits on it (the loader): it serves events ports
+ * as the real bus does (runtime/bus/event-port.ts), records each event it sends and what is
+ * published, completes sends at once (refusing those `refuse` names) or holds them for the test to
+ * complete, keeps the in-process subscriptions, and delivers what the test hands it to the
+ * subscribers whose filter matches, as the broker would.
  */
-import type { Bus, BusHandler } from "../../runtime/broker/bus";
+import type { Bus, BusHandler } from "../../runtime/bus/bus";
+import { serveEventPort } from "../../runtime/bus/event-port";
+import { createLogger } from "../../runtime/log";
 
 export interface FakeSend {
   topic: string;
@@ -66,6 +69,27 @@ export function fakeBus(): FakeBus {
   const changes: string[] = [];
   const waiters: Array<{ pick: (send: FakeSend) => boolean; from: number; resolve: (send: FakeSend) => void }> = [];
   let held = false;
+  function send(topic: string, payload: string, done: (err?: Error | null) => void): void {
+    const made: FakeSend = {
+      topic,
+      payload,
+      completed: false,
+      complete: (err?: Error | null) => {
+        if (made.completed) throw new Error(`send on ${topic} completed twice`);
+        (made as { completed: boolean }).completed = true;
+        done(err);
+      },
+    };
+    sent.push(made);
+    if (!held) made.complete(bus.refuse(topic));
+    for (let i = waiters.length - 1; i >= 0; i--) {
+      const w = waiters[i]!;
+      if (sent.length - 1 >= w.from && w.pick(made)) {
+        waiters.splice(i, 1);
+        w.resolve(made);
+      }
+    }
+  }
   const bus: FakeBus = {
     sent,
     published: [],
@@ -79,27 +103,7 @@ export function fakeBus(): FakeBus {
       for (const send of sent) if (!send.completed) send.complete(err);
     },
     filters: () => subscriptions.filter((s) => s.active).map((s) => s.filter),
-    send(topic, payload, done) {
-      const send = {
-        topic,
-        payload,
-        completed: false,
-        complete: (err?: Error | null) => {
-          if (send.completed) throw new Error(`send on ${topic} completed twice`);
-          send.completed = true;
-          done(err);
-        },
-      };
-      sent.push(send);
-      if (!held) send.complete(bus.refuse(topic));
-      for (let i = waiters.length - 1; i >= 0; i--) {
-        const w = waiters[i]!;
-        if (sent.length - 1 >= w.from && w.pick(send)) {
-          waiters.splice(i, 1);
-          w.resolve(send);
-        }
-      }
-    },
+    serveEvents: (port, service, generation) => serveEventPort(send, port, service, generation, createLogger({ level: "silent" })),
     async publish(topic, payload, options) {
       bus.published.push({ topic, payload, options });
     },

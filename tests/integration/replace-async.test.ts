@@ -195,15 +195,15 @@ test("an order the old version commits while it is replaced is marked sent befor
   await start(gate);
   const old = current();
   // The broker's acknowledgement of the held order's event waits until the test lets it through.
-  const bus = p!.platform.broker.bus;
-  const send = bus.send.bind(bus);
+  const aedes = p!.platform.broker.aedes;
+  const publish = aedes.publish.bind(aedes);
   let acknowledge: () => void = () => {};
   const acknowledged = new Promise<void>((resolve) => (acknowledge = resolve));
   let published: () => void = () => {};
   const heldPublished = new Promise<void>((resolve) => (published = resolve));
-  bus.send = (topic, payload, done) =>
-    send(topic, payload, (err) => {
-      if (!payload.includes(`"id":"held"`)) return done(err);
+  aedes.publish = (packet, done) =>
+    publish(packet, (err) => {
+      if (!String(packet.payload).includes(`"id":"held"`)) return done(err);
       published();
       void acknowledged.then(() => done(err));
     });

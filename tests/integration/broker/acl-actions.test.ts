@@ -99,7 +99,7 @@ test("what is forwarded follows the subscribe list: feed, inbox, the service's e
   for (const filter of ["feed/#", `inbox/${c.clientId}/#`, "events/orders/#", "$platform/breakers/#"]) expect([filter, await c.subscribe(filter, 1)]).toEqual([filter, [1]]);
   // The station may publish on reports/st-1/... (it cannot subscribe there, so nothing can arrive there).
   await c.client.publishAsync("reports/st-1/temp", "21", { qos: 1 });
-  const bus = broker.booted.platform.broker.bus;
+  const bus = broker.booted.platform.bus;
   for (const topic of ["feed/news", "feed/internal/x", `inbox/${c.clientId}/note`, "events/orders/created", "$platform/breakers/orders", "feed/end"]) {
     await bus.publish(topic, topic, { qos: 1 });
   }

@@ -32,7 +32,7 @@ test("a commit of 100,000 events with a slow QoS 1 subscriber: the platform stay
   // Counted in process, on the broker itself: the slow client does not get them all (it is disconnected
   // as a slow consumer once its queue is full), and a fast outside subscriber would hide the fault.
   const seen: number[] = [];
-  const unsubscribe = await p.platform.broker.bus.subscribe("events/bulk/#", (_topic, payload) => seen.push(JSON.parse(payload.toString()).data.i));
+  const unsubscribe = await p.platform.bus.subscribe("events/bulk/#", (_topic, payload) => seen.push(JSON.parse(payload.toString()).data.i));
   const slow = await slowSubscriber(p.mqttUrl, "events/#", 2);
   try {
     const res = await p.req("/api/bulk", { json: { n: EVENTS } });

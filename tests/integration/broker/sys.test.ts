@@ -26,7 +26,7 @@ async function client(): Promise<TestClient> {
  */
 async function subscribeSettled(on: Booted, c: TestClient, filter: string): Promise<string> {
   const sentinel = `$platform/sentinel/${crypto.randomUUID()}`;
-  await on.platform.broker.bus.publish(sentinel, "sentinel", { retain: true });
+  await on.platform.bus.publish(sentinel, "sentinel", { retain: true });
   await c.client.subscribeAsync([filter, sentinel], { qos: 0 });
   await c.next((m) => m.topic === sentinel);
   return sentinel;
@@ -134,7 +134,7 @@ describe("aedes' own $SYS/<broker id>/... messages", () => {
     await other.client.unsubscribeAsync("sys-leak/secret");
     await other.end();
     // Published after all of them: delivered to the watcher after them, if they were forwarded.
-    await app.platform.broker.bus.publish("sys-leak/marker", "after");
+    await app.platform.bus.publish("sys-leak/marker", "after");
     await watcher.next((m) => m.topic === "sys-leak/marker");
 
     const sys = watcher.received.filter((m) => m.topic.startsWith("$SYS/"));
@@ -151,7 +151,7 @@ describe("aedes' own $SYS/<broker id>/... messages", () => {
     const other = await connectMqtt(app.mqttUrl);
     await other.subscribe("sys-leak/x", 0);
     await other.end();
-    await app.platform.broker.bus.publish("sys-leak/marker2", "after");
+    await app.platform.bus.publish("sys-leak/marker2", "after");
     await watcher.next((m) => m.topic === "sys-leak/marker2");
     expect(watcher.received.map((m) => m.topic)).toEqual(["sys-leak/marker2"]);
   });

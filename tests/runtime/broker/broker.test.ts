@@ -3,7 +3,9 @@ import type { Server } from "bun";
 import type { IPublishPacket } from "mqtt";
 import { isReservedTopic } from "../../../runtime/broker/acl";
 import { startBroker, type Broker } from "../../../runtime/broker/broker";
-import { WINDOW } from "../../../runtime/broker/bus";
+import type { Bus } from "../../../runtime/bus/bus";
+import { WINDOW, localBus } from "../../../runtime/bus/local";
+import { encode, type PublishAck } from "../../../runtime/worker/channel";
 import { mqttWebSocketHandler, upgradeMqtt, type MqttSocketData } from "../../../runtime/broker/ws";
 import { createLogger } from "../../../runtime/log";
 import { brokerConfig } from "../../helpers/broker-config";
@@ -11,6 +13,7 @@ import * as reports from "../../helpers/broker-reports";
 import { connectMqtt, eventually, type TestClient } from "../../helpers/mqtt";
 
 let broker: Broker;
+let bus: Bus;
 let url: string;
 const clients: TestClient[] = [];
 let topicSeq = 0;
@@ -32,6 +35,7 @@ function packets(c: TestClient): IPublishPacket[] {
 
 beforeAll(async () => {
   broker = await startBroker(brokerConfig({ websocketPath: "/mqtt", persistence: "memory" }), createLogger({ level: "silent" }));
+  bus = localBus(broker.aedes, createLogger({ level: "silent" }));
   url = `mqtt://127.0.0.1:${broker.port}`;
 });
 
@@ -53,7 +57,7 @@ describe("bus → TCP clients", () => {
     const seen = packets(c);
     expect(await c.subscribe(topic, 1)).toEqual([1]);
 
-    await broker.bus.publish(topic, JSON.stringify({ temp: 21.5 }));
+    await bus.publish(topic, JSON.stringify({ temp: 21.5 }));
     const m = await c.next((m) => m.topic === topic);
     expect(m.json()).toEqual({ temp: 21.5 });
     expect(seen).toHaveLength(1);
@@ -66,7 +70,7 @@ describe("bus → TCP clients", () => {
     const c = await client();
     await c.subscribe(topic);
     const bytes = Buffer.from([0, 1, 2, 254, 255]);
-    await broker.bus.publish(topic, bytes);
+    await bus.publish(topic, bytes);
     const m = await c.next((m) => m.topic === topic);
     expect(Buffer.compare(m.payload, bytes)).toBe(0);
   });
@@ -76,7 +80,7 @@ describe("bus → TCP clients", () => {
     const c = await client();
     const seen = packets(c);
     expect(await c.subscribe(topic, 0)).toEqual([0]);
-    await broker.bus.publish(topic, "x", { qos: 1 });
+    await bus.publish(topic, "x", { qos: 1 });
     await c.next((m) => m.topic === topic);
     expect(seen[0]!.qos).toBe(0);
   });
@@ -87,8 +91,8 @@ describe("bus → TCP clients", () => {
     await all.subscribe("#");
     const exact = await client();
     await exact.subscribe(`$platform/${suffix}`);
-    await broker.bus.publish(`$platform/${suffix}`, "p");
-    await broker.bus.publish(`sensors/${suffix}`, "s");
+    await bus.publish(`$platform/${suffix}`, "p");
+    await bus.publish(`sensors/${suffix}`, "s");
     await exact.next((m) => m.topic === `$platform/${suffix}`);
     await all.next((m) => m.topic === `sensors/${suffix}`);
     expect(all.received.filter((m) => m.topic.startsWith("$"))).toEqual([]);
@@ -98,40 +102,52 @@ describe("bus → TCP clients", () => {
     const topic = `$platform/breakers/${fresh("svc").replace("/", "-")}`;
     const c = await client();
     await c.subscribe(topic);
-    await broker.bus.publish(topic, "open");
+    await bus.publish(topic, "open");
     expect((await c.next((m) => m.topic === topic)).payload.toString()).toBe("open");
   });
 });
 
-describe("bus.send of many messages at once", () => {
-  test("published in order, each acknowledged once, in batches with turns of the event loop between them", async () => {
-    const topic = fresh("events");
+describe("a worker's batch of many events at once", () => {
+  /** The bus serving one end of a new port as service `svc`; the test holds the worker's end. */
+  function servedPort(svc: string) {
+    const channel = new MessageChannel();
+    const stop = bus.serveEvents(channel.port2, svc, null);
+    const ack = new Promise<PublishAck>((resolve) => (channel.port1.onmessage = (e) => resolve(e.data as PublishAck)));
+    const post = (count: number) =>
+      channel.port1.postMessage(encode({ events: Array.from({ length: count }, (_, i) => ({ seq: i + 1, id: `e${i + 1}`, type: "n", time: "t", data: i + 1 })) }));
+    return { ack, post, close: () => (stop(), channel.port1.close()) };
+  }
+
+  test("published in order, WINDOW at a time, and answered once with every seq taken", async () => {
+    const svc = fresh("svc").replace("/", "-");
     const n = WINDOW * 8;
     const got: number[] = [];
-    const unsubscribe = await broker.bus.subscribe(topic, (_t, payload) => got.push(Number(payload.toString())));
-    const acked: number[] = [];
-    let all!: () => void;
-    const done = new Promise<void>((resolve) => (all = resolve));
-    for (let i = 0; i < n; i++) broker.bus.send(topic, String(i), (err) => (expect(err ?? null).toBeNull(), acked.push(i), acked.length === n && all()));
-    // The next turn of the event loop comes before the last of them is published.
-    const atNextTurn = await new Promise<number>((resolve) => setImmediate(() => resolve(got.length)));
-    expect(atNextTurn).toBeLessThan(n);
-    await done;
-    expect(got.length).toBe(n);
-    expect(got.every((v, i) => v === i)).toBe(true);
-    expect(acked.every((v, i) => v === i)).toBe(true);
+    const unsubscribe = await bus.subscribe(`events/${svc}/#`, (_t, payload) => got.push(JSON.parse(payload.toString()).data));
+    const port = servedPort(svc);
+    port.post(n);
+    const ack = await port.ack;
+    expect(ack).toEqual({ sent: Array.from({ length: n }, (_, i) => i + 1), unsent: [] });
+    expect(got).toEqual(Array.from({ length: n }, (_, i) => i + 1));
     await unsubscribe();
+    port.close();
   });
 
-  test("a bus.publish after many sends waits its turn behind them", async () => {
-    const topic = fresh("events");
+  test("a bus.publish made while a batch is being published waits its turn behind it", async () => {
+    const svc = fresh("svc").replace("/", "-");
     const got: string[] = [];
-    const unsubscribe = await broker.bus.subscribe(topic, (_t, payload) => got.push(payload.toString()));
-    for (let i = 0; i < WINDOW * 2; i++) broker.bus.send(topic, String(i), () => {});
-    await broker.bus.publish(topic, "last");
+    let last: Promise<void> | undefined;
+    const unsubscribe = await bus.subscribe(`events/${svc}/#`, (_t, payload) => {
+      // As the first of them arrives, the rest are in aedes or waiting their turn.
+      if (got.push(payload.toString()) === 1) last = bus.publish(`events/${svc}/n`, "last");
+    });
+    const port = servedPort(svc);
+    port.post(WINDOW * 2);
+    await eventually(() => last !== undefined);
+    await last;
     await eventually(() => got.length === WINDOW * 2 + 1);
     expect(got.at(-1)).toBe("last");
     await unsubscribe();
+    port.close();
   });
 });
 
@@ -140,9 +156,9 @@ describe("TCP clients → bus", () => {
     const topic = fresh();
     const sentinelTopic = fresh();
     const got: Array<[string, string]> = [];
-    const unsubscribe = await broker.bus.subscribe(topic, (t, payload) => got.push([t, payload.toString()]));
+    const unsubscribe = await bus.subscribe(topic, (t, payload) => got.push([t, payload.toString()]));
     const sentinel: string[] = [];
-    const unsubscribeSentinel = await broker.bus.subscribe(sentinelTopic, (_t, payload) => sentinel.push(payload.toString()));
+    const unsubscribeSentinel = await bus.subscribe(sentinelTopic, (_t, payload) => sentinel.push(payload.toString()));
 
     const c = await client();
     await c.client.publishAsync(topic, "one", { qos: 1 });
@@ -161,14 +177,14 @@ describe("TCP clients → bus", () => {
     const topic = fresh();
     const got: string[] = [];
     const offs = [
-      await broker.bus.subscribe(topic, (_t, p) => got.push(`before:${p}`)),
-      await broker.bus.subscribe(topic, () => {
+      await bus.subscribe(topic, (_t, p) => got.push(`before:${p}`)),
+      await bus.subscribe(topic, () => {
         throw new Error("bad subscriber");
       }),
-      await broker.bus.subscribe(topic, (_t, p) => got.push(`after:${p}`)),
+      await bus.subscribe(topic, (_t, p) => got.push(`after:${p}`)),
     ];
     try {
-      await broker.bus.publish(topic, "1");
+      await bus.publish(topic, "1");
       await eventually(() => got.length === 2);
       expect(got.sort()).toEqual(["after:1", "before:1"]);
     } finally {
@@ -179,7 +195,7 @@ describe("TCP clients → bus", () => {
   test("a bus handler on a '+' wildcard filter receives matching topics only", async () => {
     const root = fresh();
     const got: string[] = [];
-    const unsubscribe = await broker.bus.subscribe(`${root}/+/temp`, (t) => got.push(t));
+    const unsubscribe = await bus.subscribe(`${root}/+/temp`, (t) => got.push(t));
     const c = await client();
     await c.client.publishAsync(`${root}/a/temp`, "1", { qos: 1 });
     await c.client.publishAsync(`${root}/a/humidity`, "2", { qos: 1 });
@@ -236,13 +252,13 @@ describe("retained messages", () => {
 
   test("a retained bus publish reaches a later subscriber", async () => {
     const topic = fresh();
-    await broker.bus.publish(topic, "kept", { retain: true });
+    await bus.publish(topic, "kept", { retain: true });
     const late = await client();
     const seen = packets(late);
     await late.subscribe(topic);
     expect((await late.next((m) => m.topic === topic)).payload.toString()).toBe("kept");
     expect(seen[0]!.retain).toBe(true);
-    await broker.bus.publish(topic, "", { retain: true });
+    await bus.publish(topic, "", { retain: true });
   });
 });
 
@@ -250,7 +266,7 @@ describe("ACL: reserved topics", () => {
   // [MQTT-3.3.5-2] the server acknowledges as usual and drops the message (as Mosquitto does).
   test.each(["events/x/y", "$platform/a", "$SYS/a"])("a client publishing to %s is acknowledged, stays connected, and nothing is delivered", async (reserved) => {
     const viaBus: string[] = [];
-    const unsubscribe = await broker.bus.subscribe(reserved, (t) => viaBus.push(t));
+    const unsubscribe = await bus.subscribe(reserved, (t) => viaBus.push(t));
     const watcher = await client();
     await watcher.subscribe(reserved);
     await watcher.subscribe("#");
@@ -291,7 +307,7 @@ describe("ACL: reserved topics", () => {
     const watcher = await client();
     await watcher.subscribe("sensors/a");
     const viaBus: string[] = [];
-    const unsubscribe = await broker.bus.subscribe("sensors/a", (_t, p) => viaBus.push(p.toString()));
+    const unsubscribe = await bus.subscribe("sensors/a", (_t, p) => viaBus.push(p.toString()));
     const publisher = await client();
     await publisher.client.publishAsync("sensors/a", "21", { qos: 1 });
     expect((await watcher.next((m) => m.topic === "sensors/a")).payload.toString()).toBe("21");
@@ -377,7 +393,7 @@ describe("MQTT over WebSocket", () => {
     const c = await client(wsUrl);
     const seen = packets(c);
     expect(await c.subscribe(topic, 1)).toEqual([1]);
-    await broker.bus.publish(topic, "over-ws");
+    await bus.publish(topic, "over-ws");
     const m = await c.next((m) => m.topic === topic);
     expect(m.payload.toString()).toBe("over-ws");
     expect(seen[0]!.qos).toBe(1);
@@ -455,15 +471,15 @@ describe("MQTT over WebSocket", () => {
 
 describe("bus.clearRetained", () => {
   test("removes the retained messages under a filter and leaves the others", async () => {
-    await broker.bus.publish("$platform/breakers/a", "open", { retain: true });
-    await broker.bus.publish("$platform/breakers/b", "open", { retain: true });
-    await broker.bus.publish("$platform/other", "kept", { retain: true });
-    expect(await broker.bus.clearRetained("$platform/breakers/#")).toBe(2);
+    await bus.publish("$platform/breakers/a", "open", { retain: true });
+    await bus.publish("$platform/breakers/b", "open", { retain: true });
+    await bus.publish("$platform/other", "kept", { retain: true });
+    expect(await bus.clearRetained("$platform/breakers/#")).toBe(2);
     // One SUBSCRIBE, the cleared filter first: the broker sends its retained messages filter by filter, in order.
     const late = await client();
     await late.client.subscribeAsync(["$platform/breakers/#", "$platform/other"], { qos: 1 });
     expect((await late.next((m) => m.topic === "$platform/other")).payload.toString()).toBe("kept");
     expect(late.received.map((m) => m.topic)).toEqual(["$platform/other"]);
-    expect(await broker.bus.clearRetained("$platform/breakers/#")).toBe(0);
+    expect(await bus.clearRetained("$platform/breakers/#")).toBe(0);
   });
 });

@@ -26,29 +26,29 @@ describe("batched", () => {
 
   test("messages posted before the flush leave as one batch, in order", () => {
     const { sent, sender, tick } = harness();
-    sender.post({ t: "sent", seqs: [1] });
-    sender.post({ t: "sent", seqs: [2] });
+    sender.post({ t: "deadletters", id: 1 });
+    sender.post({ t: "deadletters", id: 2 });
     tick();
-    expect(sent).toEqual([{ t: "batch", items: [{ t: "sent", seqs: [1] }, { t: "sent", seqs: [2] }] }]);
+    expect(sent).toEqual([{ t: "batch", items: [{ t: "deadletters", id: 1 }, { t: "deadletters", id: 2 }] }]);
   });
 
   test("a batch leaves as soon as it holds maxItems; the scheduled flush then sends only what came after", () => {
     const { sent, sender, tick } = harness(2);
-    for (let i = 1; i <= 3; i++) sender.post({ t: "sent", seqs: [i] });
-    expect(sent).toEqual([{ t: "batch", items: [{ t: "sent", seqs: [1] }, { t: "sent", seqs: [2] }] }]);
+    for (let i = 1; i <= 3; i++) sender.post({ t: "deadletters", id: i });
+    expect(sent).toEqual([{ t: "batch", items: [{ t: "deadletters", id: 1 }, { t: "deadletters", id: 2 }] }]);
     tick();
-    expect(sent.slice(1)).toEqual([{ t: "sent", seqs: [3] }]);
+    expect(sent.slice(1)).toEqual([{ t: "deadletters", id: 3 }]);
     tick();
     expect(sent).toHaveLength(2);
   });
 
   test("a message that cannot cross throws to its poster; the others leave as if it had never been posted", () => {
     const { sent, sender, tick } = harness();
-    sender.post({ t: "sent", seqs: [1] });
+    sender.post({ t: "deadletters", id: 1 });
     expect(() => sender.post({ t: "reply", id: 1, ok: true, value: 1n })).toThrow(expect.objectContaining({ code: "PLT_BAD_REQUEST" }));
-    sender.post({ t: "sent", seqs: [2] });
+    sender.post({ t: "deadletters", id: 2 });
     tick();
-    expect(sent).toEqual([{ t: "batch", items: [{ t: "sent", seqs: [1] }, { t: "sent", seqs: [2] }] }]);
+    expect(sent).toEqual([{ t: "batch", items: [{ t: "deadletters", id: 1 }, { t: "deadletters", id: 2 }] }]);
   });
 
   test("flush() sends at once; a flush with nothing waiting sends nothing", () => {

@@ -1,6 +1,6 @@
 /**
  * The plugin worker (entry.ts) on its own: messages in as the host sends them, messages out, and
- * the plugin's SQLite file read beside it. No host, no broker, no ports.
+ * the plugin's SQLite file read beside it, and its events port answered by hand. No host, no broker, no sockets.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
@@ -218,8 +218,10 @@ describe("start", () => {
   test("open prunes the event log to retainSent sent rows; unsent rows stay", async () => {
     const dataDir = newDataDir();
     const first = await open({ retainSent: 1_000 }, {}, dataDir);
+    first.attachPort();
     ok(await first.action("emit", ["a", "b", "c", "d"]));
-    first.send({ t: "sent", seqs: [1, 2, 3] });
+    await first.nextBatch(0);
+    first.ack([1, 2, 3], [4], "refused");
     await first.stop();
     // Sent rows within the newest retainSent numbers are kept.
     expect((await open({ retainSent: 2 }, {}, dataDir)).outbox()).toEqual([
@@ -231,8 +233,10 @@ describe("start", () => {
   test("open prunes sent rows older than retainSentMs; with none (null) their age does not matter", async () => {
     const dataDir = newDataDir();
     const first = await open({}, {}, dataDir);
+    first.attachPort();
     ok(await first.action("emit", ["a", "b", "c"]));
-    first.send({ t: "sent", seqs: [1, 2, 3] });
+    await first.nextBatch(0);
+    first.ack([1, 2, 3]);
     await first.stop();
     const backdate = new (await import("bun:sqlite")).Database(`${dataDir}/w.sqlite`);
     backdate.exec("UPDATE _plinth_outbox SET sent_at = '2000-01-01T00:00:00.000Z' WHERE seq < 3");
@@ -397,60 +401,85 @@ describe("requests", () => {
   });
 });
 
-describe("the outbox relay", () => {
-  test("acks (sent) with no commit to ride along are written on their own, soon", async () => {
+describe("the events port", () => {
+  test("without a port nothing is published; the rows stay unsent, and a port with relay publishes them, in commit order, in one batch", async () => {
     const w = await open();
+    ok(await w.action("emit", ["a", "b"]));
+    ok(await w.action("emit", ["c"]));
+    expect(w.published).toEqual([]);
+    w.attachPort(true);
+    expect((await w.nextBatch(0)).map((e) => [e.seq, e.type])).toEqual([
+      [1, "a"],
+      [2, "b"],
+      [3, "c"],
+    ]);
+    expect(w.outbox().map((r) => r.sent)).toEqual([false, false, false]);
+  });
+
+  test("what a request commits is published as it is answered, one batch per turn", async () => {
+    const w = await open();
+    w.attachPort();
+    ok(await w.action("emit", ["a", "b"]));
+    expect((await w.nextBatch(0)).map((e) => e.type)).toEqual(["a", "b"]);
+  });
+
+  test("acks with no commit to ride along are written on their own, soon", async () => {
+    const w = await open();
+    w.attachPort();
     ok(await w.action("emit", ["a", "b", "c"]));
-    w.send({ t: "sent", seqs: [1, 3] });
+    await w.nextBatch(0);
+    w.ack([1, 3], [2], "refused");
     // Within ACK_FLUSH_MS (20 ms): nothing signals it, so the file is polled.
     const { eventually } = await import("../../helpers/eventually");
     await eventually(() => w.outbox().filter((r) => r.sent).length === 2, 2_000, 5);
     expect(w.outbox().map((r) => r.sent)).toEqual([true, false, true]);
   });
 
-  test("acks ride along with the next group commit: once its answer is out, they are written", async () => {
-    const w = await open();
-    ok(await w.action("emit", ["a", "b"]));
-    w.send({ t: "sent", seqs: [2] });
-    ok(await w.action("insert", "x"));
-    expect(w.outbox().map((r) => r.sent)).toEqual([false, true]);
-  });
-
-  test("relay hands over every committed row not yet acked, in commit order; acked ones (even acks still held) are not", async () => {
+  test("refused rows are published again after a backoff, and only they: taken ones (even acks still held) are not", async () => {
     const w = await open();
     ok(await w.action("emit", ["a", "b", "c", "d"]));
-    w.send({ t: "sent", seqs: [1] });
-    const from = w.sendAndMark({ t: "relay" });
-    await w.roundTrip();
-    expect(w.relayed(from).map((e) => [e.seq, e.type])).toEqual([
+    w.attachPort(true);
+    await w.nextBatch(0);
+    w.ack([1], [2, 3, 4], "broker store full");
+    expect((await w.nextBatch(1)).map((e) => [e.seq, e.type])).toEqual([
       [2, "b"],
       [3, "c"],
       [4, "d"],
     ]);
-    expect(w.outbox().map((r) => r.sent)).toEqual([true, false, false, false]);
+    w.ack([2, 3, 4]);
+    const { eventually } = await import("../../helpers/eventually");
+    await eventually(() => w.outbox().every((r) => r.sent), 2_000, 5);
   });
 
-  test("relay of a large backlog: every row once, in order, a thousand per message", async () => {
+  test("a relay skips the events on their way: a row is not published twice while its ack is awaited", async () => {
+    const w = await open();
+    w.attachPort();
+    ok(await w.action("emit", ["a", "b"]));
+    await w.nextBatch(0);
+    w.send({ t: "relay" });
+    ok(await w.action("emit", ["sentinel"]));
+    // The next batch is the sentinel's alone: the relay found only rows on their way.
+    expect((await w.nextBatch(1)).map((e) => e.type)).toEqual(["sentinel"]);
+  });
+
+  test("a new port: what was on its way on the old one is published again on it", async () => {
+    const w = await open();
+    w.attachPort();
+    ok(await w.action("emit", ["a", "b"]));
+    await w.nextBatch(0);
+    w.attachPort(true);
+    expect((await w.nextBatch(1)).map((e) => e.seq)).toEqual([1, 2]);
+  });
+
+  test("relay of a large backlog: every row once, in order", async () => {
     const w = await open();
     const types = Array.from({ length: 2_500 }, (_, i) => `e${i + 1}`);
     ok(await w.action("emit", types));
-    const from = w.sendAndMark({ t: "relay" });
-    await w.roundTrip();
-    const messages = w.received.slice(from).filter((m): m is Extract<WorkerMessage, { t: "events" }> => m.t === "events");
-    expect(messages.map((m) => m.events.length)).toEqual([1_000, 1_000, 500]);
-    expect(w.relayed(from).map((e) => e.seq)).toEqual(types.map((_, i) => i + 1));
+    w.attachPort(true);
+    expect((await w.nextBatch(0)).map((e) => e.seq)).toEqual(types.map((_, i) => i + 1));
   });
 
-  test("relay with nothing unsent says nothing", async () => {
-    const w = await open();
-    ok(await w.action("emit", ["a"]));
-    w.send({ t: "sent", seqs: [1] });
-    const from = w.sendAndMark({ t: "relay" });
-    await w.roundTrip();
-    expect(w.received.slice(from).map((m) => m.t)).toEqual(["pong"]);
-  });
-
-  test("a row written before event data was bounded cannot be sent: relay stops there, later rows wait, the worker serves on", async () => {
+  test("a row written before event data was bounded cannot be sent: its batch stays unsent, the worker serves and publishes on", async () => {
     const w = await open();
     ok(await w.action("emit", ["a"]));
     await w.stop();
@@ -458,35 +487,35 @@ describe("the outbox relay", () => {
     const db = new Database(`${w.dataDir}/w.sqlite`);
     const deep = "[".repeat(2_000) + "]".repeat(2_000);
     db.query("INSERT INTO _plinth_outbox (seq, id, type, time, data) VALUES (2, 'deep', 'deep', 't', ?), (3, 'after', 'after', 't', '{}')").run(deep);
-    // Enough rows after it to fill a second batch of their own (a thousand per message).
-    db.exec("WITH RECURSIVE n(i) AS (SELECT 4 UNION ALL SELECT i + 1 FROM n WHERE i < 1100) INSERT INTO _plinth_outbox (seq, id, type, time, data) SELECT i, 'later-' || i, 'later', 't', '{}' FROM n");
     db.close();
     const again = await open({}, {}, w.dataDir);
-    const from = again.sendAndMark({ t: "relay" });
-    await again.roundTrip();
-    // The first batch holds the deep row: none of it can leave, nor can any batch after it.
-    expect(again.relayed(from)).toEqual([]);
+    again.attachPort(true);
     expect(ok(await again.action("insert", "x")).value).toBe(1);
+    ok(await again.action("emit", ["sentinel"]));
+    expect((await again.nextBatch(0)).map((e) => e.type)).toEqual(["sentinel"]);
+    expect(again.outbox().map((r) => r.sent)).toEqual([false, false, false, false]);
   });
 
-  test("stop writes the acks it holds, closes the database and records the log's last number", async () => {
+  test("stop waits for the acks of the events on their way, writes them, closes the database and records the log's last number", async () => {
     const w = await open();
+    w.attachPort();
     ok(await w.action("emit", ["a", "b"]));
-    w.send({ t: "sent", seqs: [1, 2] });
-    await w.stop();
+    await w.nextBatch(0);
+    const stopped = w.stop(5_000);
+    w.ack([1, 2]);
+    await stopped;
     // Closing the last connection checkpoints and removes the WAL (before this test reads the file).
     expect(existsSync(`${w.dataDir}/w.sqlite-wal`)).toBe(false);
     expect(w.outbox().map((r) => r.sent)).toEqual([true, true]);
     expect(readLogRecord(logRecordFile(w.dataDir, "w"))!.last).toBe(2);
   });
 
-  test("acks after stop are ignored: those rows stay unsent, to be published at the next start", async () => {
+  test("acks that do not come within the stop's wait: those rows stay unsent, to be published at the next start", async () => {
     const w = await open();
+    w.attachPort();
     ok(await w.action("emit", ["a"]));
-    w.send({ t: "stop" });
-    w.send({ t: "sent", seqs: [1] });
-    await w.next((m) => m.t === "stopped", 0);
-    await w.roundTrip();
+    await w.nextBatch(0);
+    await w.stop(50);
     expect(w.outbox().map((r) => r.sent)).toEqual([false]);
   });
 });
@@ -589,6 +618,7 @@ describe("storage faults", () => {
   test("a full store: PLT_STORAGE_FULL and a storage report; once writes commit again, a report of recovery and the unsent rows relayed", async () => {
     const w = await open();
     ok(await w.action("emit", ["before"]));
+    // Its events port comes after "before" was committed: only the relay can publish it.
     ok(await w.action("full"));
     let refused: WorkerMessage | undefined;
     for (let i = 0; i < 50 && !refused; i++) {
@@ -600,15 +630,17 @@ describe("storage faults", () => {
     expect(fault?.fault).toMatchObject({ reason: "disk full", code: "PLT_STORAGE_FULL" });
 
     ok(await w.action("room"));
+    w.attachPort();
     const from = w.received.length;
     ok(await w.action("write"));
     const recovered = await w.next((m) => m.t === "storage", from);
     expect(recovered).toEqual({ t: "storage", fault: null });
-    // Relayed on a turn of its own: every row not acked, the ones written before the fault included.
-    await w.next((m) => m.t === "events", from);
-    const relayed: CommittedEvent[] = w.relayed(from);
+    // The write's own event at its answer, then the relay on a turn of its own: every row not
+    // acked, the ones written before the fault included.
+    expect((await w.nextBatch(0)).map((e) => e.type)).toEqual(["written"]);
+    const relayed: CommittedEvent[] = await w.nextBatch(1);
     expect(relayed[0]!.type).toBe("before");
-    expect(relayed.map((e) => e.seq)).toEqual(w.outbox().map((r) => r.seq));
+    expect([...relayed, ...w.published[0]!].map((e) => e.seq).toSorted((a, b) => a - b)).toEqual(w.outbox().map((r) => r.seq));
   });
 });
 
@@ -711,10 +743,13 @@ describe("storage faults and acks", () => {
 
   test("acks written on their own are a write that went through: the store reports it is back", async () => {
     const w = await open();
+    w.attachPort();
     ok(await w.action("emit", ["a"]));
+    await w.nextBatch(0);
     await degrade(w);
     ok(await w.action("room"));
-    const from = w.sendAndMark({ t: "sent", seqs: [1] });
+    const from = w.received.length;
+    w.ack([1]);
     expect(await w.next((m) => m.t === "storage", from)).toEqual({ t: "storage", fault: null });
     expect(w.outbox()[0]).toMatchObject({ type: "a", sent: true });
   });
@@ -722,14 +757,17 @@ describe("storage faults and acks", () => {
   test("acks that cannot be written on their own report the fault, and nothing is relayed until the store is back", async () => {
     const w = await open();
     const n = 400;
+    w.attachPort();
     ok(await w.action("emit", Array.from({ length: n }, (_, i) => `e${i}`)));
+    await w.nextBatch(0);
     ok(await w.action("full"));
-    const from = w.sendAndMark({ t: "sent", seqs: Array.from({ length: n }, (_, i) => i + 1) });
+    const from = w.received.length;
+    w.ack(Array.from({ length: n }, (_, i) => i + 1));
     const fault = await w.next((m): m is Extract<WorkerMessage, { t: "storage" }> => m.t === "storage", from);
     expect(fault.fault).toMatchObject({ reason: "disk full", code: "PLT_STORAGE_FULL" });
     // A timer of the worker's own set after the report: a relay on a turn of its own would have come before it.
     ok(await w.action("tick"));
-    expect(w.relayed(from)).toEqual([]);
+    expect(w.published).toHaveLength(1);
     expect(w.outbox().filter((r) => r.sent)).toEqual([]);
   });
 });

@@ -85,10 +85,7 @@ function harness(path = pluginPath, overrides: Partial<HostOptions> = {}): Harne
       if (call.target === "missing.thing") throw new PlinthError("PLT_SERVICE_NOT_FOUND", "no such service");
       return { from, target: call.target, params: call.params };
     },
-    onEvents: (from, events, done) => {
-      h.events.push({ from, events });
-      done();
-    },
+    onEvents: (from, events) => void h.events.push({ from, events }),
     onStateChange: (s) => h.states.push(s),
     ...overrides,
   });

@@ -1,14 +1,15 @@
 /**
  * A plugin worker (runtime/worker/entry.ts) driven message by message, without its host: the test
- * sends HostMessages as the host would (or would not), and waits for what the worker answers. No
- * ports; the plugin's SQLite file is real and can be read beside the worker.
+ * sends HostMessages as the host would (or would not), and waits for what the worker answers; with
+ * attachPort, it is the bus's end of the worker's events port too. No sockets; the plugin's SQLite
+ * file is real and can be read beside the worker.
  */
 import { Database } from "bun:sqlite";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { WireError } from "../../../runtime/errors";
 import type { CommittedEvent, Manifest } from "../../../runtime/protocol";
-import { decode, encode, type HostMessage, type WorkerMessage } from "../../../runtime/worker/channel";
+import { decode, encode, type HostMessage, type PublishAck, type PublishBatch, type WorkerMessage } from "../../../runtime/worker/channel";
 import type { Cursor } from "../../../runtime/worker/inbox";
 
 const ENTRY = new URL("../../../runtime/worker/entry.ts", import.meta.url).href;
@@ -32,6 +33,10 @@ export class RawWorker implements AsyncDisposable {
   private readonly waiters: Array<{ from: number; match: (m: WorkerMessage) => boolean; resolve: (m: WorkerMessage) => void }> = [];
   private nextId = 1;
   private readonly closing: Promise<void>;
+  /** Batches the worker published on its events port, in order. */
+  readonly published: CommittedEvent[][] = [];
+  private port: MessagePort | null = null;
+  private readonly batchWaiters: Array<() => void> = [];
 
   constructor(
     readonly pluginPath: string,
@@ -79,6 +84,37 @@ export class RawWorker implements AsyncDisposable {
 
   send(message: HostMessage): void {
     this.worker.postMessage(encode(message));
+  }
+
+  /** Hands the worker a new events port, as the host does (`relay`: publish what is unsent at once); this end records its batches. */
+  attachPort(relay = false): void {
+    this.port?.close();
+    const channel = new MessageChannel();
+    this.port = channel.port2;
+    this.port.onmessage = (e) => {
+      this.published.push(decode<PublishBatch>(e.data).events);
+      this.batchWaiters.splice(0).forEach((wake) => wake());
+    };
+    this.worker.postMessage({ t: "events-port", relay }, [channel.port1]);
+  }
+
+  /** The batch published at index `from` (default: the next one), received already or to come. */
+  async nextBatch(from = this.published.length, timeoutMs = 5_000): Promise<CommittedEvent[]> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.published.length <= from) {
+      if (Date.now() > deadline) throw new Error(`no batch ${from} on the events port within ${timeoutMs} ms; got ${this.published.length}`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.max(0, deadline - Date.now()) + 1);
+        this.batchWaiters.push(() => (clearTimeout(timer), resolve()));
+      });
+    }
+    return this.published[from]!;
+  }
+
+  /** Answers on the events port as the bus does: which seqs the broker took, which it refused. */
+  ack(sent: number[], unsent: number[] = [], error?: string): void {
+    if (!this.port) throw new Error("no events port: attachPort() first");
+    this.port.postMessage({ sent, unsent, ...(error ? { error } : {}) } satisfies PublishAck);
   }
 
   /** Text as it is, for messages the host would never send. */
@@ -149,21 +185,22 @@ export class RawWorker implements AsyncDisposable {
     return from;
   }
 
-  /** Every "events" message received from index `from` on, their events flattened. */
+  /** Every "events" message (committed events told to the host without a result) received from index `from` on, their events flattened. */
   relayed(from = 0): CommittedEvent[] {
     return this.received.slice(from).flatMap((m) => (m.t === "events" ? m.events : []));
   }
 
-  /** Sends "stop" and resolves once the worker said "stopped" and closed. */
-  async stop(): Promise<void> {
+  /** Sends "stop" (waiting up to `waitMs` for acks) and resolves once the worker said "stopped" and closed. */
+  async stop(waitMs = 1_000): Promise<void> {
     if (this.closed) return;
-    const from = this.sendAndMark({ t: "stop" });
+    const from = this.sendAndMark({ t: "stop", waitMs });
     await this.next((m) => m.t === "stopped", from);
     this.worker.terminate();
     await this.closing;
   }
 
   terminate(): Promise<void> {
+    this.port?.close();
     this.worker.terminate();
     return this.closing;
   }

@@ -1,15 +1,15 @@
 /**
  * The relay of committed events, from the plugin's outbox to the broker and back: a real worker
- * (entry.ts) on a real SQLite file, its host (WorkerHost), and publishEvents over a fake Bus that
- * refuses what the test says (as the broker does when its store is full). A refused publish must
- * leave the outbox rows unsent, and the host must publish them again later, without a restart;
- * once the broker takes them, they are marked sent and published no more.
+ * (entry.ts) on a real SQLite file, started by its host (WorkerHost), publishing on its events port
+ * to the bus's end of it (serveEventPort) over sends that refuse what the test says (as the broker
+ * does when its store is full). A refused publish must leave the outbox rows unsent, and the worker
+ * must publish them again later, without a restart; once the broker takes them, they are marked
+ * sent and published no more.
  */
 import { afterAll, afterEach, beforeAll, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
 import { mkdirSync, writeFileSync } from "node:fs";
-import type { Bus } from "../../../runtime/broker/bus";
-import { publishEvents } from "../../../runtime/loader/events";
+import { serveEventPort } from "../../../runtime/bus/event-port";
 import { createLogger } from "../../../runtime/log";
 import { WorkerHost } from "../../../runtime/worker/host";
 import { eventually } from "../../helpers/eventually";
@@ -36,15 +36,15 @@ interface Attempt {
 }
 
 /**
- * A Bus that records each send as an attempt and takes it unless `refuses` says no. `attempts(n)`
- * resolves once n sends were made: the test waits for the publishes it expects, never for time.
+ * Sends that record each attempt and take it unless `refuses` says no. `attempts(n)` resolves once
+ * n sends were made: the test waits for the publishes it expects, never for time.
  */
-class ScriptedBus implements Bus {
+class ScriptedBus {
   readonly made: Attempt[] = [];
   refuses: (type: string) => boolean = () => false;
   private waiters: Array<{ n: number; resolve: () => void }> = [];
 
-  send(topic: string, payload: string, done: (err?: Error | null) => void): void {
+  readonly send = (topic: string, payload: string, done: (err?: Error | null) => void): void => {
     const { sequence } = JSON.parse(payload) as { sequence: string };
     const type = topic.split("/").slice(2).join("/");
     const taken = !this.refuses(type);
@@ -54,7 +54,7 @@ class ScriptedBus implements Bus {
       w.resolve();
     }
     done(taken ? null : new Error("broker store: disk full"));
-  }
+  };
 
   /** Resolves once `n` sends were made (at most `timeoutMs` later, else rejects naming what was made). */
   attempts(n: number, timeoutMs = 5_000): Promise<void> {
@@ -68,16 +68,6 @@ class ScriptedBus implements Bus {
   /** Seqs the broker took, in the order it took them. */
   taken(): number[] {
     return this.made.filter((a) => a.taken).map((a) => a.seq);
-  }
-
-  publish(): Promise<void> {
-    throw new Error("the relay publishes with send");
-  }
-  clearRetained(): Promise<number> {
-    throw new Error("the relay publishes with send");
-  }
-  subscribe(): Promise<() => Promise<void>> {
-    throw new Error("the relay publishes with send");
   }
 }
 
@@ -102,7 +92,15 @@ const newDataDir = () => {
   return dataDir;
 };
 
-function host(bus: Bus, dataDir: string): WorkerHost {
+/** A started host whose worker publishes on a port `bus` serves, as the loader has it (`relay`: what is unsent first). */
+async function started(bus: ScriptedBus, dataDir: string, relay = false): Promise<WorkerHost> {
+  const h = host(dataDir);
+  await h.start();
+  serveEventPort(bus.send, h.eventsPort(relay)!, "w", null, createLogger({ level: "silent" }));
+  return h;
+}
+
+function host(dataDir: string): WorkerHost {
   const log = createLogger({ level: "silent" });
   const h = new WorkerHost({
     source: { kind: "file", path: pluginPath },
@@ -121,8 +119,7 @@ function host(bus: Bus, dataDir: string): WorkerHost {
     restartDelayMs: 10,
     maxRestarts: 2,
     onCall: async () => null,
-    // What the loader does with a service's committed events (runtime/loader/loader.ts).
-    onEvents: (from, events, done) => publishEvents(bus, from, events, null, log, done),
+    onEvents: () => {},
   });
   hosts.push(h);
   return h;
@@ -148,15 +145,14 @@ const until = (dataDir: string, check: (r: ReturnType<typeof rows>) => boolean) 
   return check(r) ? r : null;
 }, 3_000, 10);
 
-test("a refused publish leaves the rows unsent; the host publishes them again, without a restart, and once taken they are marked sent and published no more", async () => {
+test("a refused publish leaves the rows unsent; the worker publishes them again, without a restart, and once taken they are marked sent and published no more", async () => {
   const bus = new ScriptedBus();
   const dataDir = newDataDir();
-  const h = host(bus, dataDir);
-  await h.start();
+  const h = await started(bus, dataDir);
   bus.refuses = () => true;
 
   expect(await emit(h, "a", "b")).toBe(2);
-  // The first publish and the host's relay of the same rows: both refused.
+  // The first publish and the worker's relay of the same rows: both refused.
   await bus.attempts(4);
   expect(bus.made.map((a) => [a.seq, a.taken])).toEqual([
     [1, false],
@@ -186,19 +182,17 @@ test("a refused publish leaves the rows unsent; the host publishes them again, w
 test("rows refused at stop stay unsent in the file, and the next start publishes them", async () => {
   const bus = new ScriptedBus();
   const dataDir = newDataDir();
-  const first = host(bus, dataDir);
-  await first.start();
+  const first = await started(bus, dataDir);
   bus.refuses = () => true;
   expect(await emit(first, "a", "b")).toBe(2);
   await bus.attempts(2);
-  // A clean stop writes every ack the host holds before the database closes: none for refused rows.
+  // A clean stop writes every ack the worker holds before the database closes: none for refused rows.
   await first.stop();
   expect(rows(dataDir).map((r) => r.sent)).toEqual([false, false]);
 
   bus.refuses = () => false;
-  const second = host(bus, dataDir);
-  await second.start();
-  second.relay(); // as the loader does once the services are registered
+  // Its events port publishes what is unsent at once, as the loader has it once the services are registered.
+  const second = await started(bus, dataDir, true);
   await bus.attempts(4);
   expect(bus.taken()).toEqual([1, 2]);
   await second.stop();
@@ -208,8 +202,7 @@ test("rows refused at stop stay unsent in the file, and the next start publishes
 test("only the refused rows go out again: events the broker took are acked and not relayed", async () => {
   const bus = new ScriptedBus();
   const dataDir = newDataDir();
-  const h = host(bus, dataDir);
-  await h.start();
+  const h = await started(bus, dataDir);
   bus.refuses = (type) => type === "refused";
 
   expect(await emit(h, "refused")).toBe(1);
@@ -236,8 +229,7 @@ test("only the refused rows go out again: events the broker took are acked and n
 
 test("failures in a row back off: each relay waits about twice as long as the one before", async () => {
   const bus = new ScriptedBus();
-  const h = host(bus, newDataDir());
-  await h.start();
+  const h = await started(bus, newDataDir());
   bus.refuses = () => true;
   expect(await emit(h, "a")).toBe(1);
   await bus.attempts(4);

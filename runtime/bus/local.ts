@@ -1,33 +1,24 @@
 /**
- * The runtime's own publish/subscribe on the embedded broker: in-process, no
- * socket on the path. Subscribers see what outside clients publish too.
+ * The Bus on the embedded broker, in the thread that runs aedes: no socket on the path.
+ * Subscribers see what outside clients publish too.
  *
  * The runtime's publishes reach aedes a window at a time: at most `WINDOW` of them are in aedes at once,
  * the rest wait here in order, and each further batch starts on a later turn of the event loop. A commit of
  * 100,000 events is published in batches between which the gateway and the clients are served.
  */
 import type { Aedes, AedesPublishPacket, PublishPacket } from "aedes";
+import type { Logger } from "../log";
+import type { Bus } from "./bus";
+import { serveEventPort } from "./event-port";
 
-export type BusHandler = (topic: string, payload: Buffer) => void;
-
-export interface Bus {
-  publish(topic: string, payload: string | Buffer, options?: { qos?: 0 | 1; retain?: boolean }): Promise<void>;
-  /** publish at QoS 1 with a callback instead of a promise (the events hot path). */
-  send(topic: string, payload: string, done: (err?: Error | null) => void): void;
-  /** Removes every retained message on topics matching `filter` (e.g. state left by a previous run). */
-  clearRetained(filter: string): Promise<number>;
-  /** Subscribes an in-process handler to an MQTT topic filter; returns the unsubscribe function. */
-  subscribe(filter: string, handler: BusHandler): Promise<() => Promise<void>>;
-}
-
-/** `onHandlerError` hears what a subscriber threw; the other subscribers still get the message. */
-export function createBus(aedes: Aedes, onHandlerError: (err: unknown, topic: string) => void = () => {}): Bus {
+/** What a subscriber throws is logged; the other subscribers still get the message. */
+export function localBus(aedes: Aedes, log: Pick<Logger, "error">): Bus {
   const publish = windowed(aedes);
+  // The payload becomes a Buffer when its turn comes (what waits stays as it was given).
+  const send = (topic: string, payload: string, done: (err?: Error | null) => void) =>
+    publish({ cmd: "publish", topic, payload, qos: 1, retain: false, dup: false }, done);
   return {
-    send(topic, payload, done) {
-      // The payload becomes a Buffer when its turn comes (what waits stays as it was given).
-      publish({ cmd: "publish", topic, payload, qos: 1, retain: false, dup: false }, done);
-    },
+    serveEvents: (port, service, generation) => serveEventPort(send, port, service, generation, log),
     publish(topic, payload, options = {}) {
       return new Promise((resolve, reject) => {
         publish(
@@ -57,7 +48,7 @@ export function createBus(aedes: Aedes, onHandlerError: (err: unknown, topic: st
         try {
           handler(packet.topic, packet.payload as Buffer);
         } catch (err) {
-          onHandlerError(err, packet.topic);
+          log.error("bus subscriber threw", { topic: packet.topic, error: err instanceof Error ? err.message : String(err) });
         }
         done();
       };

@@ -1,0 +1,68 @@
+/**
+ * The bus's end of a plugin worker's events port: each batch of committed events becomes CloudEvents
+ * published at QoS 1 on the service's own topics, and the batch is answered with the seqs the broker
+ * took and those it refused. The topic and source come from the name the port was given for the
+ * service, never from the worker; what arrives on the port is read as untrusted (decode).
+ */
+import type { Logger } from "../log";
+import { Topics, isValidEventType, toEnvelope, type CommittedEvent } from "../protocol";
+import type { LogGeneration } from "../storage/generation";
+import { decode, type PublishAck, type PublishBatch } from "../worker/channel";
+
+/** Publishes one message at QoS 1; `done` once the broker has taken it (or with why it did not). */
+export type Send = (topic: string, payload: string, done: (err?: Error | null) => void) => void;
+
+/** Serves `port` until the returned function is called (or the port closes). */
+export function serveEventPort(send: Send, port: MessagePort, service: string, generation: LogGeneration | null, log: Pick<Logger, "error">): () => void {
+  port.onmessage = (e) => {
+    let batch: PublishBatch;
+    try {
+      batch = decode<PublishBatch>(e.data);
+      if (!Array.isArray(batch.events)) throw new Error("no events");
+    } catch (err) {
+      log.error("unreadable events from a service", { service, error: err instanceof Error ? err.message : String(err) });
+      return;
+    }
+    publishEvents(send, service, batch.events, generation, log, (ack) => port.postMessage(ack));
+  };
+  return () => port.close();
+}
+
+/**
+ * Publishes a service's committed events (QoS 1, in order) and answers once the broker has taken or
+ * refused each. An event whose type is not valid, or that is not an event, is dropped (and counted
+ * as sent: it can never be published). Callbacks, not promises: this runs for every commit that emitted.
+ */
+export function publishEvents(send: Send, service: string, events: readonly CommittedEvent[], generation: LogGeneration | null, log: Pick<Logger, "error">, done: (ack: PublishAck) => void): void {
+  const ack: PublishAck = { sent: [], unsent: [] };
+  let left = events.length + 1;
+  const settled = () => {
+    if (--left === 0) done(ack);
+  };
+  for (const e of events) {
+    if (typeof e !== "object" || e === null || !Number.isSafeInteger(e.seq)) {
+      log.error("event dropped: not an event", { service });
+      settled();
+      continue;
+    }
+    const seq = e.seq;
+    let payload: string;
+    try {
+      if (!isValidEventType(e.type)) throw new Error(`invalid type ${JSON.stringify(e.type)}`);
+      payload = JSON.stringify(toEnvelope(service, e, generation));
+    } catch (err) {
+      log.error("event dropped", { service, seq, error: err instanceof Error ? err.message : String(err) });
+      ack.sent.push(seq);
+      settled();
+      continue;
+    }
+    send(Topics.event(service, e.type), payload, (err) => {
+      if (err) {
+        ack.unsent.push(seq);
+        ack.error ??= err.message;
+      } else ack.sent.push(seq);
+      settled();
+    });
+  }
+  settled();
+}

@@ -62,8 +62,8 @@ describe("cachedResponse", () => {
     expect([res.status, res.headers.get("x-cache"), res.headers.get("etag"), await res.text()]).toEqual([200, "HIT", '"abc"', '{"n":1}']);
   });
 
-  test("If-None-Match with its ETag (weak, in a list, or *): 304 without a body", async () => {
-    for (const tag of ['"abc"', 'W/"abc"', '"zzz", "abc"', "*"]) {
+  test("If-None-Match with its ETag (weak, in a list, or *, alone or in a list): 304 without a body", async () => {
+    for (const tag of ['"abc"', 'W/"abc"', '"zzz", "abc"', "*", '"zzz", *']) {
       const res = cachedResponse(get({ "if-none-match": tag }), hit, undefined, "HIT");
       expect([tag, res.status, await res.text(), res.headers.get("etag"), res.headers.get("x-cache")]).toEqual([tag, 304, "", '"abc"', "HIT"]);
     }

@@ -24,6 +24,7 @@ const build = (u: FakeUpstream) => {
     { method: "GET", path: "/rejects", auth: "public", handler: () => Promise.reject(new RangeError("secret at /srv/y.ts:2")) },
     { method: "GET", path: "/string", auth: "public", handler: () => { throw "plain words"; } },
     { method: "GET", path: "/refused", auth: "public", handler: () => Promise.reject(new PlinthError("PLT_CONFLICT", "taken")) },
+    { method: "POST", path: "/echo", auth: "public", handler: (r) => json({ body: r.body ?? null }) },
     { method: "GET", path: "/cached", auth: "public", cache: { ttlMs: 60_000, invalidatedBy: ["events/s/changed", "events/other/+"] }, handler: () => json({ n: ++reads }) },
   ]);
 };
@@ -38,6 +39,14 @@ describe("routing", () => {
     expect(await body(missing)).toEqual({ code: "PLT_NOT_FOUND", message: "no route GET /nowhere" });
     const api = await h.fetch("/apix");
     expect(api.status).toBe(404);
+  });
+
+  test("a Host of one to three characters: its paths are found as with any other", async () => {
+    using h = await harness({}, build);
+    for (const host of ["a", "ab", "abc"]) {
+      const res = await h.app.fetch(new Request(`http://${host}/health`));
+      expect([host, res.status, ((await res.json()) as { status: string }).status]).toEqual([host, 200, "ok"]);
+    }
   });
 
   test("a fault that is not a PlinthError: 500 PLT_INTERNAL with the code only, logged once with the request", async () => {
@@ -96,6 +105,13 @@ describe("requests whose target cannot make a URL: 400 PLT_BAD_REQUEST", () => {
     expect(await answer(bare("http://plinth.test/health", "plinth.test", "CONNECT"))).toBe("CONNECT is not served: this is not a proxy");
   });
 
+  test("a bare target is never served, not even one that looks like a URL without its scheme (//host/api/...)", async () => {
+    using h = await harness({}, build);
+    const res = await h.app.fetch(bare("//plinth.test/api/s/ok", "a b"));
+    expect([res.status, (await body(res)).code]).toEqual([400, "PLT_BAD_REQUEST"]);
+    expect(h.upstream.handled).toHaveLength(0);
+  });
+
   test("an absolute URL that does not parse, on a path Elysia serves", async () => {
     using h = await harness({}, build);
     const res = await h.app.fetch(bare("http://[x/health", "[x"));
@@ -130,6 +146,19 @@ describe("with CORS on: every request through Elysia", () => {
     expect(await body(missing)).toEqual({ code: "PLT_NOT_FOUND", message: "no route GET /nowhere" });
     expect((await h.app.fetch(bare("/api/s/ok", "a b"))).status).toBe(400);
     expect((await h.app.fetch(bare("http://[x/api/s/ok", "[x"))).status).toBe(400);
+  });
+
+  test("request bodies are read by the gateway, not by Elysia: JSON reaches the service, malformed JSON is the gateway's own 400", async () => {
+    using h = await harness(cors(), build);
+    const post = (text: string) => h.fetch("/api/s/echo", { method: "POST", body: text, headers: { origin: "http://app.test", "content-type": "application/json" } });
+    const ok = await post('{"a":[1]}');
+    expect([ok.status, await ok.json()]).toEqual([200, { body: { a: [1] } }]);
+    const bad = await post("{oops");
+    expect(bad.status).toBe(400);
+    const error = await body(bad);
+    expect(error.code).toBe("PLT_BAD_JSON");
+    expect(error.message).toStartWith("malformed JSON body: ");
+    expect(h.upstream.handled).toHaveLength(1);
   });
 
   test("any origin ('*'): every origin allowed, without credentials", async () => {

@@ -125,6 +125,30 @@ describe("startGateway", () => {
     expect(s.logs.filter((l) => l.msg === "storage failing")).toHaveLength(1);
   });
 
+  test("the broker kept in memory: no store to watch, it starts and stops all the same", async () => {
+    const s = await setup({ broker: { persistence: "memory" } });
+    try {
+      expect(await (await fetch(`${s.gateway.url}/x`)).json()).toEqual({ url: `${s.gateway.url}/x` });
+    } finally {
+      await s[Symbol.asyncDispose]();
+    }
+    expect(s.logs.map((l) => l.msg)).toEqual(["gateway listening"]);
+  });
+
+  test("a declared body up to 4 × gateway.maxBodyBytes (at least 16 MiB) reaches the app, which answers its own 413; a larger one Bun refuses", async () => {
+    const MiB = 1024 * 1024;
+    const app: GatewayApp = { fetch: (r) => Response.json({ length: r.headers.get("content-length") }, { status: 413 }) };
+    const declare = (port: number, bytes: number) => rawRequest(port, `POST /api/s HTTP/1.1\r\nHost: a\r\nContent-Length: ${bytes}\r\n\r\n`);
+    await using small = await setup({}, app);
+    const within = await declare(small.gateway.port, 5 * MiB);
+    expect([within.status, JSON.parse(within.body)]).toEqual([413, { length: String(5 * MiB) }]);
+    expect(JSON.parse((await declare(small.gateway.port, 16 * MiB)).body)).toEqual({ length: String(16 * MiB) });
+    expect(await declare(small.gateway.port, 16 * MiB + 1)).toMatchObject({ status: 413, body: "" });
+    await using large = await setup({ gateway: { maxBodyBytes: 8 * MiB } }, app);
+    expect(JSON.parse((await declare(large.gateway.port, 32 * MiB)).body)).toEqual({ length: String(32 * MiB) });
+    expect(await declare(large.gateway.port, 32 * MiB + 1)).toMatchObject({ status: 413, body: "" });
+  });
+
   test("stop waits up to its grace for a request in flight, then closes", async () => {
     const entered = deferred<void>();
     const release = deferred<void>();

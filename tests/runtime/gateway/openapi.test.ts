@@ -49,6 +49,7 @@ describe("openApiDocument", () => {
       },
       { method: "GET", path: "/plain/:name", auth: "public" },
       { method: "GET", path: "/bare", auth: "public" },
+      { method: "GET", path: "/search", auth: "public", schemas: { query: { type: "object", properties: { q: { type: "string" } } } } },
     ]);
     const doc = openApiDocument(u, { auth: { defaultPolicy: "authenticated" } } as never) as { paths: Record<string, Record<string, Record<string, unknown>>> };
     expect(doc.paths["/api/s/items/{id}"]!.get).toEqual({
@@ -65,6 +66,8 @@ describe("openApiDocument", () => {
     });
     expect(doc.paths["/api/s/plain/{name}"]!.get!.parameters).toEqual([{ name: "name", in: "path", required: true, schema: { type: "string" } }]);
     expect(doc.paths["/api/s/bare"]!.get).toEqual({ tags: ["s"], operationId: "s.get_bare", security: [], responses: { "200": { description: "OK" } } });
+    // A query schema without `required`: every parameter optional.
+    expect(doc.paths["/api/s/search"]!.get!.parameters).toEqual([{ name: "q", in: "query", required: false, schema: { type: "string" } }]);
   });
 
   test("a protected route: bearer or API key, 401/403, roles as x-roles; a body schema and a rate limit are described; the default policy applies", () => {

@@ -569,3 +569,108 @@ describe("deadlines and limits", () => {
     expect(h.upstream.handled[0]!.service).toBe(next);
   });
 });
+
+describe("at the handler's edges", () => {
+  let reads = 0;
+  const CACHED = { ttlMs: 60_000, invalidatedBy: [] };
+  const read = async (res: Response) => ((await res.json()) as { read: number }).read;
+
+  test("the first segment after /api/ names the service even when empty: /api//shop/items is asked of service \"\"", async () => {
+    using h = await harness({}, (u) => u.add("shop", [{ method: "GET", path: "/items", auth: "public" }]));
+    const asked: string[][] = [];
+    const match = h.upstream.match.bind(h.upstream);
+    h.upstream.match = (service, method, path) => (asked.push([service, method, path]), match(service, method, path));
+    const res = await h.fetch("/api//shop/items");
+    expect([res.status, (await body(res)).error.code]).toEqual([404, "PLT_SERVICE_NOT_FOUND"]);
+    expect(asked).toEqual([["", "GET", "/shop/items"]]);
+    expect(h.upstream.handled).toHaveLength(0);
+  });
+
+  test("invalid credentials on a protected route are refused as invalid (the challenge says invalid_token), not as missing", async () => {
+    using h = await harness({}, (u) => u.add("s", [{ method: "GET", path: "/mine" }, { method: "GET", path: "/admin", auth: ["admin"] }]));
+    const forged = await new SignJWT({ roles: ["admin"] }).setProtectedHeader({ alg: "HS256" }).setSubject("bob").setExpirationTime("1h").sign(new TextEncoder().encode("another-secret-of-at-least-32-characters"));
+    for (const path of ["/api/s/mine", "/api/s/admin"]) {
+      const key = await h.fetch(path, { headers: { "x-api-key": "plk_no_such" } });
+      expect([key.status, (await body(key)).error.message]).toEqual([401, "invalid API key (unknown or revoked)"]);
+      expect(key.headers.get("www-authenticate")).toStartWith('Bearer realm="plinth", error="invalid_token"');
+      // A JWT is verified asynchronously: its failure takes the other path.
+      const token = await h.fetch(path, { headers: { authorization: `Bearer ${forged}` } });
+      expect(token.status).toBe(401);
+      expect((await body(token)).error.message).toStartWith("invalid bearer token");
+      expect(token.headers.get("www-authenticate")).toStartWith('Bearer realm="plinth", error="invalid_token"');
+    }
+    expect(h.upstream.handled).toHaveLength(0);
+  });
+
+  test("a cached route keeps one answer per query string", async () => {
+    using h = await harness({}, (u) => u.add("shop", [{ method: "GET", path: "/items", auth: "public", cache: CACHED, handler: () => json({ read: ++reads }) }]));
+    const one = await read(await h.fetch("/api/shop/items?page=1"));
+    const two = await read(await h.fetch("/api/shop/items?page=2"));
+    expect(two).toBe(one + 1);
+    expect(await read(await h.fetch("/api/shop/items?page=1"))).toBe(one);
+    expect(await read(await h.fetch("/api/shop/items?page=2"))).toBe(two);
+    expect(await read(await h.fetch("/api/shop/items"))).toBe(two + 1);
+  });
+
+  test("a caller's cached answers are kept per role list, not per the roles' letters run together", async () => {
+    using h = await harness({}, (u) => u.add("shop", [{ method: "GET", path: "/mine", cache: CACHED, handler: () => json({ read: ++reads }) }]));
+    const as = async (roles: string[]) => read(await h.fetch("/api/shop/mine", { headers: { authorization: `Bearer ${await jwt("bob", roles)}` } }));
+    const two = await as(["a", "b"]);
+    expect(await as(["ab"])).toBe(two + 1);
+    expect(await as(["a", "b"])).toBe(two);
+  });
+
+  test("a stored answer keeps the handler's own headers, Vary included, on its first and later answers", async () => {
+    using h = await harness({}, (u) =>
+      u.add("shop", [{ method: "GET", path: "/items", auth: "public", cache: CACHED, handler: () => json({ read: ++reads }, 200, { "x-own": "yes", vary: "Accept-Language" }) }]),
+    );
+    const miss = await h.fetch("/api/shop/items");
+    const hit = await h.fetch("/api/shop/items");
+    expect([miss.headers.get("x-cache"), miss.headers.get("x-own"), miss.headers.get("vary")]).toEqual(["MISS", "yes", "Accept-Language"]);
+    expect([hit.headers.get("x-cache"), hit.headers.get("x-own"), hit.headers.get("vary")]).toEqual(["HIT", "yes", "Accept-Language"]);
+  });
+
+  test("only Vary names request headers to key on: another four-letter header (Link) is stored and replayed as it is", async () => {
+    const link = '<https://shop.test/items?page=2>; rel="next"';
+    using h = await harness({}, (u) => u.add("shop", [{ method: "GET", path: "/items", auth: "public", cache: CACHED, handler: () => json({ read: ++reads }, 200, { link }) }]));
+    const miss = await h.fetch("/api/shop/items");
+    expect([miss.status, miss.headers.get("x-cache"), miss.headers.get("link")]).toEqual([200, "MISS", link]);
+    const first = await read(miss);
+    const hit = await h.fetch("/api/shop/items", { headers: { "accept-language": "fr" } });
+    expect([hit.headers.get("x-cache"), hit.headers.get("link"), await read(hit)]).toEqual(["HIT", link, first]);
+  });
+
+  test("Vary naming the same headers in another order keeps the answers stored under the first", async () => {
+    let answers = 0;
+    using h = await harness({}, (u) =>
+      u.add("shop", [
+        {
+          method: "GET",
+          path: "/items",
+          auth: "public",
+          cache: CACHED,
+          handler: () => json({ read: ++reads }, 200, { vary: answers++ % 2 === 0 ? "Accept-Language, Accept" : "accept, accept-language" }),
+        },
+      ]),
+    );
+    const fr = { headers: { "accept-language": "fr" } };
+    const de = { headers: { "accept-language": "de" } };
+    const a = await read(await h.fetch("/api/shop/items", fr));
+    expect(await read(await h.fetch("/api/shop/items", de))).toBe(a + 1);
+    const again = await h.fetch("/api/shop/items", fr);
+    expect([again.headers.get("x-cache"), await read(again)]).toEqual(["HIT", a]);
+    expect(answers).toBe(2);
+  });
+
+  test("a route that is no longer cached in its service's new version is forwarded with the caller, though the old one's answers named Vary", async () => {
+    using h = await harness({}, (u) =>
+      u.add("s", [{ method: "GET", path: "/x", auth: "public", cache: CACHED, handler: () => json({ read: ++reads }, 200, { vary: "Accept-Language" }) }]),
+    );
+    expect((await h.fetch("/api/s/x")).headers.get("x-cache")).toBe("MISS");
+    h.upstream.add("s", [{ method: "GET", path: "/x", auth: "public", handler: (r) => json({ identity: r.identity ?? null }) }]);
+    const key = createKey(h.dir.path, ["user"], "alice");
+    const res = await h.fetch("/api/s/x", { headers: { "x-api-key": key } });
+    expect(res.headers.get("x-cache")).toBeNull();
+    expect(await res.json()).toEqual({ identity: { sub: "alice", roles: ["user"], via: "key" } });
+  });
+});

@@ -19,6 +19,21 @@ import { run, runOptions, type RunFlags } from "./run";
 const keyOption = { type: "string", describe: "API key (default: $PLINTH_API_KEY)" } as const;
 const keyOf = (flag: string | undefined) => flag ?? process.env.PLINTH_API_KEY;
 
+/** The options that may be given more than once; yargs makes an array of any other given twice. */
+const REPEATABLE = new Set(["role"]);
+
+/** A wrong command line found by a check of ours: exit 2 with the usage, like yargs' own. */
+class UsageError extends Error {}
+
+/** Refuses an option given twice (`--url a --url b`), which would otherwise reach a command as an array. */
+function onceEach(argv: Record<string, unknown>): true {
+  // An option is there under each of its names (-c and config, mqttPort and mqtt-port): the longest is named.
+  const repeated = Object.keys(argv).filter((key) => key !== "_" && !REPEATABLE.has(key) && Array.isArray(argv[key]));
+  if (repeated.length === 0) return true;
+  const name = repeated.reduce((a, b) => (b.length > a.length ? b : a));
+  throw new UsageError(`--${name} given ${(argv[name] as unknown[]).length} times: give it once`);
+}
+
 /** The options of the commands that work on the data folder's files (keys, check, backup, restore). */
 function folderOptions<T>(y: Argv<T>) {
   return y
@@ -143,8 +158,9 @@ export async function cli(argv: string[]): Promise<void> {
     .help()
     .alias("h", "help")
     .strict()
+    .check(onceEach)
     .fail((msg, err, y) => {
-      if (err) throw err;
+      if (err && !(err instanceof UsageError)) throw err;
       console.error(`${msg}\n`);
       y.showHelp();
       process.exit(2);

@@ -1,7 +1,7 @@
 /**
  * globalThis.fetch replaced for a test by a function of the request: the commands that talk to a
- * running platform over HTTP (status, deadletters) tested without a port. The real platform's
- * answers to the same requests: tests/integration/cli.test.ts.
+ * running platform over HTTP (status, deadletters) tested without a port. The answers they are
+ * given mirror the platform's routes (services/platform, runtime/gateway/health.ts).
  */
 export interface Sent {
   method: string;

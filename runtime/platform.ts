@@ -9,9 +9,8 @@ import type { Config } from "../config/schema";
 import type { Clock } from "./breaker/clock";
 import { Authenticator } from "./auth/authenticator";
 import { Breakers } from "./breaker/call";
-import { startBroker, type Broker } from "./broker/broker";
 import type { Bus } from "./bus/bus";
-import { localBus } from "./bus/local";
+import { startEmbeddedBroker, type EmbeddedBroker } from "./bus/embedded";
 import { ResponseCache } from "./gateway/cache";
 import { createApp, startGateway, type Gateway } from "./gateway/gateway";
 import { RateLimiter } from "./gateway/ratelimit";
@@ -22,11 +21,10 @@ import type { Logger } from "./log";
 import { Topics } from "./protocol";
 import { Checkpointer } from "./storage/checkpointer";
 import { DataFolderLock } from "./storage/lock";
-import { storeOptions } from "./storage/open";
 
 export interface Platform {
   readonly config: Readonly<Config>;
-  readonly broker: Broker;
+  readonly broker: EmbeddedBroker;
   readonly bus: Bus;
   readonly loader: Loader;
   readonly gateway: Gateway;
@@ -36,6 +34,8 @@ export interface Platform {
 export interface PlatformOptions {
   /** Time for the circuit breakers (tests drive it by hand). */
   clock?: Clock;
+  /** The broker in a thread of its own (the default), or on the main thread (tests that look inside aedes). */
+  brokerThread?: boolean;
 }
 
 export async function startPlatform(config: Readonly<Config>, log: Logger, options: PlatformOptions = {}): Promise<Platform> {
@@ -49,7 +49,7 @@ export async function startPlatform(config: Readonly<Config>, log: Logger, optio
     lock.release();
     throw err;
   }
-  let broker: Broker | undefined;
+  let broker: EmbeddedBroker | undefined;
   let bus: Bus | undefined;
   let checkpointer: Checkpointer | null = null;
   const breakers = new Breakers(config.breaker, options.clock, onBreaker, config.bulkhead, (target) => loader.breakerOverrides(target));
@@ -70,13 +70,9 @@ export async function startPlatform(config: Readonly<Config>, log: Logger, optio
   try {
     // The plugins' workers load and open their databases (on the other core) while this thread starts the broker.
     loader.startWorkers();
-    broker = await startBroker(config.broker, log.child("broker"), {
-      access: { auth, config: config.auth.mqtt },
-      dataDir: config.data.dir,
-      store: storeOptions(config.data),
-    });
+    broker = await startEmbeddedBroker(config, log, { thread: options.brokerThread });
     // Breaker states retained by a previous run are not current: every breaker starts closed.
-    bus = localBus(broker.aedes, log.child("bus"));
+    bus = broker.bus;
     await bus.clearRetained(Topics.breaker("#"));
     await loader.start(bus);
     const policies: ApiPolicies = {
@@ -88,7 +84,7 @@ export async function startPlatform(config: Readonly<Config>, log: Logger, optio
     // Writers (workers, the broker) never stop for a WAL checkpoint: a thread of its own does them.
     // Started once the plugins are ready, so that it does not compete with their workers for a core.
     if (config.data.checkpointMs > 0) checkpointer = new Checkpointer(config.data.dir, config.data.checkpointMs);
-    gateway = startGateway(createApp(loader, config, log.child("gateway"), policies), broker, config, log.child("gateway"));
+    gateway = startGateway(createApp(loader, config, log.child("gateway"), policies), broker.websocket, config, log.child("gateway"));
   } catch (err) {
     await close();
     throw err;

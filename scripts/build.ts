@@ -10,7 +10,7 @@ const outfile = process.env.PLINTH_OUTFILE ?? "dist/plinth";
 rmSync(outfile, { force: true });
 const started = performance.now();
 const result = await Bun.build({
-  entrypoints: ["./runtime/main.ts", "./runtime/worker/entry.ts", "./runtime/storage/checkpointer-thread.ts"],
+  entrypoints: ["./runtime/main.ts", "./runtime/worker/entry.ts", "./runtime/bus/thread/entry.ts", "./runtime/storage/checkpointer-thread.ts"],
   compile: { outfile },
   format: "esm",
   minify: true,

@@ -19,4 +19,9 @@ export interface Bus {
    * answers each batch with what the broker took. Returns the function that stops serving the port.
    */
   serveEvents(port: MessagePort, service: string, generation: LogGeneration | null): () => void;
+  /**
+   * Hears the broker come back after it was lost (its thread restarted, or the connection to an outside
+   * broker). Subscriptions are kept; events ports served before were lost with it and must be served again.
+   */
+  onReconnect(listener: () => void): void;
 }

@@ -19,6 +19,8 @@ export function localBus(aedes: Aedes, log: Pick<Logger, "error">): Bus {
     publish({ cmd: "publish", topic, payload, qos: 1, retain: false, dup: false }, done);
   return {
     serveEvents: (port, service, generation) => serveEventPort(send, port, service, generation, log),
+    // On the broker's own thread the broker is never lost while the bus exists.
+    onReconnect() {},
     publish(topic, payload, options = {}) {
       return new Promise((resolve, reject) => {
         publish(

@@ -8,8 +8,10 @@ import { cors } from "@elysiajs/cors";
 import { Elysia } from "elysia";
 import type { Server } from "bun";
 import type { Config } from "../../config/schema";
-import { listenFailed, type Broker } from "../broker/broker";
-import { mqttWebSocketHandler, upgradeMqtt, type MqttSocketData } from "../broker/ws";
+import type { WebSocketHandler } from "bun";
+import { listenFailed } from "../broker/broker";
+import { upgradeMqtt } from "../broker/ws";
+import type { BrokerSocketData } from "../bus/embedded";
 import { PlinthError } from "../errors";
 import type { Logger } from "../log";
 import { Topics } from "../protocol";
@@ -141,9 +143,9 @@ function notFound(path: string): Response {
   return errorResponse(new PlinthError("PLT_NOT_FOUND", `no route GET ${path}`));
 }
 
-function serve(options: Bun.Serve.Options<MqttSocketData>, at: Config["gateway"]): Server<MqttSocketData> {
+function serve(options: Bun.Serve.Options<BrokerSocketData>, at: Config["gateway"]): Server<BrokerSocketData> {
   try {
-    return Bun.serve<MqttSocketData>(options);
+    return Bun.serve<BrokerSocketData>(options);
   } catch (err) {
     throw listenFailed("gateway.port", at.host, at.port, err);
   }
@@ -162,10 +164,11 @@ export function idleTimeoutSeconds(requestTimeoutMs: number): number {
   return seconds > MAX_IDLE_TIMEOUT_S ? 0 : Math.max(10, seconds);
 }
 
-export function startGateway(app: GatewayApp, broker: Broker, config: Readonly<Config>, log: Logger): Gateway {
+/** `websocket`: the embedded broker's handler for MQTT over WebSocket on `broker.websocketPath`. */
+export function startGateway(app: GatewayApp, websocket: WebSocketHandler<BrokerSocketData>, config: Readonly<Config>, log: Logger): Gateway {
   const wsPath = config.broker.websocketPath;
   const idleTimeout = idleTimeoutSeconds(config.gateway.requestTimeoutMs);
-  const server: Server<MqttSocketData> = serve({
+  const server: Server<BrokerSocketData> = serve({
     hostname: config.gateway.host,
     port: config.gateway.port,
     // Bodies are limited (with a JSON 413) by readBody; this is only the hard ceiling.
@@ -182,7 +185,7 @@ export function startGateway(app: GatewayApp, broker: Broker, config: Readonly<C
       }
       return app.fetch(request);
     },
-    websocket: mqttWebSocketHandler((stream) => broker.handle(stream)),
+    websocket,
   }, config.gateway);
   const url = `http://${config.gateway.host}:${server.port}`;
   // The broker's store has no logger of its own: its transitions (as /health shows them) are logged here.

@@ -87,6 +87,10 @@ export class Loader {
   /** Phase 2, once the broker is up: puts the launched plugins in service (launching them first if needed). */
   async start(bus: Bus): Promise<void> {
     this.bus = bus;
+    // A broker that was lost took the events ports with it: each service publishes on a new one, what it had not had acknowledged first.
+    bus.onReconnect(() => {
+      for (const service of this.services.values()) this.serveEvents(service, true);
+    });
     this.startWorkers();
     const { launches, settled } = this.launched!;
     for (const [i, result] of (await settled).entries()) {

@@ -134,6 +134,13 @@ export class StorageHealth {
     };
   }
 
+  /** Takes on the state that the store's writer in another thread (the broker's) reported. */
+  mirror(state: StorageState | null): void {
+    const previous = this.state;
+    this.state = state;
+    this.tell(previous);
+  }
+
   /** The storage fault `err` is (null: another kind of error, nothing recorded). */
   failed(err: unknown): StorageFault | null {
     const fault = storageFault(err, this.folder);

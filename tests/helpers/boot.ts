@@ -5,6 +5,7 @@
 import { loadConfig } from "../../config/load";
 import type { UserConfig } from "../../config/index";
 import { createLogger } from "../../runtime/log";
+import type { Broker } from "../../runtime/broker/broker";
 import { startPlatform, type Platform, type PlatformOptions } from "../../runtime/platform";
 import { registerSdkModule } from "../../runtime/sdk/module";
 import { writePlugins, type PluginSet } from "./plugins";
@@ -30,6 +31,16 @@ export interface Booted extends AsyncDisposable {
    */
   req(path: string, init?: RequestInit & { json?: unknown; anonymous?: boolean }): Promise<Response>;
   stop(): Promise<void>;
+}
+
+/** Boot options for tests that look inside aedes: the broker runs on the test's own thread (see `inside`). */
+export const ON_MAIN_THREAD: PlatformOptions = { brokerThread: false };
+
+/** The broker of a platform booted with ON_MAIN_THREAD. */
+export function inside(p: Booted): Broker {
+  const broker = p.platform.broker.local;
+  if (!broker) throw new Error("boot with ON_MAIN_THREAD to look inside the broker");
+  return broker;
 }
 
 /** Boots so far: each gets an admin key of its own name (a test may boot twice on one data folder). */

@@ -38,6 +38,8 @@ export interface FakeBus extends Bus {
   release(): void;
   /** Refuses every held send not completed yet, as a broker going away would (what waits for them stops waiting). */
   refusePending(err?: Error): void;
+  /** Tells the onReconnect listeners that the broker is back, as a restarted broker thread would. */
+  reconnect(): void;
   /** Sends completed at once are refused with the error this returns (null: taken). */
   refuse: (topic: string) => Error | null;
   /** The active filters, in subscription order. */
@@ -90,6 +92,7 @@ export function fakeBus(): FakeBus {
       }
     }
   }
+  const reconnectListeners: Array<() => void> = [];
   const bus: FakeBus = {
     sent,
     published: [],
@@ -101,6 +104,10 @@ export function fakeBus(): FakeBus {
     release: () => void (held = false),
     refusePending: (err = new Error("broker closed")) => {
       for (const send of sent) if (!send.completed) send.complete(err);
+    },
+    onReconnect: (listener) => void reconnectListeners.push(listener),
+    reconnect: () => {
+      for (const listener of reconnectListeners) listener();
     },
     filters: () => subscriptions.filter((s) => s.active).map((s) => s.filter),
     serveEvents: (port, service, generation) => serveEventPort(send, port, service, generation, createLogger({ level: "silent" })),

@@ -12,7 +12,7 @@ import type { Duplex } from "node:stream";
 import mqttPacket, { type IConnackPacket, type IConnectPacket, type Packet } from "mqtt-packet";
 import type { UserConfig } from "../../config/index";
 import { topicMatches } from "../../runtime/protocol";
-import { boot, type Booted } from "./boot";
+import { boot, type Booted, ON_MAIN_THREAD, inside } from "./boot";
 import * as reports from "./broker-reports";
 import type { PublishedPacket } from "./broker-reports";
 import { frame, str } from "./mqtt-bytes";
@@ -323,13 +323,13 @@ export function useBroker(overrides: UserConfig = {}): BrokerUnderTest {
       await publisher.disconnect();
       return c;
     },
-    published: (match, count) => reports.published(booted!.platform.broker.aedes, match, count),
-    ready: (clientId) => reports.ready(booted!.platform.broker.aedes, clientId),
-    acked: (clientId, count) => reports.acked(booted!.platform.broker.aedes, clientId, count),
-    disconnected: (clientId) => reports.disconnected(booted!.platform.broker.aedes, clientId),
+    published: (match, count) => reports.published(inside(booted!).aedes, match, count),
+    ready: (clientId) => reports.ready(inside(booted!).aedes, clientId),
+    acked: (clientId, count) => reports.acked(inside(booted!).aedes, clientId, count),
+    disconnected: (clientId) => reports.disconnected(inside(booted!).aedes, clientId),
   };
   beforeAll(async () => {
-    booted = await boot({}, overrides);
+    booted = await boot({}, overrides, ON_MAIN_THREAD);
   });
   afterAll(async () => {
     for (const c of open) c.destroy();

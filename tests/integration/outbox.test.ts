@@ -8,7 +8,7 @@
 import { expect, setDefaultTimeout, test } from "bun:test";
 import { Database } from "bun:sqlite";
 import { join } from "node:path";
-import { boot, type Booted } from "../helpers/boot";
+import { boot, type Booted, ON_MAIN_THREAD, inside } from "../helpers/boot";
 import { connectMqtt, eventually, type TestClient } from "../helpers/mqtt";
 import { tempDir } from "../helpers/tmp";
 
@@ -102,7 +102,7 @@ interface BrokerHealth {
 }
 
 /** The broker's own SQLite connection: `PRAGMA query_only` makes its store refuse every write (SQLITE_READONLY), as a read-only disk does. */
-const brokerStore = (p: Booted) => (p.platform.broker.aedes as unknown as { persistence: { db: Database } }).persistence.db;
+const brokerStore = (p: Booted) => (inside(p).aedes as unknown as { persistence: { db: Database } }).persistence.db;
 
 /** Resolves once /health says the broker's store refused a write (what a refused publish leaves). */
 const brokerRefused = (p: Booted) =>
@@ -127,7 +127,7 @@ const countsOf = (c: TestClient) => {
 };
 
 test("events the broker's store refused stay unsent in the service's file and are published again once it takes writes, without a restart: each subscriber gets each event once", async () => {
-  await using p = await boot({ fixtures: ["emitter"], files: { "counter.ts": counter } });
+  await using p = await boot({ fixtures: ["emitter"], files: { "counter.ts": counter } }, {}, ON_MAIN_THREAD);
   // A persistent session, offline: the broker must write each event into its store for it.
   const keeperId = `keeper-${crypto.randomUUID()}`;
   const keeper = await connectMqtt(p.mqttUrl, { clientId: keeperId, clean: false });
@@ -173,7 +173,7 @@ test("events the broker's store refused stay unsent in the service's file and ar
 test("events the broker's store refused are still unsent after a clean stop, and the next start publishes them", async () => {
   using data = tempDir("plinth-outbox");
   const keeperId = `keeper-${crypto.randomUUID()}`;
-  const first = await boot({ fixtures: ["emitter"] }, { data: { dir: data.path } });
+  const first = await boot({ fixtures: ["emitter"] }, { data: { dir: data.path } }, ON_MAIN_THREAD);
   try {
     const keeper = await connectMqtt(first.mqttUrl, { clientId: keeperId, clean: false });
     await keeper.subscribe("events/emitter/#", 1);
@@ -188,7 +188,7 @@ test("events the broker's store refused are still unsent after a clean stop, and
   }
   expect(outboxRows(data.path).map((r) => r.sent)).toEqual([0, 0]);
 
-  await using second = await boot({ fixtures: ["emitter"] }, { data: { dir: data.path } });
+  await using second = await boot({ fixtures: ["emitter"] }, { data: { dir: data.path } }, ON_MAIN_THREAD);
   await using back = await connectMqtt(second.mqttUrl, { clientId: keeperId, clean: false });
   await back.next((m) => m.topic === "events/emitter/kept/2");
   await eventually(() => outboxRows(data.path).every((r) => r.sent === 1));

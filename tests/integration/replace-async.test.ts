@@ -13,7 +13,7 @@ import { Database } from "bun:sqlite";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { RouteMatch, Service } from "../../runtime/loader/loader";
-import { boot, type Booted } from "../helpers/boot";
+import { boot, type Booted, ON_MAIN_THREAD, inside } from "../helpers/boot";
 import { connectMqtt, eventually, type TestClient } from "../helpers/mqtt";
 import { FIXTURES } from "../helpers/plugins";
 import { openRaw } from "../helpers/raw-http";
@@ -95,7 +95,7 @@ afterEach(async () => {
 }, TIMEOUT_MS);
 
 async function start(gate: Gate, overrides: Parameters<typeof boot>[1] = {}): Promise<Booted> {
-  p = await boot({ fixtures: ["gated"] }, { ...overrides, plugins: { config: { gated: { gate: gate.url } } } });
+  p = await boot({ fixtures: ["gated"] }, { ...overrides, plugins: { config: { gated: { gate: gate.url } } } }, ON_MAIN_THREAD);
   mqtt = await connectMqtt(p.mqttUrl);
   await mqtt.subscribe("events/gated/#", 1);
   return p;
@@ -195,7 +195,7 @@ test("an order the old version commits while it is replaced is marked sent befor
   await start(gate);
   const old = current();
   // The broker's acknowledgement of the held order's event waits until the test lets it through.
-  const aedes = p!.platform.broker.aedes;
+  const aedes = inside(p!).aedes;
   const publish = aedes.publish.bind(aedes);
   let acknowledge: () => void = () => {};
   const acknowledged = new Promise<void>((resolve) => (acknowledge = resolve));

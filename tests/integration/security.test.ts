@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { SignJWT } from "jose";
-import { boot, type Booted } from "../helpers/boot";
+import { boot, type Booted, ON_MAIN_THREAD, inside } from "../helpers/boot";
 import { createKey, revokeKey } from "../helpers/keys";
 import * as reports from "../helpers/broker-reports";
 import { connectMqtt, eventually, roundTrip } from "../helpers/mqtt";
@@ -38,7 +38,7 @@ beforeAll(async () => {
         cors: { origins: ["https://app.example"] },
         fallbacks: { "GET /api/guarded/flaky-cached": { status: 200, body: { fallback: true } } },
       },
-    },
+    }, ON_MAIN_THREAD,
   );
   userKey = createKey(p.dataDir, ["user"], "bob");
   deviceKey = createKey(p.dataDir, ["device"], "sensor-1");
@@ -297,7 +297,7 @@ describe("MQTT authentication and ACLs", () => {
     await admin.subscribe("events/#", 1);
     await using device = await connectMqtt(p.mqttUrl, { username: "sensor-1", password: deviceKey });
     // Each handed to every subscriber it was for (the dropped ones to none) before the checks.
-    const aedes = p.platform.broker.aedes;
+    const aedes = inside(p).aedes;
     const handed = Promise.all(["spoofed", "forged", "21"].map((payload) => reports.published(aedes, (m) => m.payload.toString() === payload)));
     await device.client.publishAsync("devices/sensor-2/temp", "spoofed", { qos: 1 });
     await device.client.publishAsync("events/guarded/note.added", "forged", { qos: 1 });

@@ -5,7 +5,7 @@
  * the tests are skipped, saying so in their names (and CI's summary line counts them as skipped).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { boot, type Booted } from "../../helpers/boot";
+import { boot, type Booted, ON_MAIN_THREAD, inside } from "../../helpers/boot";
 import { connectMqtt, type TestClient } from "../../helpers/mqtt";
 import { uniqueId } from "../../helpers/raw-mqtt";
 
@@ -18,7 +18,7 @@ const clients: TestClient[] = [];
 
 beforeAll(async () => {
   if (skip) return;
-  platform = await boot({});
+  platform = await boot({}, {}, ON_MAIN_THREAD);
 });
 afterAll(async () => {
   await Promise.all(clients.map((c) => c.end()));
@@ -48,7 +48,7 @@ async function run(cmd: string[], timeoutMs = 4_000): Promise<Run> {
 /** Starts mosquitto_sub; resolves once the broker holds its subscription to `topic`, with a way to wait for its end. */
 async function subscribe(topic: string, args: string[], timeoutMs = 4_000): Promise<{ done: Promise<Run> }> {
   // Its output is block-buffered in a pipe, so the broker says when the subscription is in place.
-  const aedes = platform.platform.broker.aedes;
+  const aedes = inside(platform).aedes;
   let listener: (subs: Array<{ topic: string }>) => void = () => {};
   const subscribed = new Promise<void>((resolve) => {
     listener = (subs) => subs.some((s) => s.topic === topic) && resolve();

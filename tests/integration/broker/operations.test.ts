@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { loadConfig } from "../../../config/load";
-import { boot, type Booted } from "../../helpers/boot";
+import { boot, type Booted, ON_MAIN_THREAD, inside } from "../../helpers/boot";
 import { connectMqtt, eventually, type TestClient } from "../../helpers/mqtt";
 import { tempDir } from "../../helpers/tmp";
 
@@ -31,7 +31,7 @@ describe("broker.maxConnections", () => {
   let app: Booted;
   const open: TestClient[] = [];
   beforeAll(async () => {
-    app = await boot({}, { broker: { maxConnections: 2, sysIntervalMs: 0 } });
+    app = await boot({}, { broker: { maxConnections: 2, sysIntervalMs: 0 } }, ON_MAIN_THREAD);
   });
   afterAll(async () => {
     await Promise.all(open.map((c) => c.end()));
@@ -45,12 +45,12 @@ describe("broker.maxConnections", () => {
     const refused = await attempt(app.mqttUrl);
     expect(refused).toBeInstanceOf(Error);
     expect((refused as Error & { code?: number }).code).toBe(3);
-    expect(app.platform.broker.stats.rejected).toBe(1);
+    expect(inside(app).stats.rejected).toBe(1);
 
     // over WebSocket too: the limit is on every MQTT connection
     const ws = await attempt(app.wsUrl);
     expect(ws).toBeInstanceOf(Error);
-    expect(app.platform.broker.stats.rejected).toBe(2);
+    expect(inside(app).stats.rejected).toBe(2);
 
     await open.pop()!.end();
     const again = await eventually(async () => {

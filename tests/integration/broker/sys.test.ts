@@ -3,7 +3,7 @@
  * broker.sysIntervalMs through the real platform, read with MQTT.js.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { boot, type Booted } from "../../helpers/boot";
+import { boot, type Booted, ON_MAIN_THREAD, inside } from "../../helpers/boot";
 import * as reports from "../../helpers/broker-reports";
 import { connectMqtt, eventually, roundTrip, type Received, type TestClient } from "../../helpers/mqtt";
 
@@ -38,7 +38,7 @@ function latest(c: TestClient, topic: string): string | undefined {
 }
 
 beforeAll(async () => {
-  app = await boot({}, { broker: { sysIntervalMs: INTERVAL } });
+  app = await boot({}, { broker: { sysIntervalMs: INTERVAL } }, ON_MAIN_THREAD);
 });
 afterAll(async () => {
   await Promise.all(clients.map((c) => c.end()));
@@ -84,20 +84,20 @@ describe("$SYS/broker", () => {
   test("messages/dropped shows the broker's count of QoS 0 messages dropped for slow clients", async () => {
     const watcher = await client();
     await watcher.subscribe("$SYS/broker/messages/dropped", 0);
-    app.platform.broker.stats.droppedQos0 += 7; // as the transport counts them (tests/runtime/broker/backpressure.test.ts)
-    const expected = String(app.platform.broker.stats.droppedQos0);
+    inside(app).stats.droppedQos0 += 7; // as the transport counts them (tests/runtime/broker/backpressure.test.ts)
+    const expected = String(inside(app).stats.droppedQos0);
     await eventually(() => latest(watcher, "$SYS/broker/messages/dropped") === expected);
   });
 
   test("clients may not publish there: a forged value is dropped and the retained one stays", async () => {
     // The values are published once at start and then not for a minute: nothing would overwrite a forged one.
-    const still = await boot({}, { broker: { sysIntervalMs: 60_000 } });
+    const still = await boot({}, { broker: { sysIntervalMs: 60_000 } }, ON_MAIN_THREAD);
     try {
       const watcher = await connectMqtt(still.mqttUrl);
       await subscribeSettled(still, watcher, "$SYS/broker/version");
       expect(latest(watcher, "$SYS/broker/version")).toMatch(/^plinth /);
       const forger = await connectMqtt(still.mqttUrl);
-      const handed = reports.published(still.platform.broker.aedes, (p) => p.payload.toString() === "forged");
+      const handed = reports.published(inside(still).aedes, (p) => p.payload.toString() === "forged");
       await forger.client.publishAsync("$SYS/broker/version", "forged", { qos: 1, retain: true });
       await handed; // to whoever it went to: to the watcher, were it not dropped
       await roundTrip(watcher.client);
@@ -115,7 +115,7 @@ describe("$SYS/broker", () => {
     const all = await client();
     const sentinel = await subscribeSettled(app, all, "#"); // none of the retained ones
     // Nor a live one: the next uptime, handed to every subscriber, would have been written to it.
-    await reports.published(app.platform.broker.aedes, (p) => p.topic === "$SYS/broker/uptime");
+    await reports.published(inside(app).aedes, (p) => p.topic === "$SYS/broker/uptime");
     await roundTrip(all.client);
     expect(all.received.filter((m) => m.topic.startsWith("$") && m.topic !== sentinel)).toEqual([]);
   });
@@ -145,7 +145,7 @@ describe("aedes' own $SYS/<broker id>/... messages", () => {
 
   test("nor one subscribed to them by name", async () => {
     const watcher = await client();
-    const id = app.platform.broker.aedes.id;
+    const id = inside(app).aedes.id;
     for (const topic of ["new/clients", "disconnect/clients", "new/subscribes"]) await watcher.subscribe(`$SYS/${id}/${topic}`, 0);
     await watcher.subscribe("sys-leak/marker2", 0);
     const other = await connectMqtt(app.mqttUrl);
@@ -160,7 +160,7 @@ describe("aedes' own $SYS/<broker id>/... messages", () => {
 describe("store/messages/dropped", () => {
   for (const persistence of ["sqlite", "memory"] as const) {
     test(`counts the QoS 1 messages dropped from a persistent session's full queue (broker.maxQueuedPerClient), which keeps the newest; persistence ${persistence}`, async () => {
-      const small = await boot({}, { broker: { sysIntervalMs: INTERVAL, maxQueuedPerClient: 2, persistence } });
+      const small = await boot({}, { broker: { sysIntervalMs: INTERVAL, maxQueuedPerClient: 2, persistence } }, ON_MAIN_THREAD);
       try {
         const away = await connectMqtt(small.mqttUrl, { clientId: `sys-away-${persistence}`, clean: false });
         await away.subscribe("sys-store/news", 1);
@@ -170,7 +170,7 @@ describe("store/messages/dropped", () => {
         const watcher = await connectMqtt(small.mqttUrl);
         await watcher.subscribe("$SYS/broker/store/messages/dropped", 0);
         await eventually(() => latest(watcher, "$SYS/broker/store/messages/dropped") === "3");
-        const ready = reports.ready(small.platform.broker.aedes, `sys-away-${persistence}`);
+        const ready = reports.ready(inside(small).aedes, `sys-away-${persistence}`);
         const back = await connectMqtt(small.mqttUrl, { clientId: `sys-away-${persistence}`, clean: false });
         await ready; // its queue sent
         await roundTrip(back.client);
@@ -185,7 +185,7 @@ describe("store/messages/dropped", () => {
 
 describe("broker.sysIntervalMs: 0", () => {
   test("turns them off", async () => {
-    const quiet = await boot({}, { broker: { sysIntervalMs: 0 } });
+    const quiet = await boot({}, { broker: { sysIntervalMs: 0 } }, ON_MAIN_THREAD);
     try {
       // On, they would be published (retained) at start: a subscriber would get them at once.
       const c = await connectMqtt(quiet.mqttUrl);

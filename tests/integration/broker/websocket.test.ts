@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { SocketStream } from "../../../runtime/broker/stream";
-import { boot, type Booted } from "../../helpers/boot";
+import { boot, type Booted, ON_MAIN_THREAD, inside } from "../../helpers/boot";
 import { connectMqtt, eventually, roundTrip, type Received, type TestClient } from "../../helpers/mqtt";
 import { uniqueId } from "../../helpers/raw-mqtt";
 import { stallProxy, type StallProxy } from "../../helpers/stall-proxy";
@@ -18,7 +18,7 @@ let proxy: StallProxy;
 const clients: TestClient[] = [];
 
 beforeAll(async () => {
-  app = await boot({}, { broker: { maxQueuedBytesPerClient: LIMIT, sysIntervalMs: 100 } });
+  app = await boot({}, { broker: { maxQueuedBytesPerClient: LIMIT, sysIntervalMs: 100 } }, ON_MAIN_THREAD);
   proxy = await stallProxy(app.platform.gateway.port);
 });
 afterAll(async () => {
@@ -40,7 +40,7 @@ function latest(c: TestClient, topic: string): number {
 
 /** What the broker holds for a client, in its stream and in Bun's WebSocket buffer. */
 function queueOf(clientId: string): number {
-  const connected = (app.platform.broker.aedes as unknown as { clients: Record<string, { conn: unknown }> }).clients;
+  const connected = (inside(app).aedes as unknown as { clients: Record<string, { conn: unknown }> }).clients;
   return (connected[clientId]?.conn as SocketStream | undefined)?.queuedBytes ?? 0;
 }
 
@@ -59,7 +59,7 @@ describe("MQTT over WebSocket, a subscriber that stops reading", () => {
     const watcher = await client();
     await watcher.subscribe("$SYS/broker/messages/dropped", 0);
     const publisher = await client();
-    const stats = app.platform.broker.stats;
+    const stats = inside(app).stats;
     const droppedBefore = stats.droppedQos0;
 
     let maxQueue = 0;

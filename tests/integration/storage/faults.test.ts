@@ -17,7 +17,7 @@ import { afterEach, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
-import { boot, type Booted } from "../../helpers/boot";
+import { boot, type Booted, ON_MAIN_THREAD, inside } from "../../helpers/boot";
 import { connectMqtt, eventually, type TestClient } from "../../helpers/mqtt";
 import { tempDir } from "../../helpers/tmp";
 
@@ -113,12 +113,12 @@ test("a full service store: 507 PLT_STORAGE_FULL with Retry-After, /health degra
 }, 30_000);
 
 test("a full broker store: events whose publication failed are published again, without a restart, once it has room; /health names the broker meanwhile", async () => {
-  p = await boot({ fixtures: ["cramped"] });
+  p = await boot({ fixtures: ["cramped"] }, {}, ON_MAIN_THREAD);
   const heard = await watch("broker-watcher");
   // Offline, the subscriber's session queues every event in the broker's store.
   await watcher!.end();
   watcher = undefined;
-  const broker = (p.platform.broker.aedes as unknown as { persistence: { db: Database } }).persistence.db;
+  const broker = (inside(p).aedes as unknown as { persistence: { db: Database } }).persistence.db;
   const { page_count: pages } = broker.query("PRAGMA page_count").get() as { page_count: number };
   broker.exec(`PRAGMA max_page_count = ${pages}`);
 

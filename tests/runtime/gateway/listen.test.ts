@@ -7,8 +7,8 @@ import { createServer, type AddressInfo } from "node:net";
 import { join } from "node:path";
 import { loadConfig } from "../../../config/load";
 import type { UserConfig } from "../../../config";
-import type { Broker } from "../../../runtime/broker/broker";
 import { BROKER_DB_FILE } from "../../../runtime/broker/persistence";
+import { mqttWebSocketHandler } from "../../../runtime/broker/ws";
 import { startGateway, type GatewayApp } from "../../../runtime/gateway/gateway";
 import { createLogger } from "../../../runtime/log";
 import { storeHealth } from "../../../runtime/storage/faults";
@@ -23,10 +23,10 @@ async function setup(overrides: UserConfig = {}, app: GatewayApp = { fetch: (r) 
   const logs: Array<{ msg: string; [k: string]: unknown }> = [];
   const log = createLogger({ level: "info", format: "json", write: (line) => logs.push(JSON.parse(line)) });
   const streams: unknown[] = [];
-  const broker = { handle: (stream: unknown) => streams.push(stream) } as unknown as Broker;
+  const websocket = mqttWebSocketHandler((stream) => streams.push(stream));
   let gateway: ReturnType<typeof startGateway>;
   try {
-    gateway = startGateway(app, broker, config, log);
+    gateway = startGateway(app, websocket, config, log);
   } catch (err) {
     dir[Symbol.dispose]();
     throw err;
@@ -37,7 +37,6 @@ async function setup(overrides: UserConfig = {}, app: GatewayApp = { fetch: (r) 
     logs,
     streams,
     log,
-    broker,
     async [Symbol.asyncDispose]() {
       await gateway.stop(0);
       dir[Symbol.dispose]();

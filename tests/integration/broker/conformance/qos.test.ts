@@ -1,5 +1,6 @@
 /** MQTT 3.1.1 §4.3 QoS 1 and 2 flows, §4.4 redelivery, §4.6 ordering, both ways, on a real platform. */
 import { describe, expect, test } from "bun:test";
+import { inside } from "../../../helpers/boot";
 import { uniqueId, useBroker } from "../../../helpers/raw-mqtt";
 
 type StoreFn = (...args: never[]) => Promise<unknown>;
@@ -260,7 +261,7 @@ describe("acknowledged once stored", () => {
    * nothing() then, whose PINGREQ the broker answers while the PUBLISH waits, sees it.
    */
   function holdStore(method: "outgoingEnqueueCombi" | "storeRetained" | "incomingStorePacket"): { held: Promise<void>; release(): void; [Symbol.dispose](): void } {
-    const store = (broker.booted.platform.broker.aedes as unknown as { persistence: Record<string, StoreFn> }).persistence;
+    const store = (inside(broker.booted).aedes as unknown as { persistence: Record<string, StoreFn> }).persistence;
     const original = store[method]!;
     let release!: () => void;
     const gate = new Promise<void>((resolve) => (release = resolve));

@@ -1,163 +1,58 @@
 /**
- * Load generator for the broker benchmark (tests/bench/broker.ts), run in a
- * process of its own so the broker's CPU is its own. A minimal MQTT 3.1.1
- * client on Bun.connect (no MQTT.js: the generator must be cheaper than the
- * broker it measures), speaking just CONNECT, SUBSCRIBE, PUBLISH and PUBACK.
+ * Load generator for the broker benchmarks (tests/bench/broker.ts, retained.ts, durability.ts), run
+ * in a process of its own so the broker's CPU is its own (the benches pin it to a core of its own
+ * where taskset is there). The client is tests/bench/mqtt-client.ts: no MQTT.js, frames parsed in
+ * place, a chunk's PUBACKs sent in one write, so the generator stays far cheaper than the broker.
+ * Each mode prints "measuring" when its measured window opens, then one JSON line with its result,
+ * `genCpuPct` among it: this process's own CPU over the window, in % of one core.
  *
  *   bun broker-load.ts flow <mqtt-url> <qos 0|1> <subscribers> <warmupMs> <durationMs> <window> <payloadBytes>
  *     One publisher, N subscribers on one topic. The publisher keeps at most
  *     `window` messages in flight (published, not yet received by every
- *     subscriber). Prints one JSON line: delivered/s, p50/p99 latency (ms,
- *     from a timestamp in the payload), messages lost (never completed).
+ *     subscriber). Prints delivered/s, p50/p99 latency (ms, from a timestamp
+ *     in the payload), messages lost (never completed).
  *   bun broker-load.ts ingest <mqtt-url> <qos 1|2> <offlineSessions> <warmupMs> <durationMs> <window> <payloadBytes>
  *     What the broker takes in and acknowledges: `offlineSessions` persistent
  *     sessions (clean session 0) subscribe at QoS 1 and go offline, so every
  *     publish is stored for each; one publisher keeps at most `window` QoS 1
- *     (or QoS 2) publishes unacknowledged. Prints one JSON line: acknowledged
- *     (PUBACK, or PUBCOMP) per second, p50/p99 from PUBLISH to that ack (ms).
+ *     (or QoS 2) publishes unacknowledged. Prints acknowledged (PUBACK, or
+ *     PUBCOMP) per second, p50/p99 from PUBLISH to that ack (ms).
  *   bun broker-load.ts idle <mqtt-url> <connections>
  *     Opens that many connections (CONNECT/CONNACK), prints "connected n", and
  *     holds them until killed.
+ *   bun broker-load.ts retained-publish <mqtt-url> <count> <inFlight> <payloadBytes>
+ *     Publishes `count` retained QoS 1 messages on sensors/<n % 1000>/<n>, at most
+ *     `inFlight` unacknowledged. Prints the time from the first PUBLISH to the last PUBACK.
+ *   bun broker-load.ts retained-subscribe <mqtt-url> <filter> <count> <timeoutMs>
+ *     Subscribes to `filter` at QoS 1 and waits for `count` retained messages. Prints the time
+ *     from SUBSCRIBE to the last of them (or, past `timeoutMs` without one arriving, how many came).
  */
-import type { Socket } from "bun";
-import { frame, remainingLength, str } from "../helpers/mqtt-bytes";
+import { type Conn, type Frame, Histogram, connect, measureWindow, ownCpuMicros, subscribePacket } from "./mqtt-client";
+import { remainingLength, str } from "../helpers/mqtt-bytes";
 
-type Frame = (type: number, flags: number, body: Buffer) => void;
-
-interface Conn {
-  socket: Socket<ConnState>;
-  /** Writes bytes, keeping what the socket did not take until `drain`. */
-  send(bytes: Buffer): void;
-  /** True while bytes wait for `drain`. */
-  blocked(): boolean;
-}
-
-interface ConnState {
-  rest: Buffer | null;
-  queue: Buffer[];
-  onFrame: Frame;
-  onDrain: () => void;
-  onClose: () => void;
-}
-
-function connectPacket(clientId: string, clean = true): Buffer {
-  // protocol name, level 4, clean session (or not), keepalive 0 (no pings needed)
-  return frame(0x10, str("MQTT"), Buffer.from([4, clean ? 0x02 : 0, 0, 0]), str(clientId));
-}
-
-function subscribePacket(id: number, filter: string, qos: number): Buffer {
-  return frame(0x82, Buffer.from([id >> 8, id & 0xff]), str(filter), Buffer.from([qos]));
-}
-
-/** Splits the byte stream into MQTT frames. */
-function parse(state: ConnState, chunk: Buffer): void {
-  let buf = state.rest ? Buffer.concat([state.rest, chunk]) : chunk;
-  let pos = 0;
-  while (buf.length - pos >= 2) {
-    let len = 0;
-    let mul = 1;
-    let i = pos + 1;
-    let complete = false;
-    while (i < buf.length && i < pos + 5) {
-      const b = buf[i++]!;
-      len += (b & 0x7f) * mul;
-      mul *= 128;
-      if ((b & 0x80) === 0) {
-        complete = true;
-        break;
-      }
-    }
-    if (!complete || buf.length - i < len) break;
-    const first = buf[pos]!;
-    state.onFrame(first >> 4, first & 0x0f, buf.subarray(i, i + len));
-    pos = i + len;
-  }
-  state.rest = pos < buf.length ? Buffer.from(buf.subarray(pos)) : null;
-}
-
-async function connect(url: string, clientId: string, onFrame: Frame = () => {}, clean = true): Promise<Conn> {
-  const { hostname, port } = new URL(url);
-  let connack: ((returnCode: number) => void) | null = null;
-  const state: ConnState = {
-    rest: null,
-    queue: [],
-    onFrame: (type, flags, body) => {
-      if (type === 2) connack?.(body[1] ?? 255);
-      else onFrame(type, flags, body);
+/** Connects a client that subscribes to `filter` at `qos` and hands every PUBLISH to `onPublish`. */
+async function subscriber(url: string, clientId: string, filter: string, qos: number, onPublish: Frame, clean = true): Promise<Conn> {
+  let subacked: (() => void) | null = null;
+  const conn = await connect(
+    url,
+    clientId,
+    (type, flags, buf, start, end) => {
+      if (type === 9) subacked?.();
+      else if (type === 3) onPublish(type, flags, buf, start, end);
     },
-    onDrain: () => {},
-    onClose: () => {},
-  };
-  const socket = await Bun.connect<ConnState>({
-    hostname,
-    port: Number(port),
-    data: state,
-    socket: {
-      data: (s, chunk) => parse(s.data, chunk),
-      drain: (s) => {
-        const q = s.data.queue;
-        while (q.length) {
-          const head = q[0]!;
-          const n = s.write(head);
-          if (n < head.length) {
-            q[0] = head.subarray(Math.max(0, n));
-            return;
-          }
-          q.shift();
-        }
-        s.data.onDrain();
-      },
-      close: (s) => s.data.onClose(),
-      error: () => {},
-    },
-  });
-  socket.setNoDelay(true);
-  const conn: Conn = {
-    socket,
-    send(bytes) {
-      if (state.queue.length) return void state.queue.push(bytes);
-      const n = socket.write(bytes);
-      if (n < bytes.length) state.queue.push(bytes.subarray(Math.max(0, n)));
-    },
-    blocked: () => state.queue.length > 0,
-  };
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no CONNACK from ${url}`)), 10_000);
-    connack = (returnCode) => {
-      clearTimeout(timer);
-      if (returnCode === 0) resolve();
-      else reject(new Error(`${url} refused the connection: CONNACK ${returnCode}`));
-    };
-    state.onClose = () => reject(new Error(`${url} closed the connection before CONNACK`));
-    conn.send(connectPacket(clientId, clean));
+    clean,
+  );
+  await new Promise<void>((resolve) => {
+    subacked = resolve;
+    conn.send(subscribePacket(1, filter, qos));
   });
   return conn;
-}
-
-/** Latency histogram in 10 µs buckets up to 10 s. */
-class Histogram {
-  private readonly buckets = new Uint32Array(1_000_000);
-  count = 0;
-  add(ms: number): void {
-    this.buckets[Math.min(this.buckets.length - 1, Math.max(0, Math.round(ms * 100)))]!++;
-    this.count++;
-  }
-  quantile(q: number): number {
-    const target = Math.ceil(this.count * q);
-    let seen = 0;
-    for (let i = 0; i < this.buckets.length; i++) {
-      seen += this.buckets[i]!;
-      if (seen >= target && seen > 0) return i / 100;
-    }
-    return Number.NaN;
-  }
 }
 
 async function flow(url: string, qos: number, subscribers: number, warmupMs: number, durationMs: number, window: number, payloadBytes: number) {
   const topic = `bench/flow/${process.pid}`;
   const ring = 1 << 20;
   const received = new Uint8Array(ring);
-  const sentAt = new Float64Array(ring);
   const histogram = new Histogram();
   let measuring = false;
   let delivered = 0;
@@ -167,34 +62,22 @@ async function flow(url: string, qos: number, subscribers: number, warmupMs: num
 
   const subs: Conn[] = [];
   for (let i = 0; i < subscribers; i++) {
-    let conn: Conn;
-    const onFrame: Frame = (type, flags, body) => {
-      if (type === 9) return subacked?.();
-      if (type !== 3) return;
-      const topicLen = body.readUInt16BE(0);
-      let at = 2 + topicLen;
-      const packetQos = (flags >> 1) & 3;
-      if (packetQos > 0) {
-        conn.send(Buffer.from([0x40, 2, body[at]!, body[at + 1]!]));
+    let conn: Conn | null = null;
+    conn = await subscriber(url, `bench-sub-${process.pid}-${i}`, topic, qos, (_type, flags, buf, start) => {
+      let at = start + 2 + buf.readUInt16BE(start);
+      if ((flags >> 1) & 3) {
+        conn!.ack(buf.readUInt16BE(at));
         at += 2;
       }
-      const seq = body.readUInt32BE(at);
-      const slot = seq & (ring - 1);
+      const seq = buf.readUInt32BE(at);
       if (measuring) {
         delivered++;
-        histogram.add(performance.now() - body.readDoubleBE(at + 8));
+        histogram.add(performance.now() - buf.readDoubleBE(at + 8));
       }
-      if (++received[slot]! === subscribers) {
-        completed++;
-        pump();
-      }
-    };
-    let subacked: (() => void) | null = null;
-    conn = await connect(url, `bench-sub-${process.pid}-${i}`, onFrame);
-    await new Promise<void>((resolve) => {
-      subacked = resolve;
-      conn.send(subscribePacket(1, topic, qos));
+      if (++received[seq & (ring - 1)]! === subscribers) completed++;
     });
+    // A chunk's messages are counted first, then the window refills once.
+    conn.state.onChunk = () => pump();
     subs.push(conn);
   }
 
@@ -232,9 +115,7 @@ async function flow(url: string, qos: number, subscribers: number, warmupMs: num
           at += 2;
         }
         const seq = published++;
-        const slot = seq & (ring - 1);
-        received[slot] = 0;
-        sentAt[slot] = now;
+        received[seq & (ring - 1)] = 0;
         out.writeUInt32BE(seq >>> 0, at);
         out.writeUInt32BE(0, at + 4);
         out.writeDoubleBE(now, at + 8);
@@ -243,7 +124,7 @@ async function flow(url: string, qos: number, subscribers: number, warmupMs: num
       publisher.send(out);
     });
   };
-  publisher.socket.data.onDrain = pump;
+  publisher.state.onDrain = pump;
 
   // Messages that never complete (dropped somewhere) would hold the window
   // shut: after 1 s without progress, count them lost and go on.
@@ -261,7 +142,7 @@ async function flow(url: string, qos: number, subscribers: number, warmupMs: num
   }, 100);
 
   pump();
-  const elapsed = await measureWindow(warmupMs, durationMs, (on) => (measuring = on));
+  const { elapsed, cpuPct } = await measureWindow(warmupMs, durationMs, (on) => (measuring = on));
   stopped = true;
   clearInterval(watchdog);
   console.log(
@@ -271,6 +152,7 @@ async function flow(url: string, qos: number, subscribers: number, warmupMs: num
       p50: histogram.quantile(0.5),
       p99: histogram.quantile(0.99),
       lost,
+      genCpuPct: cpuPct,
     }),
   );
   for (const c of [publisher, ...subs]) c.socket.end();
@@ -279,12 +161,7 @@ async function flow(url: string, qos: number, subscribers: number, warmupMs: num
 async function ingest(url: string, qos: number, offlineSessions: number, warmupMs: number, durationMs: number, window: number, payloadBytes: number) {
   const topic = `bench/ingest/${process.pid}`;
   for (let i = 0; i < offlineSessions; i++) {
-    let subacked: (() => void) | null = null;
-    const conn = await connect(url, `bench-offline-${process.pid}-${i}`, (type) => (type === 9 ? subacked?.() : undefined), false);
-    await new Promise<void>((resolve) => {
-      subacked = resolve;
-      conn.send(subscribePacket(1, topic, 1));
-    });
+    const conn = await subscriber(url, `bench-offline-${process.pid}-${i}`, topic, 1, () => {}, false);
     conn.send(Buffer.from([0xe0, 0])); // DISCONNECT: the session stays, offline
     conn.socket.end();
   }
@@ -333,19 +210,19 @@ async function ingest(url: string, qos: number, offlineSessions: number, warmupM
       acked++;
       histogram.add(performance.now() - sentAt[id]!);
     }
-    pump();
   };
-  publisher = await connect(url, `bench-ingest-${process.pid}`, (type, _flags, body) => {
-    const id = body.readUInt16BE(0);
+  publisher = await connect(url, `bench-ingest-${process.pid}`, (type, _flags, buf, start) => {
+    const id = buf.readUInt16BE(start);
     if (type === 4) done(id); // PUBACK
     else if (type === 5) publisher.send(Buffer.from([0x62, 2, id >> 8, id & 0xff])); // PUBREC: PUBREL
     else if (type === 7) done(id); // PUBCOMP
   });
-  publisher.socket.data.onDrain = pump;
+  publisher.state.onChunk = pump;
+  publisher.state.onDrain = pump;
   pump();
-  const elapsed = await measureWindow(warmupMs, durationMs, (on) => (measuring = on));
+  const { elapsed, cpuPct } = await measureWindow(warmupMs, durationMs, (on) => (measuring = on));
   stopped = true;
-  console.log(JSON.stringify({ acked, rate: (acked / elapsed) * 1000, p50: histogram.quantile(0.5), p99: histogram.quantile(0.99) }));
+  console.log(JSON.stringify({ acked, rate: (acked / elapsed) * 1000, p50: histogram.quantile(0.5), p99: histogram.quantile(0.99), genCpuPct: cpuPct }));
   publisher.socket.end();
 }
 
@@ -362,20 +239,101 @@ async function idle(url: string, connections: number) {
   await new Promise(() => {}); // held until killed
 }
 
+/** `count` retained QoS 1 messages on sensors/<n % 1000>/<n>, at most `inFlight` unacknowledged. */
+async function retainedPublish(url: string, count: number, inFlight: number, payloadBytes: number) {
+  let acked = 0;
+  let sent = 0;
+  let outstanding = 0;
+  let nextId = 1;
+  let pumping = false;
+  let finish: () => void = () => {};
+  const finished = new Promise<void>((resolve) => (finish = resolve));
+  const payload = Buffer.alloc(payloadBytes, 7);
+  let publisher: Conn;
+  const pump = () => {
+    if (pumping) return;
+    pumping = true;
+    queueMicrotask(() => {
+      pumping = false;
+      if (publisher.blocked()) return;
+      const room = Math.min(inFlight - outstanding, count - sent);
+      if (room <= 0) return;
+      const frames: Buffer[] = [];
+      for (let k = 0; k < room; k++) {
+        const n = sent++;
+        const topic = Buffer.from(`sensors/${n % 1000}/${n}`);
+        const bodyLen = 2 + topic.length + 2 + payloadBytes;
+        const f = Buffer.allocUnsafe(1 + remainingLength(bodyLen).length + bodyLen);
+        let at = 0;
+        f[at++] = 0x33; // PUBLISH, QoS 1, retain
+        for (const b of remainingLength(bodyLen)) f[at++] = b;
+        at = f.writeUInt16BE(topic.length, at);
+        at += topic.copy(f, at);
+        at = f.writeUInt16BE(nextId, at);
+        nextId = nextId === 65535 ? 1 : nextId + 1;
+        payload.copy(f, at);
+        frames.push(f);
+      }
+      outstanding += room;
+      publisher.send(Buffer.concat(frames));
+    });
+  };
+  publisher = await connect(url, `bench-retained-pub-${process.pid}`, (type) => {
+    if (type !== 4) return;
+    outstanding--;
+    if (++acked === count) finish();
+  });
+  publisher.state.onChunk = pump;
+  publisher.state.onDrain = pump;
+  console.log("measuring");
+  const cpu = ownCpuMicros();
+  const started = performance.now();
+  pump();
+  await finished;
+  const ms = performance.now() - started;
+  console.log(JSON.stringify({ acked, ms, rate: (acked / ms) * 1000, genCpuPct: ((ownCpuMicros() - cpu) / (ms * 1000)) * 100 }));
+  publisher.socket.end();
+}
+
+/** Subscribes to `filter` and times the arrival of `count` retained messages. */
+async function retainedSubscribe(url: string, filter: string, count: number, timeoutMs: number) {
+  let received = 0;
+  let lastAt = performance.now();
+  let finish: () => void = () => {};
+  const finished = new Promise<void>((resolve) => (finish = resolve));
+  let started = 0;
+  let cpu = 0;
+  const conn = await connect(url, `bench-retained-sub-${process.pid}`, (type, flags, buf, start) => {
+    if (type === 9) {
+      return;
+    }
+    if (type !== 3) return;
+    if ((flags >> 1) & 3) conn.ack(buf.readUInt16BE(start + 2 + buf.readUInt16BE(start)));
+    if (flags & 1) received++;
+    lastAt = performance.now();
+    if (received === count) finish();
+  });
+  const stall = setInterval(() => {
+    if (performance.now() - lastAt > timeoutMs) finish();
+  }, 100);
+  console.log("measuring");
+  cpu = ownCpuMicros();
+  started = performance.now();
+  lastAt = started;
+  conn.send(subscribePacket(1, filter, 1));
+  await finished;
+  clearInterval(stall);
+  const ms = lastAt - started;
+  console.log(JSON.stringify({ received, complete: received === count, ms, rate: (received / ms) * 1000, genCpuPct: ((ownCpuMicros() - cpu) / ((performance.now() - started) * 1000)) * 100 }));
+  conn.socket.end();
+}
+
 const [mode, url, ...rest] = process.argv.slice(2);
 const n = rest.map(Number);
 if (mode === "flow") await flow(url!, n[0]!, n[1]!, n[2]!, n[3]!, n[4]!, n[5]!);
 else if (mode === "ingest") await ingest(url!, n[0]!, n[1]!, n[2]!, n[3]!, n[4]!, n[5]!);
 else if (mode === "idle") await idle(url!, n[0]!);
-else throw new Error(`usage: broker-load.ts flow|ingest|idle <url> ...`);
+else if (mode === "retained-publish") await retainedPublish(url!, n[0]!, n[1]!, n[2]!);
+else if (mode === "retained-subscribe") await retainedSubscribe(url!, rest[0]!, n[1]!, n[2]!);
+else throw new Error(`usage: broker-load.ts flow|ingest|idle|retained-publish|retained-subscribe <url> ...`);
 process.exit(0);
-
-/** Waits out the warm-up, then counts for `durationMs` (`count(true)` … `count(false)`): the window's length in ms. */
-async function measureWindow(warmupMs: number, durationMs: number, count: (on: boolean) => void): Promise<number> {
-  await Bun.sleep(warmupMs);
-  count(true);
-  const started = performance.now();
-  await Bun.sleep(durationMs);
-  count(false);
-  return performance.now() - started;
-}

@@ -16,16 +16,26 @@
  * - Idle: RSS with 1,000 idle connections open (first, on fresh brokers).
  * Brokers take turns per row, so drift on the machine hits all of them alike.
  *
+ * Plinth against mosquitto (first, its own pair of brokers): Debian's mosquitto 2.0 (tests/bench/mosquitto.ts;
+ * skipped with the reason printed when it is not installed) and the binary, each pinned to CPU 0 and the
+ * load to CPU 1 (taskset, when there). QoS 0 and 1, 1 → 1 and 1 → 10, 64-byte payloads, the publisher
+ * limited to BENCH_VS_WINDOW (100) messages in flight; BENCH_VS_ROUNDS (3) runs of BENCH_VS_MS (2000) a
+ * row and broker, the brokers taking turns (the first turning each round): delivered msg/s, the broker's
+ * CPU per delivered message (utime + stime from /proc over the measured window), the load generator's
+ * own CPU (to show it is not the bottleneck), and RSS per idle connection (1,000 idle connections).
+ *
  * BENCH_MS (measured time per row, default 2500), BENCH_BINARY (default dist/plinth),
  * BENCH_BEFORE (another build of the binary: measured too, and each row's ratio to it printed),
- * BENCH_ONLY=ingest (the ingest rows only; ingest-ab: and only this build and BENCH_BEFORE), BENCH_ROUNDS (ingest runs per target and row, taking
+ * BENCH_ONLY=ingest (the ingest rows only; ingest-ab: and only this build and BENCH_BEFORE; mosquitto: the
+ * mosquitto comparison only), BENCH_ROUNDS (ingest runs per target and row, taking
  * turns; default 2: the median is printed, and each run).
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BINARY, ensureBinary } from "../helpers/binary";
-import { cpuTicks, rssMiB } from "./proc";
+import { type Mosquitto, mosquittoMissing, mosquittoVersion, startMosquitto } from "./mosquitto";
+import { PINNING, cpuTicks, median, pinned, rssMiB } from "./proc";
 import { spawnReady } from "./spawn";
 
 const DURATION_MS = Number(process.env.BENCH_MS ?? 2_500);
@@ -72,9 +82,9 @@ async function flow(target: Target, qos: number, n: number, mode = "flow"): Prom
   return { ...result, cpuPct, rssMiB: Math.max(peak, rssMiB(target.pid)) };
 }
 
-async function idleRss(target: Target): Promise<{ before: number; after: number }> {
+async function idleRss(target: Target, wrap: (cmd: string[]) => string[] = (cmd) => cmd): Promise<{ before: number; after: number }> {
   const before = rssMiB(target.pid);
-  const proc = Bun.spawn([process.execPath, LOAD, "idle", target.url, String(IDLE_CONNECTIONS)], { stdout: "pipe", stderr: "inherit" });
+  const proc = Bun.spawn(wrap([process.execPath, LOAD, "idle", target.url, String(IDLE_CONNECTIONS)]), { stdout: "pipe", stderr: "inherit" });
   const reader = proc.stdout.getReader();
   let text = "";
   while (!/connected \d+/.test(text)) {
@@ -102,7 +112,111 @@ async function start(name: string, cmd: string[], pattern: RegExp): Promise<void
   targets.push({ name, url: pattern.exec(text())![1]!, pid: proc.pid, proc });
 }
 
+/** A run of the load generator (pinned to CPU 1): its JSON line, and the broker's CPU over its measured window (% of one core). */
+async function measured(target: Target, args: string[]): Promise<{ result: Record<string, number>; brokerCpuPct: number }> {
+  const proc = Bun.spawn(pinned(1, [process.execPath, LOAD, ...args]), { stdout: "pipe", stderr: "inherit" });
+  const decoder = new TextDecoder();
+  let text = "";
+  let ticks = 0;
+  let started = 0;
+  let brokerCpuPct = Number.NaN;
+  for await (const chunk of proc.stdout) {
+    text += decoder.decode(chunk, { stream: true });
+    if (!started && /^measuring$/m.test(text)) {
+      ticks = cpuTicks(target.pid);
+      started = performance.now();
+    }
+    if (started && /^\{.*\}$/m.test(text)) {
+      brokerCpuPct = ((cpuTicks(target.pid) - ticks) / 100 / ((performance.now() - started) / 1000)) * 100;
+      break;
+    }
+  }
+  if ((await proc.exited) !== 0 || !/^\{.*\}$/m.test(text)) throw new Error(`load against ${target.name} failed: ${text}`);
+  return { result: JSON.parse(/^\{.*\}$/m.exec(text)![0]) as Record<string, number>, brokerCpuPct };
+}
+
+const VS = {
+  window: Number(process.env.BENCH_VS_WINDOW ?? 100),
+  rounds: Number(process.env.BENCH_VS_ROUNDS ?? 3),
+  durationMs: Number(process.env.BENCH_VS_MS ?? 2_000),
+  payload: 64,
+};
+
+/** Plinth's broker against mosquitto: both pinned to CPU 0, the load to CPU 1, taking turns. */
+async function versusMosquitto(): Promise<void> {
+  const missing = mosquittoMissing();
+  if (missing) {
+    console.log(`\nbroker: Plinth against mosquitto skipped: ${missing}`);
+    return;
+  }
+  const vsDir = join(dir, "vs");
+  mkdirSync(join(vsDir, "plugins"), { recursive: true });
+  writeFileSync(join(vsDir, "platform.config.ts"), "export default { auth: { mqtt: { anonymous: true } } };\n");
+  const pair: Target[] = [];
+  try {
+    const mosquitto: Mosquitto = await startMosquitto(vsDir, { wrap: (cmd) => pinned(0, cmd) });
+    pair.push({ name: mosquittoVersion(), url: mosquitto.url, pid: mosquitto.pid, proc: mosquitto.proc });
+    const plinth = await spawnReady(pinned(0, [binary, "run", "--port", "0", "--mqtt-port", "0", "--no-watch", "--log-level", "info"]), vsDir, /platform ready/);
+    pair.unshift({ name: "plinth", url: /broker listening url=(mqtt:\S+)/.exec(plinth.text())![1]!, pid: plinth.proc.pid, proc: plinth.proc });
+    const [ours, theirs] = pair as [Target, Target];
+
+    const idle = new Map<Target, number>();
+    for (const target of pair) {
+      const { before, after } = await idleRss(target, (cmd) => pinned(1, cmd));
+      idle.set(target, ((after - before) * 1024) / IDLE_CONNECTIONS);
+    }
+    const lines: string[] = [];
+    const ratios: string[] = [];
+    for (const [qos, subscribers] of [
+      [0, 1],
+      [0, 10],
+      [1, 1],
+      [1, 10],
+    ] as const) {
+      const runs = new Map<Target, Array<{ rate: number; p99: number; brokerCpuPct: number; usPerMsg: number; genCpuPct: number }>>(pair.map((t) => [t, []]));
+      for (let round = 0; round < VS.rounds; round++) {
+        for (const target of round % 2 ? [theirs, ours] : [ours, theirs]) {
+          const args = ["flow", target.url, qos, subscribers, WARMUP_MS, VS.durationMs, VS.window, VS.payload].map(String);
+          const { result, brokerCpuPct } = await measured(target, args);
+          const rate = result.rate!;
+          runs.get(target)!.push({ rate, p99: result.p99!, brokerCpuPct, usPerMsg: (brokerCpuPct / 100) * (1e6 / rate), genCpuPct: result.genCpuPct! });
+        }
+      }
+      const m = (t: Target, key: "rate" | "p99" | "brokerCpuPct" | "usPerMsg" | "genCpuPct") => median(runs.get(t)!.map((r) => r[key]));
+      for (const t of pair) {
+        const rs = runs.get(t)!.map((r) => r.rate.toFixed(0)).join(", ");
+        lines.push(
+          `| QoS ${qos}, 1 → ${subscribers} | ${t.name} | ${m(t, "rate").toFixed(0)} (${rs}) | ${m(t, "p99").toFixed(2)} | ${m(t, "brokerCpuPct").toFixed(0)} | ${m(t, "usPerMsg").toFixed(2)} | ${m(t, "genCpuPct").toFixed(0)} |`,
+        );
+      }
+      const perRound = runs.get(ours)!.map((r, i) => r.rate / runs.get(theirs)!.at(i)!.rate).sort((a, b) => a - b);
+      ratios.push(
+        `| QoS ${qos}, 1 → ${subscribers} | ${(m(ours, "rate") / m(theirs, "rate")).toFixed(2)} (${perRound[0]!.toFixed(2)}–${perRound.at(-1)!.toFixed(2)}) | ${(m(theirs, "usPerMsg") / m(ours, "usPerMsg")).toFixed(2)} | ≥ 1.0 |`,
+      );
+    }
+    console.log(`\nbroker: Plinth (${binary}) against ${theirs.name} (its defaults, anonymous, max_queued_messages 0); ${PINNING}`);
+    console.log(`one publisher → N subscribers on one topic, ${VS.payload}-byte payloads, at most ${VS.window} messages in flight; median (runs) of ${VS.rounds} runs of ${VS.durationMs} ms a row and broker, the brokers taking turns`);
+    console.log("| load | broker | delivered msg/s | p99 ms | broker CPU % | broker CPU µs per delivered msg | load generator CPU % |");
+    console.log("| --- | --- | ---: | ---: | ---: | ---: | ---: |");
+    for (const line of lines) console.log(line);
+    console.log(`\nPlinth / ${theirs.name}`);
+    console.log("| load | delivered msg/s: ratio of medians (range of per-round ratios) | CPU per msg: mosquitto's / Plinth's | target |");
+    console.log("| --- | ---: | ---: | --- |");
+    for (const line of ratios) console.log(line);
+    const kib = (t: Target) => idle.get(t)!;
+    console.log(`\nRSS per idle connection (${IDLE_CONNECTIONS} idle connections, fresh brokers): plinth ${kib(ours).toFixed(1)} KiB, ${theirs.name} ${kib(theirs).toFixed(1)} KiB (Plinth / mosquitto ${(kib(ours) / kib(theirs)).toFixed(2)}; lower is better)`);
+  } finally {
+    for (const t of pair) t.proc.kill();
+    await Promise.all(pair.map((t) => t.proc.exited));
+  }
+}
+
 const only = process.env.BENCH_ONLY;
+if (!only || only === "mosquitto") await versusMosquitto();
+if (only === "mosquitto") {
+  rmSync(dir, { recursive: true, force: true });
+  process.exit(0);
+}
 try {
   // BENCH_ONLY=ingest-ab: this build and BENCH_BEFORE alone, for more turns in the same time.
   const ab = only === "ingest-ab";

@@ -18,3 +18,16 @@ export function median(xs: number[]): number {
   const mid = Math.floor(sorted.length / 2);
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
+
+/** taskset, when it is there and there are two CPUs or more to pin to. */
+const TASKSET = navigator.hardwareConcurrency >= 2 ? Bun.which("taskset") : null;
+
+/** `cmd` run on CPU `cpu` only (taskset -c), or as it is without taskset. */
+export function pinned(cpu: number, cmd: string[]): string[] {
+  return TASKSET ? [TASKSET, "-c", String(cpu), ...cmd] : cmd;
+}
+
+/** What pinned() does on this machine, for the benches' output. */
+export const PINNING = TASKSET
+  ? "pinned with taskset: the server under test on CPU 0, the load generator on CPU 1"
+  : "not pinned (taskset missing or a single CPU): server and load generator share the CPUs";

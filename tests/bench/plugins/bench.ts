@@ -1,4 +1,4 @@
-/** Bench plugin: an echo route, a write (INSERT + event), the same INSERT alone, and a read. */
+/** Bench plugin: an echo route, a write (INSERT + event), the same INSERT alone, INSERT + SELECT with and without one event, and a read. */
 import { definePlugin, route, t } from "plinth";
 
 export default definePlugin({
@@ -33,6 +33,26 @@ export default definePlugin({
     "POST /write": route({
       body: t.Object({ v: t.String() }),
       handler: (ctx) => ctx.db.query("INSERT INTO items (v) VALUES (?) RETURNING id").get(ctx.body.v),
+    }),
+    // INSERT, then SELECT of the row written, no event: the write path the Moleculer baseline
+    // (tests/bench/baselines/moleculer.mjs) matches, and what /insert-select-emit adds an event to
+    // (events-write.ts).
+    "POST /insert-select": route({
+      body: t.Object({ v: t.String() }),
+      handler(ctx) {
+        const { lastInsertRowid } = ctx.db.query("INSERT INTO items (v) VALUES (?)").run(ctx.body.v);
+        return ctx.db.query("SELECT * FROM items WHERE id = ?").get(lastInsertRowid);
+      },
+    }),
+    // The same INSERT and SELECT and exactly one ctx.emit, in the same transaction.
+    "POST /insert-select-emit": route({
+      body: t.Object({ v: t.String() }),
+      handler(ctx) {
+        const { lastInsertRowid } = ctx.db.query("INSERT INTO items (v) VALUES (?)").run(ctx.body.v);
+        const row = ctx.db.query("SELECT * FROM items WHERE id = ?").get(lastInsertRowid);
+        ctx.emit("created", row);
+        return row;
+      },
     }),
     // The same request without an event: what durability costs is the difference to /tick.
     "POST /noop": () => {},

@@ -6,7 +6,7 @@
 import { writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { cpuTicks, rssMiB } from "./proc";
+import { cpuTicks, pinned, rssMiB } from "./proc";
 
 export interface LoadOptions {
   method?: "GET" | "POST";
@@ -14,6 +14,8 @@ export interface LoadOptions {
   headers?: Record<string, string>;
   connections?: number;
   durationMs?: number;
+  /** Runs wrk on this CPU only (taskset, where there is one: proc.ts pinned()). */
+  cpu?: number;
 }
 
 export interface LoadResult {
@@ -48,7 +50,8 @@ async function wrk(url: string, connections: number, durationMs: number, options
     args.push("-s", script);
   }
   for (const [name, value] of Object.entries(options.headers ?? {})) args.push("-H", `${name}: ${value}`);
-  const out = Bun.spawnSync([...args, url]).stdout.toString();
+  const cmd = [...args, url];
+  const out = Bun.spawnSync(options.cpu === undefined ? cmd : pinned(options.cpu, cmd)).stdout.toString();
   const latency = (p: string) => toMs(new RegExp(`^\\s+${p}%\\s+([\\d.]+)(us|ms|s)`, "m").exec(out));
   const errors = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0) + Number(/Socket errors:.*?timeout (\d+)/.exec(out)?.[1] ?? 0);
   return { rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0), p50Ms: latency("50"), p99Ms: latency("99"), errors };

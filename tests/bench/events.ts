@@ -14,6 +14,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import mqtt, { type MqttClient } from "mqtt";
 import { BINARY, OPEN_AUTH, ensureBinary } from "../helpers/binary";
+import { cpuTicks } from "./proc";
 import { spawnReady } from "./spawn";
 
 const DURATION_MS = Number(process.env.BENCH_MS ?? 3_000);
@@ -57,14 +58,15 @@ async function drive(latencies: number[], inFlight: number, send: () => Promise<
   return summarize(latencies, performance.now() - started - 200);
 }
 
-ensureBinary();
+const binary = process.env.BENCH_BINARY ?? BINARY;
+if (!process.env.BENCH_BINARY) ensureBinary();
 const dir = mkdtempSync(join(tmpdir(), "plinth-bench-events-"));
 cpSync(join(import.meta.dir, "plugins"), join(dir, "plugins"), { recursive: true });
 // Open routes and anonymous MQTT (the binary's defaults are closed): the bench measures events, not auth.
 // Durability "normal": the pipeline against bare aedes, which stores nothing (durability.ts measures "full").
 writeFileSync(join(dir, "platform.config.ts"), `export default { ${OPEN_AUTH}, data: { durability: "normal" } };\n`);
 const aedes = await spawnReady([process.execPath, join(import.meta.dir, "baselines/aedes.ts")], dir, /listening (mqtt:\S+)/);
-const plinth = await spawnReady([BINARY, "run", "--port", "0", "--mqtt-port", "0", "--log-level", "info"], dir, /platform ready/);
+const plinth = await spawnReady([binary, "run", "--port", "0", "--mqtt-port", "0", "--log-level", "info"], dir, /platform ready/);
 const aedesUrl = aedes.text().match(/listening (mqtt:\S+)/)![1]!;
 const plinthHttp = plinth.text().match(/gateway listening url=(http:\S+)/)![1]!;
 const plinthMqtt = plinth.text().match(/broker listening url=(mqtt:\S+)/)![1]!;
@@ -96,11 +98,18 @@ try {
   const shared: number[] = [];
   for (const f of fans) f.latencies.length = 0;
   const fanStart = performance.now();
+  const fanCpu = process.cpuUsage();
+  const plinthTicks = cpuTicks(plinth.proc.pid);
   await drive(shared, 100, async () => (await fetch(`${plinthHttp}/api/bench/tick`, { method: "POST" })).arrayBuffer());
   const fanMs = performance.now() - fanStart - 200;
+  const { user, system } = process.cpuUsage(fanCpu);
+  const plinthCpuPct = ((cpuTicks(plinth.proc.pid) - plinthTicks) / 100 / ((fanMs + 200) / 1000)) * 100;
   const all = fans.flatMap((f) => f.latencies);
   const fan = summarize(all, fanMs);
-  console.log(`\nfan-out, one commit → 10 external subscribers (100 requests in flight): ${fan.rate.toFixed(0)} deliveries/s, p50 ${fan.p50.toFixed(2)} ms, p99 ${fan.p99.toFixed(2)} ms`);
+  const counts = fans.map((f) => f.latencies.length);
+  console.log(
+    `\nfan-out, one commit → 10 external subscribers (100 requests in flight): ${fan.rate.toFixed(0)} deliveries/s (${(fan.rate / 10).toFixed(0)} commits/s; fewest to one subscriber ${Math.min(...counts)}, most ${Math.max(...counts)}), p50 ${fan.p50.toFixed(2)} ms, p99 ${fan.p99.toFixed(2)} ms; plinth CPU ${plinthCpuPct.toFixed(0)} %, this process (HTTP client and the 10 MQTT.js subscribers) ${(((user + system) / 1000 / (fanMs + 200)) * 100).toFixed(0)} % of a core`,
+  );
   await Promise.all([baseSub.client.endAsync(), publisher.endAsync(), plinthSub.client.endAsync(), ...fans.map((f) => f.client.endAsync())]);
 } finally {
   aedes.proc.kill();

@@ -9,6 +9,7 @@
  * as mosquitto ships.
  */
 import { existsSync, writeFileSync } from "node:fs";
+import { userInfo } from "node:os";
 import { join } from "node:path";
 import { connect } from "./mqtt-client";
 
@@ -69,7 +70,8 @@ export async function startMosquitto(dir: string, options: { port?: number; pers
   const port = options.port ?? freePort();
   const conf = join(dir, "mosquitto.conf");
   const lines = [`listener ${port} 127.0.0.1`, "allow_anonymous true", "max_queued_messages 0", "log_dest stderr", "log_type error", "log_type warning"];
-  if (options.persistence) lines.push("persistence true", `persistence_location ${dir}/`, "persistence_file mosquitto.db");
+  // Started as root, mosquitto drops to the user "mosquitto", who could not write the store in `dir`.
+  if (options.persistence) lines.push("persistence true", `persistence_location ${dir}/`, "persistence_file mosquitto.db", `user ${process.getuid?.() === 0 ? "root" : userInfo().username}`);
   writeFileSync(conf, `${lines.join("\n")}\n`);
   const started = performance.now();
   const cmd = (options.wrap ?? ((c) => c))([MOSQUITTO, "-c", conf]);

@@ -80,6 +80,11 @@ export class Emitter<M extends { topic: string }> {
     return this;
   }
 
+  /** Whether a message on `topic` would reach any listener now. */
+  wants(topic: string): boolean {
+    return this.matcher.match(topic).length > 0;
+  }
+
   emit(message: M, callback: Callback = noop): this {
     if (this.closed) {
       callback(new Error("mqemitter is closed"));

@@ -12,8 +12,15 @@ import { decode, type PublishAck, type PublishBatch } from "../worker/channel";
 /** Publishes one message at QoS 1; `done` once the broker has taken it (or with why it did not). */
 export type Send = (topic: string, payload: string, done: (err?: Error | null) => void) => void;
 
+/**
+ * Whether anyone can want a message on the topic now (a subscription, online or of an offline
+ * persistent session). An event nobody wants is taken as sent without going through the broker: no
+ * envelope is built and nothing is published. Without it every event is published.
+ */
+export type Audience = (topic: string) => boolean;
+
 /** Serves `port` until the returned function is called (or the port closes). */
-export function serveEventPort(send: Send, port: MessagePort, service: string, generation: LogGeneration | null, log: Pick<Logger, "error">): () => void {
+export function serveEventPort(send: Send, port: MessagePort, service: string, generation: LogGeneration | null, log: Pick<Logger, "error">, audience?: Audience): () => void {
   port.onmessage = (e) => {
     let batch: PublishBatch;
     try {
@@ -23,7 +30,7 @@ export function serveEventPort(send: Send, port: MessagePort, service: string, g
       log.error("unreadable events from a service", { service, error: err instanceof Error ? err.message : String(err) });
       return;
     }
-    publishEvents(send, service, batch.events, generation, log, (ack) => port.postMessage(ack));
+    publishEvents(send, service, batch.events, generation, log, (ack) => port.postMessage(ack), audience);
   };
   return () => port.close();
 }
@@ -33,7 +40,15 @@ export function serveEventPort(send: Send, port: MessagePort, service: string, g
  * refused each. An event whose type is not valid, or that is not an event, is dropped (and counted
  * as sent: it can never be published). Callbacks, not promises: this runs for every commit that emitted.
  */
-export function publishEvents(send: Send, service: string, events: readonly CommittedEvent[], generation: LogGeneration | null, log: Pick<Logger, "error">, done: (ack: PublishAck) => void): void {
+export function publishEvents(
+  send: Send,
+  service: string,
+  events: readonly CommittedEvent[],
+  generation: LogGeneration | null,
+  log: Pick<Logger, "error">,
+  done: (ack: PublishAck) => void,
+  audience?: Audience,
+): void {
   const ack: PublishAck = { sent: [], unsent: [] };
   let left = events.length + 1;
   const settled = () => {
@@ -46,9 +61,16 @@ export function publishEvents(send: Send, service: string, events: readonly Comm
       continue;
     }
     const seq = e.seq;
+    let topic: string;
     let payload: string;
     try {
       if (!isValidEventType(e.type)) throw new Error(`invalid type ${JSON.stringify(e.type)}`);
+      topic = Topics.event(service, e.type);
+      if (audience && !audience(topic)) {
+        ack.sent.push(seq);
+        settled();
+        continue;
+      }
       payload = JSON.stringify(toEnvelope(service, e, generation));
     } catch (err) {
       log.error("event dropped", { service, seq, error: err instanceof Error ? err.message : String(err) });
@@ -56,7 +78,7 @@ export function publishEvents(send: Send, service: string, events: readonly Comm
       settled();
       continue;
     }
-    send(Topics.event(service, e.type), payload, (err) => {
+    send(topic, payload, (err) => {
       if (err) {
         ack.unsent.push(seq);
         ack.error ??= err.message;

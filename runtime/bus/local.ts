@@ -9,7 +9,8 @@
 import type { Aedes, AedesPublishPacket, PublishPacket } from "aedes";
 import type { Logger } from "../log";
 import type { Bus } from "./bus";
-import { serveEventPort } from "./event-port";
+import type { Emitter } from "../broker/emitter";
+import { serveEventPort, type Audience } from "./event-port";
 
 /** What a subscriber throws is logged; the other subscribers still get the message. */
 export function localBus(aedes: Aedes, log: Pick<Logger, "error">): Bus {
@@ -18,7 +19,7 @@ export function localBus(aedes: Aedes, log: Pick<Logger, "error">): Bus {
   const send = (topic: string, payload: string, done: (err?: Error | null) => void) =>
     publish({ cmd: "publish", topic, payload, qos: 1, retain: false, dup: false }, done);
   return {
-    serveEvents: (port, service, generation) => serveEventPort(send, port, service, generation, log),
+    serveEvents: (port, service, generation) => serveEventPort(send, port, service, generation, log, audience(aedes)),
     // On the broker's own thread the broker is never lost while the bus exists.
     onReconnect() {},
     publish(topic, payload, options = {}) {
@@ -61,6 +62,19 @@ export function localBus(aedes: Aedes, log: Pick<Logger, "error">): Bus {
       });
     },
   };
+}
+
+/**
+ * Who can want a message now: a subscriber in aedes' emitter (a connected client, a bus handler) or an
+ * offline persistent session's subscription in the store. What neither wants is not worth aedes'
+ * publish pipeline (its hooks, the store, the emitter's queue).
+ */
+function audience(aedes: Aedes): Audience {
+  const inside = aedes as unknown as { mq: Partial<Emitter<{ topic: string }>>; persistence: { queuesFor?(topic: string): boolean } };
+  const { mq, persistence } = inside;
+  // Another emitter or store than the runtime's own cannot say: then everything is published.
+  if (typeof mq.wants !== "function" || typeof persistence.queuesFor !== "function") return () => true;
+  return (topic) => mq.wants!(topic) || persistence.queuesFor!(topic);
 }
 
 /** The runtime's publishes in aedes at once; more wait in order (see the file's comment). */

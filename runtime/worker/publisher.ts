@@ -1,8 +1,10 @@
 /**
  * Hands a plugin's committed events to the bus over its events port (channel.ts), straight from the
  * worker: one message per turn (a commit group's events travel together), whatever thread the broker
- * runs on. The bus answers each batch with what the broker took, marked sent through `acked`, and
- * what it refused, published again by a relay after a backoff.
+ * runs on, and one batch on its way at a time: what commits while a batch is answered leaves as the
+ * next batch once the answer comes (under load, fewer and larger messages, each waking the broker's
+ * thread once; unloaded, no wait). The bus answers each batch with what the broker took, marked sent
+ * through `acked`, and what it refused, published again by a relay after a backoff.
  *
  * Without a port (none yet, or the broker went away) events stay unsent in the outbox: the next port
  * relays them. Events on their way (posted, not answered) are not posted twice by a relay.
@@ -25,6 +27,8 @@ export class Publisher {
   private idle: (() => void) | null = null;
   private retryTimer: Timer | null = null;
   private retryDelay = RETRY_MS;
+  /** A batch was posted and not answered yet: the next one waits for its answer. */
+  private awaiting = false;
 
   constructor(
     /** Seqs the broker took: mark them sent. */
@@ -39,6 +43,7 @@ export class Publisher {
     this.port?.close();
     this.inFlight.clear();
     this.batch = [];
+    this.awaiting = false;
     this.port = port;
     port.onmessage = (e) => this.answered(e.data as PublishAck);
     if (relay) this.relay();
@@ -54,7 +59,7 @@ export class Publisher {
       this.inFlight.add(e.seq);
       this.batch.push(e);
     }
-    if (first && this.batch.length > 0) queueMicrotask(() => this.flush());
+    if (first && this.batch.length > 0 && !this.awaiting) queueMicrotask(() => this.flush());
   }
 
   /** Resolves once nothing is on its way (every batch answered), or after `timeoutMs`. */
@@ -76,6 +81,7 @@ export class Publisher {
     this.retryTimer = null;
     this.port?.close();
     this.port = null;
+    this.awaiting = false;
     this.inFlight.clear();
     this.settleIdle();
   }
@@ -86,6 +92,7 @@ export class Publisher {
     if (events.length === 0 || !this.port) return;
     try {
       this.port.postMessage(encode({ events }));
+      this.awaiting = true;
     } catch (err) {
       // Rows written before event data was bounded: they stay unsent.
       for (const e of events) this.inFlight.delete(e.seq);
@@ -95,6 +102,8 @@ export class Publisher {
   }
 
   private answered(ack: PublishAck): void {
+    this.awaiting = false;
+    this.flush();
     for (const seq of ack.sent) this.inFlight.delete(seq);
     for (const seq of ack.unsent) this.inFlight.delete(seq);
     if (ack.sent.length > 0) this.acked(ack.sent);

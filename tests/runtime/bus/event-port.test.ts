@@ -107,6 +107,17 @@ describe("publishEvents", () => {
     }
   });
 
+  test("events nobody wants (the audience says so for their topic) are sent as taken without a send; the others go", () => {
+    const bus = instant();
+    const { calls, done } = acks();
+    const asked: string[] = [];
+    const audience = (topic: string) => (asked.push(topic), topic.endsWith("/wanted"));
+    publishEvents(bus.send, "orders", [event(1, "idle"), event(2, "wanted"), event(3, "idle")], null, silent, done, audience);
+    expect(asked).toEqual(["events/orders/idle", "events/orders/wanted", "events/orders/idle"]);
+    expect(bus.topics).toEqual(["events/orders/wanted"]);
+    expect(calls).toEqual([{ sent: [1, 2, 3], unsent: [] }]);
+  });
+
   test("no events: the ack comes at once, empty, and nothing is sent", () => {
     const bus = held();
     const spy = acks();

@@ -458,7 +458,8 @@ describe("the events port", () => {
     await w.nextBatch(0);
     w.send({ t: "relay" });
     ok(await w.action("emit", ["sentinel"]));
-    // The next batch is the sentinel's alone: the relay found only rows on their way.
+    // The next batch leaves once the first is answered, and is the sentinel's alone: the relay found only rows on their way.
+    w.ack(w.published[0]!.map((e) => e.seq));
     expect((await w.nextBatch(1)).map((e) => e.type)).toEqual(["sentinel"]);
   });
 
@@ -635,9 +636,10 @@ describe("storage faults", () => {
     ok(await w.action("write"));
     const recovered = await w.next((m) => m.t === "storage", from);
     expect(recovered).toEqual({ t: "storage", fault: null });
-    // The write's own event at its answer, then the relay on a turn of its own: every row not
-    // acked, the ones written before the fault included.
+    // The write's own event at its answer, then, once that batch is answered, the relay: every row
+    // not acked, the ones written before the fault included.
     expect((await w.nextBatch(0)).map((e) => e.type)).toEqual(["written"]);
+    w.ack(w.published[0]!.map((e) => e.seq));
     const relayed: CommittedEvent[] = await w.nextBatch(1);
     expect(relayed[0]!.type).toBe("before");
     expect([...relayed, ...w.published[0]!].map((e) => e.seq).toSorted((a, b) => a - b)).toEqual(w.outbox().map((r) => r.seq));

@@ -137,6 +137,7 @@ export class StorageHealth {
   /** Takes on the state that the store's writer in another thread (the broker's) reported. */
   mirror(state: StorageState | null): void {
     const previous = this.state;
+    if (previous === null && state === null) return;
     this.state = state;
     this.tell(previous);
   }

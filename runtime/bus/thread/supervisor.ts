@@ -75,6 +75,8 @@ export class BrokerThread implements Bus {
           this.port = m.port;
           this.tlsPort = m.tlsPort;
           this.startedAt = performance.now();
+          // A new thread's store starts healthy (it reports a fault again at its first failed write).
+          this.onStorage(null);
           this.relay.attach((message) => worker.postMessage(message));
           this.heartbeat.start();
           resolve();

@@ -151,6 +151,22 @@ describe("what the caller is told", () => {
 });
 
 describe("a store's health", () => {
+  test("mirror takes the state another thread's writer reported: each change is told, ok over ok is not", () => {
+    const health = new StorageHealth();
+    const told: Array<[string | null, string | null]> = [];
+    health.listen((state, previous) => told.push([state?.reason ?? null, previous?.reason ?? null]));
+    health.mirror(null);
+    const full = { code: "PLT_STORAGE_FULL", reason: "disk full", cause: "SQLITE_FULL", detail: "database or disk is full", since: "2026-12-06T00:00:00.000Z" } as const;
+    health.mirror(full);
+    expect(health.fault).toEqual(full);
+    health.mirror(null);
+    expect(health.fault).toBeNull();
+    expect(told).toEqual([
+      ["disk full", null],
+      [null, "disk full"],
+    ]);
+  });
+
   function watched(quietMs = 1_000) {
     const clock = { t: 0 };
     const health = new StorageHealth(undefined, quietMs, () => clock.t);

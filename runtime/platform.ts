@@ -1,6 +1,6 @@
 /**
  * Takes the data folder's lock, then starts the parts: the plugins' workers first (they load on the other core),
- * the broker meanwhile, then the plugins are put in service on the broker's
+ * the broker's thread meanwhile (runtime/bus/embedded.ts), then the plugins are put in service on the broker's
  * bus, then the WAL checkpointer and the gateway. Stops them in reverse: stop
  * accepting HTTP, let in-flight requests finish, stop the workers (closing
  * their databases), then close the broker.

@@ -6,9 +6,8 @@
  */
 import { cors } from "@elysiajs/cors";
 import { Elysia } from "elysia";
-import type { Server } from "bun";
+import type { Server, WebSocketHandler } from "bun";
 import type { Config } from "../../config/schema";
-import type { WebSocketHandler } from "bun";
 import { listenFailed } from "../broker/broker";
 import { upgradeMqtt } from "../broker/ws";
 import type { BrokerSocketData } from "../bus/embedded";

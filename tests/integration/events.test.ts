@@ -42,7 +42,10 @@ describe("ctx.emit", () => {
     expect(res.status).toBe(200);
     const m = await sub.next((m) => m.topic === "events/emitter/thing/made");
     expect(m.json()).toMatchObject({ specversion: "1.0", source: "plinth/emitter", type: "emitter.thing.made", data: { n: 1 } });
-    const rows = await eventually(async () => (await seen()).filter((r) => r.topic === "events/emitter/thing/made"));
+    const rows = await eventually(async () => {
+      const found = (await seen()).filter((r) => r.topic === "events/emitter/thing/made");
+      return found.length > 0 ? found : null;
+    });
     expect(rows).toEqual([{ topic: "events/emitter/thing/made", type: "emitter.thing.made", source: "plinth/emitter", data: '{"n":1}' }]);
   });
 
@@ -85,7 +88,10 @@ describe("outside MQTT clients", () => {
   test("device messages on other topics reach subscribed plugins wrapped as CloudEvents", async () => {
     const device = await connectMqtt(p.mqttUrl);
     await device.client.publishAsync("sensors/kitchen/temp", JSON.stringify({ celsius: 21.5 }), { qos: 1 });
-    const rows = await eventually(async () => (await seen()).filter((r) => r.topic === "sensors/kitchen/temp"));
+    const rows = await eventually(async () => {
+      const found = (await seen()).filter((r) => r.topic === "sensors/kitchen/temp");
+      return found.length > 0 ? found : null;
+    });
     expect(rows).toEqual([{ topic: "sensors/kitchen/temp", type: "mqtt.message", source: "mqtt", data: '{"celsius":21.5}' }]);
     await device.end();
   });

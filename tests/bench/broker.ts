@@ -35,7 +35,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BINARY, ensureBinary } from "../helpers/binary";
 import { type Mosquitto, mosquittoMissing, mosquittoVersion, startMosquitto } from "./mosquitto";
-import { PINNING, cpuTicks, median, pinned, rssMiB } from "./proc";
+import { PINNING, cpuTicks, measuredLoad, median, pinned, rssMiB } from "./proc";
 import { spawnReady } from "./spawn";
 
 const DURATION_MS = Number(process.env.BENCH_MS ?? 2_500);
@@ -112,27 +112,10 @@ async function start(name: string, cmd: string[], pattern: RegExp): Promise<void
   targets.push({ name, url: pattern.exec(text())![1]!, pid: proc.pid, proc });
 }
 
-/** A run of the load generator (pinned to CPU 1): its JSON line, and the broker's CPU over its measured window (% of one core). */
+/** A run of the load generator against `target` (see measuredLoad). */
 async function measured(target: Target, args: string[]): Promise<{ result: Record<string, number>; brokerCpuPct: number }> {
-  const proc = Bun.spawn(pinned(1, [process.execPath, LOAD, ...args]), { stdout: "pipe", stderr: "inherit" });
-  const decoder = new TextDecoder();
-  let text = "";
-  let ticks = 0;
-  let started = 0;
-  let brokerCpuPct = Number.NaN;
-  for await (const chunk of proc.stdout) {
-    text += decoder.decode(chunk, { stream: true });
-    if (!started && /^measuring$/m.test(text)) {
-      ticks = cpuTicks(target.pid);
-      started = performance.now();
-    }
-    if (started && /^\{.*\}$/m.test(text)) {
-      brokerCpuPct = ((cpuTicks(target.pid) - ticks) / 100 / ((performance.now() - started) / 1000)) * 100;
-      break;
-    }
-  }
-  if ((await proc.exited) !== 0 || !/^\{.*\}$/m.test(text)) throw new Error(`load against ${target.name} failed: ${text}`);
-  return { result: JSON.parse(/^\{.*\}$/m.exec(text)![0]) as Record<string, number>, brokerCpuPct };
+  const { result, brokerCpuPct } = await measuredLoad(target.pid, args, `load against ${target.name}`);
+  return { result: result as Record<string, number>, brokerCpuPct };
 }
 
 const VS = {

@@ -31,3 +31,29 @@ export function pinned(cpu: number, cmd: string[]): string[] {
 export const PINNING = TASKSET
   ? "pinned with taskset: the server under test on CPU 0, the load generator on CPU 1"
   : "not pinned (taskset missing or a single CPU): server and load generator share the CPUs";
+
+/**
+ * Runs the MQTT load generator (tests/bench/broker-load.ts) on CPU 1 with `args`: its JSON result line, and
+ * the CPU of process `pid` (% of one core) between the generator's "measuring" line and its result.
+ */
+export async function measuredLoad(pid: number, args: string[], what: string): Promise<{ result: Record<string, number | boolean>; brokerCpuPct: number }> {
+  const proc = Bun.spawn(pinned(1, [process.execPath, new URL("./broker-load.ts", import.meta.url).pathname, ...args]), { stdout: "pipe", stderr: "inherit" });
+  const decoder = new TextDecoder();
+  let text = "";
+  let ticks = 0;
+  let started = 0;
+  let brokerCpuPct = Number.NaN;
+  for await (const chunk of proc.stdout) {
+    text += decoder.decode(chunk, { stream: true });
+    if (!started && /^measuring$/m.test(text)) {
+      ticks = cpuTicks(pid);
+      started = performance.now();
+    }
+    if (started && /^\{.*\}$/m.test(text)) {
+      brokerCpuPct = ((cpuTicks(pid) - ticks) / 100 / ((performance.now() - started) / 1000)) * 100;
+      break;
+    }
+  }
+  if ((await proc.exited) !== 0 || !/^\{.*\}$/m.test(text)) throw new Error(`${what} failed: ${text}`);
+  return { result: JSON.parse(/^\{.*\}$/m.exec(text)![0]) as Record<string, number | boolean>, brokerCpuPct };
+}

@@ -20,13 +20,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BINARY, ensureBinary } from "../helpers/binary";
 import { freePort, mosquittoMissing, mosquittoVersion, startMosquitto, waitForBroker } from "./mosquitto";
-import { PINNING, cpuTicks, pinned, rssMiB } from "./proc";
+import { PINNING, measuredLoad, pinned, rssMiB } from "./proc";
 
 const COUNT = Number(process.env.BENCH_RETAINED ?? 100_000);
 const IN_FLIGHT = 500;
 const PAYLOAD = 64;
 const STALL_MS = 15_000;
-const LOAD = join(import.meta.dir, "broker-load.ts");
 
 interface Broker {
   url: string;
@@ -80,28 +79,8 @@ const mosquitto: Kind = {
   start: (dir, port) => startMosquitto(dir, { port, persistence: true, wrap: (cmd) => pinned(0, cmd) }),
 };
 
-/** A run of the load generator on CPU 1: its JSON line, and the broker's CPU (% of one core) over its measured part. */
-async function measured(broker: Broker, args: string[]): Promise<{ result: Record<string, number | boolean>; brokerCpuPct: number }> {
-  const proc = Bun.spawn(pinned(1, [process.execPath, LOAD, ...args]), { stdout: "pipe", stderr: "inherit" });
-  const decoder = new TextDecoder();
-  let text = "";
-  let ticks = 0;
-  let started = 0;
-  let brokerCpuPct = Number.NaN;
-  for await (const chunk of proc.stdout) {
-    text += decoder.decode(chunk, { stream: true });
-    if (!started && /^measuring$/m.test(text)) {
-      ticks = cpuTicks(broker.pid);
-      started = performance.now();
-    }
-    if (started && /^\{.*\}$/m.test(text)) {
-      brokerCpuPct = ((cpuTicks(broker.pid) - ticks) / 100 / ((performance.now() - started) / 1000)) * 100;
-      break;
-    }
-  }
-  if ((await proc.exited) !== 0 || !/^\{.*\}$/m.test(text)) throw new Error(`${args[0]} failed: ${text}`);
-  return { result: JSON.parse(/^\{.*\}$/m.exec(text)![0]) as Record<string, number | boolean>, brokerCpuPct };
-}
+/** A run of the load generator against `broker` (see measuredLoad). */
+const measured = (broker: Broker, args: string[]) => measuredLoad(broker.pid, args, args[0]!);
 
 const catchUp = (broker: Broker) => measured(broker, ["retained-subscribe", broker.url, "sensors/#", String(COUNT), String(STALL_MS)]);
 

@@ -50,7 +50,9 @@ export interface BrokerOptions {
 export async function startBroker(config: Config["broker"], log: Logger, options: BrokerOptions = {}): Promise<Broker> {
   const persistence = openPersistence(config, options.dataDir, options.store, log);
   // Our emitter in place of mqemitter: a long queue of messages drains in a loop, not in nested calls (emitter.ts).
-  const aedes = await Aedes.createBroker({ ...aclHooks(log, options.access), persistence, mq: new Emitter({ concurrency: CONCURRENCY, onError: (err, topic) => log.error("a subscriber failed on a message", { topic, error: err instanceof Error ? err.message : String(err) }) }), concurrency: CONCURRENCY }).catch(async (err) => {
+  const mq = new Emitter({ concurrency: CONCURRENCY, onError: (err, topic) => log.error("a subscriber failed on a message", { topic, error: err instanceof Error ? err.message : String(err) }) });
+  persistence.onSubscribed = mq.clock.tick;
+  const aedes = await Aedes.createBroker({ ...aclHooks(log, options.access), persistence, mq, concurrency: CONCURRENCY }).catch(async (err) => {
     await persistence.destroy();
     throw err;
   });

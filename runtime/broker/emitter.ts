@@ -19,6 +19,7 @@
  * The interface is the one aedes calls: `on`, `removeListener`, `emit`, `close`.
  */
 import { Qlobber } from "qlobber";
+import { SubscriptionClock } from "./subscription-clock";
 
 /** A subscriber: called with the message and a callback for when it is done with it. */
 export type Listener<M> = (message: M, done: () => void) => void;
@@ -35,6 +36,8 @@ export class Emitter<M extends { topic: string }> {
   /** Messages being delivered now. */
   current = 0;
   closed = false;
+  /** Ticks with each listener added (see subscription-clock.ts). */
+  readonly clock = new SubscriptionClock();
   private readonly matcher = new Qlobber<Listener<M>>({ separator: "/", wildcard_one: "+", wildcard_some: "#", match_empty_levels: true });
   // The queue: messages and their callbacks, from `head` on.
   private messages: M[] = [];
@@ -61,6 +64,7 @@ export class Emitter<M extends { topic: string }> {
 
   on(filter: string, listener: Listener<M>, done?: () => void): this {
     this.matcher.add(filter, listener);
+    this.clock.tick();
     if (done) setImmediate(done);
     return this;
   }

@@ -7,20 +7,35 @@
 import type { Logger } from "../log";
 import { Topics, isValidEventType, toEnvelope, type CommittedEvent } from "../protocol";
 import type { LogGeneration } from "../storage/generation";
+import type { SubscriptionClock } from "../broker/subscription-clock";
 import { decode, type PublishAck, type PublishBatch } from "../worker/channel";
 
 /** Publishes one message at QoS 1; `done` once the broker has taken it (or with why it did not). */
 export type Send = (topic: string, payload: string, done: (err?: Error | null) => void) => void;
 
 /**
- * Whether anyone can want a message on the topic now (a subscription, online or of an offline
+ * Whether anyone can want a message on a topic now (a subscription, online or of an offline
  * persistent session). An event nobody wants is taken as sent without going through the broker: no
- * envelope is built and nothing is published. Without it every event is published.
+ * envelope is built and nothing is published. Its type is told back as quiet, with the broker's
+ * SubscriptionClock as it read before the check (and the clock's buffer, the first time on a port);
+ * the worker takes later events of those types as sent itself while the clock reads the same
+ * (publisher.ts). Without an audience every event is published.
  */
-export type Audience = (topic: string) => boolean;
+export interface Audience {
+  wants(topic: string): boolean;
+  clock: SubscriptionClock;
+}
 
 /** Serves `port` until the returned function is called (or the port closes). */
 export function serveEventPort(send: Send, port: MessagePort, service: string, generation: LogGeneration | null, log: Pick<Logger, "error">, audience?: Audience): () => void {
+  let toldClock = false;
+  const answer = (ack: PublishAck) => {
+    if (ack.quiet && !toldClock) {
+      ack.quiet.clock = audience!.clock.buffer;
+      toldClock = true;
+    }
+    port.postMessage(ack);
+  };
   port.onmessage = (e) => {
     let batch: PublishBatch;
     try {
@@ -30,7 +45,7 @@ export function serveEventPort(send: Send, port: MessagePort, service: string, g
       log.error("unreadable events from a service", { service, error: err instanceof Error ? err.message : String(err) });
       return;
     }
-    publishEvents(send, service, batch.events, generation, log, (ack) => port.postMessage(ack), audience);
+    publishEvents(send, service, batch.events, generation, log, answer, audience);
   };
   return () => port.close();
 }
@@ -50,6 +65,7 @@ export function publishEvents(
   audience?: Audience,
 ): void {
   const ack: PublishAck = { sent: [], unsent: [] };
+  const at = audience?.clock.now();
   let left = events.length + 1;
   const settled = () => {
     if (--left === 0) done(ack);
@@ -66,8 +82,10 @@ export function publishEvents(
     try {
       if (!isValidEventType(e.type)) throw new Error(`invalid type ${JSON.stringify(e.type)}`);
       topic = Topics.event(service, e.type);
-      if (audience && !audience(topic)) {
+      if (audience && !audience.wants(topic)) {
         ack.sent.push(seq);
+        ack.quiet ??= { types: [], at: at! };
+        if (!ack.quiet.types.includes(e.type)) ack.quiet.types.push(e.type);
         settled();
         continue;
       }

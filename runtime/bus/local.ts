@@ -69,12 +69,12 @@ export function localBus(aedes: Aedes, log: Pick<Logger, "error">): Bus {
  * offline persistent session's subscription in the store. What neither wants is not worth aedes'
  * publish pipeline (its hooks, the store, the emitter's queue).
  */
-function audience(aedes: Aedes): Audience {
+function audience(aedes: Aedes): Audience | undefined {
   const inside = aedes as unknown as { mq: Partial<Emitter<{ topic: string }>>; persistence: { queuesFor?(topic: string): boolean } };
   const { mq, persistence } = inside;
   // Another emitter or store than the runtime's own cannot say: then everything is published.
-  if (typeof mq.wants !== "function" || typeof persistence.queuesFor !== "function") return () => true;
-  return (topic) => mq.wants!(topic) || persistence.queuesFor!(topic);
+  if (typeof mq.wants !== "function" || !mq.clock || typeof persistence.queuesFor !== "function") return undefined;
+  return { wants: (topic) => mq.wants!(topic) || persistence.queuesFor!(topic), clock: mq.clock };
 }
 
 /** The runtime's publishes in aedes at once; more wait in order (see the file's comment). */

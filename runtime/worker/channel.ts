@@ -108,6 +108,11 @@ export interface PublishAck {
   /** Refused (the broker's store failed, say): left unsent, published again after a backoff. */
   unsent: number[];
   error?: string;
+  /**
+   * Event types nobody wanted, as the broker's SubscriptionClock read `at`, and with the port's first
+   * such answer the clock's buffer (see bus/event-port.ts).
+   */
+  quiet?: { types: string[]; at: number; clock?: SharedArrayBuffer };
 }
 
 /**

@@ -8,15 +8,22 @@
  *
  * Without a port (none yet, or the broker went away) events stay unsent in the outbox: the next port
  * relays them. Events on their way (posted, not answered) are not posted twice by a relay.
+ *
+ * Events of a type the bus said nobody wanted are taken as sent here, without a message, while the
+ * broker's SubscriptionClock reads what it read when the bus said so (bus/event-port.ts): a
+ * subscription taken since moves the clock, and the next such event goes to the bus again.
  */
 import type { Logger } from "../log";
 import type { CommittedEvent } from "../protocol";
 import { encode, type PublishAck } from "./channel";
+import { readClock } from "../broker/subscription-clock";
 import { describeThrown } from "./fault";
 
 /** After a refusal the unsent rows are relayed again this long after, doubled per refusal in a row up to RETRY_MAX_MS. */
 export const RETRY_MS = 100;
 export const RETRY_MAX_MS = 5_000;
+/** Event types remembered as wanted by nobody, at most. */
+const MAX_QUIET_TYPES = 1_000;
 
 export class Publisher {
   private port: MessagePort | null = null;
@@ -29,6 +36,9 @@ export class Publisher {
   private retryDelay = RETRY_MS;
   /** A batch was posted and not answered yet: the next one waits for its answer. */
   private awaiting = false;
+  /** The broker's SubscriptionClock, once the bus gave it, and the types nobody wanted at which reading. */
+  private clock: (() => number) | null = null;
+  private readonly quiet = new Map<string, number>();
 
   constructor(
     /** Seqs the broker took: mark them sent. */
@@ -44,6 +54,8 @@ export class Publisher {
     this.inFlight.clear();
     this.batch = [];
     this.awaiting = false;
+    this.clock = null;
+    this.quiet.clear();
     this.port = port;
     port.onmessage = (e) => this.answered(e.data as PublishAck);
     if (relay) this.relay();
@@ -54,11 +66,18 @@ export class Publisher {
   publish(events: readonly CommittedEvent[]): void {
     if (!this.port) return;
     const first = this.batch.length === 0;
+    const now = this.quiet.size > 0 ? this.clock!() : undefined;
+    let unwanted: number[] | undefined;
     for (const e of events) {
       if (this.inFlight.has(e.seq)) continue;
+      if (now !== undefined && this.quiet.get(e.type) === now) {
+        (unwanted ??= []).push(e.seq);
+        continue;
+      }
       this.inFlight.add(e.seq);
       this.batch.push(e);
     }
+    if (unwanted) this.acked(unwanted);
     if (first && this.batch.length > 0 && !this.awaiting) queueMicrotask(() => this.flush());
   }
 
@@ -82,6 +101,8 @@ export class Publisher {
     this.port?.close();
     this.port = null;
     this.awaiting = false;
+    this.clock = null;
+    this.quiet.clear();
     this.inFlight.clear();
     this.settleIdle();
   }
@@ -106,6 +127,12 @@ export class Publisher {
     this.flush();
     for (const seq of ack.sent) this.inFlight.delete(seq);
     for (const seq of ack.unsent) this.inFlight.delete(seq);
+    if (ack.quiet?.clock) this.clock = readClock(ack.quiet.clock);
+    if (ack.quiet && this.clock) {
+      // Types are the plugin's to name: a plugin minting them without end forgets them, not grows them.
+      if (this.quiet.size > MAX_QUIET_TYPES) this.quiet.clear();
+      for (const type of ack.quiet.types) this.quiet.set(type, ack.quiet.at);
+    }
     if (ack.sent.length > 0) this.acked(ack.sent);
     if (ack.unsent.length > 0) this.retryLater(ack.unsent.length, ack.error ?? "refused");
     else this.retryDelay = RETRY_MS;

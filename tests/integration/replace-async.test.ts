@@ -140,7 +140,7 @@ async function events(): Promise<string[]> {
 function unsent(): string[] {
   const db = new Database(join(p!.dataDir, "gated.sqlite"), { readonly: true });
   try {
-    const rows = db.query("SELECT data FROM _plinth_outbox WHERE sent_at IS NULL").all() as Array<{ data: string }>;
+    const rows = db.query("SELECT data FROM _plinth_outbox_state WHERE NOT sent").all() as Array<{ data: string }>;
     return rows.map((r) => JSON.parse(r.data) as { id: string; v: number }).map((d) => `${d.id}@${d.v}`).sort();
   } finally {
     db.close();

@@ -65,6 +65,8 @@ export class SqlitePersistence {
   private readonly group: GroupCommit;
   private brokerRef: BrokerRef | undefined;
   private closed = false;
+  /** Called after subscriptions are added (the broker ticks its SubscriptionClock). */
+  onSubscribed: () => void = () => {};
 
   constructor(options: SqlitePersistenceOptions) {
     this.db = openBrokerDatabase(options.file, options.store ?? { durability: "full" }, options.log);
@@ -106,7 +108,10 @@ export class SqlitePersistence {
   }
 
   addSubscriptions(client: ClientRef, subs: Subscription[]): Promise<void> {
-    return this.group.write(() => this.subscriptions.add(client.id, subs));
+    return this.group.write(() => {
+      this.subscriptions.add(client.id, subs);
+      this.onSubscribed();
+    });
   }
 
   removeSubscriptions(client: ClientRef, topics: string[]): Promise<void> {

@@ -160,7 +160,7 @@ test(NAME, async () => {
     const unsent = () =>
       Object.fromEntries((real ? ["orders", "inventory"] : ["cramped"]).map((name) => {
         const db = new Database(join(data, `${name}.sqlite`), { readonly: true });
-        const { n } = db.query("SELECT count(*) AS n FROM _plinth_outbox WHERE sent_at IS NULL").get() as { n: number };
+        const { n } = db.query("SELECT count(*) AS n FROM _plinth_outbox_state WHERE NOT sent").get() as { n: number };
         db.close();
         return [name, n];
       }));

@@ -6,6 +6,7 @@
 import { describe, expect, test } from "bun:test";
 import { publishEvents, serveEventPort, type Send } from "../../../runtime/bus/event-port";
 import { createLogger } from "../../../runtime/log";
+import { SubscriptionClock, readClock } from "../../../runtime/broker/subscription-clock";
 import type { CommittedEvent } from "../../../runtime/protocol";
 import { encode, type PublishAck } from "../../../runtime/worker/channel";
 
@@ -107,15 +108,17 @@ describe("publishEvents", () => {
     }
   });
 
-  test("events nobody wants (the audience says so for their topic) are sent as taken without a send; the others go", () => {
+  test("events nobody wants (the audience says so for their topic) are sent as taken without a send, their types told as quiet at the clock's reading; the others go", () => {
     const bus = instant();
     const { calls, done } = acks();
     const asked: string[] = [];
-    const audience = (topic: string) => (asked.push(topic), topic.endsWith("/wanted"));
-    publishEvents(bus.send, "orders", [event(1, "idle"), event(2, "wanted"), event(3, "idle")], null, silent, done, audience);
-    expect(asked).toEqual(["events/orders/idle", "events/orders/wanted", "events/orders/idle"]);
+    const clock = new SubscriptionClock();
+    clock.tick();
+    const audience = { wants: (topic: string) => (asked.push(topic), topic.endsWith("/wanted")), clock };
+    publishEvents(bus.send, "orders", [event(1, "idle"), event(2, "wanted"), event(3, "idle"), event(4, "calm")], null, silent, done, audience);
+    expect(asked).toEqual(["events/orders/idle", "events/orders/wanted", "events/orders/idle", "events/orders/calm"]);
     expect(bus.topics).toEqual(["events/orders/wanted"]);
-    expect(calls).toEqual([{ sent: [1, 2, 3], unsent: [] }]);
+    expect(calls).toEqual([{ sent: [1, 2, 3, 4], unsent: [], quiet: { types: ["idle", "calm"], at: 1 } }]);
   });
 
   test("no events: the ack comes at once, empty, and nothing is sent", () => {
@@ -175,6 +178,25 @@ describe("serveEventPort", () => {
     p.worker.postMessage(encode({ events: [event(1, "placed"), { ...event(2, "shipped"), source: "plinth/billing" } as CommittedEvent] }));
     expect(await p.next(1)).toEqual([{ sent: [1, 2], unsent: [] }]);
     expect(bus.topics).toEqual(["events/orders/placed", "events/orders/shipped"]);
+    stop();
+    p.worker.close();
+  });
+
+  test("with an audience, the port's first quiet answer carries the clock's buffer, shared: ticks on the bus's side are read on the worker's", async () => {
+    const p = ports();
+    const clock = new SubscriptionClock();
+    const stop = serveEventPort(instant().send, p.bus, "orders", null, silent, { wants: (topic) => topic.endsWith("/wanted"), clock });
+    p.worker.postMessage(encode({ events: [event(1, "wanted")] }));
+    p.worker.postMessage(encode({ events: [event(2, "idle")] }));
+    const [first, second] = await p.next(2);
+    expect(first).toEqual({ sent: [1], unsent: [] });
+    expect(second!.quiet).toMatchObject({ types: ["idle"], at: 0 });
+    const read = readClock(second!.quiet!.clock!);
+    expect(read()).toBe(0);
+    clock.tick();
+    expect(read()).toBe(1);
+    p.worker.postMessage(encode({ events: [event(3, "idle")] }));
+    expect((await p.next(3))[2]).toEqual({ sent: [3], unsent: [], quiet: { types: ["idle"], at: 1 } });
     stop();
     p.worker.close();
   });

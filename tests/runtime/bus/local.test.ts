@@ -62,11 +62,16 @@ test("an event nobody subscribes to is acknowledged as sent and never reaches ae
   const onPublish = (packet: { topic: string }) => published.push(packet.topic);
   broker.aedes.on("publish", onPublish);
   try {
-    expect(await s.send([event(1), event(2)])).toEqual({ sent: [1, 2], unsent: [] });
+    const quiet = await s.send([event(1), event(2)]);
+    expect(quiet).toEqual({ sent: [1, 2], unsent: [], quiet: { types: ["made"], at: expect.any(Number), clock: expect.any(SharedArrayBuffer) } });
     // A wanted one, after: aedes reports it, and the two before it were never handed over.
     const sub = await client();
     await sub.subscribe(`events/${s.name}/wanted`);
     expect(await s.send([event(3, "wanted")])).toEqual({ sent: [3], unsent: [] });
+    // The subscription moved the clock: "made" is quiet still, at a later reading.
+    const later = (await s.send([event(4)])).quiet!;
+    expect(later.at).toBeGreaterThan(quiet.quiet!.at);
+    expect(later.clock).toBeUndefined(); // told once per port
     await sub.next((m) => m.topic === `events/${s.name}/wanted`);
     expect(published.filter((t) => t.startsWith(`events/${s.name}/`))).toEqual([`events/${s.name}/wanted`]);
   } finally {
@@ -91,7 +96,7 @@ test("an offline persistent session's QoS 1 subscription is an audience: the eve
   await away.subscribe(`events/${s.name}/kept`, 1);
   await away.subscribe(`events/${s.name}/dropped`, 0);
   await away.end();
-  expect(await s.send([event(1, "kept"), event(2, "dropped")])).toEqual({ sent: [1, 2], unsent: [] });
+  expect(await s.send([event(1, "kept"), event(2, "dropped")])).toMatchObject({ sent: [1, 2], unsent: [] });
   const ready = reports.ready(broker.aedes, `away-${s.name}`);
   const back = await client({ clientId: `away-${s.name}`, clean: false });
   await ready;

@@ -115,7 +115,7 @@ type Row = { seq: number; id: string; sent: number };
 function outbox(dataDir: string, name = "emitter"): Row[] {
   const db = new Database(join(dataDir, `${name}.sqlite`), { readonly: true });
   try {
-    return db.query("SELECT seq, id, sent_at IS NOT NULL AS sent FROM _plinth_outbox ORDER BY seq").all() as Row[];
+    return db.query("SELECT seq, id, sent FROM _plinth_outbox_state ORDER BY seq").all() as Row[];
   } finally {
     db.close();
   }

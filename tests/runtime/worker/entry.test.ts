@@ -239,7 +239,7 @@ describe("start", () => {
     first.ack([1, 2, 3]);
     await first.stop();
     const backdate = new (await import("bun:sqlite")).Database(`${dataDir}/w.sqlite`);
-    backdate.exec("UPDATE _plinth_outbox SET sent_at = '2000-01-01T00:00:00.000Z' WHERE seq < 3");
+    backdate.exec("UPDATE _plinth_outbox SET time = '2000-01-01T00:00:00.000Z' WHERE seq < 3");
     backdate.close();
 
     const noLimit = await open({ retainSentMs: null }, {}, dataDir);
@@ -758,13 +758,14 @@ describe("storage faults and acks", () => {
 
   test("acks that cannot be written on their own report the fault, and nothing is relayed until the store is back", async () => {
     const w = await open();
-    const n = 400;
+    const n = 2_000;
     w.attachPort();
     ok(await w.action("emit", Array.from({ length: n }, (_, i) => `e${i}`)));
     await w.nextBatch(0);
     ok(await w.action("full"));
     const from = w.received.length;
-    w.ack(Array.from({ length: n }, (_, i) => i + 1));
+    // Every other row: a thousand ranges of sent seqs, more than the full file has room for.
+    w.ack(Array.from({ length: n / 2 }, (_, i) => 2 * i + 1));
     const fault = await w.next((m): m is Extract<WorkerMessage, { t: "storage" }> => m.t === "storage", from);
     expect(fault.fault).toMatchObject({ reason: "disk full", code: "PLT_STORAGE_FULL" });
     // A timer of the worker's own set after the report: a relay on a turn of its own would have come before it.

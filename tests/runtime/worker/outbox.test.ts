@@ -49,7 +49,7 @@ describe("Outbox", () => {
     outbox.add([1, 2, 3, 4, 5, 6].map(event));
     outbox.markSent([2, 3, 4, 5, 6]);
     outbox.prune();
-    const rows = db.query("SELECT seq, sent_at IS NOT NULL AS sent FROM _plinth_outbox ORDER BY seq").all();
+    const rows = db.query("SELECT seq, sent FROM _plinth_outbox_state ORDER BY seq").all();
     expect(rows).toEqual([
       { seq: 1, sent: 0 },
       { seq: 5, sent: 1 },
@@ -57,11 +57,12 @@ describe("Outbox", () => {
     ]);
   });
 
-  test("prune drops sent rows older than retainSentMs, never unsent ones", () => {
+  test("prune drops sent rows committed longer than retainSentMs ago, never unsent ones", () => {
     const outbox = new Outbox(db, 100, 60_000);
     outbox.add([1, 2, 3].map(event));
     outbox.markSent([1, 2]);
-    db.query("UPDATE _plinth_outbox SET sent_at = ? WHERE seq = 1").run(new Date(Date.now() - 120_000).toISOString());
+    db.query("UPDATE _plinth_outbox SET time = ?").run(new Date().toISOString());
+    db.query("UPDATE _plinth_outbox SET time = ? WHERE seq = 1").run(new Date(Date.now() - 120_000).toISOString());
     outbox.prune();
     expect((db.query("SELECT seq FROM _plinth_outbox ORDER BY seq").all() as Array<{ seq: number }>).map((r) => r.seq)).toEqual([2, 3]);
     outbox.prune(Date.now() + 10 * 60_000);
@@ -80,6 +81,37 @@ describe("Outbox", () => {
     byAge.prune(Date.now() + 60_000);
     expect((db.query("SELECT seq FROM _plinth_outbox").all() as Array<{ seq: number }>).map((r) => r.seq)).toEqual([4]);
     expect(byAge.add([event(5)]).map((e) => e.seq)).toEqual([5]);
+  });
+
+  test("acks are kept as ranges: consecutive acks extend one range, and prune merges ranges nothing unsent lies between", () => {
+    const outbox = new Outbox(db, 100);
+    const ranges = () => db.query("SELECT lo, hi FROM _plinth_outbox_sent ORDER BY lo").all();
+    outbox.add([1, 2, 3, 4, 5, 6].map(event));
+    outbox.markSent([1, 2]);
+    outbox.markSent([3]);
+    outbox.markSent([5, 6]);
+    expect(ranges()).toEqual([
+      { lo: 1, hi: 3 },
+      { lo: 5, hi: 6 },
+    ]);
+    outbox.prune();
+    expect(ranges()).toHaveLength(2); // 4 is unsent: the ranges stay apart
+    outbox.markSent([4, 4, 2]);
+    outbox.prune();
+    expect(ranges()).toEqual([{ lo: 1, hi: 6 }]);
+    expect(outbox.unsent()).toEqual([]);
+    expect(db.query("SELECT seq, sent FROM _plinth_outbox_state ORDER BY seq").all()).toEqual([1, 2, 3, 4, 5, 6].map((seq) => ({ seq, sent: 1 })));
+  });
+
+  test("rows a version before 0.3 marked sent (their sent_at) stay sent", () => {
+    db.exec("CREATE TABLE _plinth_outbox (seq INTEGER PRIMARY KEY, id TEXT NOT NULL, type TEXT NOT NULL, time TEXT NOT NULL, data TEXT NOT NULL, sent_at TEXT)");
+    db.exec(`INSERT INTO _plinth_outbox VALUES (1, 'a', 't', '2026-01-01T00:00:00.000Z', '{}', '2026-01-01T00:00:01.000Z'), (2, 'b', 't', '2026-01-01T00:00:00.000Z', '{}', NULL)`);
+    const outbox = new Outbox(db, 0);
+    expect(outbox.unsent().map((e) => e.seq)).toEqual([2]);
+    expect(outbox.add([event(3)]).map((e) => e.seq)).toEqual([3]);
+    outbox.markSent([2, 3]);
+    outbox.prune();
+    expect((db.query("SELECT seq FROM _plinth_outbox").all() as Array<{ seq: number }>).map((r) => r.seq)).toEqual([3]);
   });
 
   test("an outbox made by an earlier version (AUTOINCREMENT, unsent index) still works and loses the index", () => {
@@ -168,7 +200,7 @@ describe("Outbox: what it refuses, and when it prunes on its own", () => {
     expect(new Outbox(db, 100).add([{ ...event(1), data: nest(MAX_DATA_DEPTH) }])).toHaveLength(1);
   });
 
-  test("acks prune the log once at least 100 of them (or a tenth of retainSent) came since the last prune", async () => {
+  test("acks prune the log once at least 100 of them (or a tenth of retainSent) came since the last prune", () => {
     const count = () => (db.query("SELECT count(*) AS n FROM _plinth_outbox").get() as { n: number }).n;
     const outbox = new Outbox(db, 5);
     outbox.add(Array.from({ length: 200 }, (_, i) => event(i + 1)));
@@ -180,13 +212,13 @@ describe("Outbox: what it refuses, and when it prunes on its own", () => {
     outbox.markSent(Array.from({ length: 99 }, (_, i) => i + 101));
     expect(count()).toBe(100);
 
-    // retainSent 2,000: every 200 acks. Sent rows older than 100 ms go at each prune.
+    // retainSent 2,000: every 200 acks. Sent rows committed over a minute ago go at each prune.
     const other = new Database(":memory:", { strict: true });
     const total = () => (other.query("SELECT count(*) AS n FROM _plinth_outbox").get() as { n: number }).n;
-    const large = new Outbox(other, 2_000, 100);
-    large.add(Array.from({ length: 300 }, (_, i) => event(i + 1)));
+    const large = new Outbox(other, 2_000, 60_000);
+    const committedAt = (i: number) => new Date(Date.now() - (i < 50 ? 3_600_000 : 0)).toISOString();
+    large.add(Array.from({ length: 300 }, (_, i) => ({ ...event(i + 1), time: committedAt(i) })));
     large.markSent(Array.from({ length: 50 }, (_, i) => i + 1));
-    await Bun.sleep(150); // the age those acks must have for a prune to drop them
     large.markSent(Array.from({ length: 100 }, (_, i) => i + 51));
     expect(total()).toBe(300);
     large.markSent(Array.from({ length: 50 }, (_, i) => i + 151));

@@ -8,6 +8,7 @@ import { afterEach, expect, test } from "bun:test";
 import type { CommittedEvent } from "../../../runtime/protocol";
 import type { PublishAck, PublishBatch } from "../../../runtime/worker/channel";
 import { Publisher } from "../../../runtime/worker/publisher";
+import { SubscriptionClock } from "../../../runtime/broker/subscription-clock";
 
 const event = (seq: number): CommittedEvent => ({ seq, id: `e${seq}`, type: "made", time: "2026-01-01T00:00:00.000Z", data: { seq } });
 
@@ -123,4 +124,43 @@ test("whenIdle resolves once every batch, the waiting one included, is answered"
   bus.answer({ sent: [2], unsent: [] });
   await done;
   expect(idle).toBe(true);
+});
+
+test("events of a type the bus said nobody wanted are taken as sent here while the broker's clock reads the same; a tick sends them to the bus again", async () => {
+  const { publisher, bus, acked } = setup();
+  const clock = new SubscriptionClock();
+  const other = (seq: number): CommittedEvent => ({ ...event(seq), type: "other" });
+  publisher.publish([event(1), other(2)]);
+  await bus.received(1);
+  bus.answer({ sent: [1, 2], unsent: [], quiet: { types: ["made"], at: clock.now(), clock: clock.buffer } });
+  await Bun.sleep(0);
+  expect(acked).toEqual([[1, 2]]);
+
+  publisher.publish([event(3), other(4), event(5)]);
+  expect(acked).toEqual([[1, 2], [3, 5]]); // no message for them
+  await bus.received(2);
+  expect(bus.batches[1]).toEqual([4]);
+  bus.answer({ sent: [4], unsent: [] });
+
+  clock.tick(); // a subscription was taken
+  publisher.publish([event(6)]);
+  await bus.received(3);
+  expect(bus.batches[2]).toEqual([6]);
+});
+
+test("a new port forgets what the old one's bus said nobody wanted", async () => {
+  const { publisher, bus } = setup();
+  const clock = new SubscriptionClock();
+  publisher.publish([event(1)]);
+  await bus.received(1);
+  bus.answer({ sent: [1], unsent: [], quiet: { types: ["made"], at: clock.now(), clock: clock.buffer } });
+  await Bun.sleep(0);
+  const next = new MessageChannel();
+  open.push(next.port1, next.port2);
+  publisher.attach(next.port1, false);
+  const nextBus = busEnd(next.port2);
+  publisher.publish([event(2)]);
+  await nextBus.received(1);
+  expect(nextBus.batches).toEqual([[2]]);
+  expect(bus.batches).toHaveLength(1);
 });

@@ -217,7 +217,7 @@ export class RawWorker implements AsyncDisposable {
 
   /** The outbox as committed: seq, type and whether it is marked sent. */
   outbox(): Array<{ seq: number; type: string; sent: boolean }> {
-    return this.read<{ seq: number; type: string; sent: number }>("SELECT seq, type, sent_at IS NOT NULL AS sent FROM _plinth_outbox ORDER BY seq").map((r) => ({ ...r, sent: r.sent === 1 }));
+    return this.read<{ seq: number; type: string; sent: number }>("SELECT seq, type, sent FROM _plinth_outbox_state ORDER BY seq").map((r) => ({ ...r, sent: r.sent === 1 }));
   }
 
   pluginName = "w";

@@ -131,7 +131,7 @@ const emit = (h: WorkerHost, ...types: string[]) => h.request({ t: "action", act
 function rows(dataDir: string): Array<{ seq: number; type: string; sent: boolean }> {
   const db = new Database(`${dataDir}/w.sqlite`, { readonly: true });
   try {
-    return (db.query("SELECT seq, type, sent_at IS NOT NULL AS sent FROM _plinth_outbox ORDER BY seq").all() as Array<{ seq: number; type: string; sent: number }>).map(
+    return (db.query("SELECT seq, type, sent FROM _plinth_outbox_state ORDER BY seq").all() as Array<{ seq: number; type: string; sent: number }>).map(
       (r) => ({ ...r, sent: r.sent === 1 }),
     );
   } finally {

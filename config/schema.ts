@@ -210,7 +210,7 @@ export const ConfigSchema = t.Object(
     events: section({
       /** Published events each service keeps in its outbox table as its event log. */
       retainSent: t.Integer({ minimum: 0, default: 10_000 }),
-      /** ...and for at most this long after they were published (default 7 days). */
+      /** ...none committed longer ago than this (default 7 days). Unsent events are always kept. */
       retainSentMs: ms(7 * 24 * 3600 * 1000, 0),
       /** Attempts a subscription handler gets for one event before it is dead-lettered. */
       maxAttempts: t.Integer({ minimum: 1, default: 5 }),

@@ -104,6 +104,18 @@ export function deliverOnce(aedes: Aedes, client: Client): void {
   const resumption = resumptionOf(client);
   const copies = new Copies();
 
+  // Retained messages sent on SUBSCRIBE come one at a time: aedes pipes them through a stream that
+  // hands the next once the last one's `done` came. A turn of the event loop for each (two, with the
+  // hop before sending) sent each in a write of its own: 100,000 took 4.6 s, mosquitto 0.45 s. They
+  // go on within the turn, RETAINED_BURST of them, then the loop turns (the client's PUBACKs are read,
+  // other clients served).
+  let burst = 0;
+  const soon = <A extends unknown[]>(retained: boolean, fn: (...args: A) => void, ...args: A): void => {
+    if (retained && ++burst < RETAINED_BURST) return void process.nextTick(fn, ...args);
+    burst = 0;
+    setImmediate(fn, ...args);
+  };
+
   const deliver: Deliver = (packet, done) => {
     const id = packet.brokerId;
     const counter = packet.brokerCounter ?? 0;
@@ -120,20 +132,22 @@ export function deliverOnce(aedes: Aedes, client: Client): void {
       if (queued) store.outgoingClearMessageId(c, packet).then(noop, noop);
       return void setImmediate(done);
     }
-    setImmediate(send, forwarded as unknown as Outgoing, qos, done);
+    soon(packet.retain && !id, send, forwarded as unknown as Outgoing, qos, done);
   };
 
   function send(forwarded: Outgoing, qos: 0 | 1 | 2, done: () => void): void {
     const packet = new Packet(forwarded, aedes);
     packet.qos = qos;
+    const retained = forwarded.retain && !forwarded.brokerId;
     const sent = (err?: unknown) => {
       if (err) c.emit("error", err as Error);
       done();
     };
-    if (qos === 0) return write(c, packet, sent);
+    const written = (err: Error | null) => soon(retained, sent, err);
+    if (qos === 0) return write(c, packet, written);
     packet.messageId = forwarded.messageId || nextMessageId(c);
-    const stored = (err?: unknown) => (err ? sent(err) : write(c, packet, sent));
-    if (c.clean) return write(c, packet, sent);
+    const stored = (err?: unknown) => (err ? sent(err) : write(c, packet, written));
+    if (c.clean) return write(c, packet, written);
     // A retained message sent on SUBSCRIBE was queued for nobody (live ones were, when published): it
     // is queued here, under the broker id and counter its Packet was given, then marked as sent.
     const queued = packet.retain ? store.outgoingEnqueue({ clientId: c.id }, packet) : Promise.resolve();
@@ -151,7 +165,13 @@ function nextMessageId(c: ClientState): number {
   return id;
 }
 
-/** Writes a packet as aedes does (lib/write.js): waits for "drain" when the connection's buffer is full. */
+/** Retained messages sent on SUBSCRIBE in one turn of the event loop, at most. */
+const RETAINED_BURST = 256;
+
+/**
+ * Writes a packet as aedes does (lib/write.js): waits for "drain" when the connection's buffer is
+ * full. `done` is called at once (aedes calls it on the next turn: the caller decides, see `soon`).
+ */
 function write(c: ClientState, packet: Outgoing, done: (err: Error | null) => void): void {
   let error: Error | null = null;
   if (c.connecting || c.connected) {
@@ -163,5 +183,5 @@ function write(c: ClientState, packet: Outgoing, done: (err: Error | null) => vo
   } else {
     error = new Error("connection closed");
   }
-  setImmediate(done, error);
+  done(error);
 }

@@ -4,7 +4,7 @@
  * statement is never shared by two streams at once). Keyset paging: each page
  * starts after the last key of the one before.
  */
-export const PAGE_SIZE = 128;
+export const PAGE_SIZE = 512;
 
 export function* pages<Row, Key>(fetch: (after: Key, limit: number) => Row[], first: Key, keyOf: (row: Row) => Key): Generator<Row> {
   let after = first;

@@ -48,13 +48,16 @@ export class RetainedStore {
 
   /** Retained messages matching any of the filters, each once. */
   *match(filters: string[]): Generator<StoredPacket> {
-    const seen = new Set<string>();
+    // Only a topic two filters both match can come twice: with one filter, nothing is remembered.
+    const seen = filters.length > 1 ? new Set<string>() : null;
     for (const filter of filters) {
-      const matcher = new QlobberTrue(QLOBBER_OPTIONS).add(filter);
+      const scope = filterScope(filter);
+      // "a/b/#": every candidate matches (the range under "a/b/", and "a/b" itself).
+      const matcher = scope.kind === "under" && scope.withPrefix ? null : new QlobberTrue(QLOBBER_OPTIONS).add(filter);
       const skipDollar = skipsDollarTopics(filter);
-      for (const row of this.candidates(filterScope(filter))) {
-        if (seen.has(row.topic) || !matcher.test(row.topic) || (skipDollar && row.topic.startsWith("$"))) continue;
-        seen.add(row.topic);
+      for (const row of this.candidates(scope)) {
+        if (seen?.has(row.topic) || (matcher && !matcher.test(row.topic)) || (skipDollar && row.topic.startsWith("$"))) continue;
+        seen?.add(row.topic);
         yield decodePacket(row.payload, row.meta);
       }
     }

@@ -127,8 +127,13 @@ export const ConfigSchema = t.Object(
       host: t.String({ minLength: 1, default: "127.0.0.1" }),
       /** MQTT over TCP. */
       port: port(1883),
-      /** Path on the gateway's HTTP port that serves MQTT over WebSocket; "" turns it off. */
+      /** Path that serves MQTT over WebSocket (on the gateway's port, or on `websocketPort`); "" turns it off. */
       websocketPath: t.String({ pattern: "^(/.*)?$", default: "/mqtt" }),
+      /**
+       * MQTT over WebSocket on a port of its own (on `host`), served by the broker's thread: its frames do
+       * not pass through the gateway's thread. Unset: on the gateway's port. 0 picks a free port.
+       */
+      websocketPort: t.Optional(t.Integer({ minimum: 0, maximum: 65535 })),
       /**
        * Where retained messages, persistent sessions (clean: false) and their queued QoS 1/2 messages are kept:
        * "sqlite" (`<data.dir>/_broker.sqlite`, kept across restarts and crashes) or "memory" (lost on exit).

@@ -19,6 +19,7 @@ import { openPersistence } from "./persistence";
 import { SocketStream, transportStats, type TransportStats } from "./stream";
 import { startSys } from "./sys";
 import { listenMqtt, type Gate } from "./tcp";
+import { listenWebSocket } from "./ws";
 import type { StoreOptions } from "../storage/open";
 import { VERSION } from "../version";
 
@@ -31,6 +32,8 @@ export interface Broker {
   readonly port: number;
   /** The TLS port actually bound, when `broker.tls` is set. */
   readonly tlsPort: number | null;
+  /** The port of MQTT over WebSocket, when `broker.websocketPort` is set (else it is the gateway's). */
+  readonly websocketPort: number | null;
   /** Transport counters: bytes, messages sent, QoS 0 dropped, slow consumers, refused connections. */
   readonly stats: TransportStats;
   /** Hands a connection (e.g. a WebSocket stream) to the broker. */
@@ -95,7 +98,28 @@ export async function startBroker(config: Config["broker"], log: Logger, options
       throw await abort(listenFailed("broker.tls.port", config.host, config.tls.port, err));
     }
   }
-  log.info("broker listening", { url: `mqtt://${config.host}:${port}`, ...(tlsPort !== null ? { tls: `mqtts://${config.host}:${tlsPort}` } : {}) });
+  const handle = (stream: Duplex) => {
+    if (!gate.admit()) return refuse(stream, stats);
+    stream.once("close", () => gate.release());
+    // A WebSocket's stream, made by the gateway: bounded and counted like a TCP one.
+    if (stream instanceof SocketStream) stream.limit(transport.maxQueuedBytes, stats);
+    aedes.handle(stream);
+  };
+  let websocketPort: number | null = null;
+  if (config.websocketPort !== undefined && config.websocketPath) {
+    try {
+      const server = listenWebSocket(config.host, config.websocketPort, config.websocketPath, handle);
+      listeners.push(server);
+      websocketPort = server.port ?? config.websocketPort;
+    } catch (err) {
+      throw await abort(listenFailed("broker.websocketPort", config.host, config.websocketPort, err));
+    }
+  }
+  log.info("broker listening", {
+    url: `mqtt://${config.host}:${port}`,
+    ...(tlsPort !== null ? { tls: `mqtts://${config.host}:${tlsPort}` } : {}),
+    ...(websocketPort !== null ? { websocket: `ws://${config.host}:${websocketPort}${config.websocketPath}` } : {}),
+  });
   const storeDropped = () => persistence.droppedMessages();
   const sys = config.sysIntervalMs > 0 ? startSys(aedes, { intervalMs: config.sysIntervalMs, version: VERSION, stats, storeDropped }) : null;
 
@@ -103,14 +127,9 @@ export async function startBroker(config: Config["broker"], log: Logger, options
     aedes,
     port,
     tlsPort,
+    websocketPort,
     stats,
-    handle(stream) {
-      if (!gate.admit()) return refuse(stream, stats);
-      stream.once("close", () => gate.release());
-      // A WebSocket's stream, made by the gateway: bounded and counted like a TCP one.
-      if (stream instanceof SocketStream) stream.limit(transport.maxQueuedBytes, stats);
-      aedes.handle(stream);
-    },
+    handle,
     async close() {
       sys?.stop();
       // aedes first: it disconnects the clients; then the listeners close what is left.

@@ -86,3 +86,22 @@ export function mqttWebSocketHandler(handle: (stream: Duplex) => void): WebSocke
     },
   };
 }
+
+/**
+ * MQTT over WebSocket on a port of its own, at `path`: the broker's own listener (`broker.websocketPort`),
+ * in whatever thread runs the broker. Anything else on the port is a 404 with no body.
+ */
+export function listenWebSocket(hostname: string, port: number, path: string, handle: (stream: Duplex) => void): Server<MqttSocketData> {
+  return Bun.serve<MqttSocketData>({
+    hostname,
+    port,
+    development: false,
+    fetch(req, server) {
+      const url = new URL(req.url);
+      if (url.pathname === path && upgradeMqtt(req, server)) return undefined;
+      return new Response(null, { status: 404 });
+    },
+    error: () => new Response(null, { status: 500 }),
+    websocket: mqttWebSocketHandler(handle),
+  });
+}

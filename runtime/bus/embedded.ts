@@ -28,9 +28,11 @@ export interface EmbeddedBroker {
   /** The TCP port bound (differs from config when it asked for 0); kept across restarts of the thread. */
   readonly port: number;
   readonly tlsPort: number | null;
+  /** The port of MQTT over WebSocket when it has one of its own (`broker.websocketPort`); null: the gateway's. */
+  readonly websocketPort: number | null;
   /** The broker, when it runs on this thread (`thread: false`); null when it has a thread of its own. */
   readonly local: Broker | null;
-  /** MQTT over WebSocket, for the gateway's port. */
+  /** MQTT over WebSocket, for the gateway's port (unless it has a port of its own). */
   readonly websocket: WebSocketHandler<BrokerSocketData>;
   /** Ends the broker's thread at once, as a fatal fault in it would (it is restarted); no-op on this thread. */
   kill(): void;
@@ -61,6 +63,7 @@ export async function startEmbeddedBroker(config: Readonly<Config>, log: Logger,
     bus: localBus(broker.aedes, log.child("bus")),
     port: broker.port,
     tlsPort: broker.tlsPort,
+    websocketPort: broker.websocketPort,
     local: broker,
     websocket: mqttWebSocketHandler((stream) => broker.handle(stream)),
     kill() {},

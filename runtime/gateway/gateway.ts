@@ -163,9 +163,10 @@ export function idleTimeoutSeconds(requestTimeoutMs: number): number {
   return seconds > MAX_IDLE_TIMEOUT_S ? 0 : Math.max(10, seconds);
 }
 
-/** `websocket`: the embedded broker's handler for MQTT over WebSocket on `broker.websocketPath`. */
+/** `websocket`: the embedded broker's handler for MQTT over WebSocket on `broker.websocketPath` (when it has no port of its own). */
 export function startGateway(app: GatewayApp, websocket: WebSocketHandler<BrokerSocketData>, config: Readonly<Config>, log: Logger): Gateway {
-  const wsPath = config.broker.websocketPath;
+  // With a port of its own (the broker's listener), MQTT over WebSocket is not served here.
+  const wsPath = config.broker.websocketPort === undefined ? config.broker.websocketPath : "";
   const idleTimeout = idleTimeoutSeconds(config.gateway.requestTimeoutMs);
   const server: Server<BrokerSocketData> = serve({
     hostname: config.gateway.host,

@@ -1,18 +1,25 @@
 /**
  * The broker benchmarks' MQTT 3.1.1 client (tests/bench/broker-load.ts): a minimal one on
- * Bun.connect, no MQTT.js, so that the load generator stays far cheaper than the broker it measures.
+ * Bun.connect (mqtt://) or Bun's WebSocket client (ws://, binary frames, subprotocol "mqtt"), no
+ * MQTT.js, so that the load generator stays far cheaper than the broker it measures.
  * It speaks CONNECT, SUBSCRIBE, PUBLISH, PUBACK (and the QoS 2 handshake for ingest); frames are
  * parsed in place (offsets into the chunk, no copy unless a frame spans two chunks), and the
  * PUBACKs a chunk's messages call for go out in one write at the end of that chunk.
  */
-import type { Socket } from "bun";
 import { frame, str } from "../helpers/mqtt-bytes";
 
 /** A frame: its type and flags, and its body as `buf[start, end)` (valid during the call only). */
 export type Frame = (type: number, flags: number, buf: Buffer, start: number, end: number) => void;
 
+/** What a connection's bytes go through: a TCP socket or a WebSocket. */
+interface Pipe {
+  /** Bytes taken (the rest is kept by the caller until `drain`). */
+  write(bytes: Buffer): number;
+  end(): void;
+}
+
 export interface Conn {
-  socket: Socket<ConnState>;
+  socket: Pipe;
   /** Writes bytes, keeping what the socket did not take until `drain`. */
   send(bytes: Buffer): void;
   /** Queues a PUBACK for `id`: sent with the others of the same chunk once it is parsed. */
@@ -70,18 +77,74 @@ function parse(state: ConnState, chunk: Buffer): void {
   state.rest = pos < length ? Buffer.from(buf.subarray(pos)) : null;
 }
 
-function write(socket: Socket<ConnState>, bytes: Buffer): void {
-  const state = socket.data;
+function write(pipe: Pipe, state: ConnState, bytes: Buffer): void {
   if (state.queue.length) return void state.queue.push(bytes);
-  const n = socket.write(bytes);
+  const n = pipe.write(bytes);
   if (n < bytes.length) state.queue.push(bytes.subarray(Math.max(0, n)));
 }
 
-function flushAcks(socket: Socket<ConnState>): void {
-  const state = socket.data;
+function flushAcks(pipe: Pipe, state: ConnState): void {
   if (state.ackBytes === 0) return;
-  write(socket, Buffer.from(state.acks.subarray(0, state.ackBytes)));
+  write(pipe, state, Buffer.from(state.acks.subarray(0, state.ackBytes)));
   state.ackBytes = 0;
+}
+
+/** A chunk of bytes from the broker: its frames, then the acks they called for. */
+function received(pipe: Pipe, state: ConnState, chunk: Buffer): void {
+  parse(state, chunk);
+  flushAcks(pipe, state);
+  state.onChunk();
+}
+
+/** Sends what waited for `drain`. */
+function drained(pipe: Pipe, state: ConnState): void {
+  const q = state.queue;
+  while (q.length) {
+    const head = q[0]!;
+    const n = pipe.write(head);
+    if (n < head.length) {
+      q[0] = head.subarray(Math.max(0, n));
+      return;
+    }
+    q.shift();
+  }
+  state.onDrain();
+}
+
+async function tcpPipe(hostname: string, port: number, state: ConnState): Promise<Pipe> {
+  const socket = await Bun.connect<ConnState>({
+    hostname,
+    port,
+    data: state,
+    socket: {
+      data: (s, chunk) => received(s, s.data, chunk),
+      drain: (s) => drained(s, s.data),
+      close: (s) => s.data.onClose(),
+      error: () => {},
+    },
+  });
+  socket.setNoDelay(true);
+  return socket;
+}
+
+async function wsPipe(url: string, state: ConnState): Promise<Pipe> {
+  const ws = new WebSocket(url, ["mqtt"]);
+  ws.binaryType = "nodebuffer" as WebSocket["binaryType"];
+  const pipe: Pipe = {
+    // Bun's client keeps what the socket did not take and reports it as bufferedAmount.
+    write: (bytes) => (ws.bufferedAmount > 1 << 20 ? 0 : (ws.send(bytes), bytes.length)),
+    end: () => ws.close(),
+  };
+  ws.onmessage = (e) => received(pipe, state, e.data as Buffer);
+  ws.onclose = () => state.onClose();
+  await new Promise<void>((resolve, reject) => {
+    ws.onopen = () => resolve();
+    ws.onerror = () => reject(new Error(`${url}: WebSocket failed`));
+  });
+  // No drain event on the client: what waits is retried while bytes are queued.
+  const timer = setInterval(() => state.queue.length && drained(pipe, state), 1);
+  ws.addEventListener("close", () => clearInterval(timer));
+  return pipe;
 }
 
 /** Connects and waits for CONNACK 0. */
@@ -101,38 +164,11 @@ export async function connect(url: string, clientId: string, onFrame: Frame = ()
     onClose: () => {},
     onChunk: () => {},
   };
-  const socket = await Bun.connect<ConnState>({
-    hostname,
-    port: Number(port),
-    data: state,
-    socket: {
-      data: (s, chunk) => {
-        parse(s.data, chunk);
-        flushAcks(s);
-        s.data.onChunk();
-      },
-      drain: (s) => {
-        const q = s.data.queue;
-        while (q.length) {
-          const head = q[0]!;
-          const n = s.write(head);
-          if (n < head.length) {
-            q[0] = head.subarray(Math.max(0, n));
-            return;
-          }
-          q.shift();
-        }
-        s.data.onDrain();
-      },
-      close: (s) => s.data.onClose(),
-      error: () => {},
-    },
-  });
-  socket.setNoDelay(true);
+  const socket = url.startsWith("ws") ? await wsPipe(url, state) : await tcpPipe(hostname, Number(port), state);
   const conn: Conn = {
     socket,
     state,
-    send: (bytes) => write(socket, bytes),
+    send: (bytes) => write(socket, state, bytes),
     ack(id) {
       if (state.ackBytes + 4 > state.acks.length) {
         const bigger = Buffer.allocUnsafe(state.acks.length * 2);

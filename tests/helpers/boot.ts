@@ -86,7 +86,7 @@ async function start(dir: TempDir, plugins: PluginSet, overrides: UserConfig, op
     platform,
     url,
     mqttUrl: `mqtt://127.0.0.1:${platform.broker.port}`,
-    wsUrl: `ws://127.0.0.1:${platform.gateway.port}${config.broker.websocketPath}`,
+    wsUrl: `ws://127.0.0.1:${platform.broker.websocketPort ?? platform.gateway.port}${config.broker.websocketPath}`,
     dataDir: config.data.dir,
     pluginsDir: config.plugins.dir,
     adminKey,

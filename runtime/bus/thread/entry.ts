@@ -67,7 +67,7 @@ async function start(message: Extract<ToBroker, { t: "start" }>): Promise<void> 
   if (config.broker.persistence === "sqlite") {
     storeHealth(join(config.data.dir, BROKER_DB_FILE)).listen((fault) => post({ t: "storage", fault }));
   }
-  post({ t: "ready", port: broker.port, tlsPort: broker.tlsPort });
+  post({ t: "ready", port: broker.port, tlsPort: broker.tlsPort, websocketPort: broker.websocketPort });
   const queued = waiting ?? [];
   waiting = null;
   for (const e of queued) handle(e);

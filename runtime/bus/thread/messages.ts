@@ -27,7 +27,7 @@ export type ToBroker =
   | { t: "close" };
 
 export type FromBroker =
-  | { t: "ready"; port: number; tlsPort: number | null }
+  | { t: "ready"; port: number; tlsPort: number | null; websocketPort: number | null }
   | { t: "failed"; code: string; message: string }
   | { t: "done"; id: number; error?: string; value?: number }
   /** A message for the in-process subscription `subscription` (the id of its "subscribe"). */

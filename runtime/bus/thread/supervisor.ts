@@ -31,6 +31,7 @@ interface Pending {
 export class BrokerThread implements Bus {
   port = 0;
   tlsPort: number | null = null;
+  websocketPort: number | null = null;
   readonly local = null;
   readonly bus: Bus = this;
   private worker: Worker | null = null;
@@ -74,6 +75,7 @@ export class BrokerThread implements Bus {
           started = true;
           this.port = m.port;
           this.tlsPort = m.tlsPort;
+          this.websocketPort = m.websocketPort;
           this.startedAt = performance.now();
           // A new thread's store starts healthy (it reports a fault again at its first failed write).
           this.onStorage(null);
@@ -100,7 +102,7 @@ export class BrokerThread implements Bus {
         this.lost();
       });
       // The ports bound before are bound again, so that clients reconnect where they were.
-      const config = this.port === 0 ? this.config : rebound(this.config, this.port, this.tlsPort);
+      const config = this.port === 0 ? this.config : rebound(this.config, this.port, this.tlsPort, this.websocketPort);
       worker.postMessage({ t: "start", config } satisfies ToBroker);
     });
   }
@@ -252,7 +254,7 @@ export class BrokerThread implements Bus {
 }
 
 /** The config with the broker's ports set to those bound the first time (which may have been 0: any). */
-function rebound(config: Readonly<Config>, port: number, tlsPort: number | null): Readonly<Config> {
+function rebound(config: Readonly<Config>, port: number, tlsPort: number | null, websocketPort: number | null): Readonly<Config> {
   const tls = config.broker.tls && tlsPort !== null ? { ...config.broker.tls, port: tlsPort } : config.broker.tls;
-  return { ...config, broker: { ...config.broker, port, tls } };
+  return { ...config, broker: { ...config.broker, port, tls, websocketPort: websocketPort ?? config.broker.websocketPort } };
 }

@@ -6,6 +6,7 @@
  * their databases), then close the broker.
  */
 import type { Config } from "../config/schema";
+import { builtinServiceNames, nodeServiceName } from "../services/names";
 import type { Clock } from "./breaker/clock";
 import { Authenticator } from "./auth/authenticator";
 import { Breakers } from "./breaker/call";
@@ -52,12 +53,12 @@ export async function startPlatform(config: Readonly<Config>, log: Logger, optio
   let broker: EmbeddedBroker | undefined;
   let bus: Bus | undefined;
   let checkpointer: Checkpointer | null = null;
-  const breakers = new Breakers(config.breaker, options.clock, onBreaker, config.bulkhead, (target) => loader.breakerOverrides(target));
+  const breakers = new Breakers(config.breaker, options.clock, onBreaker, config.bulkhead, (target) => loader.registry.breakerOverrides(target));
   function onBreaker(service: string, state: string, snapshot: object) {
     log.warn("circuit breaker", { service, state });
     bus?.publish(Topics.breaker(service), JSON.stringify({ service, ...snapshot }), { retain: true }).catch(() => {});
   }
-  const loader = new Loader(config, breakers, log.child("loader"));
+  const loader = new Loader(config, breakers, log.child("loader"), { builtins: { names: builtinServiceNames, node: nodeServiceName } });
   /** What start-up opened, closed in reverse (the gateway and reloader, when up, are stopped first). */
   const close = async () => {
     await loader.stop();
@@ -84,14 +85,14 @@ export async function startPlatform(config: Readonly<Config>, log: Logger, optio
     // Writers (workers, the broker) never stop for a WAL checkpoint: a thread of its own does them.
     // Started once the plugins are ready, so that it does not compete with their workers for a core.
     if (config.data.checkpointMs > 0) checkpointer = new Checkpointer(config.data.dir, config.data.checkpointMs);
-    gateway = startGateway(createApp(loader, config, log.child("gateway"), policies), broker.websocket, config, log.child("gateway"));
+    gateway = startGateway(createApp(loader.upstream, config, log.child("gateway"), policies), broker.websocket, config, log.child("gateway"));
   } catch (err) {
     await close();
     throw err;
   }
   const reloader = config.plugins.watch ? new Reloader(loader, config.plugins.dir, config.shutdown.graceMs, log.child("reload")) : null;
   reloader?.start();
-  log.info("platform ready", { services: loader.services.size, failed: loader.failures.length, ms: Math.round(performance.now() - started) });
+  log.info("platform ready", { services: loader.registry.services.size, failed: loader.registry.failures.length, ms: Math.round(performance.now() - started) });
 
   let stopping: Promise<void> | null = null;
   return {

@@ -15,15 +15,15 @@ import type { LogGeneration } from "../storage/generation";
 import type { DeliveryOutcome } from "../worker/channel";
 import type { HostRequest } from "../worker/host";
 import type { Cursor } from "../worker/inbox";
-import type { EventLogs } from "./logs";
+import type { EventLogSource } from "./logs";
 
 export interface DeliveryTarget {
   readonly name: string;
   request(message: HostRequest, timeoutMs: number): Promise<unknown>;
 }
 
-/** Where delivery reads what a subscriber missed: the sources' logs (logs.ts `EventLogs`). */
-export type EventSource = Pick<EventLogs, "read" | "head" | "generation">;
+/** Where delivery reads what a subscriber missed: the sources' logs (logs.ts). */
+export type EventSource = Pick<EventLogSource, "read" | "head" | "generation">;
 
 /** Calls `fire` once after `ms`; the function returned cancels it. Injectable so that tests need no sleeping. */
 export type Timer = (fire: () => void, ms: number) => () => void;

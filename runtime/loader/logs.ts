@@ -11,7 +11,23 @@ import type { Logger } from "../log";
 import type { CommittedEvent } from "../protocol";
 import { logRecordFile, readLogRecord, type LogGeneration } from "../storage/generation";
 
-export class EventLogs {
+/**
+ * Where subscribers catch up from: each source service's event log and its generation. EventLogs
+ * reads them from this node's SQLite files.
+ */
+export interface EventLogSource {
+  /** The highest seq in the service's log (0: none). */
+  head(service: string): number;
+  /** Events after `afterSeq`, oldest first. */
+  read(service: string, afterSeq: number, limit?: number): CommittedEvent[];
+  /** The current generation of the service's log (null: it keeps no record yet). */
+  generation(service: string): LogGeneration | null;
+  /** Reads the generation again: the new one when it changed, else null. */
+  refresh(service: string): LogGeneration | null;
+  close(): void;
+}
+
+export class EventLogs implements EventLogSource {
   private readonly open = new Map<string, { db: Database; after: Statement; head: Statement }>();
   private readonly generations = new Map<string, LogGeneration | null>();
 

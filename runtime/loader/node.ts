@@ -7,7 +7,7 @@ import type { Config } from "../../config/schema";
 import type { Breakers } from "../breaker/call";
 import { PlinthError } from "../errors";
 import { Topics, routeName, toEnvelope } from "../protocol";
-import type { EventLogs } from "./logs";
+import type { EventLogSource } from "./logs";
 import type { LoadFailure, Service } from "./service";
 
 /** What these functions read from the loader. */
@@ -15,7 +15,7 @@ export interface NodeView {
   readonly services: ReadonlyMap<string, Service>;
   readonly failures: readonly LoadFailure[];
   readonly breakers: Breakers;
-  readonly logs: EventLogs;
+  readonly logs: Pick<EventLogSource, "read" | "generation">;
   readonly config: Readonly<Config>;
 }
 

@@ -65,16 +65,16 @@ export class Reloader {
 
   private async reconcile(entry: string): Promise<void> {
     const path = entryFile(this.dir, entry);
-    const current = [...this.loader.services.values()].find((s) => s.path !== null && relative(this.dir, s.path).split(sep)[0] === entry);
+    const current = [...this.loader.registry.services.values()].find((s) => s.path !== null && relative(this.dir, s.path).split(sep)[0] === entry);
     if (!path) {
       // Gone (or no longer a plugin): a failure to load it is no longer news.
-      this.loader.forgetFailuresUnder(join(this.dir, entry));
+      this.loader.registry.forgetFailuresUnder(join(this.dir, entry));
       if (current) await this.loader.retire(current, this.graceMs);
       return;
     }
     const started = performance.now();
     const host = await this.loader.launch(path, (manifest) => {
-      const holder = this.loader.services.get(manifest.name);
+      const holder = this.loader.registry.services.get(manifest.name);
       if (holder && holder !== current) {
         throw new PlinthError("PLT_PLUGIN_DUPLICATE", `service name "${manifest.name}" is already taken by ${holder.origin}`);
       }

@@ -7,7 +7,8 @@ import { PlinthError, type WireError } from "../errors";
 import type { Logger } from "../log";
 import type { CommittedEvent, Identity, Manifest } from "../protocol";
 import type { StorageState } from "../storage/faults";
-import type { StoreOptions } from "../storage/open";
+import { storeOptions } from "../storage/open";
+import type { Config } from "../../config/schema";
 import { batched, decode, type HostMessage, type PluginSource, type WorkerMessage } from "./channel";
 import type { Cursor } from "./inbox";
 import { describeThrown, summarize } from "./fault";
@@ -35,14 +36,13 @@ export interface OutgoingCall {
   identity: Identity | null;
 }
 
+/** The sections of the platform's config a host reads: its workers', its event log's, its data's and its log's. */
+export type HostConfig = Pick<Config, "workers" | "events" | "data" | "log">;
+
 export interface HostOptions {
   source: PluginSource;
-  dataDir: string;
-  /** Published outbox rows the plugin keeps as its event log: how many, and for how long. */
-  retainSent: number;
-  retainSentMs: number;
+  config: HostConfig;
   log: Logger;
-  logFormat: string;
   /** Looks up the plugin's own section of `plugins.config` once its name is known. */
   configFor: (name: string) => Record<string, unknown>;
   /**
@@ -50,18 +50,6 @@ export interface HostOptions {
    * throw (e.g. PLT_PLUGIN_DUPLICATE) to refuse it. May wait for other plugins.
    */
   claim?: (manifest: Manifest) => void | Promise<void>;
-  startTimeoutMs: number;
-  /** Ping interval, and how long without an answer before the worker is declared hung. */
-  heartbeatMs: number;
-  heartbeatTimeoutMs: number;
-  /** Heap size (bytes, as the worker reports it with each pong) past which it is restarted; 0: none. */
-  maxHeapBytes: number;
-  /** How long the worker may gather handlers into one commit (workers.groupCommitMs). */
-  groupCommitMs: number;
-  /** How the plugin's database is opened (durability, checkpoints). */
-  store: StoreOptions;
-  restartDelayMs: number;
-  maxRestarts: number;
   /** A call the plugin makes through ctx.call. */
   onCall: (from: string, call: OutgoingCall) => Promise<unknown>;
   /**
@@ -102,14 +90,18 @@ export class WorkerHost {
   /** Settles a start() still in progress when stop() is called. */
   private abortStart: ((error: PlinthError) => void) | null = null;
 
+  /** The `workers` section: timeouts, heartbeat, heap limit, restarts, group commit. */
+  private readonly workers: Config["workers"];
+
   constructor(private readonly options: HostOptions) {
+    const workers = (this.workers = options.config.workers);
     // A worker that stays silent past heartbeatTimeoutMs is treated as crashed (and restarted).
     this.heartbeat = new Heartbeat(
-      options.heartbeatMs,
-      options.heartbeatTimeoutMs,
+      workers.heartbeatMs,
+      workers.heartbeatTimeoutMs,
       () => this.post({ t: "ping" }),
       () => {
-        const reason = `stopped answering (no heartbeat for ${options.heartbeatTimeoutMs} ms)`;
+        const reason = `stopped answering (no heartbeat for ${workers.heartbeatTimeoutMs} ms)`;
         this.crashed(new PlinthError("PLT_SERVICE_UNAVAILABLE", `worker ${reason}`), reason);
       },
     );
@@ -132,7 +124,7 @@ export class WorkerHost {
       let timer: Timer | undefined;
       const deadline = (phase: string) => {
         clearTimeout(timer);
-        timer = setTimeout(() => settle(new PlinthError("PLT_PLUGIN_LOAD", `did not ${phase} within ${this.options.startTimeoutMs} ms`)), this.options.startTimeoutMs);
+        timer = setTimeout(() => settle(new PlinthError("PLT_PLUGIN_LOAD", `did not ${phase} within ${this.workers.startTimeoutMs} ms`)), this.workers.startTimeoutMs);
       };
       let settled = false;
       const settle = (error: PlinthError | null) => {
@@ -217,16 +209,17 @@ export class WorkerHost {
         this.crashed(new PlinthError("PLT_SERVICE_UNAVAILABLE", "worker exited"), "exited");
       });
       deadline("load");
+      const { config } = this.options;
       this.post({
         t: "init",
         source: this.options.source,
-        dataDir: this.options.dataDir,
-        retainSent: this.options.retainSent,
-        retainSentMs: Number.isFinite(this.options.retainSentMs) ? this.options.retainSentMs : null,
-        groupCommitMs: this.options.groupCommitMs,
-        store: this.options.store,
+        dataDir: config.data.dir,
+        retainSent: config.events.retainSent,
+        retainSentMs: Number.isFinite(config.events.retainSentMs) ? config.events.retainSentMs : null,
+        groupCommitMs: this.workers.groupCommitMs,
+        store: storeOptions(config.data),
         logLevel: this.options.log.level,
-        logFormat: this.options.logFormat,
+        logFormat: config.log.format,
       });
     });
   }
@@ -331,9 +324,9 @@ export class WorkerHost {
         return;
       case "pong":
         this.heartbeat.pong();
-        if (this.options.maxHeapBytes > 0 && msg.heapBytes > this.options.maxHeapBytes) {
+        if (this.workers.maxHeapBytes > 0 && msg.heapBytes > this.workers.maxHeapBytes) {
           const mib = (n: number) => `${Math.round(n / 2 ** 20)} MiB`;
-          this.crashed(new PlinthError("PLT_SERVICE_UNAVAILABLE", `heap of ${mib(msg.heapBytes)} exceeds workers.maxHeapBytes (${mib(this.options.maxHeapBytes)}): leaking?`), "outgrew its memory limit");
+          this.crashed(new PlinthError("PLT_SERVICE_UNAVAILABLE", `heap of ${mib(msg.heapBytes)} exceeds workers.maxHeapBytes (${mib(this.workers.maxHeapBytes)}): leaking?`), "outgrew its memory limit");
         }
         return;
       case "stopped":
@@ -380,12 +373,12 @@ export class WorkerHost {
     this.crashesInRow = now - this.lastCrashAt > STABLE_AFTER_MS ? 1 : this.crashesInRow + 1;
     this.lastCrashAt = now;
     const log = this.options.log;
-    if (this.crashesInRow > this.options.maxRestarts) {
+    if (this.crashesInRow > this.workers.maxRestarts) {
       log.error("service failed: crash loop, not restarting", { crashes: this.crashesInRow, error: detail });
       this.setState("failed");
       return;
     }
-    const delay = this.options.restartDelayMs * 2 ** (this.crashesInRow - 1);
+    const delay = this.workers.restartDelayMs * 2 ** (this.crashesInRow - 1);
     log.warn("service crashed, restarting", { inMs: delay, error: detail });
     this.setState("restarting");
     this.restartTimer = setTimeout(() => {

@@ -15,7 +15,7 @@ const CONCURRENCY = 64;
 
 using dir = tempDir("plinth-bench-calls");
 const platform = await startInProcess(join(import.meta.dir, "plugins"), dir.join("data"));
-const service = platform.loader.services.get("bench")!;
+const service = platform.loader.registry.services.get("bench")!;
 
 async function run(call: () => Promise<unknown>): Promise<number> {
   let next = 0;
@@ -28,7 +28,7 @@ async function run(call: () => Promise<unknown>): Promise<number> {
   return CALLS / ((performance.now() - started) / 1000);
 }
 
-const guarded = () => platform.loader.call(null, "bench.echo", 1);
+const guarded = () => platform.loader.dispatcher.call(null, "bench.echo", 1);
 const direct = () => service.host.request({ t: "action", action: "echo", params: 1, caller: null }, 5_000);
 await run(guarded); // warm-up
 await run(direct);

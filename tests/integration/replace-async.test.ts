@@ -147,7 +147,7 @@ function unsent(): string[] {
   }
 }
 
-const current = (): Service => p!.platform.loader.services.get("gated")!;
+const current = (): Service => p!.platform.loader.registry.services.get("gated")!;
 
 test("an async handler awaiting when its plugin is replaced answers from the old version; its order and event count once; later requests reach the new version", async () => {
   using gate = openGate((id) => id === "held");
@@ -231,11 +231,11 @@ for (const framing of ["content-length", "chunked"] as const) {
 
     // The gateway says when it has matched the request's route (with the old version): from then on
     // only the body is missing.
-    const loader = p!.platform.loader;
-    const match = loader.match.bind(loader);
+    const registry = p!.platform.loader.registry;
+    const match = registry.match.bind(registry);
     let matched: (service: Service) => void = () => {};
     const matchedOld = new Promise<Service>((resolve) => (matched = resolve));
-    loader.match = (service: string, method: string, path: string): RouteMatch => {
+    registry.match = (service: string, method: string, path: string): RouteMatch => {
       const found = match(service, method, path);
       if (method === "POST") matched(found.service);
       return found;
@@ -322,11 +322,11 @@ test("a request waiting in the bulkhead for a slot when the old version stops is
   using gate = openGate((id) => id === "held");
   await start(gate, { shutdown: { graceMs: 300 }, bulkhead: { adaptive: false, maxConcurrent: 1 } });
   const old = current();
-  const loader = p!.platform.loader;
-  const http = loader.http.bind(loader);
+  const dispatcher = p!.platform.loader.dispatcher;
+  const http = dispatcher.http.bind(dispatcher);
   let handed: () => void = () => {};
   const queuedHanded = new Promise<void>((resolve) => (handed = resolve));
-  loader.http = (match, req, timeoutMs) => {
+  dispatcher.http = (match, req, timeoutMs) => {
     const reply = http(match, req, timeoutMs);
     if ((req.body as { id?: string } | undefined)?.id === "queued") handed();
     return reply;

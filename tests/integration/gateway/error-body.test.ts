@@ -7,7 +7,7 @@ import { loadConfig } from "../../../config/load";
 import type { Broker } from "../../../runtime/broker/broker";
 import type { ApiPolicies } from "../../../runtime/gateway/routes";
 import { createApp, startGateway, type GatewayApp } from "../../../runtime/gateway/gateway";
-import type { Loader } from "../../../runtime/loader/loader";
+import type { Upstream } from "../../../runtime/gateway/upstream";
 import { createLogger } from "../../../runtime/log";
 import { tempDir } from "../../helpers/tmp";
 
@@ -63,7 +63,7 @@ test("an error in a route Elysia serves (/health) is the JSON error body, logged
     describe() {
       throw new TypeError(SECRET);
     },
-  } as unknown as Loader;
+  } as unknown as Upstream;
   const app = createApp(loader, s.config, s.log, {} as ApiPolicies);
   await expectInternal(await app.fetch(new Request("http://plinth.test/health")), s.lines);
 });

@@ -5,6 +5,7 @@
  * bus (and when its outbox rows are marked sent), who hears commits, and what a service
  * subscribes to on the bus from launch to retirement.
  */
+import { builtinServiceNames, nodeServiceName } from "../../../services/names";
 import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { Database } from "bun:sqlite";
 import { writeFileSync } from "node:fs";
@@ -43,8 +44,8 @@ async function startLoader(set: PluginSet, overrides: UserConfig = {}, bus = fak
     cwd: dir.path,
     overrides: { ...overrides, plugins: { dir: pluginsDir, ...overrides.plugins }, data: { dir: data ?? dir.join("data") }, log: { level: "silent" } },
   });
-  const breakers = new Breakers(config.breaker, undefined, undefined, config.bulkhead, (target) => loader.breakerOverrides(target));
-  const loader: Loader = new Loader(config, breakers, log);
+  const breakers = new Breakers(config.breaker, undefined, undefined, config.bulkhead, (target) => loader.registry.breakerOverrides(target));
+  const loader: Loader = new Loader(config, breakers, log, { builtins: { names: builtinServiceNames, node: nodeServiceName } });
   try {
     await loader.start(bus);
   } catch (err) {
@@ -74,15 +75,15 @@ const json = (reply: HttpResponse) => JSON.parse(reply.body ?? "null");
 describe("start", () => {
   test("puts the built-ins and the plugins in service", async () => {
     await using s = await startLoader({ fixtures: ["emitter", "hostile"] });
-    expect([...s.loader.services.keys()].sort()).toEqual(["auth", "emitter", "hostile", "platform"]);
+    expect([...s.loader.registry.services.keys()].sort()).toEqual(["auth", "emitter", "hostile", "platform"]);
   });
 
   test("of two plugins with one name, one serves and the other is reported as a duplicate", async () => {
     const named = (v: number) => `import { definePlugin } from "plinth";
 export default definePlugin({ name: "twin", version: "1.0.${v}", routes: { "GET /": () => ({ v: ${v} }) } });`;
     await using s = await startLoader({ files: { "a.ts": named(1), "b.ts": named(2) } });
-    expect(s.loader.services.get("twin")?.host.manifest?.version).toBe("1.0.1");
-    expect(s.loader.failures.map((f) => [f.origin.split("/").at(-1), f.error.code])).toEqual([["b.ts", "PLT_PLUGIN_DUPLICATE"]]);
+    expect(s.loader.registry.services.get("twin")?.host.manifest?.version).toBe("1.0.1");
+    expect(s.loader.registry.failures.map((f) => [f.origin.split("/").at(-1), f.error.code])).toEqual([["b.ts", "PLT_PLUGIN_DUPLICATE"]]);
   });
 
   test("warns about a service that needs services nobody provides", async () => {
@@ -91,7 +92,7 @@ export default definePlugin({ name: "twin", version: "1.0.${v}", routes: { "GET 
     const needy = `import { definePlugin } from "plinth";
 export default definePlugin({ name: "needy", version: "1.0.0", needs: ["emitter", "ghost"], routes: { "GET /": () => 1 } });`;
     await using s = await startLoader({ fixtures: ["emitter"], files: { "needy.ts": needy } }, {}, fakeBus(), undefined, log);
-    expect(s.loader.services.has("needy")).toBe(true);
+    expect(s.loader.registry.services.has("needy")).toBe(true);
     expect(lines.filter((l) => l.msg === "service needs missing services").map((l) => [l.service, l.missing])).toEqual([["needy", ["ghost"]]]);
   });
 });
@@ -123,36 +124,36 @@ function outbox(dataDir: string, name = "emitter"): Row[] {
 
 /** POSTs an event of `type` to the emitter through the loader. */
 async function emit(loader: Loader, type: string, data?: unknown): Promise<HttpResponse> {
-  return loader.http(loader.match("emitter", "POST", "/"), request({ type, data }), 5_000);
+  return loader.dispatcher.http(loader.registry.match("emitter", "POST", "/"), request({ type, data }), 5_000);
 }
 
 async function heard(loader: Loader): Promise<Heard[]> {
-  return json(await loader.http(loader.match("listener", "GET", "/"), request(), 5_000));
+  return json(await loader.dispatcher.http(loader.registry.match("listener", "GET", "/"), request(), 5_000));
 }
 
 describe("match", () => {
   test("finds the service's route, with its params", async () => {
     await using s = await startLoader({ fixtures: ["guarded"] });
-    const m = s.loader.match("guarded", "GET", "/items/7");
-    expect(m.service).toBe(s.loader.services.get("guarded")!);
-    expect(s.loader.services.get("guarded")!.host.manifest!.routes[m.route]).toMatchObject({ method: "GET", path: "/items/:id" });
+    const m = s.loader.registry.match("guarded", "GET", "/items/7");
+    expect(m.service).toBe(s.loader.registry.services.get("guarded")!);
+    expect(s.loader.registry.services.get("guarded")!.host.manifest!.routes[m.route]).toMatchObject({ method: "GET", path: "/items/:id" });
     expect(m.params).toEqual({ id: "7" });
-    expect(json(await s.loader.http(m, request(), 5_000))).toEqual({ id: 7 });
+    expect(json(await s.loader.dispatcher.http(m, request(), 5_000))).toEqual({ id: 7 });
   });
 
   test("trailing slashes are dropped before matching; the root stays /", async () => {
     await using s = await startLoader({ fixtures: ["guarded", "emitter"] });
-    expect(s.loader.match("guarded", "GET", "/items/7/").params).toEqual({ id: "7" });
-    expect(s.loader.match("guarded", "GET", "/open///").route).toBe(s.loader.match("guarded", "GET", "/open").route);
-    expect(s.loader.match("emitter", "POST", "/").service.name).toBe("emitter");
-    expect(s.loader.match("emitter", "POST", "//").service.name).toBe("emitter");
-    const err = await rejection((async () => s.loader.match("guarded", "GET", "/nowhere/"))());
+    expect(s.loader.registry.match("guarded", "GET", "/items/7/").params).toEqual({ id: "7" });
+    expect(s.loader.registry.match("guarded", "GET", "/open///").route).toBe(s.loader.registry.match("guarded", "GET", "/open").route);
+    expect(s.loader.registry.match("emitter", "POST", "/").service.name).toBe("emitter");
+    expect(s.loader.registry.match("emitter", "POST", "//").service.name).toBe("emitter");
+    const err = await rejection((async () => s.loader.registry.match("guarded", "GET", "/nowhere/"))());
     expect(err.message).toContain("GET /nowhere in");
   });
 
   test("an unknown service is PLT_SERVICE_NOT_FOUND; an unknown path or method is PLT_NOT_FOUND", async () => {
     await using s = await startLoader({ fixtures: ["guarded"] });
-    const matching = (service: string, method: string, path: string) => rejection((async () => s.loader.match(service, method, path))());
+    const matching = (service: string, method: string, path: string) => rejection((async () => s.loader.registry.match(service, method, path))());
     expect((await matching("ghost", "GET", "/open")).code).toBe("PLT_SERVICE_NOT_FOUND");
     expect((await matching("guarded", "GET", "/nowhere")).code).toBe("PLT_NOT_FOUND");
     expect((await matching("guarded", "DELETE", "/open")).code).toBe("PLT_NOT_FOUND");
@@ -162,69 +163,69 @@ describe("match", () => {
 describe("http", () => {
   test("hands the worker the route, params, query and body and answers with its reply", async () => {
     await using s = await startLoader({ fixtures: ["guarded"] });
-    const reply = await s.loader.http(s.loader.match("guarded", "GET", "/echo-header"), request(undefined, "v=hi"), 5_000);
+    const reply = await s.loader.dispatcher.http(s.loader.registry.match("guarded", "GET", "/echo-header"), request(undefined, "v=hi"), 5_000);
     expect(reply.status).toBe(200);
     expect(reply.headers["x-echo"]).toBe("hi");
-    const created = await s.loader.http(s.loader.match("guarded", "POST", "/notes"), request({ text: "one" }), 5_000);
+    const created = await s.loader.dispatcher.http(s.loader.registry.match("guarded", "POST", "/notes"), request({ text: "one" }), 5_000);
     expect(created.status).toBe(201);
     expect(json(created)).toEqual({ id: 1, text: "one" });
   });
 
   test("goes through the service's breaker: once it opens, requests are refused without reaching the worker", async () => {
     await using s = await startLoader({ fixtures: ["flaky"] }, { breaker: { failureThreshold: 2 }, plugins: { config: { flaky: { failFirst: 2 } } } });
-    const route = () => s.loader.match("flaky", "GET", "/");
-    expect((await rejection(s.loader.http(route(), request(), 5_000))).status).toBe(500);
-    expect((await rejection(s.loader.http(route(), request(), 5_000))).status).toBe(500);
-    expect((await rejection(s.loader.http(route(), request(), 5_000))).code).toBe("PLT_BREAKER_OPEN");
+    const route = () => s.loader.registry.match("flaky", "GET", "/");
+    expect((await rejection(s.loader.dispatcher.http(route(), request(), 5_000))).status).toBe(500);
+    expect((await rejection(s.loader.dispatcher.http(route(), request(), 5_000))).status).toBe(500);
+    expect((await rejection(s.loader.dispatcher.http(route(), request(), 5_000))).code).toBe("PLT_BREAKER_OPEN");
     expect(s.loader.breakers.snapshot().flaky?.state).toBe("open");
     // The refused request never reached the worker: its next call is its third.
     s.loader.breakers.forget("flaky");
-    expect(json(await s.loader.http(route(), request(), 5_000))).toEqual({ ok: true, calls: 3 });
+    expect(json(await s.loader.dispatcher.http(route(), request(), 5_000))).toEqual({ ok: true, calls: 3 });
   });
 });
 
 describe("call", () => {
   test("runs the action with its params, the caller's name and identity", async () => {
     await using s = await startLoader({ fixtures: ["guarded", "obeys"] });
-    expect(await s.loader.call("tester", "obeys.echo", { a: [1, 2] })).toEqual({ a: [1, 2] });
+    expect(await s.loader.dispatcher.call("tester", "obeys.echo", { a: [1, 2] })).toEqual({ a: [1, 2] });
     const identity = { sub: "ada", roles: ["ops"], via: "key" as const };
-    expect(await s.loader.call("tester", "guarded.whoami", null, undefined, identity)).toEqual({ sub: "ada", roles: ["ops"], caller: "tester" });
-    expect(await s.loader.call(null, "guarded.whoami", null)).toEqual({ sub: null, roles: [], caller: null });
+    expect(await s.loader.dispatcher.call("tester", "guarded.whoami", null, undefined, identity)).toEqual({ sub: "ada", roles: ["ops"], caller: "tester" });
+    expect(await s.loader.dispatcher.call(null, "guarded.whoami", null)).toEqual({ sub: null, roles: [], caller: null });
   });
 
   test("a call to no service, or to no action, is refused with a code", async () => {
     await using s = await startLoader({ fixtures: ["obeys"] });
-    const ghost = await rejection(s.loader.call("tester", "ghost.echo", null));
+    const ghost = await rejection(s.loader.dispatcher.call("tester", "ghost.echo", null));
     expect(ghost.code).toBe("PLT_SERVICE_NOT_FOUND");
     expect(ghost.message).toContain("ghost.echo");
-    expect((await rejection(s.loader.call("tester", "obeys.nothing", null))).code).toBe("PLT_ACTION_NOT_FOUND");
-    expect((await rejection(s.loader.call("tester", "not a target", null))).status).toBe(400);
+    expect((await rejection(s.loader.dispatcher.call("tester", "obeys.nothing", null))).code).toBe("PLT_ACTION_NOT_FOUND");
+    expect((await rejection(s.loader.dispatcher.call("tester", "not a target", null))).status).toBe(400);
   });
 
   test("a deadline already passed fails the call without running it", async () => {
     await using s = await startLoader({ fixtures: ["flaky"] }, { plugins: { config: { flaky: { failFirst: 0 } } } });
-    expect((await rejection(s.loader.call("tester", "flaky.work", null, Date.now() - 1))).code).toBe("PLT_TIMEOUT");
-    expect(json(await s.loader.http(s.loader.match("flaky", "GET", "/"), request(), 5_000))).toEqual({ ok: true, calls: 1 });
+    expect((await rejection(s.loader.dispatcher.call("tester", "flaky.work", null, Date.now() - 1))).code).toBe("PLT_TIMEOUT");
+    expect(json(await s.loader.dispatcher.http(s.loader.registry.match("flaky", "GET", "/"), request(), 5_000))).toEqual({ ok: true, calls: 1 });
   });
 
   test("only actions declared idempotent are retried", async () => {
     await using s = await startLoader({ fixtures: ["flaky"] }, { plugins: { config: { flaky: { failFirst: 2 } } }, calls: { retries: 2, retryDelayMs: 1 } });
     // Not idempotent: the first failure is the answer (a retry would have reached the third call, which succeeds).
-    expect((await rejection(s.loader.call("tester", "flaky.work", null))).status).toBe(500);
+    expect((await rejection(s.loader.dispatcher.call("tester", "flaky.work", null))).status).toBe(500);
     // Idempotent: the second call fails, its retry is the third.
-    expect(await s.loader.call("tester", "flaky.workIdempotent", null)).toEqual({ ok: true, calls: 3 });
+    expect(await s.loader.dispatcher.call("tester", "flaky.workIdempotent", null)).toEqual({ ok: true, calls: 3 });
   });
 
   test("$node.* is refused unless the call is from the node's own service", async () => {
     await using s = await startLoader({ fixtures: ["snoop"] });
-    const refused = await rejection(s.loader.call("tester", "$node.services", null));
+    const refused = await rejection(s.loader.dispatcher.call("tester", "$node.services", null));
     expect(refused.code).toBe("PLT_FORBIDDEN");
     expect(refused.status).toBe(403);
-    const described = (await s.loader.call(null, "$node.services", null, undefined, null, true)) as { services: Array<{ name: string }> };
+    const described = (await s.loader.dispatcher.call(null, "$node.services", null, undefined, null, true)) as { services: Array<{ name: string }> };
     expect(described.services.map((d) => d.name).sort()).toEqual(["auth", "platform", "snoop"]);
     // From workers: the built-in platform service gets an answer, a plugin does not (whatever it calls itself).
-    expect((await rejection(s.loader.http(s.loader.match("snoop", "GET", "/services"), request(), 5_000))).code).toBe("PLT_FORBIDDEN");
-    const platform = await s.loader.http(s.loader.match("platform", "GET", "/services"), request(), 5_000);
+    expect((await rejection(s.loader.dispatcher.http(s.loader.registry.match("snoop", "GET", "/services"), request(), 5_000))).code).toBe("PLT_FORBIDDEN");
+    const platform = await s.loader.dispatcher.http(s.loader.registry.match("platform", "GET", "/services"), request(), 5_000);
     expect(platform.status).toBe(200);
     expect((json(platform) as { services: Array<{ name: string }> }).services.map((d) => d.name).sort()).toEqual(["auth", "platform", "snoop"]);
   });
@@ -233,7 +234,7 @@ describe("call", () => {
 describe("committed events", () => {
   test("reach bus.send in commit order, on the service's topics, as CloudEvents of that service", async () => {
     await using s = await startLoader({ fixtures: ["hostile", "emitter"] });
-    await s.loader.http(s.loader.match("hostile", "POST", "/emit-bulk"), request(undefined, "n=4"), 5_000);
+    await s.loader.dispatcher.http(s.loader.registry.match("hostile", "POST", "/emit-bulk"), request(undefined, "n=4"), 5_000);
     await emit(s.loader, "line/added", { n: 1 });
     await s.bus.waitForSend((send) => send.topic === "events/emitter/line/added");
     expect(s.bus.sent.map((send) => send.topic)).toEqual([...Array(4).fill("events/hostile/bulk"), "events/emitter/line/added"]);
@@ -294,12 +295,12 @@ describe("committed events", () => {
   test("onCommit listeners hear a commit before the reply of the handler that committed it, publish pending or not", async () => {
     await using s = await startLoader({ fixtures: ["emitter"] });
     const commits: Array<{ service: string; events: readonly CommittedEvent[] }> = [];
-    s.loader.onCommit((service, events) => commits.push({ service, events }));
+    s.loader.events.onCommit((service, events) => commits.push({ service, events }));
     s.bus.hold();
     await emit(s.loader, "made", { n: 1 });
     expect(commits.map((c) => [c.service, c.events.map((e) => [e.seq, e.type, e.data])])).toEqual([["emitter", [[1, "made", { n: 1 }]]]]);
     // A handler that failed committed nothing: nothing to hear.
-    await rejection(s.loader.http(s.loader.match("emitter", "POST", "/"), request({ type: "lost", fail: true }), 5_000));
+    await rejection(s.loader.dispatcher.http(s.loader.registry.match("emitter", "POST", "/"), request({ type: "lost", fail: true }), 5_000));
     await emit(s.loader, "after");
     expect(commits.map((c) => c.events[0]!.type)).toEqual(["made", "after"]);
   });
@@ -354,11 +355,11 @@ export default definePlugin({
 const noClaim = () => {};
 
 /** Launches and installs the plugin file `name` of the test's plugins folder, written from `source`. */
-async function put(s: Started, name: string, source: string, previous = s.loader.services.get("vers")) {
+async function put(s: Started, name: string, source: string, previous = s.loader.registry.services.get("vers")) {
   const path = join(s.pluginsDir, name);
   writeFileSync(path, source);
   const host = await s.loader.launch(path, noClaim);
-  if (!host) throw new Error(`${name} failed to load: ${JSON.stringify(s.loader.failures)}`);
+  if (!host) throw new Error(`${name} failed to load: ${JSON.stringify(s.loader.registry.failures)}`);
   return s.loader.install(host, path, previous);
 }
 
@@ -367,27 +368,27 @@ describe("lifecycle", () => {
     await using s = await startLoader({});
     expect(s.bus.filters()).toEqual([]);
     const service = await put(s, "vers.ts", versioned(1));
-    expect(s.loader.services.get("vers")).toBe(service);
-    expect(s.loader.serviceAt(join(s.pluginsDir, "vers.ts"))).toBe(service);
+    expect(s.loader.registry.services.get("vers")).toBe(service);
+    expect(s.loader.registry.serviceAt(join(s.pluginsDir, "vers.ts"))).toBe(service);
     expect(s.bus.filters()).toEqual(["devices/+/vers"]);
-    expect(json(await s.loader.http(s.loader.match("vers", "GET", "/version"), request(), 5_000))).toEqual({ v: 1 });
-    expect(await s.loader.call("tester", "vers.which", null)).toEqual({ v: 1 });
+    expect(json(await s.loader.dispatcher.http(s.loader.registry.match("vers", "GET", "/version"), request(), 5_000))).toEqual({ v: 1 });
+    expect(await s.loader.dispatcher.call("tester", "vers.which", null)).toEqual({ v: 1 });
   });
 
   test("a plugin that fails to load is reported with its file and reason, and forgotten once it loads", async () => {
     await using s = await startLoader({ files: { "broken.ts": "export default 42;\n" } });
-    expect(s.loader.services.has("broken")).toBe(false);
-    expect(s.loader.failures).toHaveLength(1);
-    expect(s.loader.failures[0]!.origin.endsWith("broken.ts")).toBe(true);
-    expect(s.loader.describe().failed).toEqual([{ origin: s.loader.failures[0]!.origin, error: s.loader.failures[0]!.error }]);
+    expect(s.loader.registry.services.has("broken")).toBe(false);
+    expect(s.loader.registry.failures).toHaveLength(1);
+    expect(s.loader.registry.failures[0]!.origin.endsWith("broken.ts")).toBe(true);
+    expect(s.loader.registry.describe().failed).toEqual([{ origin: s.loader.registry.failures[0]!.origin, error: s.loader.registry.failures[0]!.error }]);
     const path = join(s.pluginsDir, "broken.ts");
     // Launched again, still broken: one failure, not two.
     expect(await s.loader.launch(path, noClaim)).toBeNull();
-    expect(s.loader.failures).toHaveLength(1);
+    expect(s.loader.registry.failures).toHaveLength(1);
     writeFileSync(path, versioned(1));
     const host = await s.loader.launch(path, noClaim);
     expect(host?.manifest?.name).toBe("vers");
-    expect(s.loader.failures).toEqual([]);
+    expect(s.loader.registry.failures).toEqual([]);
   });
 
   test("a launch whose name claim is refused fails with the claim's error, and leaves nothing in service", async () => {
@@ -400,49 +401,49 @@ describe("lifecycle", () => {
       })(`name ${m.name} is taken`);
     });
     expect(host).toBeNull();
-    expect(s.loader.services.has("vers")).toBe(false);
-    expect(s.loader.failures.map((f) => f.error.message)).toEqual([expect.stringContaining("name vers is taken")]);
+    expect(s.loader.registry.services.has("vers")).toBe(false);
+    expect(s.loader.registry.failures.map((f) => f.error.message)).toEqual([expect.stringContaining("name vers is taken")]);
   });
 
   test("a replacement takes the name: the old version leaves the bus first, and requests matched to it go to the new one", async () => {
     await using s = await startLoader({});
     const old = await put(s, "vers.ts", versioned(1));
-    const matched = s.loader.match("vers", "GET", "/version");
+    const matched = s.loader.registry.match("vers", "GET", "/version");
     const next = await put(s, "vers.ts", versioned(2), old);
-    expect(s.loader.services.get("vers")).toBe(next);
+    expect(s.loader.registry.services.get("vers")).toBe(next);
     // Never both on the bus: a message is handed to one version only.
     expect(s.bus.changes).toEqual(["subscribe devices/+/vers", "unsubscribe devices/+/vers", "subscribe devices/+/vers"]);
     expect(old.quiesced).toBe(true);
-    expect(json(await s.loader.http(matched, request(), 5_000))).toEqual({ v: 2 });
-    expect(await s.loader.call("tester", "vers.which", null)).toEqual({ v: 2 });
+    expect(json(await s.loader.dispatcher.http(matched, request(), 5_000))).toEqual({ v: 2 });
+    expect(await s.loader.dispatcher.call("tester", "vers.which", null)).toEqual({ v: 2 });
     await s.loader.retire(old, 1_000);
-    expect(s.loader.services.get("vers")).toBe(next);
-    expect(json(await s.loader.http(s.loader.match("vers", "GET", "/version"), request(), 5_000))).toEqual({ v: 2 });
+    expect(s.loader.registry.services.get("vers")).toBe(next);
+    expect(json(await s.loader.dispatcher.http(s.loader.registry.match("vers", "GET", "/version"), request(), 5_000))).toEqual({ v: 2 });
   });
 
   test("a request matched to a replaced version stays with it when the new one declares its route under another policy", async () => {
     await using s = await startLoader({});
     const old = await put(s, "vers.ts", versioned(1));
-    const matched = s.loader.match("vers", "GET", "/version");
+    const matched = s.loader.registry.match("vers", "GET", "/version");
     await put(s, "vers.ts", versioned(2, "authenticated"), old);
-    expect(json(await s.loader.http(matched, request(), 5_000))).toEqual({ v: 1 });
+    expect(json(await s.loader.dispatcher.http(matched, request(), 5_000))).toEqual({ v: 1 });
   });
 
   test("retire takes the service's routes and calls out, unsubscribes it from the bus and stops its worker; its file stays", async () => {
     await using s = await startLoader({ fixtures: ["flaky"] }, { plugins: { config: { flaky: { failFirst: 0 } } } });
     const vers = await put(s, "vers.ts", versioned(1));
-    await s.loader.call("tester", "vers.which", null);
+    await s.loader.dispatcher.call("tester", "vers.which", null);
     expect(Object.keys(s.loader.breakers.snapshot())).toContain("vers");
     await s.loader.retire(vers, 1_000);
     expect(vers.host.state).toBe("stopped");
     expect(s.bus.filters()).toEqual([]);
-    expect((await rejection((async () => s.loader.match("vers", "GET", "/version"))())).code).toBe("PLT_SERVICE_NOT_FOUND");
-    expect((await rejection(s.loader.call("tester", "vers.which", null))).code).toBe("PLT_SERVICE_NOT_FOUND");
-    expect(s.loader.describe().services.map((d) => d.name)).not.toContain("vers");
+    expect((await rejection((async () => s.loader.registry.match("vers", "GET", "/version"))())).code).toBe("PLT_SERVICE_NOT_FOUND");
+    expect((await rejection(s.loader.dispatcher.call("tester", "vers.which", null))).code).toBe("PLT_SERVICE_NOT_FOUND");
+    expect(s.loader.registry.describe().services.map((d) => d.name)).not.toContain("vers");
     expect(Object.keys(s.loader.breakers.snapshot())).not.toContain("vers");
     expect(await Bun.file(join(s.dataDir, "vers.sqlite")).exists()).toBe(true);
     // The others serve on.
-    expect(await s.loader.call("tester", "flaky.work", null)).toEqual({ ok: true, calls: 1 });
+    expect(await s.loader.dispatcher.call("tester", "flaky.work", null)).toEqual({ ok: true, calls: 1 });
   });
 
   test("installing a plugin publishes what its database holds unsent; replacing a serving version does not publish it again", async () => {
@@ -469,7 +470,7 @@ describe("lifecycle", () => {
 
   test("describe lists each service's version, origin, state, routes, actions and subscriptions", async () => {
     await using s = await startLoader({ files: { "vers.ts": versioned(3) } });
-    const vers = s.loader.describe().services.find((d) => d.name === "vers");
+    const vers = s.loader.registry.describe().services.find((d) => d.name === "vers");
     expect(vers).toMatchObject({
       name: "vers",
       version: "1.0.3",
@@ -482,7 +483,7 @@ describe("lifecycle", () => {
       needs: [],
     });
     expect(vers!.origin.endsWith("vers.ts")).toBe(true);
-    expect(s.loader.describe().failed).toEqual([]);
+    expect(s.loader.registry.describe().failed).toEqual([]);
   });
 
   test("breaker settings: the plugin's own, overridden by the config's for the service or the action", async () => {
@@ -493,9 +494,9 @@ export default definePlugin({
   actions: { own: { breaker: { slowCallMs: 50, minimumCalls: 2 }, handler: () => 1 }, plain: () => 2 },
 });`;
     await using s = await startLoader({ files: { "tuned.ts": tuned } }, { breaker: { services: { tuned: { failureThreshold: 3 } }, actions: { "tuned.own": { minimumCalls: 9 }, "ghost.x": { minimumCalls: 4 } } } });
-    expect(s.loader.breakerOverrides("tuned")).toEqual({ failureThreshold: 3, resetTimeoutMs: 100 });
-    expect(s.loader.breakerOverrides("tuned.own")).toEqual({ slowCallMs: 50, minimumCalls: 9 });
-    expect(s.loader.breakerOverrides("tuned.plain")).toBeUndefined();
-    expect(s.loader.breakerOverrides("ghost.x")).toEqual({ minimumCalls: 4 });
+    expect(s.loader.registry.breakerOverrides("tuned")).toEqual({ failureThreshold: 3, resetTimeoutMs: 100 });
+    expect(s.loader.registry.breakerOverrides("tuned.own")).toEqual({ slowCallMs: 50, minimumCalls: 9 });
+    expect(s.loader.registry.breakerOverrides("tuned.plain")).toBeUndefined();
+    expect(s.loader.registry.breakerOverrides("ghost.x")).toEqual({ minimumCalls: 4 });
   });
 });

@@ -2,6 +2,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test
 import { Database } from "bun:sqlite";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { PlinthError } from "../../../runtime/errors";
+import { hostConfig } from "../../helpers/host-config";
+import type { Config } from "../../../config/schema";
 import { createLogger } from "../../../runtime/log";
 import type { CommittedEvent } from "../../../runtime/protocol";
 import { WorkerHost, type OutgoingCall, type HostOptions, type HostState } from "../../../runtime/worker/host";
@@ -60,26 +62,15 @@ afterEach(async () => {
 afterAll(() => dir[Symbol.dispose]());
 
 let dataSeq = 0;
-function harness(path = pluginPath, overrides: Partial<HostOptions> = {}): Harness & { dataDir: string } {
+function harness(path = pluginPath, overrides: Partial<HostOptions> = {}, workers: Partial<Config["workers"]> = {}): Harness & { dataDir: string } {
   const dataDir = dir.join(`data-${++dataSeq}`);
   mkdirSync(dataDir, { recursive: true });
   const h: Harness = { host: undefined as unknown as WorkerHost, events: [], calls: [], states: [] };
   h.host = new WorkerHost({
     source: { kind: "file", path },
-    dataDir,
-    retainSent: 100,
-    retainSentMs: 60_000,
+    config: hostConfig(dataDir, workers),
     log: createLogger({ level: "silent" }),
-    logFormat: "pretty",
     configFor: (name) => ({ name }),
-    startTimeoutMs: 5_000,
-    heartbeatMs: 1_000,
-    heartbeatTimeoutMs: 5_000,
-    maxHeapBytes: 0,
-    groupCommitMs: 0.2,
-    store: { durability: "full" },
-    restartDelayMs: 10,
-    maxRestarts: 2,
     onCall: async (from, call) => {
       h.calls.push({ from, call });
       if (call.target === "missing.thing") throw new PlinthError("PLT_SERVICE_NOT_FOUND", "no such service");
@@ -169,7 +160,7 @@ describe("WorkerHost.start", () => {
 
   test("a plugin that never finishes loading makes start() reject with PLT_PLUGIN_LOAD after startTimeoutMs", async () => {
     const path = writePlugin("slow.js", `await new Promise(() => {});\nexport default { name: "slow", version: "1.0.0" };`);
-    const { host } = harness(path, { startTimeoutMs: 150 });
+    const { host } = harness(path, {}, { startTimeoutMs: 150 });
     const started = performance.now();
     const err = await rejection(host.start());
     expect(err.code).toBe("PLT_PLUGIN_LOAD");
@@ -346,7 +337,7 @@ export default { name: "lt", version: "1.0.0" };`);
   });
 
   test("a request while restarting rejects with PLT_SERVICE_UNAVAILABLE", async () => {
-    const h = harness(pluginPath, { restartDelayMs: 300 });
+    const h = harness(pluginPath, {}, { restartDelayMs: 300 });
     await h.host.start();
     await h.host.request({ t: "action", action: "crash", params: null, caller: null }, 1_000);
     await eventually(() => h.host.state === "restarting", 2_000);
@@ -415,7 +406,7 @@ describe("WorkerHost.stop", () => {
   });
 
   test("cancels a pending restart", async () => {
-    const h = harness(pluginPath, { restartDelayMs: 100 });
+    const h = harness(pluginPath, {}, { restartDelayMs: 100 });
     await h.host.start();
     await h.host.request({ t: "action", action: "crash", params: null, caller: null }, 1_000);
     await eventually(() => h.host.state === "restarting", 2_000);
@@ -436,7 +427,7 @@ describe("WorkerHost.stop", () => {
 
   test("during start() settles the start with PLT_SHUTTING_DOWN at once and stays stopped", async () => {
     const path = writePlugin("slow2.js", `await new Promise(() => {});\nexport default { name: "slow2", version: "1.0.0" };`);
-    const { host } = harness(path, { startTimeoutMs: 1_000 });
+    const { host } = harness(path, {}, { startTimeoutMs: 1_000 });
     const starting = rejection(host.start());
     const started = performance.now();
     await host.stop(500);

@@ -10,6 +10,7 @@ import { afterAll, afterEach, beforeAll, expect, test } from "bun:test";
 import { Database } from "bun:sqlite";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { serveEventPort } from "../../../runtime/bus/event-port";
+import { hostConfig } from "../../helpers/host-config";
 import { createLogger } from "../../../runtime/log";
 import { WorkerHost } from "../../../runtime/worker/host";
 import { eventually } from "../../helpers/eventually";
@@ -104,20 +105,9 @@ function host(dataDir: string): WorkerHost {
   const log = createLogger({ level: "silent" });
   const h = new WorkerHost({
     source: { kind: "file", path: pluginPath },
-    dataDir,
-    retainSent: 100,
-    retainSentMs: 60_000,
+    config: hostConfig(dataDir),
     log,
-    logFormat: "pretty",
     configFor: () => ({}),
-    startTimeoutMs: 5_000,
-    heartbeatMs: 1_000,
-    heartbeatTimeoutMs: 5_000,
-    maxHeapBytes: 0,
-    groupCommitMs: 0.2,
-    store: { durability: "full" },
-    restartDelayMs: 10,
-    maxRestarts: 2,
     onCall: async () => null,
     onEvents: () => {},
   });

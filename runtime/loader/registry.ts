@@ -1,0 +1,108 @@
+/**
+ * The services in service on this node, by name, and the plugins that failed to load: route
+ * matching, breaker settings from the manifests, and what /health and `$node.services` describe.
+ */
+import { resolve, sep } from "node:path";
+import Memoirist from "memoirist";
+import type { BreakerOverride } from "../../config/fields";
+import type { Config } from "../../config/schema";
+import type { Breakers } from "../breaker/call";
+import { PlinthError } from "../errors";
+import type { Logger } from "../log";
+import type { Manifest } from "../protocol";
+import type { WorkerHost } from "../worker/host";
+import type { EventLogSource } from "./logs";
+import { describe, type NodeDescription, type NodeView } from "./node";
+import type { LoadFailure, RouteMatch, Service } from "./service";
+
+export class Registry implements NodeView {
+  readonly services = new Map<string, Service>();
+  readonly failures: LoadFailure[] = [];
+
+  constructor(
+    readonly config: Readonly<Config>,
+    readonly breakers: Breakers,
+    readonly logs: EventLogSource,
+    private readonly log: Logger,
+  ) {}
+
+  /** Finds the service and route for `METHOD /api/<service><path>`. */
+  match(serviceName: string, method: string, path: string): RouteMatch {
+    const service = this.services.get(serviceName);
+    if (!service) throw new PlinthError("PLT_SERVICE_NOT_FOUND", `no service "${serviceName}"`);
+    let end = path.length;
+    while (end > 1 && path.charCodeAt(end - 1) === 47 /* "/" */) end--;
+    const normalized = end === path.length ? path : path.slice(0, end);
+    const found = service.router.find(method, normalized);
+    if (!found) throw new PlinthError("PLT_NOT_FOUND", `no route ${method} ${normalized} in service "${serviceName}"`);
+    return { service, route: found.store, params: found.params };
+  }
+
+  /** The service loaded from the plugin entry file `path`, if any. */
+  serviceAt(path: string): Service | undefined {
+    return [...this.services.values()].find((s) => s.path === path);
+  }
+
+  /** The service a host serves, if it is in service (not by name: a replacement shares it). */
+  serviceOf(host: WorkerHost): Service | undefined {
+    for (const service of this.services.values()) if (service.host === host) return service;
+    return undefined;
+  }
+
+  /**
+   * Breaker settings for a target, lowest precedence first: the plugin's own (`breaker` on the
+   * plugin or the action), then platform.config.ts (`breaker.services` / `breaker.actions`).
+   */
+  breakerOverrides(target: string): BreakerOverride | undefined {
+    const dot = target.indexOf(".");
+    const manifest = this.services.get(dot < 0 ? target : target.slice(0, dot))?.host.manifest;
+    const { services, actions } = this.config.breaker;
+    if (dot < 0) return { ...manifest?.breaker, ...services[target] };
+    const fromPlugin = manifest?.actionBreakers[target.slice(dot + 1)];
+    const fromConfig = actions[target];
+    return fromPlugin || fromConfig ? { ...fromPlugin, ...fromConfig } : undefined;
+  }
+
+  /** The state of every service and every plugin that failed to load. */
+  describe(): NodeDescription {
+    return describe(this);
+  }
+
+  reportFailure(origin: string, error: PlinthError): void {
+    this.failures.push({ origin, error: error.toWire() });
+    this.log.error("plugin failed to load", { plugin: origin, code: error.code, reason: error.message });
+  }
+
+  forgetFailures(origin: string): void {
+    for (let i = this.failures.length - 1; i >= 0; i--) if (this.failures[i]!.origin === origin) this.failures.splice(i, 1);
+  }
+
+  /**
+   * Forgets the load failures of plugins whose entry file was `path` or lay inside it (a plugin's
+   * folder): the file is gone, so it no longer fails to load.
+   */
+  forgetFailuresUnder(path: string): void {
+    const gone = resolve(path);
+    for (let i = this.failures.length - 1; i >= 0; i--) {
+      const origin = this.failures[i]!.origin;
+      if (origin.startsWith("builtin:")) continue;
+      const file = resolve(origin);
+      if (file === gone || file.startsWith(gone + sep)) this.failures.splice(i, 1);
+    }
+  }
+}
+
+/** `match`'s route in the version `serving` when it declares it with the same method, path and policy. */
+export function sameRoute(match: RouteMatch, serving: Service): RouteMatch | undefined {
+  const was = match.service.host.manifest?.routes[match.route];
+  const routes = serving.host.manifest?.routes;
+  if (!was || !routes) return undefined;
+  const route = routes.findIndex((r) => r.method === was.method && r.path === was.path && JSON.stringify(r.auth) === JSON.stringify(was.auth));
+  return route < 0 ? undefined : { service: serving, route, params: match.params };
+}
+
+export function buildRouter(manifest: Manifest): Memoirist<number> {
+  const router = new Memoirist<number>();
+  manifest.routes.forEach((r, i) => router.add(r.method, r.path, i));
+  return router;
+}

@@ -3,7 +3,7 @@ import type { Config } from "./schema";
 
 export type { Config } from "./schema";
 
-type DeepPartial<T> = { [K in keyof T]?: T[K] extends Record<string, unknown> ? DeepPartial<T[K]> : T[K] };
+type DeepPartial<T> = { [K in keyof T]?: NonNullable<T[K]> extends Record<string, unknown> ? DeepPartial<NonNullable<T[K]>> : T[K] };
 
 /** What a config file may write: every field optional (defaults fill the rest). */
 export type UserConfig = DeepPartial<Config>;

@@ -57,6 +57,8 @@ export async function loadConfig(options: LoadOptions = {}): Promise<LoadedConfi
     tls.cert = absolute(tls.cert, base);
     tls.key = absolute(tls.key, base);
   }
+  const cluster = config.cluster;
+  if (cluster) for (const k of ["ca", "cert", "key"] as const) if (cluster[k]) cluster[k] = absolute(cluster[k]!, base);
   return { config: deepFreeze(config), file };
 }
 

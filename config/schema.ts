@@ -258,6 +258,31 @@ export const ConfigSchema = t.Object(
       /** Time in-flight requests get to finish on SIGINT/SIGTERM. */
       graceMs: ms(10_000, 0),
     }),
+    /**
+     * Run as one node of a cluster over an outside MQTT broker (Mosquitto, EMQX, VerneMQ, HiveMQ) instead
+     * of the embedded one. Unset: one node, the embedded broker.
+     */
+    cluster: t.Optional(
+      t.Object(
+        {
+          /** The broker: mqtt://host:port or mqtts://host:port. */
+          url: t.String({ pattern: "^mqtts?://[^\\s/]+(:[0-9]+)?/?$" }),
+          /** This node's name, unique in the cluster: letters, digits, `_ . -`. */
+          node: t.String({ pattern: "^[A-Za-z0-9_.-]{1,64}$" }),
+          /** The cluster's own topics live under this prefix, so that two clusters can share a broker. */
+          prefix: t.String({ pattern: "^[A-Za-z0-9_.-]{1,64}$", default: "plinth" }),
+          username: t.Optional(t.String()),
+          password: t.Optional(t.String()),
+          /** PEM files for mqtts://: the CA to trust, and this node's certificate and key (mutual TLS). */
+          ca: t.Optional(t.String({ minLength: 1 })),
+          cert: t.Optional(t.String({ minLength: 1 })),
+          key: t.Optional(t.String({ minLength: 1 })),
+          /** How often a node says it is alive, and what it hosts (also on every change). */
+          announceMs: ms(5_000, 100),
+        },
+        { additionalProperties: false },
+      ),
+    ),
   },
   { additionalProperties: false },
 );

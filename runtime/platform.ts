@@ -1,9 +1,10 @@
 /**
  * Takes the data folder's lock, then starts the parts: the plugins' workers first (they load on the other core),
- * the broker's thread meanwhile (runtime/bus/embedded.ts), then the plugins are put in service on the broker's
- * bus, then the WAL checkpointer and the gateway. Stops them in reverse: stop
- * accepting HTTP, let in-flight requests finish, stop the workers (closing
- * their databases), then close the broker.
+ * the Bus meanwhile (the embedded broker's thread, runtime/bus/embedded.ts; or, with `cluster`, a connection to
+ * the cluster's broker, runtime/bus/cluster/), then the plugins are put in service on the bus, then the WAL
+ * checkpointer, the gateway and, in a cluster, this node's presence. Stops them in reverse: leave the
+ * cluster, stop accepting HTTP, let in-flight requests finish, stop the workers (closing their databases),
+ * then close the broker or the connection to it.
  */
 import type { Config } from "../config/schema";
 import { builtinServiceNames, nodeServiceName } from "../services/names";
@@ -11,6 +12,8 @@ import type { Clock } from "./breaker/clock";
 import { Authenticator } from "./auth/authenticator";
 import { Breakers } from "./breaker/call";
 import type { Bus } from "./bus/bus";
+import { connectCluster, type ClusterBus } from "./bus/cluster/bus";
+import { Presence, presenceWill } from "./bus/cluster/presence";
 import { startEmbeddedBroker, type EmbeddedBroker } from "./bus/embedded";
 import { ResponseCache } from "./gateway/cache";
 import { createApp, startGateway, type Gateway } from "./gateway/gateway";
@@ -25,7 +28,8 @@ import { DataFolderLock } from "./storage/lock";
 
 export interface Platform {
   readonly config: Readonly<Config>;
-  readonly broker: EmbeddedBroker;
+  /** The embedded broker; null in a cluster (the bus is the cluster's broker). */
+  readonly broker: EmbeddedBroker | null;
   readonly bus: Bus;
   readonly loader: Loader;
   readonly gateway: Gateway;
@@ -50,19 +54,28 @@ export async function startPlatform(config: Readonly<Config>, log: Logger, optio
     lock.release();
     throw err;
   }
-  let broker: EmbeddedBroker | undefined;
+  let broker: EmbeddedBroker | null = null;
+  let cluster: ClusterBus | null = null;
+  let presence: Presence | null = null;
   let bus: Bus | undefined;
   let checkpointer: Checkpointer | null = null;
+  // In a cluster each node keeps its own breakers' states, under its own name.
+  const breakerTopic = config.cluster ? (service: string) => `${config.cluster!.prefix}/breakers/${config.cluster!.node}/${service}` : Topics.breaker;
   const breakers = new Breakers(config.breaker, options.clock, onBreaker, config.bulkhead, (target) => loader.registry.breakerOverrides(target));
   function onBreaker(service: string, state: string, snapshot: object) {
     log.warn("circuit breaker", { service, state });
-    bus?.publish(Topics.breaker(service), JSON.stringify({ service, ...snapshot }), { retain: true }).catch(() => {});
+    bus?.publish(breakerTopic(service), JSON.stringify({ service, ...snapshot }), { retain: true }).catch(() => {});
   }
-  const loader = new Loader(config, breakers, log.child("loader"), { builtins: { names: builtinServiceNames, node: nodeServiceName } });
+  const loader = new Loader(config, breakers, log.child("loader"), {
+    builtins: { names: builtinServiceNames, node: nodeServiceName },
+    ...(config.cluster ? { nodes: () => presence?.list() ?? [] } : {}),
+  });
   /** What start-up opened, closed in reverse (the gateway and reloader, when up, are stopped first). */
   const close = async () => {
+    await presence?.leave();
     await loader.stop();
     await broker?.close();
+    await cluster?.close();
     auth.close();
     await checkpointer?.stop();
     lock.release();
@@ -71,10 +84,15 @@ export async function startPlatform(config: Readonly<Config>, log: Logger, optio
   try {
     // The plugins' workers load and open their databases (on the other core) while this thread starts the broker.
     loader.startWorkers();
-    broker = await startEmbeddedBroker(config, log, { thread: options.brokerThread });
+    if (config.cluster) {
+      cluster = await connectCluster(config.cluster, log.child("cluster"), presenceWill(config.cluster));
+      bus = cluster;
+    } else {
+      broker = await startEmbeddedBroker(config, log, { thread: options.brokerThread });
+      bus = broker.bus;
+    }
     // Breaker states retained by a previous run are not current: every breaker starts closed.
-    bus = broker.bus;
-    await bus.clearRetained(Topics.breaker("#"));
+    await bus.clearRetained(breakerTopic("#"));
     await loader.start(bus);
     const policies: ApiPolicies = {
       auth,
@@ -85,14 +103,18 @@ export async function startPlatform(config: Readonly<Config>, log: Logger, optio
     // Writers (workers, the broker) never stop for a WAL checkpoint: a thread of its own does them.
     // Started once the plugins are ready, so that it does not compete with their workers for a core.
     if (config.data.checkpointMs > 0) checkpointer = new Checkpointer(config.data.dir, config.data.checkpointMs);
-    gateway = startGateway(createApp(loader.upstream, config, log.child("gateway"), policies), broker.websocket, config, log.child("gateway"));
+    gateway = startGateway(createApp(loader.upstream, config, log.child("gateway"), policies), broker?.websocket ?? null, config, log.child("gateway"));
+    if (cluster) {
+      presence = new Presence(cluster, config.cluster!, () => ({ url: gateway.url, services: [...loader.registry.services.keys()] }));
+      await presence.start();
+    }
   } catch (err) {
     await close();
     throw err;
   }
   const reloader = config.plugins.watch ? new Reloader(loader, config.plugins.dir, config.shutdown.graceMs, log.child("reload")) : null;
   reloader?.start();
-  log.info("platform ready", { services: loader.registry.services.size, failed: loader.registry.failures.length, ms: Math.round(performance.now() - started) });
+  log.info("platform ready", { services: loader.registry.services.size, failed: loader.registry.failures.length, ms: Math.round(performance.now() - started), ...(config.cluster ? { cluster: config.cluster.url, node: config.cluster.node } : {}) });
 
   let stopping: Promise<void> | null = null;
   return {

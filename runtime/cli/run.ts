@@ -1,4 +1,5 @@
 /** `plinth run`: load the config, start the platform, stop cleanly on SIGINT/SIGTERM. */
+import { hostname } from "node:os";
 import type { Argv } from "yargs";
 import { loadConfig } from "../../config/load";
 import { createLogger } from "../log";
@@ -13,6 +14,8 @@ export interface RunFlags {
   data?: string;
   "log-level"?: string;
   watch?: boolean;
+  cluster?: string;
+  node?: string;
 }
 
 export function runOptions<T>(y: Argv<T>) {
@@ -23,7 +26,14 @@ export function runOptions<T>(y: Argv<T>) {
     .option("plugins", { type: "string", describe: "Plugins folder (plugins.dir)" })
     .option("data", { type: "string", describe: "Data folder for SQLite files (data.dir)" })
     .option("log-level", { type: "string", describe: "debug | info | warn | error | silent (log.level)" })
-    .option("watch", { type: "boolean", describe: "Hot-reload the plugins folder (plugins.watch, default on; --no-watch)" });
+    .option("watch", { type: "boolean", describe: "Hot-reload the plugins folder (plugins.watch, default on; --no-watch)" })
+    .option("cluster", { type: "string", describe: "Join a cluster over this MQTT broker, e.g. mqtt://127.0.0.1:1883 (cluster.url)" })
+    .option("node", { type: "string", describe: "This node's name in the cluster (cluster.node; default: the host's name)" });
+}
+
+/** The host's name as a node name (letters, digits, `_ . -`). */
+function nodeName(): string {
+  return hostname().replace(/[^A-Za-z0-9_.-]/g, "-").slice(0, 64) || "node";
 }
 
 export async function run(flags: RunFlags): Promise<void> {
@@ -36,6 +46,7 @@ export async function run(flags: RunFlags): Promise<void> {
       plugins: { dir: flags.plugins, watch: flags.watch },
       data: { dir: flags.data },
       log: { level: flags["log-level"] as never },
+      ...(flags.cluster !== undefined || flags.node !== undefined ? { cluster: { url: flags.cluster, node: flags.node ?? nodeName() } as never } : {}),
     },
   });
   const log = createLogger({ level: config.log.level, format: config.log.format });

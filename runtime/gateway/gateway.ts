@@ -163,10 +163,10 @@ export function idleTimeoutSeconds(requestTimeoutMs: number): number {
   return seconds > MAX_IDLE_TIMEOUT_S ? 0 : Math.max(10, seconds);
 }
 
-/** `websocket`: the embedded broker's handler for MQTT over WebSocket on `broker.websocketPath` (when it has no port of its own). */
-export function startGateway(app: GatewayApp, websocket: WebSocketHandler<BrokerSocketData>, config: Readonly<Config>, log: Logger): Gateway {
-  // With a port of its own (the broker's listener), MQTT over WebSocket is not served here.
-  const wsPath = config.broker.websocketPort === undefined ? config.broker.websocketPath : "";
+/** `websocket`: the embedded broker's handler for MQTT over WebSocket on `broker.websocketPath` (when it has no port of its own); null: none. */
+export function startGateway(app: GatewayApp, websocket: WebSocketHandler<BrokerSocketData> | null, config: Readonly<Config>, log: Logger): Gateway {
+  // With a port of its own (the broker's listener), or no embedded broker (a cluster), MQTT over WebSocket is not served here.
+  const wsPath = websocket && config.broker.websocketPort === undefined ? config.broker.websocketPath : "";
   const idleTimeout = idleTimeoutSeconds(config.gateway.requestTimeoutMs);
   const server: Server<BrokerSocketData> = serve({
     hostname: config.gateway.host,
@@ -185,7 +185,8 @@ export function startGateway(app: GatewayApp, websocket: WebSocketHandler<Broker
       }
       return app.fetch(request);
     },
-    websocket,
+    // Bun's types ask for a handler; with no path to upgrade on, it is never called.
+    websocket: websocket ?? { message() {} },
   }, config.gateway);
   const url = `http://${config.gateway.host}:${server.port}`;
   // The broker's store has no logger of its own: its transitions (as /health shows them) are logged here.

@@ -10,6 +10,7 @@ import { relative } from "node:path";
 import type { Config } from "../../config/schema";
 import type { Breakers } from "../breaker/call";
 import type { Bus } from "../bus/bus";
+import type { NodeInfo } from "../bus/cluster/presence";
 import { PlinthError } from "../errors";
 import type { Logger } from "../log";
 import type { Manifest } from "../protocol";
@@ -37,6 +38,8 @@ export interface LoaderOptions {
   transport?: Transport;
   /** Where subscribers catch up from (default: this node's SQLite files). */
   logs?: EventLogSource;
+  /** The cluster's nodes (default: this node alone). */
+  nodes?: () => NodeInfo[];
 }
 
 /** A plugin whose worker startWorkers() started: `ready` settles once it is ready or failed. */
@@ -64,7 +67,7 @@ export class Loader {
   ) {
     this.builtins = options.builtins ?? { names: [], node: null };
     this.logs = options.logs ?? new EventLogs(config.data.dir, this.log);
-    this.registry = new Registry(config, breakers, this.logs, log);
+    this.registry = new Registry(config, breakers, this.logs, log, options.nodes);
     this.dispatcher = new Dispatcher(this.registry, breakers, options.transport);
     this.events = new EventRouter(this.registry, this.logs, config, log);
   }

@@ -7,6 +7,7 @@ import type { Config } from "../../config/schema";
 import type { Breakers } from "../breaker/call";
 import { PlinthError } from "../errors";
 import { Topics, routeName, toEnvelope } from "../protocol";
+import type { NodeInfo } from "../bus/cluster/presence";
 import type { EventLogSource } from "./logs";
 import type { LoadFailure, Service } from "./service";
 
@@ -17,6 +18,8 @@ export interface NodeView {
   readonly breakers: Breakers;
   readonly logs: Pick<EventLogSource, "read" | "generation">;
   readonly config: Readonly<Config>;
+  /** The nodes of the cluster (this one alone without a cluster). */
+  nodes(): NodeInfo[];
 }
 
 export function describe(node: NodeView) {
@@ -42,7 +45,7 @@ export function describe(node: NodeView) {
 
 export type NodeDescription = ReturnType<typeof describe>;
 
-/** `$node.<action>`: services, breakers, events (a service's log), deadletters, redrive. */
+/** `$node.<action>`: services, breakers, nodes, events (a service's log), deadletters, redrive. */
 export function nodeAction(node: NodeView, action: string, params: unknown): Promise<unknown> | unknown {
   const { service, letter, after = 0, limit = 100 } = (params ?? {}) as { service?: string; letter?: number; after?: number; limit?: number };
   const timeoutMs = node.config.calls.timeoutMs;
@@ -56,6 +59,8 @@ export function nodeAction(node: NodeView, action: string, params: unknown): Pro
       return describe(node);
     case "breakers":
       return node.breakers.snapshot();
+    case "nodes":
+      return node.nodes();
     case "deadletters":
       return target().host.request({ t: "deadletters" }, timeoutMs);
     case "events": {

@@ -7,6 +7,7 @@ import Memoirist from "memoirist";
 import type { BreakerOverride } from "../../config/fields";
 import type { Config } from "../../config/schema";
 import type { Breakers } from "../breaker/call";
+import type { NodeInfo } from "../bus/cluster/presence";
 import { PlinthError } from "../errors";
 import type { Logger } from "../log";
 import type { Manifest } from "../protocol";
@@ -18,12 +19,15 @@ import type { LoadFailure, RouteMatch, Service } from "./service";
 export class Registry implements NodeView {
   readonly services = new Map<string, Service>();
   readonly failures: LoadFailure[] = [];
+  private readonly since = new Date().toISOString();
 
   constructor(
     readonly config: Readonly<Config>,
     readonly breakers: Breakers,
     readonly logs: EventLogSource,
     private readonly log: Logger,
+    /** The cluster's nodes, from its presence; without a cluster, this node alone. */
+    readonly nodes: () => NodeInfo[] = () => [{ node: "local", state: "up", services: [...this.services.keys()].sort(), at: this.since }],
   ) {}
 
   /** Finds the service and route for `METHOD /api/<service><path>`. */

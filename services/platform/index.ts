@@ -17,6 +17,8 @@ export default definePlugin({
   routes: {
     "GET /services": route({ auth: admin, handler: (ctx) => ctx.call("$node.services") }),
     "GET /breakers": route({ auth: admin, handler: (ctx) => ctx.call("$node.breakers") }),
+    // The cluster's nodes: what each hosts and its state (this node alone without a cluster).
+    "GET /nodes": route({ auth: admin, handler: (ctx) => ctx.call("$node.nodes") }),
     // GET /api/platform/events?service=orders&after=0&limit=100 → a service's event log, oldest first
     "GET /events": route({
       auth: admin,

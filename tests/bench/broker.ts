@@ -16,7 +16,7 @@
  * - Idle: RSS with 1,000 idle connections open (first, on fresh brokers).
  * Brokers take turns per row, so drift on the machine hits all of them alike.
  *
- * Plinth against mosquitto (first, its own pair of brokers): Debian's mosquitto 2.0 (tests/bench/mosquitto.ts;
+ * Plinth against mosquitto (first, its own pair of brokers): Debian's mosquitto 2.0 (tests/helpers/mosquitto.ts;
  * skipped with the reason printed when it is not installed) and the binary, each pinned to CPU 0 and the
  * load to CPU 1 (taskset, when there). QoS 0 and 1, 1 → 1 and 1 → 10, 64-byte payloads, the publisher
  * limited to BENCH_VS_WINDOW (100) messages in flight; BENCH_VS_ROUNDS (3) runs of BENCH_VS_MS (2000) a
@@ -34,7 +34,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BINARY, ensureBinary } from "../helpers/binary";
-import { type Mosquitto, mosquittoMissing, mosquittoVersion, startMosquitto } from "./mosquitto";
+import { type Mosquitto, mosquittoMissing, mosquittoVersion, startMosquitto } from "../helpers/mosquitto";
 import { PINNING, cpuTicks, measuredLoad, median, pinned, rssMiB } from "./proc";
 import { spawnReady } from "./spawn";
 

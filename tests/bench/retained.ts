@@ -19,7 +19,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BINARY, ensureBinary } from "../helpers/binary";
-import { freePort, mosquittoMissing, mosquittoVersion, startMosquitto, waitForBroker } from "./mosquitto";
+import { freePort, mosquittoMissing, mosquittoVersion, startMosquitto, waitForBroker } from "../helpers/mosquitto";
 import { PINNING, measuredLoad, pinned, rssMiB } from "./proc";
 
 const COUNT = Number(process.env.BENCH_RETAINED ?? 100_000);

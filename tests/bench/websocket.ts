@@ -11,7 +11,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BINARY, ensureBinary } from "../helpers/binary";
-import { freePort, waitForBroker } from "./mosquitto";
+import { freePort, waitForBroker } from "../helpers/mosquitto";
 import { PINNING, measuredLoad, median, pinned } from "./proc";
 
 const ROUNDS = Number(process.env.BENCH_WS_ROUNDS ?? 3);

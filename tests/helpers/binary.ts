@@ -139,7 +139,8 @@ export async function startBinary(cwd: string, args: string[] = [], binary = BIN
   ]);
   void ready;
   const http = text.match(/gateway listening url=(http:\/\/[\d.]+:\d+)/)![1]!;
-  const mqttUrl = text.match(/broker listening url=(mqtt:\/\/[\d.]+:\d+)/)![1]!;
+  // In a cluster there is no embedded broker: the cluster's broker is the MQTT URL.
+  const mqttUrl = (text.match(/broker listening url=(mqtt:\/\/[\d.]+:\d+)/) ?? text.match(/platform ready .*cluster=(mqtts?:\/\/\S+)/))![1]!;
   const stop = async (signal: NodeJS.Signals = "SIGTERM") => {
     if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
     return exited;

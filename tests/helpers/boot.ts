@@ -38,7 +38,7 @@ export const ON_MAIN_THREAD: PlatformOptions = { brokerThread: false };
 
 /** The broker of a platform booted with ON_MAIN_THREAD. */
 export function inside(p: Booted): Broker {
-  const broker = p.platform.broker.local;
+  const broker = p.platform.broker!.local;
   if (!broker) throw new Error("boot with ON_MAIN_THREAD to look inside the broker");
   return broker;
 }
@@ -85,8 +85,9 @@ async function start(dir: TempDir, plugins: PluginSet, overrides: UserConfig, op
   return {
     platform,
     url,
-    mqttUrl: `mqtt://127.0.0.1:${platform.broker.port}`,
-    wsUrl: `ws://127.0.0.1:${platform.broker.websocketPort ?? platform.gateway.port}${config.broker.websocketPath}`,
+    // In a cluster, the cluster's broker (there is no embedded one).
+    mqttUrl: platform.broker ? `mqtt://127.0.0.1:${platform.broker.port}` : config.cluster!.url,
+    wsUrl: `ws://127.0.0.1:${platform.broker?.websocketPort ?? platform.gateway.port}${config.broker.websocketPath}`,
     dataDir: config.data.dir,
     pluginsDir: config.plugins.dir,
     adminKey,

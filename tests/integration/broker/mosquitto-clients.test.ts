@@ -27,7 +27,7 @@ afterAll(async () => {
 
 /** Host, port and protocol options for the mosquitto clients. */
 function target(): string[] {
-  return ["-h", "127.0.0.1", "-p", String(platform.platform.broker.port), "-V", "mqttv311"];
+  return ["-h", "127.0.0.1", "-p", String(platform.platform.broker!.port), "-V", "mqttv311"];
 }
 
 interface Run {

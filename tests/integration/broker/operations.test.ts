@@ -77,9 +77,9 @@ describe("broker.tls", () => {
   });
 
   test("MQTT over TLS on its own port, beside plain TCP: messages cross between them", async () => {
-    const tlsPort = app.platform.broker.tlsPort;
+    const tlsPort = app.platform.broker!.tlsPort;
     expect(tlsPort).toBeGreaterThan(0);
-    expect(tlsPort).not.toBe(app.platform.broker.port);
+    expect(tlsPort).not.toBe(app.platform.broker!.port);
     const secure = await connectMqtt(`mqtts://127.0.0.1:${tlsPort}`, { rejectUnauthorized: false });
     open.push(secure);
     const plain = await connectMqtt(app.mqttUrl);
@@ -94,7 +94,7 @@ describe("broker.tls", () => {
   });
 
   test("a plain MQTT client on the TLS port does not get in", async () => {
-    const result = await attempt(`mqtt://127.0.0.1:${app.platform.broker.tlsPort}`);
+    const result = await attempt(`mqtt://127.0.0.1:${app.platform.broker!.tlsPort}`);
     expect(result).toBeInstanceOf(Error);
   });
 });

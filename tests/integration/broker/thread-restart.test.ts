@@ -21,7 +21,7 @@ const LOADERS = 8;
 
 test("killed under load: HTTP answered throughout, the thread back on its port, every acknowledged event delivered to an outside subscriber and to a plugin", async () => {
   await using p = await boot({ fixtures: ["emitter"], files: { "sink.ts": sink } }, { workers: { restartDelayMs: 50 } });
-  const broker = p.platform.broker;
+  const broker = p.platform.broker!;
   const port = broker.port;
   await using sub = await connectMqtt(p.mqttUrl, { clientId: "restart-counter", clean: false, reconnectPeriod: 50 });
   await sub.subscribe("events/emitter/#", 1);

@@ -25,7 +25,7 @@ async function client(url: string, options: Parameters<typeof connectMqtt>[1] = 
 }
 
 test("the broker listens on a port of its own, apart from the gateway's", () => {
-  const { websocketPort } = app.platform.broker;
+  const { websocketPort } = app.platform.broker!;
   expect(websocketPort).toBeGreaterThan(0);
   expect(websocketPort).not.toBe(app.platform.gateway.port);
   expect(app.wsUrl).toBe(`ws://127.0.0.1:${websocketPort}/mqtt`);
@@ -48,7 +48,7 @@ test("the gateway's /mqtt is an ordinary path now, and the broker's port answers
   const atGateway = await fetch(`${app.url}/mqtt`, upgrade);
   expect(atGateway.status).toBe(404);
   expect(((await atGateway.json()) as { error: { code: string } }).error.code).toBe("PLT_NOT_FOUND");
-  const port = app.platform.broker.websocketPort;
+  const port = app.platform.broker!.websocketPort;
   for (const path of ["/", "/api/platform", "/mqtt/x"]) {
     const res = await fetch(`http://127.0.0.1:${port}${path}`);
     expect(res.status).toBe(404);
@@ -59,7 +59,7 @@ test("the gateway's /mqtt is an ordinary path now, and the broker's port answers
 });
 
 test("a restarted broker thread binds the same port again, and a client reconnects there", async () => {
-  const broker = app.platform.broker;
+  const broker = app.platform.broker!;
   const port = broker.websocketPort;
   const topic = `ws-port/${uniqueId()}`;
   const ws = await client(app.wsUrl, { reconnectPeriod: 50 });

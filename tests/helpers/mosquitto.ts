@@ -1,5 +1,6 @@
 /**
- * Debian's mosquitto (2.0) as a baseline broker for the broker benchmarks (broker.ts, retained.ts):
+ * Debian's mosquitto (2.0): the baseline broker of the broker benchmarks (broker.ts, retained.ts) and the
+ * cluster tests' outside broker,
  * found on PATH or in /usr/sbin, started on a free loopback port with a config written for the run.
  * When it is not installed the benches print why they skip it (`apt-get install mosquitto` brings it).
  *
@@ -11,7 +12,7 @@
 import { existsSync, writeFileSync } from "node:fs";
 import { userInfo } from "node:os";
 import { join } from "node:path";
-import { connect } from "./mqtt-client";
+import { connect } from "../bench/mqtt-client";
 
 export const MOSQUITTO = Bun.which("mosquitto") ?? (existsSync("/usr/sbin/mosquitto") ? "/usr/sbin/mosquitto" : null);
 

@@ -14,13 +14,16 @@ import { Breakers } from "./breaker/call";
 import type { Bus } from "./bus/bus";
 import { connectCluster, type ClusterBus } from "./bus/cluster/bus";
 import { Presence, presenceWill } from "./bus/cluster/presence";
+import { ClusterRpc } from "./bus/cluster/rpc";
 import { startEmbeddedBroker, type EmbeddedBroker } from "./bus/embedded";
 import { ResponseCache } from "./gateway/cache";
 import { createApp, startGateway, type Gateway } from "./gateway/gateway";
 import { RateLimiter } from "./gateway/ratelimit";
 import type { ApiPolicies } from "./gateway/routes";
+import { transportOver } from "./loader/dispatcher";
 import { Loader } from "./loader/loader";
 import { Reloader } from "./loader/reload";
+import { PlinthError } from "./errors";
 import type { Logger } from "./log";
 import { Topics } from "./protocol";
 import { Checkpointer } from "./storage/checkpointer";
@@ -66,8 +69,11 @@ export async function startPlatform(config: Readonly<Config>, log: Logger, optio
     log.warn("circuit breaker", { service, state });
     bus?.publish(breakerTopic(service), JSON.stringify({ service, ...snapshot }), { retain: true }).catch(() => {});
   }
+  // In a cluster, requests to services other nodes host go over the cluster's broker.
+  const rpc = config.cluster ? new ClusterRpc(config.cluster, log.child("cluster")) : null;
   const loader = new Loader(config, breakers, log.child("loader"), {
     builtins: { names: builtinServiceNames, node: nodeServiceName },
+    transport: transportOver(rpc ?? undefined),
     ...(config.cluster ? { nodes: () => presence?.list() ?? [] } : {}),
   });
   /** What start-up opened, closed in reverse (the gateway and reloader, when up, are stopped first). */
@@ -104,8 +110,18 @@ export async function startPlatform(config: Readonly<Config>, log: Logger, optio
     // Started once the plugins are ready, so that it does not compete with their workers for a core.
     if (config.data.checkpointMs > 0) checkpointer = new Checkpointer(config.data.dir, config.data.checkpointMs);
     gateway = startGateway(createApp(loader.upstream, config, log.child("gateway"), policies), broker?.websocket ?? null, config, log.child("gateway"));
-    if (cluster) {
-      presence = new Presence(cluster, config.cluster!, () => ({ url: gateway.url, services: [...loader.registry.services.keys()] }));
+    if (cluster && rpc) {
+      const self = config.cluster!.node;
+      await rpc.start(cluster, (name, message, timeoutMs) => {
+        const service = loader.registry.services.get(name);
+        if (!service) return Promise.reject(new PlinthError("PLT_SERVICE_UNAVAILABLE", `no service "${name}" on node "${self}"`));
+        return service.host.request(message, timeoutMs);
+      });
+      const manifests = () => [...loader.registry.services.values()].flatMap((s) => (s.host.manifest ? [s.host.manifest] : []));
+      presence = new Presence(cluster, config.cluster!, () => ({ url: gateway.url, manifests: manifests() }), (nodes) => {
+        loader.registry.setRemote(nodes, self);
+        for (const node of nodes) if (node.state !== "up") rpc.gone(node.node);
+      });
       await presence.start();
     }
   } catch (err) {

@@ -1,6 +1,6 @@
 /**
  * HTTP requests and calls to services, each through the target's bulkhead and breaker, over a
- * Transport: the node's own workers today (`localTransport`), instances on other nodes in a cluster.
+ * Transport: to the node's own workers, and in a cluster to the services other nodes host.
  */
 import { parseTarget, type Breakers, type Report } from "../breaker/call";
 import type { Identity } from "../auth/identity";
@@ -9,32 +9,48 @@ import type { HttpRequest, HttpResponse } from "../worker/channel";
 import type { HostRequest } from "../worker/host";
 import { nodeAction } from "./node";
 import { sameRoute, type Registry } from "./registry";
-import type { RouteMatch, Service } from "./service";
+import type { Instance, RouteMatch } from "./service";
 
 /** Carries a request to an instance of a service and its answer back. */
 export interface Transport {
-  request(service: Service, message: HostRequest, timeoutMs: number, report?: Report): Promise<unknown>;
+  request(service: Instance, message: HostRequest, timeoutMs: number, report?: Report): Promise<unknown>;
 }
 
-/** The service's worker on this node. */
-export const localTransport: Transport = {
-  request: (service, message, timeoutMs, report) => service.host.request(message, timeoutMs, report),
-};
+/** What asks a service on another node (bus/cluster/rpc.ts). */
+export interface RemoteRequests {
+  request(node: string, service: string, message: HostRequest, timeoutMs: number, report?: Report): Promise<unknown>;
+}
+
+/** The service's worker on this node; another node's service through `remote` (in a cluster). */
+export function transportOver(remote?: RemoteRequests): Transport {
+  return {
+    request(service, message, timeoutMs, report) {
+      if ("node" in service) {
+        if (remote) return remote.request(service.node, service.name, message, timeoutMs, report);
+        const err = new PlinthError("PLT_SERVICE_UNAVAILABLE", `${service.name} runs on another node and this one is not in a cluster`);
+        report?.(err);
+        return Promise.reject(err);
+      }
+      return service.host.request(message, timeoutMs, report);
+    },
+  };
+}
 
 export class Dispatcher {
   constructor(
     private readonly registry: Registry,
     private readonly breakers: Breakers,
-    private readonly transport: Transport = localTransport,
+    private readonly transport: Transport = transportOver(),
   ) {}
 
   /** Gateway → service, through the target's bulkhead and breaker. */
   http(match: RouteMatch, req: Omit<HttpRequest, "route" | "params">, timeoutMs: number): Promise<HttpResponse> {
     const name = match.service.name;
     const attempt = (report?: Report) => {
-      // A request the bulkhead queued goes to whichever version serves the name by then, when that
-      // version has the same route under the same policy (the gateway checked the caller against it).
-      const serving = this.registry.services.get(name);
+      // The instance whose turn it is (in a cluster), or, for a request the bulkhead queued, whichever
+      // version serves the name by then: when it has the same route under the same policy (the gateway
+      // checked the caller against the matched one).
+      const serving = this.registry.instance(name);
       const to = serving && serving !== match.service ? sameRoute(match, serving) ?? match : match;
       return this.transport.request(to.service, { t: "http", req: { ...req, route: to.route, params: to.params } }, timeoutMs, report);
     };
@@ -53,8 +69,7 @@ export class Dispatcher {
         if (!node) throw new PlinthError("PLT_FORBIDDEN", `${target} is reserved for the node's built-in platform service`);
         return Promise.resolve(nodeAction(this.registry, action, params));
       }
-      const services = this.registry.services;
-      const service = services.get(name);
+      const service = this.registry.instance(name, false);
       if (!service) throw new PlinthError("PLT_SERVICE_NOT_FOUND", `no service "${name}" (calling ${target})`);
       // One deadline for the whole chain: this call gets what is left of it, at most calls.timeoutMs.
       const { timeoutMs, retries, retryDelayMs } = this.registry.config.calls;
@@ -64,7 +79,7 @@ export class Dispatcher {
       const attempt = (report?: Report) => {
         const left = end - Date.now();
         // A retry, or a run the bulkhead queued, goes to whichever version serves the name by then.
-        if (left > 0) return this.transport.request(services.get(name) ?? service, message, left, report);
+        if (left > 0) return this.transport.request(this.registry.instance(name) ?? service, message, left, report);
         const late = new PlinthError("PLT_TIMEOUT", `deadline passed before calling ${target}`);
         report?.(late);
         return Promise.reject(late);

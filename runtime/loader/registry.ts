@@ -14,11 +14,14 @@ import type { Manifest } from "../protocol";
 import type { WorkerHost } from "../worker/host";
 import type { EventLogSource } from "./logs";
 import { describe, type NodeDescription, type NodeView } from "./node";
-import type { LoadFailure, RouteMatch, Service } from "./service";
+import type { Instance, LoadFailure, RemoteService, RouteMatch, Service } from "./service";
 
 export class Registry implements NodeView {
   readonly services = new Map<string, Service>();
   readonly failures: LoadFailure[] = [];
+  /** Services other nodes host (in a cluster), by name: one per node, taken in turn. */
+  private remote = new Map<string, RemoteService[]>();
+  private turn = 0;
   private readonly since = new Date().toISOString();
 
   constructor(
@@ -30,14 +33,39 @@ export class Registry implements NodeView {
     readonly nodes: () => NodeInfo[] = () => [{ node: "local", state: "up", services: [...this.services.keys()].sort(), at: this.since }],
   ) {}
 
+  /**
+   * Where a request to `name` goes: the service here if it runs here, else another node's, in turn
+   * (`advance`: this is the request's turn; without it, whose turn it is, for a look at its manifest).
+   */
+  instance(name: string, advance = true): Instance | undefined {
+    const local = this.services.get(name);
+    if (local) return local;
+    const remote = this.remote.get(name);
+    return remote && remote[(advance ? this.turn++ : this.turn) % remote.length];
+  }
+
+  /** The services the other nodes that are up host, from their announcements. */
+  setRemote(nodes: readonly NodeInfo[], self: string): void {
+    const remote = new Map<string, RemoteService[]>();
+    for (const node of nodes) {
+      if (node.node === self || node.state !== "up") continue;
+      for (const manifest of node.manifests ?? []) {
+        const list = remote.get(manifest.name) ?? [];
+        list.push({ name: manifest.name, node: node.node, host: { manifest, storage: null } });
+        remote.set(manifest.name, list);
+      }
+    }
+    this.remote = remote;
+  }
+
   /** Finds the service and route for `METHOD /api/<service><path>`. */
   match(serviceName: string, method: string, path: string): RouteMatch {
-    const service = this.services.get(serviceName);
+    const service = this.instance(serviceName, false);
     if (!service) throw new PlinthError("PLT_SERVICE_NOT_FOUND", `no service "${serviceName}"`);
     let end = path.length;
     while (end > 1 && path.charCodeAt(end - 1) === 47 /* "/" */) end--;
     const normalized = end === path.length ? path : path.slice(0, end);
-    const found = service.router.find(method, normalized);
+    const found = ("router" in service ? service.router : routerOf(service.host.manifest)).find(method, normalized);
     if (!found) throw new PlinthError("PLT_NOT_FOUND", `no route ${method} ${normalized} in service "${serviceName}"`);
     return { service, route: found.store, params: found.params };
   }
@@ -97,12 +125,20 @@ export class Registry implements NodeView {
 }
 
 /** `match`'s route in the version `serving` when it declares it with the same method, path and policy. */
-export function sameRoute(match: RouteMatch, serving: Service): RouteMatch | undefined {
+export function sameRoute(match: RouteMatch, serving: Instance): RouteMatch | undefined {
   const was = match.service.host.manifest?.routes[match.route];
   const routes = serving.host.manifest?.routes;
   if (!was || !routes) return undefined;
   const route = routes.findIndex((r) => r.method === was.method && r.path === was.path && JSON.stringify(r.auth) === JSON.stringify(was.auth));
   return route < 0 ? undefined : { service: serving, route, params: match.params };
+}
+
+/** The routers of other nodes' manifests, built once per announcement. */
+const remoteRouters = new WeakMap<Manifest, Memoirist<number>>();
+function routerOf(manifest: Manifest): Memoirist<number> {
+  let router = remoteRouters.get(manifest);
+  if (!router) remoteRouters.set(manifest, (router = buildRouter(manifest)));
+  return router;
 }
 
 export function buildRouter(manifest: Manifest): Memoirist<number> {

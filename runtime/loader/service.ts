@@ -1,6 +1,7 @@
 /** What the loader knows about one running service, and the shapes it reports. */
 import type Memoirist from "memoirist";
 import type { WireError } from "../errors";
+import type { Manifest } from "../protocol";
 import type { WorkerHost } from "../worker/host";
 import type { Delivery } from "./delivery";
 
@@ -20,13 +21,23 @@ export interface Service {
   quiesced: boolean;
 }
 
+/** A service another node of the cluster hosts, as its presence announced it. */
+export interface RemoteService {
+  readonly name: string;
+  readonly node: string;
+  readonly host: { readonly manifest: Manifest; readonly storage: null };
+}
+
+/** Where a request can go: a service here, or one on another node. */
+export type Instance = Service | RemoteService;
+
 export interface LoadFailure {
   origin: string;
   error: WireError;
 }
 
 export interface RouteMatch {
-  service: Service;
+  service: Instance;
   route: number;
   params: Record<string, string>;
 }

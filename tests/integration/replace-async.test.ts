@@ -237,7 +237,7 @@ for (const framing of ["content-length", "chunked"] as const) {
     const matchedOld = new Promise<Service>((resolve) => (matched = resolve));
     registry.match = (service: string, method: string, path: string): RouteMatch => {
       const found = match(service, method, path);
-      if (method === "POST") matched(found.service);
+      if (method === "POST") matched(found.service as Service);
       return found;
     };
 

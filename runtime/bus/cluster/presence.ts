@@ -6,6 +6,7 @@
  * that stops cleanly says "left". Every node reads every announcement.
  */
 import type { IClientOptions } from "mqtt";
+import type { Manifest } from "../../protocol";
 import type { ClusterBus, ClusterConfig } from "./bus";
 
 export interface NodeInfo {
@@ -14,12 +15,14 @@ export interface NodeInfo {
   /** The node's gateway, while it is up. */
   url?: string;
   services: string[];
+  /** The manifests of the services it hosts (their routes, actions, policies): what another node routes by. */
+  manifests?: Manifest[];
   /** When it last said so (ISO time). */
   at: string;
 }
 
 /** What this node says about itself. */
-export type SelfDescription = () => { url?: string; services: string[] };
+export type SelfDescription = () => { url?: string; manifests: Manifest[] };
 
 /** How often what this node hosts is compared with what it last said. */
 const CHANGES_MS = 1_000;
@@ -42,6 +45,8 @@ export class Presence {
     private readonly bus: ClusterBus,
     private readonly config: ClusterConfig,
     private readonly self: SelfDescription,
+    /** Told the nodes as they are after each announcement heard. */
+    private readonly changed: (nodes: NodeInfo[]) => void = () => {},
   ) {}
 
   async start(): Promise<void> {
@@ -59,17 +64,18 @@ export class Presence {
 
   /** Says what this node hosts now, if it changed (or always, with `force`). */
   async announce(force = false): Promise<void> {
-    const { url, services } = this.self();
-    const key = JSON.stringify({ url, services });
+    const { url, manifests } = this.self();
+    const key = JSON.stringify({ url, manifests });
     if (!force && key === this.said) return;
     this.said = key;
-    const info: NodeInfo = { node: this.config.node, state: "up", ...(url ? { url } : {}), services: [...services].sort(), at: new Date().toISOString() };
+    const services = manifests.map((m) => m.name).sort();
+    const info: NodeInfo = { node: this.config.node, state: "up", ...(url ? { url } : {}), services, manifests, at: new Date().toISOString() };
     await this.bus.publish(topic(this.config, this.config.node), JSON.stringify(info), { qos: 1, retain: true });
   }
 
-  /** Every node heard of, this one included, by name. */
+  /** Every node heard of, this one included, by name (without their manifests). */
   list(): NodeInfo[] {
-    return [...this.nodes.values()].sort((a, b) => a.node.localeCompare(b.node));
+    return [...this.nodes.values()].sort((a, b) => a.node.localeCompare(b.node)).map(({ manifests: _, ...info }) => info);
   }
 
   /** A clean stop: this node says it left. */
@@ -89,6 +95,21 @@ export class Presence {
       return; // not an announcement: ignored
     }
     if (typeof info?.node !== "string" || !["up", "gone", "left"].includes(info.state)) return;
-    this.nodes.set(info.node, { node: info.node, state: info.state, ...(typeof info.url === "string" ? { url: info.url } : {}), services: Array.isArray(info.services) ? info.services.filter((s) => typeof s === "string") : [], at: String(info.at) });
+    const manifests = Array.isArray(info.manifests) ? info.manifests.filter(isManifest) : [];
+    this.nodes.set(info.node, {
+      node: info.node,
+      state: info.state,
+      ...(typeof info.url === "string" ? { url: info.url } : {}),
+      services: Array.isArray(info.services) ? info.services.filter((s) => typeof s === "string") : [],
+      manifests,
+      at: String(info.at),
+    });
+    this.changed([...this.nodes.values()]);
   }
+}
+
+/** Enough of a manifest to route by (another node's announcement is read as untrusted). */
+function isManifest(m: unknown): m is Manifest {
+  const x = m as Manifest;
+  return typeof x === "object" && x !== null && typeof x.name === "string" && Array.isArray(x.routes) && Array.isArray(x.actions) && Array.isArray(x.idempotent) && typeof x.actionBreakers === "object";
 }

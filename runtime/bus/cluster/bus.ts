@@ -58,6 +58,10 @@ export async function connectCluster(config: ClusterConfig, log: Logger, will?: 
     client.end(true);
     throw new PlinthError("PLT_LISTEN_FAILED", `cluster.url: cannot connect to ${config.url}: ${(err as Error).message}`);
   }
+  // Requests and answers are small and wait for each other: no Nagle delay on this connection (each one).
+  const noDelay = () => (client.stream as { setNoDelay?: (on: boolean) => void } | undefined)?.setNoDelay?.(true);
+  noDelay();
+  client.on("connect", noDelay);
   client.removeAllListeners("error");
   client.on("error", (err) => log.warn("cluster broker error", { error: err.message }));
   return clusterBus(client, log);

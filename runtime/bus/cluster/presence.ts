@@ -50,7 +50,7 @@ export class Presence {
   ) {}
 
   async start(): Promise<void> {
-    this.unsubscribe = await this.bus.subscribe(`${this.config.prefix}/nodes/+`, (_topic, payload) => this.heard(payload));
+    this.unsubscribe = await this.bus.subscribe(`${this.config.prefix}/nodes/+`, (topic, payload) => this.heard(topic.slice(topic.lastIndexOf("/") + 1), payload));
     await this.announce(true);
     let last = performance.now();
     this.timer = setInterval(() => {
@@ -87,14 +87,15 @@ export class Presence {
     await this.bus.publish(topic(this.config, this.config.node), JSON.stringify(left), { qos: 1, retain: true }).catch(() => {});
   }
 
-  private heard(payload: Buffer): void {
+  /** An announcement on `node`'s topic: one that names another node is not believed. */
+  private heard(node: string, payload: Buffer): void {
     let info: NodeInfo;
     try {
       info = JSON.parse(payload.toString()) as NodeInfo;
     } catch {
       return; // not an announcement: ignored
     }
-    if (typeof info?.node !== "string" || !["up", "gone", "left"].includes(info.state)) return;
+    if (info?.node !== node || !["up", "gone", "left"].includes(info.state)) return;
     const manifests = Array.isArray(info.manifests) ? info.manifests.filter(isManifest) : [];
     this.nodes.set(info.node, {
       node: info.node,

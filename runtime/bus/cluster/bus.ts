@@ -132,6 +132,7 @@ function clusterBus(client: MqttClient, log: Logger): ClusterBus {
       let set = handlers.get(filter);
       if (!set) {
         handlers.set(filter, (set = new Set()));
+        // QoS 1 at most: what is published at QoS 0 (requests between nodes) still comes at QoS 0.
         await client.subscribeAsync(filter, { qos: 1 });
       }
       set.add(handler);

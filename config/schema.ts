@@ -267,8 +267,8 @@ export const ConfigSchema = t.Object(
         {
           /** The broker: mqtt://host:port or mqtts://host:port. */
           url: t.String({ pattern: "^mqtts?://[^\\s/]+(:[0-9]+)?/?$" }),
-          /** This node's name, unique in the cluster: letters, digits, `_ . -`. */
-          node: t.String({ pattern: "^[A-Za-z0-9_.-]{1,64}$" }),
+          /** This node's name, unique in the cluster: letters, digits, `_ -` (a breaker per instance is `<service>@<node>`). */
+          node: t.String({ pattern: "^[A-Za-z0-9_-]{1,64}$" }),
           /** The cluster's own topics live under this prefix, so that two clusters can share a broker. */
           prefix: t.String({ pattern: "^[A-Za-z0-9_.-]{1,64}$", default: "plinth" }),
           username: t.Optional(t.String()),

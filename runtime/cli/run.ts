@@ -31,9 +31,9 @@ export function runOptions<T>(y: Argv<T>) {
     .option("node", { type: "string", describe: "This node's name in the cluster (cluster.node; default: the host's name)" });
 }
 
-/** The host's name as a node name (letters, digits, `_ . -`). */
+/** The host's name as a node name (letters, digits, `_ -`). */
 function nodeName(): string {
-  return hostname().replace(/[^A-Za-z0-9_.-]/g, "-").slice(0, 64) || "node";
+  return hostname().replace(/[^A-Za-z0-9_-]/g, "-").slice(0, 64) || "node";
 }
 
 export async function run(flags: RunFlags): Promise<void> {

@@ -46,15 +46,27 @@ export class Dispatcher {
   /** Gateway → service, through the target's bulkhead and breaker. */
   http(match: RouteMatch, req: Omit<HttpRequest, "route" | "params">, timeoutMs: number): Promise<HttpResponse> {
     const name = match.service.name;
+    const chosen = this.pick(name) ?? match.service;
     const attempt = (report?: Report) => {
-      // The instance whose turn it is (in a cluster), or, for a request the bulkhead queued, whichever
-      // version serves the name by then: when it has the same route under the same policy (the gateway
-      // checked the caller against the matched one).
-      const serving = this.registry.instance(name);
-      const to = serving && serving !== match.service ? sameRoute(match, serving) ?? match : match;
+      // Another node's instance as chosen; here, whichever version serves the name by then (a request
+      // the bulkhead queued), when it has the same route under the same policy (the gateway checked the
+      // caller against the matched one).
+      const serving = "node" in chosen ? chosen : (this.registry.services.get(name) ?? chosen);
+      const to = serving !== match.service ? sameRoute(match, serving) ?? match : match;
       return this.transport.request(to.service, { t: "http", req: { ...req, route: to.route, params: to.params } }, timeoutMs, report);
     };
-    return this.breakers.guardReported(name, attempt, undefined, req.deadline) as Promise<HttpResponse>;
+    return this.breakers.guardReported(breakerOf(chosen), attempt, undefined, req.deadline) as Promise<HttpResponse>;
+  }
+
+  /**
+   * The instance of `name` whose turn it is; in a cluster, passing over instances whose breaker refuses
+   * while another's admits (a failing node is cut off, the others keep serving).
+   */
+  private pick(name: string, action = ""): Instance | undefined {
+    const count = this.registry.instances(name).length;
+    let instance = this.registry.instance(name);
+    for (let tried = 1; instance && tried < count && this.breakers.admits(breakerOf(instance), action); tried++) instance = this.registry.instance(name);
+    return instance;
   }
 
   /**
@@ -69,7 +81,7 @@ export class Dispatcher {
         if (!node) throw new PlinthError("PLT_FORBIDDEN", `${target} is reserved for the node's built-in platform service`);
         return Promise.resolve(nodeAction(this.registry, action, params));
       }
-      const service = this.registry.instance(name, false);
+      const service = this.pick(name, action);
       if (!service) throw new PlinthError("PLT_SERVICE_NOT_FOUND", `no service "${name}" (calling ${target})`);
       // One deadline for the whole chain: this call gets what is left of it, at most calls.timeoutMs.
       const { timeoutMs, retries, retryDelayMs } = this.registry.config.calls;
@@ -78,16 +90,23 @@ export class Dispatcher {
       const message: HostRequest = { t: "action", action, params, caller, deadline: end, identity: identity ?? undefined };
       const attempt = (report?: Report) => {
         const left = end - Date.now();
-        // A retry, or a run the bulkhead queued, goes to whichever version serves the name by then.
-        if (left > 0) return this.transport.request(this.registry.instance(name) ?? service, message, left, report);
+        // Another node's instance as chosen (its breaker guards it); here, a retry or a run the bulkhead
+        // queued goes to whichever version serves the name by then.
+        if (left > 0) return this.transport.request("node" in service ? service : (this.registry.services.get(name) ?? service), message, left, report);
         const late = new PlinthError("PLT_TIMEOUT", `deadline passed before calling ${target}`);
         report?.(late);
         return Promise.reject(late);
       };
-      if (!service.host.manifest?.idempotent.includes(action)) return this.breakers.guardReported(name, attempt, action, end);
-      return this.breakers.guard(name, attempt, { retries, retryDelayMs, deadline: end }, action);
+      const breaker = breakerOf(service);
+      if (!service.host.manifest?.idempotent.includes(action)) return this.breakers.guardReported(breaker, attempt, action, end);
+      return this.breakers.guard(breaker, attempt, { retries, retryDelayMs, deadline: end }, action);
     } catch (err) {
       return Promise.reject(err);
     }
   }
+}
+
+/** An instance's breaker (and bulkhead): the service's own here, `<service>@<node>` for another node's. */
+function breakerOf(instance: Instance): string {
+  return "node" in instance ? `${instance.name}@${instance.node}` : instance.name;
 }

@@ -44,6 +44,12 @@ export class Registry implements NodeView {
     return remote && remote[(advance ? this.turn++ : this.turn) % remote.length];
   }
 
+  /** Every instance of `name`: the service here alone if it runs here, else the other nodes' (in no turn). */
+  instances(name: string): readonly Instance[] {
+    const local = this.services.get(name);
+    return local ? [local] : (this.remote.get(name) ?? []);
+  }
+
   /** The services the other nodes that are up host, from their announcements. */
   setRemote(nodes: readonly NodeInfo[], self: string): void {
     const remote = new Map<string, RemoteService[]>();
@@ -85,7 +91,9 @@ export class Registry implements NodeView {
    * Breaker settings for a target, lowest precedence first: the plugin's own (`breaker` on the
    * plugin or the action), then platform.config.ts (`breaker.services` / `breaker.actions`).
    */
-  breakerOverrides(target: string): BreakerOverride | undefined {
+  breakerOverrides(instanceTarget: string): BreakerOverride | undefined {
+    // Another node's instance has a breaker of its own, `<service>@<node>`: it has its service's settings.
+    const target = instanceTarget.replace(/@[^.]*/, "");
     const dot = target.indexOf(".");
     const manifest = this.services.get(dot < 0 ? target : target.slice(0, dot))?.host.manifest;
     const { services, actions } = this.config.breaker;

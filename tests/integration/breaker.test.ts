@@ -155,7 +155,8 @@ export default definePlugin({
 
   test("a request its service cannot take is refused before its body is read: a body that never comes is not waited for", async () => {
     p = await boot({ files: { "held.ts": held } }, { bulkhead: { maxConcurrent: 1, adaptive: false, maxQueue: 0 } });
-    const holding = p.req("/api/held/hold?ms=1500");
+    // Held long enough that the slot is still taken when the refused requests below arrive on a busy machine.
+    const holding = p.req("/api/held/hold?ms=4000");
     await eventually(async () => (await rawHttp(p!.url, requestBytes("GET", "/api/held/runs", [["Host", "x.test"]]))).answers[0]?.status === 503);
     // Headers announcing 100 kB, and no body at all.
     const head = requestBytes("POST", "/api/held/upload", [["Host", "x.test"], ["Content-Type", "application/json"], ["Content-Length", "100000"]]);

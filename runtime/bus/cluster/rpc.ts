@@ -30,7 +30,7 @@ type RpcReply = { id: number; ok: true; value: unknown } | { id: number; ok: fal
 /** Hands a request from another node to the service here; rejects with a PlinthError. */
 export type Serve = (service: string, message: HostRequest, timeoutMs: number) => Promise<unknown>;
 
-const NODE = /^[A-Za-z0-9_.-]{1,64}$/;
+const NODE = /^[A-Za-z0-9_-]{1,64}$/;
 
 export class ClusterRpc {
   private bus: Bus | null = null;
@@ -86,6 +86,8 @@ export class ClusterRpc {
       request = JSON.parse(payload.toString()) as RpcRequest;
       if (!Number.isSafeInteger(request.id) || typeof request.from !== "string" || !NODE.test(request.from) || typeof request.service !== "string") throw new Error("not a request");
       if (typeof request.message !== "object" || request.message === null || !Number.isFinite(request.timeoutMs)) throw new Error("not a request");
+      // What a dispatcher sends: a route's request or an action's call, nothing of the worker's own business.
+      if (request.message.t !== "http" && request.message.t !== "action") throw new Error(`not a request (${String(request.message.t)})`);
     } catch (err) {
       this.log.warn("unreadable request from the cluster", { error: (err as Error).message });
       return;

@@ -35,10 +35,19 @@ describe.skipIf(missing !== null)(`a node's cluster topics under hostile message
     dir[Symbol.dispose]();
   });
 
+  const request = fc.record({
+    id: fc.oneof(fc.integer(), fc.string(), fc.constant(null)),
+    from: fc.oneof(fc.constant("b"), fc.string()),
+    service: fc.oneof(fc.constant("emitter"), fc.string()),
+    message: fc.oneof(fc.jsonValue(), fc.record({ t: fc.constantFrom("http", "action", "bury", "redrive", "stop"), action: fc.string(), req: fc.jsonValue() })),
+    timeoutMs: fc.oneof(fc.integer(), fc.double()),
+  });
+  const answer = fc.record({ id: fc.nat(), ok: fc.boolean(), value: fc.jsonValue(), error: fc.jsonValue() });
   const json = fc.oneof(
     fc.jsonValue(),
-    fc.record({ id: fc.oneof(fc.integer(), fc.string(), fc.constant(null)), from: fc.oneof(fc.constant("b"), fc.string()), service: fc.oneof(fc.constant("emitter"), fc.string()), message: fc.jsonValue(), timeoutMs: fc.oneof(fc.integer(), fc.double()) }),
-    fc.record({ id: fc.nat(), ok: fc.boolean(), value: fc.jsonValue(), error: fc.jsonValue() }),
+    request,
+    fc.array(fc.oneof(request, fc.jsonValue()), { maxLength: 4 }),
+    fc.array(fc.oneof(answer, fc.jsonValue()), { maxLength: 4 }),
     fc.record({ node: fc.oneof(fc.constant("evil"), fc.constant("b"), fc.string()), state: fc.constantFrom("up", "gone", "left", "x"), url: fc.jsonValue(), services: fc.jsonValue(), manifests: fc.oneof(fc.jsonValue(), fc.constant([{ name: "emitter", routes: "x", actions: [], idempotent: [] }])), at: fc.jsonValue() }),
   );
   const payload = fc.oneof(fc.uint8Array({ maxLength: 512 }).map((b) => Buffer.from(b)), json.map((v) => Buffer.from(JSON.stringify(v) ?? "null")));

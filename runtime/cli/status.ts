@@ -1,12 +1,20 @@
 /**
- * `plinth status`: services, their state and breakers, from a running platform's HTTP API; and from
- * its /health, whether it is degraded and which stores fail to take writes (disk full, read-only...).
+ * `plinth status`: services, their state and breakers, from a running platform's HTTP API, and in a
+ * cluster its nodes; and from its /health, whether it is degraded and which stores fail to take writes
+ * (disk full, read-only...).
  */
 import type { HealthReport, StorageReport } from "../gateway/health";
 
 interface Described {
   services: Array<{ name: string; version?: string; state: string; breaker: string; restarts: number; origin: string }>;
   failed: Array<{ origin: string; error: { code: string; message: string } }>;
+}
+
+interface NodeRow {
+  node: string;
+  state: string;
+  url?: string;
+  services: string[];
 }
 
 export async function status(url: string, key: string | undefined): Promise<number> {
@@ -30,6 +38,14 @@ export async function status(url: string, key: string | undefined): Promise<numb
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   for (const r of rows) console.log(r.map((cell, i) => cell.padEnd(widths[i]!)).join("  ").trimEnd());
   for (const f of failed) console.log(`\nfailed to load: ${f.origin}\n  ${f.error.code}: ${f.error.message}`);
+  // In a cluster, its nodes (without one the node lists itself alone, as "local": nothing to add).
+  const nodes = (await fetch(`${url.replace(/\/$/, "")}/api/platform/nodes`, { headers: keyHeader(key) }).then((r) => (r.ok ? r.json() : []), () => [])) as NodeRow[];
+  if (nodes.length > 1 || (nodes.length === 1 && nodes[0]!.node !== "local")) {
+    const table = [["NODE", "STATE", "GATEWAY", "SERVICES"], ...nodes.map((n) => [n.node, n.state, n.url ?? "", n.services.join(", ")])];
+    const w = table[0]!.map((_, i) => Math.max(...table.map((r) => r[i]!.length)));
+    console.log("");
+    for (const r of table) console.log(r.map((cell, i) => cell.padEnd(w[i]!)).join("  ").trimEnd());
+  }
   if (!health) return 0;
   const stores: Array<[string, StorageReport | "ok"]> = Object.entries(health.services).map(([name, s]) => [name, s.storage]);
   stores.push(["broker", health.broker.storage]);

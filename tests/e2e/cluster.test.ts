@@ -35,6 +35,12 @@ test.skipIf(missing !== null)(`a node killed with kill -9 is seen as gone by the
       return listed.filter((n) => n.state === "up").length === 2 ? listed : null;
     }, 10_000);
     expect(up.find((n) => n.node === "a")!.services).toContain("emitter");
+    // plinth status lists the nodes too.
+    const shown = await runBinary(dir.path, ["status", "--url", b.url, "--key", b.adminKey]);
+    expect(shown.code).toBe(0);
+    expect(shown.stdout).toMatch(/^NODE\s+STATE\s+GATEWAY\s+SERVICES$/m);
+    expect(shown.stdout).toMatch(new RegExp(`^a\\s+up\\s+${a.url.replaceAll(".", "\\.")}\\s+auth, chain, emitter, platform$`, "m"));
+    expect(shown.stdout).toMatch(/^b\s+up\s+\S+\s+auth, platform$/m);
 
     // Through b to a: the chain's first step takes 300 ms on a, which dies meanwhile.
     const inFlight = fetch(`${b.url}/api/chain`);

@@ -95,6 +95,12 @@ export const ConfigSchema = t.Object(
         /** Let MQTT clients connect without credentials (as role "anonymous"). */
         anonymous: t.Boolean({ default: false }),
         /**
+         * Serve `POST /broker/authenticate` and `POST /broker/authorize` on the gateway, for an outside
+         * broker (EMQX's HTTP authentication and authorization, mosquitto-go-auth's HTTP backend) to check
+         * API keys, JWTs and this ACL. Its requests must carry an API key with role "broker".
+         */
+        brokerHook: t.Boolean({ default: false }),
+        /**
          * Topic filters each role may publish and subscribe to. `%u` is replaced by the
          * identity (key name or token subject), `%c` by the client id. A role without an entry
          * may do nothing; platform namespaces (`events/`, `$platform/`, `$SYS/`) stay read-only.

@@ -15,6 +15,7 @@ import { PlinthError } from "../errors";
 import type { Logger } from "../log";
 import { Topics } from "../protocol";
 import { errorResponse } from "./errors";
+import { answerHook, brokerHook } from "./broker-hook";
 import { brokerStore, healthReport } from "./health";
 import { docsPage, openApiDocument } from "./openapi";
 import { API_PREFIX, apiHandler, type ApiPolicies } from "./routes";
@@ -50,6 +51,7 @@ export function createApp(loader: Upstream, config: Readonly<Config>, log: Logge
     if (!policies.cache.watching) return;
     for (const e of events) policies.cache.invalidate(Topics.event(service, e.type));
   });
+  const hook = config.auth.mqtt.brokerHook ? brokerHook(policies.auth, config.auth.mqtt) : null;
   const { cors: corsConfig } = config.gateway;
   const throughElysia = corsConfig.origins.length > 0;
   const toResponse = (error: unknown, request: Request): Response => {
@@ -78,6 +80,7 @@ export function createApp(loader: Upstream, config: Readonly<Config>, log: Logge
     .get("/health", () => healthReport(loader, broker, startedAt))
     .get("/openapi.json", () => (config.gateway.openapi ? openApiDocument(loader, config) : notFound("/openapi.json")))
     .get("/docs", () => (config.gateway.openapi ? docsPage("/openapi.json") : notFound("/docs")))
+    .post("/broker/:check", ({ request, params }) => (hook ? answerHook(hook, params.check, request, config) : notFound(`/broker/${params.check}`)), { parse: "none" })
     .all(
       `${API_PREFIX}*`,
       ({ request }) => {

@@ -21,6 +21,7 @@ import { createApp, startGateway, type Gateway } from "./gateway/gateway";
 import { RateLimiter } from "./gateway/ratelimit";
 import type { ApiPolicies } from "./gateway/routes";
 import { transportOver } from "./loader/dispatcher";
+import { READ_LIMIT, RemoteFollower } from "./loader/follower";
 import { Loader } from "./loader/loader";
 import { Reloader } from "./loader/reload";
 import { PlinthError } from "./errors";
@@ -60,6 +61,7 @@ export async function startPlatform(config: Readonly<Config>, log: Logger, optio
   let broker: EmbeddedBroker | null = null;
   let cluster: ClusterBus | null = null;
   let presence: Presence | null = null;
+  let follower: RemoteFollower | null = null;
   let bus: Bus | undefined;
   let checkpointer: Checkpointer | null = null;
   // In a cluster each node keeps its own breakers' states, under its own name.
@@ -78,6 +80,7 @@ export async function startPlatform(config: Readonly<Config>, log: Logger, optio
   });
   /** What start-up opened, closed in reverse (the gateway and reloader, when up, are stopped first). */
   const close = async () => {
+    follower?.stop();
     await presence?.leave();
     await loader.stop();
     await broker?.close();
@@ -115,6 +118,7 @@ export async function startPlatform(config: Readonly<Config>, log: Logger, optio
       await rpc.start(cluster, (name, message, timeoutMs) => {
         const service = loader.registry.services.get(name);
         if (!service) return Promise.reject(new PlinthError("PLT_SERVICE_UNAVAILABLE", `no service "${name}" on node "${self}"`));
+        if (message.t === "log") return Promise.resolve(loader.registry.logs.read(name, message.after, Math.min(message.limit, READ_LIMIT)));
         return service.host.request(message, timeoutMs);
       });
       const manifests = () => [...loader.registry.services.values()].flatMap((s) => (s.host.manifest ? [s.host.manifest] : []));
@@ -123,6 +127,11 @@ export async function startPlatform(config: Readonly<Config>, log: Logger, optio
         for (const node of nodes) if (node.state !== "up") rpc.gone(node.node);
       });
       await presence.start();
+      // Subscribers here read the logs of services only other nodes host; events on the bus wake them.
+      follower = new RemoteFollower(loader.registry, rpc, config.calls.timeoutMs, log.child("cluster"));
+      const wakeUp = follower;
+      await cluster.subscribe(`${Topics.eventsRoot}/#`, (topic) => wakeUp.heard(topic));
+      follower.start();
     }
   } catch (err) {
     await close();

@@ -43,6 +43,8 @@ const MAX_RETRY_DELAY_MS = 30_000;
 const MAX_BATCH_TIMEOUT_MS = 60_000;
 /** Events per message to the subscriber: one round trip for many events. */
 const BATCH = 64;
+/** Events queued for a subscriber past which another node's log is not read further for now. */
+const QUEUE_FULL = 1_000;
 const UNAVAILABLE = new Set(["PLT_SERVICE_UNAVAILABLE", "PLT_SHUTTING_DOWN"]);
 /** The subscriber's own store cannot take writes: the event is not at fault, so it is retried without counting an attempt. */
 const STORAGE = new Set(["PLT_STORAGE_FULL", "PLT_STORAGE_UNAVAILABLE"]);
@@ -128,6 +130,15 @@ export class Delivery {
    */
   async settled(): Promise<void> {
     await this.sending; // send() and bury() never reject
+  }
+
+  /**
+   * Where this subscription stands in `source`'s log (the highest seq it examined), to read the log on
+   * from there; null while it is paused or its queue is long (read later, not all into memory now).
+   */
+  position(source: string): number | null {
+    if (!this.active || this.queue.length >= QUEUE_FULL) return null;
+    return this.seen.get(source) ?? 0;
   }
 
   /** Newly committed events of `source`, in commit order. */

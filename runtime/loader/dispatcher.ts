@@ -7,6 +7,7 @@ import type { Identity } from "../auth/identity";
 import { PlinthError } from "../errors";
 import type { HttpRequest, HttpResponse } from "../worker/channel";
 import type { HostRequest } from "../worker/host";
+import type { LogRead } from "../bus/cluster/rpc";
 import { nodeAction } from "./node";
 import { sameRoute, type Registry } from "./registry";
 import type { Instance, RouteMatch } from "./service";
@@ -16,9 +17,9 @@ export interface Transport {
   request(service: Instance, message: HostRequest, timeoutMs: number, report?: Report): Promise<unknown>;
 }
 
-/** What asks a service on another node (bus/cluster/rpc.ts). */
+/** What asks a service on another node (bus/cluster/rpc.ts): a request for it, or a read of its log. */
 export interface RemoteRequests {
-  request(node: string, service: string, message: HostRequest, timeoutMs: number, report?: Report): Promise<unknown>;
+  request(node: string, service: string, message: HostRequest | LogRead, timeoutMs: number, report?: Report): Promise<unknown>;
 }
 
 /** The service's worker on this node; another node's service through `remote` (in a cluster). */

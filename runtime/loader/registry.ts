@@ -50,6 +50,11 @@ export class Registry implements NodeView {
     return local ? [local] : (this.remote.get(name) ?? []);
   }
 
+  /** The services only other nodes host. */
+  remoteSources(): string[] {
+    return [...this.remote.keys()].filter((name) => !this.services.has(name));
+  }
+
   /** The services the other nodes that are up host, from their announcements. */
   setRemote(nodes: readonly NodeInfo[], self: string): void {
     const remote = new Map<string, RemoteService[]>();

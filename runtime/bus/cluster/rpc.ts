@@ -6,7 +6,8 @@
  * at once; otherwise (under load) it waits for the end of the turn and goes with the others of the turn
  * to the same node: one MQTT publish for many requests. Both at QoS 0, as Moleculer's transporters do: over one TCP connection
  * each they are lost only with the connection, and then the request times out or its node is declared
- * gone, as a QoS 1 one would whose node died. QoS 1 cost 44 ms a round trip through mosquitto: it sends
+ * gone, as a QoS 1 one would whose node died. Besides route requests and action calls, a node answers
+ * reads of the event logs of the services it hosts (`t: "log"`), for other nodes' subscribers. QoS 1 cost 44 ms a round trip through mosquitto: it sends
  * a PUBACK and the next PUBLISH as two small writes with Nagle's algorithm on (its default), and the
  * second waits for the client's delayed ACK. Each node subscribes to its own two topics. A request not answered
  * within its time fails with PLT_TIMEOUT; what was asked of a node that is gone (its presence says so)
@@ -20,18 +21,25 @@ import { PendingRequests } from "../../worker/pending";
 import type { Bus } from "../bus";
 import type { ClusterConfig } from "./bus";
 
+/** A read of a service's event log on the node that hosts it (loader/follower.ts). */
+export interface LogRead {
+  t: "log";
+  after: number;
+  limit: number;
+}
+
 interface RpcRequest {
   id: number;
   from: string;
   service: string;
-  message: HostRequest;
+  message: HostRequest | LogRead;
   timeoutMs: number;
 }
 
 type RpcReply = { id: number; ok: true; value: unknown } | { id: number; ok: false; error: WireError };
 
 /** Hands a request from another node to the service here; rejects with a PlinthError. */
-export type Serve = (service: string, message: HostRequest, timeoutMs: number) => Promise<unknown>;
+export type Serve = (service: string, message: HostRequest | LogRead, timeoutMs: number) => Promise<unknown>;
 
 const NODE = /^[A-Za-z0-9_-]{1,64}$/;
 
@@ -64,7 +72,7 @@ export class ClusterRpc {
   }
 
   /** Asks `service` on `node`; `report` is told how it ended (for the caller's breaker). */
-  request(node: string, service: string, message: HostRequest, timeoutMs: number, report?: (err?: PlinthError) => void): Promise<unknown> {
+  request(node: string, service: string, message: HostRequest | LogRead, timeoutMs: number, report?: (err?: PlinthError) => void): Promise<unknown> {
     const bus = this.bus;
     if (!bus) {
       const err = new PlinthError("PLT_SERVICE_UNAVAILABLE", `${service} on node "${node}": not connected to the cluster yet`);
@@ -178,7 +186,9 @@ function requestProblem(request: RpcRequest): string | null {
   if (typeof request !== "object" || request === null) return "not a request";
   if (!Number.isSafeInteger(request.id) || typeof request.from !== "string" || !NODE.test(request.from) || typeof request.service !== "string") return "not a request";
   if (typeof request.message !== "object" || request.message === null || !Number.isFinite(request.timeoutMs)) return "not a request";
+  const message = request.message;
+  if (message.t === "log") return Number.isSafeInteger(message.after) && Number.isSafeInteger(message.limit) && message.limit > 0 ? null : "not a log read";
   // A route's request or an action's call, nothing of the worker's own business.
-  if (request.message.t !== "http" && request.message.t !== "action") return `not a request (${String(request.message.t)})`;
+  if (message.t !== "http" && message.t !== "action") return `not a request (${String((message as { t?: unknown }).t)})`;
   return null;
 }

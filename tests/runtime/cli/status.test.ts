@@ -81,8 +81,9 @@ describe("status", () => {
   test("the key goes as x-api-key to the services list; a trailing slash of the URL is dropped", async () => {
     using fake = fakeFetch(platform());
     await run("http://h:1/", "plk_abc");
-    expect(fake.sent.map((s) => s.url)).toEqual(["http://h:1/api/platform/services", "http://h:1/health"]);
+    expect(fake.sent.map((s) => s.url)).toEqual(["http://h:1/api/platform/services", "http://h:1/health", "http://h:1/api/platform/nodes"]);
     expect(fake.sent[0]!.headers["x-api-key"]).toBe("plk_abc");
+    expect(fake.sent[2]!.headers["x-api-key"]).toBe("plk_abc");
     using none = fakeFetch(platform());
     await run("http://h:1");
     expect(none.sent[0]!.headers["x-api-key"]).toBeUndefined();

@@ -9,6 +9,7 @@ import type { CommittedEvent } from "../../../runtime/protocol";
 import type { PublishAck, PublishBatch } from "../../../runtime/worker/channel";
 import { Publisher } from "../../../runtime/worker/publisher";
 import { SubscriptionClock } from "../../../runtime/broker/subscription-clock";
+import { eventually } from "../../helpers/eventually";
 
 const event = (seq: number): CommittedEvent => ({ seq, id: `e${seq}`, type: "made", time: "2026-01-01T00:00:00.000Z", data: { seq } });
 
@@ -133,7 +134,7 @@ test("events of a type the bus said nobody wanted are taken as sent here while t
   publisher.publish([event(1), other(2)]);
   await bus.received(1);
   bus.answer({ sent: [1, 2], unsent: [], quiet: { types: ["made"], at: clock.now(), clock: clock.buffer } });
-  await Bun.sleep(0);
+  await eventually(() => acked.length === 1); // the answer crossed the channel
   expect(acked).toEqual([[1, 2]]);
 
   publisher.publish([event(3), other(4), event(5)]);
@@ -149,12 +150,12 @@ test("events of a type the bus said nobody wanted are taken as sent here while t
 });
 
 test("a new port forgets what the old one's bus said nobody wanted", async () => {
-  const { publisher, bus } = setup();
+  const { publisher, bus, acked } = setup();
   const clock = new SubscriptionClock();
   publisher.publish([event(1)]);
   await bus.received(1);
   bus.answer({ sent: [1], unsent: [], quiet: { types: ["made"], at: clock.now(), clock: clock.buffer } });
-  await Bun.sleep(0);
+  await eventually(() => acked.length === 1);
   const next = new MessageChannel();
   open.push(next.port1, next.port2);
   publisher.attach(next.port1, false);

@@ -13,20 +13,13 @@ import { tempDir } from "../helpers/tmp";
 
 const missing = mosquittoMissing();
 
-const sink = `import { definePlugin } from "plinth";
-export default definePlugin({
-  name: "sink", version: "1.0.0",
-  migrations: ["CREATE TABLE seen (id TEXT PRIMARY KEY, n INTEGER NOT NULL)"],
-  subscribe: { "events/emitter/#": (ctx) => { ctx.db.query("INSERT INTO seen VALUES (?, ?)").run(ctx.event.id, (ctx.event.data as { n: number }).n); } },
-  routes: { "GET /": (ctx) => ctx.db.query("SELECT n FROM seen").all().map((r) => (r as { n: number }).n) },
-});`;
 
 test.skipIf(missing !== null)(`kill -9 of the subscriber's node, the source's node and the broker under load: every acknowledged event handled once${missing ? ` (skipped: ${missing})` : ""}`, async () => {
   using dir = tempDir("plinth-e2e-cluster-crash");
   let mosquitto: Mosquitto = await startMosquitto(dir.path);
   const port = mosquitto.port;
   writePlugins(dir.join("a/plugins"), { fixtures: ["emitter"] });
-  writePlugins(dir.join("b/plugins"), { files: { "sink.ts": sink } });
+  writePlugins(dir.join("b/plugins"), { fixtures: ["sink"] });
   const node = (name: "a" | "b") => startBinary(dir.join(name), ["--cluster", mosquitto.url, "--node", name]);
   let a: Running = await node("a");
   let b: Running = await node("b");

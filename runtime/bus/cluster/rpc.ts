@@ -130,16 +130,20 @@ export class ClusterRpc {
     }
   }
 
-  private received(payload: Buffer, serve: Serve): void {
-    let requests: unknown;
+  /** The JSON list a message carries, or null (logged) when it carries none. */
+  private list(payload: Buffer, what: string): unknown[] | null {
     try {
-      requests = JSON.parse(payload.toString());
-      if (!Array.isArray(requests)) throw new Error("not a list of requests");
+      const list = JSON.parse(payload.toString()) as unknown;
+      if (Array.isArray(list)) return list;
+      throw new Error(`not a list of ${what}`);
     } catch (err) {
-      this.log.warn("unreadable requests from the cluster", { error: (err as Error).message });
-      return;
+      this.log.warn(`unreadable ${what} from the cluster`, { error: (err as Error).message });
+      return null;
     }
-    for (const request of requests) {
+  }
+
+  private received(payload: Buffer, serve: Serve): void {
+    for (const request of (this.list(payload, "requests") ?? []) as RpcRequest[]) {
       const problem = requestProblem(request);
       if (problem) {
         this.log.warn("unreadable request from the cluster", { error: problem });
@@ -155,21 +159,17 @@ export class ClusterRpc {
       };
       serve(request.service, request.message, Math.max(1, request.timeoutMs)).then(
         (value) => reply({ id: request.id, ok: true, value }),
-        (err: unknown) => reply({ id: request.id, ok: false, error: PlinthError.from(err, "PLT_INTERNAL").toWire() }),
+        (err: unknown) => {
+          // Another node's client gets what a client here would: a PlinthError as it is, anything else generic.
+          if (!(err instanceof PlinthError)) this.log.warn("serving a request from the cluster failed", { service: request.service, error: err instanceof Error ? err.message : String(err) });
+          reply({ id: request.id, ok: false, error: (err instanceof PlinthError ? err : new PlinthError("PLT_INTERNAL", "internal error")).toWire() });
+        },
       );
     }
   }
 
   private answered(payload: Buffer): void {
-    let replies: unknown;
-    try {
-      replies = JSON.parse(payload.toString());
-      if (!Array.isArray(replies)) throw new Error("not a list of answers");
-    } catch (err) {
-      this.log.warn("unreadable answers from the cluster", { error: (err as Error).message });
-      return;
-    }
-    for (const reply of replies as RpcReply[]) {
+    for (const reply of (this.list(payload, "answers") ?? []) as RpcReply[]) {
       const ok = typeof reply === "object" && reply !== null && Number.isSafeInteger(reply.id) && typeof reply.ok === "boolean";
       if (!ok || (!reply.ok && (typeof reply.error?.code !== "string" || typeof reply.error.message !== "string"))) {
         this.log.warn("unreadable answer from the cluster", { error: "not an answer" });

@@ -12,13 +12,6 @@ import { tempDir } from "../../helpers/tmp";
 
 const missing = mosquittoMissing();
 
-const sink = `import { definePlugin } from "plinth";
-export default definePlugin({
-  name: "sink", version: "1.0.0",
-  migrations: ["CREATE TABLE seen (id TEXT PRIMARY KEY, n INTEGER NOT NULL)"],
-  subscribe: { "events/emitter/#": (ctx) => { ctx.db.query("INSERT INTO seen VALUES (?, ?)").run(ctx.event.id, (ctx.event.data as { n: number }).n); } },
-  routes: { "GET /": (ctx) => ctx.db.query("SELECT n FROM seen ORDER BY rowid").all().map((r) => (r as { n: number }).n) },
-});`;
 
 describe.skipIf(missing !== null)(`durable events across nodes on Mosquitto${missing ? ` (skipped: ${missing})` : ""}`, () => {
   const dir = tempDir("plinth-cluster-events");
@@ -26,7 +19,7 @@ describe.skipIf(missing !== null)(`durable events across nodes on Mosquitto${mis
   let a: Booted;
   let b: Booted;
   const bootA = async () => (a = await boot({ fixtures: ["emitter"] }, { cluster: { url: mosquitto.url, node: "a", announceMs: 200 }, data: { dir: dir.join("a") } }));
-  const bootB = async () => (b = await boot({ files: { "sink.ts": sink } }, { cluster: { url: mosquitto.url, node: "b", announceMs: 200 }, data: { dir: dir.join("b") } }));
+  const bootB = async () => (b = await boot({ fixtures: ["sink"] }, { cluster: { url: mosquitto.url, node: "b", announceMs: 200 }, data: { dir: dir.join("b") } }));
   let next = 0;
   const emit = async (count: number) => {
     for (let i = 0; i < count; i++) expect((await a.req("/api/emitter", { json: { type: "made", data: { n: next++ } } })).status).toBe(200);

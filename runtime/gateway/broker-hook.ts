@@ -69,10 +69,11 @@ export function brokerHook(auth: Authenticator, config: Readonly<Config["auth"][
     },
     authorize(body) {
       const { clientid, topic, action, acc } = fields(body, ["clientid", "topic"], ["username", "action", "acc"]);
+      const actions = actionsOf(action, acc);
       const identity = identities.get(clientid);
       if (!identity) return { result: "deny" };
       if (identity.roles.includes(NODE_ROLE)) return { result: "allow", is_superuser: true };
-      const allowed = actionsOf(action, acc).every((wanted) => decide(compileRules(config.acl, identity.roles, wanted, identity.sub, clientid, isReservedTopic), topic));
+      const allowed = actions.every((wanted) => decide(compileRules(config.acl, identity.roles, wanted, identity.sub, clientid, isReservedTopic), topic));
       return allowed ? { result: "allow", is_superuser: false } : { result: "deny" };
     },
   };

@@ -156,8 +156,8 @@ export default definePlugin({
   test("a request its service cannot take is refused before its body is read: a body that never comes is not waited for", async () => {
     p = await boot({ files: { "held.ts": held } }, { bulkhead: { maxConcurrent: 1, adaptive: false, maxQueue: 0 } });
     // Held long enough that the slot is still taken when the refused requests below arrive on a busy machine.
-    const holding = p.req("/api/held/hold?ms=4000");
-    await eventually(async () => (await rawHttp(p!.url, requestBytes("GET", "/api/held/runs", [["Host", "x.test"]]))).answers[0]?.status === 503);
+    const holding = p.req("/api/held/hold?ms=8000");
+    await eventually(async () => (await rawHttp(p!.url, requestBytes("GET", "/api/held/runs", [["Host", "x.test"]]))).answers[0]?.status === 503, 15_000);
     // Headers announcing 100 kB, and no body at all.
     const head = requestBytes("POST", "/api/held/upload", [["Host", "x.test"], ["Content-Type", "application/json"], ["Content-Length", "100000"]]);
     const { answers } = await rawHttp(p.url, head, { timeoutMs: 5_000 });
@@ -165,5 +165,5 @@ export default definePlugin({
     expect(answers[0]?.headers["retry-after"]).toBe("1");
     expect(JSON.parse(answers[0]!.body.toString())).toMatchObject({ error: { code: "PLT_BULKHEAD_FULL" } });
     expect((await holding).status).toBe(200);
-  }, 20_000);
+  }, 40_000);
 });

@@ -70,11 +70,11 @@ test("a restarted broker thread binds the same port again, and a client reconnec
   expect(broker.websocketPort).toBe(port);
   const tcp = await client(app.mqttUrl);
   // QoS 0 published until one arrives: the client resubscribes on its own once reconnected.
-  const arrived = ws.next((m) => m.topic === topic);
+  const arrived = ws.next((m) => m.topic === topic, 20_000);
   let got: Received | undefined;
   while (!got) {
     await tcp.client.publishAsync(topic, "again", { qos: 0 });
     got = await Promise.race([arrived, Bun.sleep(50).then(() => undefined)]);
   }
   expect(got.payload.toString()).toBe("again");
-});
+}, 30_000);

@@ -115,12 +115,18 @@ export class ClusterRpc {
   }
 
   private publish(topic: string, items: Array<RpcRequest | RpcReply>): void {
-    this.bus!.publish(topic, JSON.stringify(items), { qos: 0 }).catch((err: Error) => {
-      // Requests that could not leave fail now (answers that could not leave time out at their caller).
-      for (const item of items) {
-        if ("service" in item) this.pending.settle(item.id, { ok: false, error: new PlinthError("PLT_SERVICE_UNAVAILABLE", `${item.service}: ${err.message}`) });
-      }
-    });
+    // Requests that cannot leave fail now (answers that cannot leave time out at their caller).
+    const failed = (error: PlinthError) => {
+      for (const item of items) if ("service" in item) this.pending.settle(item.id, { ok: false, error });
+    };
+    let text: string;
+    try {
+      text = JSON.stringify(items);
+    } catch (err) {
+      // Everything here crossed threads as JSON already; a value that still cannot is this batch's failure alone.
+      return failed(new PlinthError("PLT_BAD_REQUEST", `a request to another node cannot be sent: ${(err as Error).message}`));
+    }
+    this.bus!.publish(topic, text, { qos: 0 }).catch((err: Error) => failed(new PlinthError("PLT_SERVICE_UNAVAILABLE", `another node cannot be reached: ${err.message}`)));
   }
 
   /** `node` left the cluster: what was asked of it fails now (retryable: another instance may serve it). */

@@ -13,7 +13,7 @@ import { Authenticator } from "./auth/authenticator";
 import { Breakers } from "./breaker/call";
 import type { Bus } from "./bus/bus";
 import { connectCluster, type ClusterBus } from "./bus/cluster/bus";
-import { Presence, presenceWill } from "./bus/cluster/presence";
+import { presenceWill } from "./bus/cluster/presence";
 import { ClusterRpc } from "./bus/cluster/rpc";
 import { startEmbeddedBroker, type EmbeddedBroker } from "./bus/embedded";
 import { ResponseCache } from "./gateway/cache";
@@ -21,10 +21,9 @@ import { createApp, startGateway, type Gateway } from "./gateway/gateway";
 import { RateLimiter } from "./gateway/ratelimit";
 import type { ApiPolicies } from "./gateway/routes";
 import { transportOver } from "./loader/dispatcher";
-import { READ_LIMIT, RemoteFollower } from "./loader/follower";
+import { joinCluster, type ClusterMember } from "./loader/cluster";
 import { Loader } from "./loader/loader";
 import { Reloader } from "./loader/reload";
-import { PlinthError } from "./errors";
 import type { Logger } from "./log";
 import { Topics } from "./protocol";
 import { Checkpointer } from "./storage/checkpointer";
@@ -60,8 +59,7 @@ export async function startPlatform(config: Readonly<Config>, log: Logger, optio
   }
   let broker: EmbeddedBroker | null = null;
   let cluster: ClusterBus | null = null;
-  let presence: Presence | null = null;
-  let follower: RemoteFollower | null = null;
+  let member: ClusterMember | null = null;
   let bus: Bus | undefined;
   let checkpointer: Checkpointer | null = null;
   // In a cluster each node keeps its own breakers' states, under its own name.
@@ -76,12 +74,11 @@ export async function startPlatform(config: Readonly<Config>, log: Logger, optio
   const loader = new Loader(config, breakers, log.child("loader"), {
     builtins: { names: builtinServiceNames, node: nodeServiceName },
     transport: transportOver(rpc ?? undefined),
-    ...(config.cluster ? { nodes: () => presence?.list() ?? [] } : {}),
+    ...(config.cluster ? { nodes: () => member?.nodes() ?? [] } : {}),
   });
   /** What start-up opened, closed in reverse (the gateway and reloader, when up, are stopped first). */
   const close = async () => {
-    follower?.stop();
-    await presence?.leave();
+    await member?.leave();
     await loader.stop();
     await broker?.close();
     await cluster?.close();
@@ -113,26 +110,7 @@ export async function startPlatform(config: Readonly<Config>, log: Logger, optio
     // Started once the plugins are ready, so that it does not compete with their workers for a core.
     if (config.data.checkpointMs > 0) checkpointer = new Checkpointer(config.data.dir, config.data.checkpointMs);
     gateway = startGateway(createApp(loader.upstream, config, log.child("gateway"), policies), broker?.websocket ?? null, config, log.child("gateway"));
-    if (cluster && rpc) {
-      const self = config.cluster!.node;
-      await rpc.start(cluster, (name, message, timeoutMs) => {
-        const service = loader.registry.services.get(name);
-        if (!service) return Promise.reject(new PlinthError("PLT_SERVICE_UNAVAILABLE", `no service "${name}" on node "${self}"`));
-        if (message.t === "log") return Promise.resolve(loader.registry.logs.read(name, message.after, Math.min(message.limit, READ_LIMIT)));
-        return service.host.request(message, timeoutMs);
-      });
-      const manifests = () => [...loader.registry.services.values()].flatMap((s) => (s.host.manifest ? [s.host.manifest] : []));
-      presence = new Presence(cluster, config.cluster!, () => ({ url: gateway.url, manifests: manifests() }), (nodes) => {
-        loader.registry.setRemote(nodes, self);
-        for (const node of nodes) if (node.state !== "up") rpc.gone(node.node);
-      });
-      await presence.start();
-      // Subscribers here read the logs of services only other nodes host; events on the bus wake them.
-      follower = new RemoteFollower(loader.registry, rpc, config.calls.timeoutMs, log.child("cluster"));
-      const wakeUp = follower;
-      await cluster.subscribe(`${Topics.eventsRoot}/#`, (topic) => wakeUp.heard(topic));
-      follower.start();
-    }
+    if (cluster && rpc) member = await joinCluster(cluster, rpc, config.cluster!, loader, gateway.url, log.child("cluster"));
   } catch (err) {
     await close();
     throw err;

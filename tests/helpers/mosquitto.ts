@@ -13,6 +13,7 @@ import { existsSync, writeFileSync } from "node:fs";
 import { userInfo } from "node:os";
 import { join } from "node:path";
 import { connect } from "../bench/mqtt-client";
+import { captureOutput } from "./output";
 
 export const MOSQUITTO = Bun.which("mosquitto") ?? (existsSync("/usr/sbin/mosquitto") ? "/usr/sbin/mosquitto" : null);
 
@@ -77,19 +78,13 @@ export async function startMosquitto(dir: string, options: { port?: number; pers
   const started = performance.now();
   const cmd = (options.wrap ?? ((c) => c))([MOSQUITTO, "-c", conf]);
   const proc = Bun.spawn(cmd, { cwd: dir, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
-  let text = "";
-  const decoder = new TextDecoder();
-  const read = async (s: ReadableStream<Uint8Array>) => {
-    for await (const c of s) text += decoder.decode(c);
-  };
-  void read(proc.stdout);
-  void read(proc.stderr);
+  const text = captureOutput(proc);
   const url = `mqtt://127.0.0.1:${port}`;
   try {
     await waitForBroker(url, 30_000, () => proc.exitCode !== null);
   } catch (error) {
     proc.kill();
-    throw new Error(`${(error as Error).message}\n${text}`);
+    throw new Error(`${(error as Error).message}\n${text()}`);
   }
-  return { url, port, pid: proc.pid, proc, readyMs: performance.now() - started, log: () => text };
+  return { url, port, pid: proc.pid, proc, readyMs: performance.now() - started, log: text };
 }

@@ -96,13 +96,17 @@ export class Presence {
       return; // not an announcement: ignored
     }
     if (info?.node !== node || !["up", "gone", "left"].includes(info.state)) return;
+    // The same manifests as the node's last announcement are the same objects: what is built from them
+    // (routers) is kept, not rebuilt at every announcement.
+    const previous = this.nodes.get(node);
     const manifests = Array.isArray(info.manifests) ? info.manifests.filter(isManifest) : [];
+    const same = previous?.manifests && JSON.stringify(previous.manifests) === JSON.stringify(manifests);
     this.nodes.set(info.node, {
       node: info.node,
       state: info.state,
       ...(typeof info.url === "string" ? { url: info.url } : {}),
       services: Array.isArray(info.services) ? info.services.filter((s) => typeof s === "string") : [],
-      manifests,
+      manifests: same ? previous.manifests : manifests,
       at: String(info.at),
     });
     this.changed([...this.nodes.values()]);
